@@ -1,0 +1,95 @@
+/* Load-time set-up and the lookup of the real ucontext functions.
+ *
+ * The real functions are found with dlsym(RTLD_NEXT, ...), so that another
+ * interposer loaded after us (a sanitizer runtime, a second shim) still sees
+ * every call. Another library's constructor may call makecontext before our
+ * constructor runs, so every wrapper calls tl__init() first, and tl__init()
+ * is cheap once done and safe to call early. */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
+int (*tl__real_setcontext)(const ucontext_t *);
+void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
+int tl__interposing;
+_Atomic uint64_t tl__next_id = 1;
+
+static struct {
+  _Atomic int state;                       /* 0 not begun, 1 in progress, 2 done */
+  struct tl__lock lock;
+} S;
+
+/* The next definition of name after ours. RTLD_NEXT finds it when libc
+ * comes after us in the lookup order (preloaded, or linked before libc);
+ * when a program was linked with libc first, the default definition is
+ * libc's own, and as a last resort we ask libc.so.6 directly. */
+static void *find_real(const char *name, void *ours)
+{
+  void *p = dlsym(RTLD_NEXT, name);
+  if (p == NULL || p == ours)
+    p = dlsym(RTLD_DEFAULT, name);
+  if (p == NULL || p == ours) {
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    p = libc ? dlsym(libc, name) : NULL;
+  }
+  return p == ours ? NULL : p;
+}
+
+/* dlsym may allocate (it reports errors through a malloc'd string), and a
+ * preloaded allocator may itself use ucontext; this runs once, on the first
+ * wrapper call or in our constructor, whichever comes first. */
+static void lookup_real(void)
+{
+  extern int swapcontext(ucontext_t *, const ucontext_t *);
+  extern int setcontext(const ucontext_t *);
+  extern void makecontext(ucontext_t *, void (*)(void), int, ...);
+  tl__real_swapcontext = (int (*)(ucontext_t *, const ucontext_t *))find_real("swapcontext", (void *)swapcontext);
+  tl__real_setcontext = (int (*)(const ucontext_t *))find_real("setcontext", (void *)setcontext);
+  tl__real_makecontext = (void (*)(ucontext_t *, void (*)(void), int, ...))find_real("makecontext", (void *)makecontext);
+  if (tl__real_swapcontext == NULL || tl__real_setcontext == NULL || tl__real_makecontext == NULL)
+    tl__message("cannot find libc's ucontext functions: %s", dlerror() ? "dlsym failed" : "not loaded");
+  /* Our wrappers are the ones the program calls when the default
+   * definition of swapcontext is ours: preloaded, or linked before libc. */
+  tl__interposing = dlsym(RTLD_DEFAULT, "swapcontext") == (void *)swapcontext;
+}
+
+static void atfork_prepare(void) { tl__task_atfork(-1); }
+static void atfork_parent(void) { tl__task_atfork(0); }
+static void atfork_child(void) { tl__task_atfork(1); }
+
+void tl__init(void)
+{
+  if (TL__LIKELY(atomic_load_explicit(&S.state, memory_order_acquire) == 2))
+    return;
+  if (tl__lock(&S.lock) != 0)
+    return;
+  if (atomic_load_explicit(&S.state, memory_order_relaxed) == 0) {
+    atomic_store_explicit(&S.state, 1, memory_order_relaxed);
+    lookup_real();
+    tl__task_setup();
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    atomic_store_explicit(&S.state, 2, memory_order_release);
+  }
+  tl__unlock(&S.lock);
+}
+
+__attribute__((constructor)) static void tl__constructor(void)
+{
+  tl__init();
+  tl__self();
+}
+
+__attribute__((destructor)) static void tl__destructor(void)
+{
+  tl__task_exit();
+}
+
+int tl_available(void)
+{
+  tl__init();
+  return tl__interposing;
+}

@@ -1,0 +1,217 @@
+/* Private interfaces shared by the files of shim/. Nothing here is exported:
+ * the library is built with -fvisibility=hidden and a version script, and
+ * every internal name starts with tl__ so that it can never collide with
+ * the host program's symbols. */
+#ifndef TL_INTERNAL_H
+#define TL_INTERNAL_H
+
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ucontext.h>
+
+#include "tasklocal.h"
+
+#if !defined(__x86_64__) || !defined(__linux__) || !defined(__GLIBC__)
+#error "tasklocal tracks glibc's x86_64 ucontext implementation; other targets are not supported yet"
+#endif
+
+#define TL__LIKELY(x) __builtin_expect(!!(x), 1)
+#define TL__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ------------------------------------------------------------------------
+ * Locks
+ *
+ * A spinning lock that remembers its owner thread. Signal handlers may call
+ * tl_get(), and the slow path of a read takes a lock: a handler that
+ * interrupts its own thread while that thread holds the lock must not wait
+ * for itself. tl__lock() reports that case instead of deadlocking, and the
+ * caller falls back to what it already knows.
+ * ------------------------------------------------------------------------ */
+
+struct tl__lock {
+  _Atomic uintptr_t owner;                 /* 0 when free, else the owner's tl__thread_token() */
+};
+
+uintptr_t tl__thread_token(void);          /* unique per thread, needs no allocation */
+int tl__lock(struct tl__lock *lock);       /* 0, or EDEADLK when this thread already holds it */
+void tl__unlock(struct tl__lock *lock);
+void tl__lock_reset(struct tl__lock *lock); /* in a forked child: the owner thread is gone */
+
+/* ------------------------------------------------------------------------
+ * Tasks and threads
+ * ------------------------------------------------------------------------ */
+
+enum tl__state {
+  TL__NEW = 0,                             /* made, never started */
+  TL__RUNNING = 1,                         /* running on some thread */
+  TL__SUSPENDED = 2,                       /* saved by a switch, or left by setcontext */
+  TL__FINISHED = 3,                        /* its function returned */
+  TL__ABANDONED = 4                        /* its ucontext_t was made again */
+};
+
+/* One entry of a task's value table. A key of 0 marks an empty entry and 1
+ * a removed one (real keys always have a non-zero generation in the high
+ * 32 bits, so they are never below 2^32). */
+struct tl__ent {
+  _Atomic uint64_t key;
+  void *_Atomic value;
+};
+
+#define TL__EMPTY 0u
+#define TL__TOMB 1u
+
+/* A task's value table: open addressing on the key's slot number, which is
+ * a small integer, so keys created together land in distinct entries. The
+ * whole table is replaced (never resized in place) so that a signal handler
+ * reading it always sees a complete one. */
+struct tl__vtab {
+  uint32_t mask;                           /* capacity - 1 */
+  uint32_t used;                           /* live entries plus removed ones */
+  struct tl__ent e[];
+};
+
+/* The record of one task. Kept small (at most 128 bytes) because a program
+ * may hold a million suspended tasks. Records come from a type-stable pool
+ * and are never returned to the system, so a stale pointer (a context copied
+ * after its task ended) can be checked against its id without a crash. */
+struct tl__task {
+  uintptr_t lo, hi;                        /* the stack: [lo, hi) */
+  struct tl__vtab *_Atomic vt;             /* the values; never NULL */
+  uint64_t id;                             /* unique, never reused; 0 while free */
+  const void *ctx;                         /* the ucontext_t it last saved itself into */
+  struct tl__task *hnext;                  /* chain in the context map */
+  struct tl__task *left, *right;           /* the stack-range tree */
+  void (*entry)(void);                     /* the function given to makecontext */
+  uint64_t parent;                         /* id of the task that made it */
+  _Atomic uint32_t state;                  /* enum tl__state */
+  uint32_t flags;                          /* TL__F_* */
+  struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
+  struct tl__task *lprev;
+};
+
+#define TL__F_ROOT 0x1u                    /* a thread's own stack */
+#define TL__F_MAPPED 0x2u                  /* ctx is entered in the context map */
+#define TL__F_IN_TREE 0x4u                 /* entered in the stack-range tree */
+#define TL__F_STARTED 0x8u                 /* its trampoline ran */
+
+/* Per-thread state. The only thread-local variable of the library is the
+ * pointer to this struct (tl__tls, initial-exec). */
+struct tl__thread {
+  struct tl__task *current;                /* the task believed to run here */
+  struct tl__task *prev;                   /* the task that began the last switch */
+  struct tl__task *override;               /* a task whose destructors run here */
+  int in_switch;                           /* a switch was announced and not yet seen done */
+  int dying;                               /* thread exit in progress */
+  uint64_t switches;                       /* switches made on this thread */
+  uint64_t untracked;                      /* unseen switches found from the stack pointer */
+  struct tl__thread *next, *prevt;         /* all threads, for fork */
+  struct tl__task root;                    /* this thread's own stack */
+};
+
+extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
+
+struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
+struct tl__thread *tl__thread_fresh(void); /* re-reads tl__tls: use after a possible migration */
+
+static inline struct tl__thread *tl__self(void)
+{
+  struct tl__thread *th = tl__tls;
+  if (TL__UNLIKELY(th == NULL))
+    th = tl__thread_init();
+  return th;
+}
+
+static inline uintptr_t tl__sp(void)
+{
+  return (uintptr_t)__builtin_frame_address(0);
+}
+
+static inline int tl__in_stack(const struct tl__task *t, uintptr_t sp)
+{
+  return sp - t->lo < t->hi - t->lo;
+}
+
+struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp); /* slow path of tl__task_now */
+
+/* The task running now, checked against the stack pointer; NULL only when
+ * the thread has no state yet and none could be made. */
+static inline struct tl__task *tl__task_now(void)
+{
+  struct tl__thread *th = tl__self();
+  if (TL__UNLIKELY(th == NULL))
+    return NULL;
+  struct tl__task *t = th->current;
+  uintptr_t sp = tl__sp();
+  if (TL__LIKELY(t != NULL && tl__in_stack(t, sp))) {
+    if (TL__UNLIKELY(th->in_switch))
+      th->in_switch = 0;
+    return t;
+  }
+  return tl__resolve(th, sp);
+}
+
+/* thread.c */
+void tl__thread_setup(void);               /* once, at load */
+void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
+void tl__thread_stats(uint64_t *switches, uint64_t *untracked);
+struct tl__thread *tl__thread_list(void);
+
+/* task.c */
+struct tl__stats {
+  uint64_t created, finished, abandoned, switches, untracked, peak;
+};
+
+void tl__task_setup(void);                 /* once, at load */
+void tl__root_init(struct tl__thread *th, uintptr_t sp);
+void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */
+void tl__root_forget(struct tl__thread *th); /* the root leaves the indexes */
+struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* NULL: untracked */
+void tl__task_commit(struct tl__task *t, const ucontext_t *ucp); /* after the real makecontext */
+void tl__task_stats(struct tl__stats *st);
+struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
+void tl__map_save(struct tl__task *t, const void *ctx);
+void tl__task_finished(struct tl__thread *th, struct tl__task *t);
+void tl__destroy_values(struct tl__thread *th, struct tl__task *t);
+void tl__task_atfork(int phase);           /* -1 before fork, 0 parent, 1 child */
+void tl__task_exit(void);                  /* process exit */
+
+/* key.c */
+int tl__key_valid(tl_key_t key);
+void (*tl__key_destructor(tl_key_t key))(void *);
+void tl__vtab_free(struct tl__vtab *vt);
+struct tl__empty_storage {
+  struct tl__vtab vt;
+  struct tl__ent one;                      /* vt.e[0] */
+};
+extern struct tl__empty_storage tl__empty_storage;
+#define tl__empty_vtab (tl__empty_storage.vt)
+uint64_t tl__keys_created(void);
+
+/* init.c */
+extern int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
+extern int (*tl__real_setcontext)(const ucontext_t *);
+extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
+void tl__init(void);                       /* idempotent; safe before our constructor */
+extern int tl__interposing;                /* our wrappers are the ones the process calls */
+extern _Atomic uint64_t tl__next_id;       /* task ids */
+
+/* alloc.c: every allocation of the library goes through these, so that a
+ * test can make the Nth one fail. */
+void *tl__alloc(size_t size);
+void *tl__calloc(size_t n, size_t size);
+void tl__free(void *p);
+void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
+
+/* message.c */
+void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
+
+/* interpose.S */
+void tl__trampoline(void);
+void tl__forward_makecontext(void *real, ucontext_t *ucp, void (*fn)(void), int argc,
+                             const uint64_t *args);
+
+#endif /* TL_INTERNAL_H */

@@ -1,0 +1,142 @@
+/* The interposed ucontext functions: the C half.
+ *
+ * swapcontext and setcontext are defined in interpose.S, which calls
+ * tl__before_swap/tl__before_set for the bookkeeping and then jumps to the
+ * real function. makecontext is plain C: it runs before any switch and
+ * leaves nothing on a stack that is switched away from. Made contexts start
+ * in tl__trampoline (interpose.S), which calls tl__task_begin and, when the
+ * program's function returns, tl__task_end.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+/* Bookkeeping of swapcontext(oucp, ucp), before the real switch: the
+ * running task saves itself at oucp, and the task predicted for ucp becomes
+ * the current one. The contexts are read here only, while they are valid;
+ * after the switch, any of them may be freed at once. */
+void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
+{
+  tl__init();
+  struct tl__thread *th = tl__self();
+  if (th == NULL || oucp == NULL || ucp == NULL)
+    return;
+  struct tl__task *c = tl__task_now();
+  if (c == NULL)
+    return;
+  tl__map_save(c, oucp);
+  struct tl__task *t = tl__predict(th, ucp);
+  if (t == NULL)
+    t = &th->root;
+  if (t != c) {
+    atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
+    atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
+  }
+  th->prev = c;
+  th->in_switch = 1;
+  th->current = t;
+  th->switches++;
+}
+
+/* setcontext(ucp): the running task leaves without saving itself. It stays
+ * suspended: a context that getcontext saved in it may resume it later. */
+void tl__before_set(const ucontext_t *ucp)
+{
+  tl__init();
+  struct tl__thread *th = tl__self();
+  if (th == NULL || ucp == NULL)
+    return;
+  struct tl__task *c = tl__task_now();
+  if (c == NULL)
+    return;
+  struct tl__task *t = tl__predict(th, ucp);
+  if (t == NULL)
+    t = &th->root;
+  if (t != c) {
+    atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
+    atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
+  }
+  th->prev = c;
+  th->in_switch = 1;
+  th->current = t;
+  th->switches++;
+}
+
+/* glibc's makecontext reads each argument as a 64-bit value on x86_64
+ * (sysdeps/unix/sysv/linux/x86_64/makecontext.c uses va_arg(ap, greg_t)):
+ * reading them the same way and passing them on keeps every bit, whether
+ * the program passed ints or pointers. */
+__attribute__((visibility("default"))) void makecontext(ucontext_t *ucp, void (*func)(void), int argc, ...)
+{
+  tl__init();
+  int n = argc > 0 ? argc : 0;
+  if (n > 4096)
+    n = 4096;
+  uint64_t args[n > 0 ? n : 1];
+  va_list ap;
+  va_start(ap, argc);
+  for (int i = 0; i < n; i++)
+    args[i] = va_arg(ap, uint64_t);
+  va_end(ap);
+  if (tl__real_makecontext == NULL)
+    return;
+  struct tl__task *t = NULL;
+  if (ucp != NULL && func != NULL && argc == n)
+    t = tl__task_make(ucp, func);
+  tl__forward_makecontext((void *)tl__real_makecontext, ucp, t ? tl__trampoline : func, argc, args);
+  if (t == NULL)
+    return;
+  /* The trampoline finds its task, its id and the program's function in
+   * callee-saved registers of the new context: setcontext restores them,
+   * and a copy of the context carries them along. */
+  ucp->uc_mcontext.gregs[REG_R12] = (greg_t)(uintptr_t)t;
+  ucp->uc_mcontext.gregs[REG_R13] = (greg_t)t->id;
+  ucp->uc_mcontext.gregs[REG_R14] = (greg_t)(uintptr_t)func;
+  tl__task_commit(t, ucp);
+}
+
+/* The first thing a made context runs. The switch that started it already
+ * made it current; this confirms it (a copied context may have been
+ * predicted wrong) and ends the switch. */
+void tl__task_begin(struct tl__task *t, uint64_t id)
+{
+  struct tl__thread *th = tl__thread_fresh();
+  if (th == NULL)
+    return;
+  th->in_switch = 0;
+  if (t == NULL || id == 0 || t->id != id)
+    return;                                /* its record ended: it runs untracked */
+  t->flags |= TL__F_STARTED;
+  struct tl__task *c = th->current;
+  if (c != t) {
+    /* The switch predicted another task: it is not running after all. */
+    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
+      atomic_store_explicit(&c->state, (c->flags & TL__F_STARTED) ? TL__SUSPENDED : TL__NEW,
+                            memory_order_relaxed);
+    th->current = t;
+  }
+  atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
+}
+
+/* The program's function returned: the task finishes (its values are
+ * destroyed on its own stack, with it current), then glibc's
+ * __start_context switches to uc_link, which we predict like any switch,
+ * or calls exit(0) when uc_link is NULL. link_slot is where glibc keeps
+ * uc_link (%rbx). The thread is read afresh: the task may have migrated. */
+void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot)
+{
+  struct tl__thread *th = tl__thread_fresh();
+  if (th == NULL)
+    return;
+  if (t != NULL && id != 0 && t->id == id)
+    tl__task_finished(th, t);
+  const ucontext_t *link = *link_slot;
+  struct tl__task *n = link ? tl__predict(th, link) : NULL;
+  if (n == NULL)
+    n = &th->root;
+  atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
+  th->prev = NULL;
+  th->in_switch = 0;
+  th->current = n;
+  th->switches++;
+}

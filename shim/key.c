@@ -1,0 +1,478 @@
+/* Keys and values.
+ *
+ * A key is (generation << 32 | slot). The slot indexes the key records and
+ * each task's value table; the generation changes when the key is deleted,
+ * so an old handle never matches the slot's next key (SPEC 3.1).
+ *
+ * Reads take no lock and allocate nothing: tl_get finds the task, looks at
+ * one entry of its value table, and checks the key's generation in a flat
+ * array that is replaced, never resized in place, when it grows. Old arrays
+ * are kept until exit, so a reader holding one reads valid memory.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define CHUNK_BITS 12
+#define CHUNK (1u << CHUNK_BITS)
+#define MAX_CHUNKS (1u << 16)              /* 2^28 keys alive at once */
+
+struct keyrec {
+  uint32_t gen;                            /* the live key's generation; 0 while free */
+  uint32_t next_free;                      /* slot + 1 of the next free record */
+  tl_key_attr_t attr;                      /* attr.name is our own copy */
+};
+
+struct gens {
+  uint32_t cap;
+  struct gens *older;                      /* kept for readers that still hold it */
+  _Atomic uint32_t gen[];
+};
+
+/* The table of a task that never bound anything: one empty entry, so that
+ * the read path needs no test for "no table". */
+struct tl__empty_storage tl__empty_storage;
+
+static struct {
+  struct tl__lock lock;                    /* everything below, for writers */
+  struct keyrec *chunk[MAX_CHUNKS];
+  uint32_t nslots;                         /* slots ever used */
+  uint32_t free_head;                      /* slot + 1, or 0 */
+  struct gens *_Atomic gens;
+  uint32_t *names;                         /* open addressing: slot + 1, 0 empty, UINT32_MAX removed */
+  uint32_t names_cap, names_used;
+  uint64_t created;
+} K;
+
+static struct keyrec *rec(uint32_t slot)
+{
+  return &K.chunk[slot >> CHUNK_BITS][slot & (CHUNK - 1)];
+}
+
+static inline int key_live(tl_key_t key)
+{
+  struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
+  uint32_t slot = (uint32_t)key, gen = (uint32_t)(key >> 32);
+  return g != NULL && slot < g->cap && gen != 0 &&
+         atomic_load_explicit(&g->gen[slot], memory_order_relaxed) == gen;
+}
+
+int tl__key_valid(tl_key_t key)
+{
+  return key_live(key);
+}
+
+void (*tl__key_destructor(tl_key_t key))(void *)
+{
+  if (!key_live(key))
+    return NULL;
+  return rec((uint32_t)key)->attr.destroy;
+}
+
+/* ------------------------------------------------------------------------
+ * Names
+ * ------------------------------------------------------------------------ */
+
+static uint64_t str_hash(const char *s)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+/* Called with K.lock held. Returns the entry for name, or the place to put
+ * it (an empty or removed entry) when absent. */
+static uint32_t *name_slot(const char *name, int *found)
+{
+  *found = 0;
+  if (K.names_cap == 0)
+    return NULL;
+  uint32_t *reuse = NULL, mask = K.names_cap - 1;
+  for (uint32_t i = (uint32_t)str_hash(name) & mask, n = 0; n < K.names_cap; i = (i + 1) & mask, n++) {
+    uint32_t v = K.names[i];
+    if (v == 0)
+      return reuse ? reuse : &K.names[i];
+    if (v == UINT32_MAX) {
+      if (reuse == NULL)
+        reuse = &K.names[i];
+    } else if (strcmp(rec(v - 1)->attr.name, name) == 0) {
+      *found = 1;
+      return &K.names[i];
+    }
+  }
+  return reuse;
+}
+
+static int names_grow(void)
+{
+  uint32_t cap = K.names_cap ? K.names_cap * 2 : 64;
+  uint32_t *t = tl__calloc(cap, sizeof *t);
+  if (t == NULL)
+    return ENOMEM;
+  uint32_t *old = K.names, oldcap = K.names_cap;
+  K.names = t;
+  K.names_cap = cap;
+  K.names_used = 0;
+  for (uint32_t i = 0; i < oldcap; i++) {
+    if (old[i] != 0 && old[i] != UINT32_MAX) {
+      int found;
+      *name_slot(rec(old[i] - 1)->attr.name, &found) = old[i];
+      K.names_used++;
+    }
+  }
+  tl__free(old);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Key records
+ * ------------------------------------------------------------------------ */
+
+/* Called with K.lock held: makes sure slot has a record and a generation. */
+static int slot_reserve(uint32_t slot)
+{
+  if (slot >= MAX_CHUNKS * CHUNK)
+    return EAGAIN;
+  if (K.chunk[slot >> CHUNK_BITS] == NULL) {
+    struct keyrec *c = tl__calloc(CHUNK, sizeof *c);
+    if (c == NULL)
+      return ENOMEM;
+    K.chunk[slot >> CHUNK_BITS] = c;
+  }
+  struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
+  if (g == NULL || slot >= g->cap) {
+    uint32_t cap = g ? g->cap * 2 : 1024;
+    while (cap <= slot)
+      cap *= 2;
+    struct gens *n = tl__calloc(1, sizeof *n + cap * sizeof n->gen[0]);
+    if (n == NULL)
+      return ENOMEM;
+    n->cap = cap;
+    n->older = g;
+    for (uint32_t i = 0; g != NULL && i < g->cap; i++)
+      atomic_store_explicit(&n->gen[i], atomic_load_explicit(&g->gen[i], memory_order_relaxed),
+                            memory_order_relaxed);
+    atomic_store_explicit(&K.gens, n, memory_order_release);
+  }
+  return 0;
+}
+
+static int check_attr(const tl_key_attr_t *a)
+{
+  if (a->scope < TL_SCOPE_TASK || a->scope > TL_SCOPE_CUSTOM)
+    return EINVAL;
+  if (a->inherit < TL_INHERIT_NONE || a->inherit > TL_INHERIT_COPY)
+    return EINVAL;
+  if (a->inherit == TL_INHERIT_COPY && a->copy == NULL)
+    return EINVAL;
+  if (a->scope == TL_SCOPE_CUSTOM && (a->disc == NULL || a->disc->current == NULL))
+    return EINVAL;
+  if (a->scope != TL_SCOPE_TASK && a->inherit != TL_INHERIT_NONE)
+    return EINVAL;
+  if (a->flags & ~TL_KEY_SCOPED_ONLY)
+    return EINVAL;
+  if (a->name != NULL && a->name[0] == '\0')
+    return EINVAL;
+  /* Thread and custom scopes, initializers, inheritance and scoped-only
+   * keys come with the next release; the attribute layout is final. */
+  if (a->scope != TL_SCOPE_TASK || a->inherit != TL_INHERIT_NONE || a->init != NULL ||
+      (a->flags & TL_KEY_SCOPED_ONLY))
+    return ENOTSUP;
+  return 0;
+}
+
+int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
+{
+  static const tl_key_attr_t defaults = TL_KEY_ATTR_INIT;
+  if (key == NULL)
+    return EINVAL;
+  if (attr == NULL)
+    attr = &defaults;
+  int err = check_attr(attr);
+  if (err != 0)
+    return err;
+  tl__init();
+  char *name = NULL;
+  if (attr->name != NULL) {
+    size_t len = strlen(attr->name) + 1;
+    name = tl__alloc(len);
+    if (name == NULL)
+      return ENOMEM;
+    memcpy(name, attr->name, len);
+  }
+  if (tl__lock(&K.lock) != 0) {
+    tl__free(name);
+    return EDEADLK;
+  }
+  uint32_t *nslot = NULL;
+  if (name != NULL) {
+    int found;
+    if ((K.names_used + 1) * 4 > K.names_cap * 3 && (err = names_grow()) != 0)
+      goto out;
+    nslot = name_slot(name, &found);
+    if (found) {
+      err = EEXIST;
+      goto out;
+    }
+  }
+  uint32_t slot = K.free_head ? K.free_head - 1 : K.nslots;
+  if ((err = slot_reserve(slot)) != 0)
+    goto out;
+  struct keyrec *r = rec(slot);
+  if (K.free_head)
+    K.free_head = r->next_free;
+  else
+    K.nslots++;
+  struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
+  uint32_t gen = atomic_load_explicit(&g->gen[slot], memory_order_relaxed);
+  if (gen == 0)
+    gen = r->gen ? r->gen : 1;
+  r->gen = gen;
+  r->next_free = 0;
+  r->attr = *attr;
+  r->attr.name = name;
+  if (nslot != NULL) {
+    if (*nslot == 0)
+      K.names_used++;
+    *nslot = slot + 1;
+  }
+  K.created++;
+  atomic_store_explicit(&g->gen[slot], gen, memory_order_release);
+  *key = (uint64_t)gen << 32 | slot;
+  name = NULL;
+out:
+  tl__unlock(&K.lock);
+  tl__free(name);
+  return err;
+}
+
+int tl_key_create(tl_key_t *key, void (*destroy)(void *value))
+{
+  tl_key_attr_t attr = TL_KEY_ATTR_INIT;
+  attr.destroy = destroy;
+  return tl_key_create_attr(key, &attr);
+}
+
+int tl_key_find(tl_key_t *key, const char *name)
+{
+  if (key == NULL || name == NULL)
+    return EINVAL;
+  if (tl__lock(&K.lock) != 0)
+    return EDEADLK;
+  int found, err = ENOENT;
+  uint32_t *p = name_slot(name, &found);
+  if (found) {
+    uint32_t slot = *p - 1;
+    *key = (uint64_t)rec(slot)->gen << 32 | slot;
+    err = 0;
+  }
+  tl__unlock(&K.lock);
+  return err;
+}
+
+int tl_key_delete(tl_key_t key)
+{
+  if (tl__lock(&K.lock) != 0)
+    return EDEADLK;
+  if (!key_live(key)) {
+    tl__unlock(&K.lock);
+    return EINVAL;
+  }
+  uint32_t slot = (uint32_t)key;
+  struct keyrec *r = rec(slot);
+  struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
+  /* The next key in this slot gets the next generation; 0 is skipped, as it
+   * marks a free slot. Values bound under the old key stay in the tables
+   * of tasks, unreachable, until the entry is reused or the task ends. */
+  uint32_t next = r->gen + 1 ? r->gen + 1 : 1;
+  atomic_store_explicit(&g->gen[slot], 0, memory_order_release);
+  r->gen = next;
+  char *name = (char *)r->attr.name;
+  if (name != NULL) {
+    int found;
+    uint32_t *p = name_slot(name, &found);
+    if (found)
+      *p = UINT32_MAX;
+  }
+  memset(&r->attr, 0, sizeof r->attr);
+  r->next_free = K.free_head;
+  K.free_head = slot + 1;
+  tl__unlock(&K.lock);
+  tl__free(name);
+  return 0;
+}
+
+uint64_t tl__keys_created(void)
+{
+  return K.created;
+}
+
+/* ------------------------------------------------------------------------
+ * Value tables
+ * ------------------------------------------------------------------------ */
+
+void tl__vtab_free(struct tl__vtab *vt)
+{
+  if (vt != &tl__empty_vtab)
+    tl__free(vt);
+}
+
+static int entry_dead(uint64_t key)
+{
+  return key == TL__TOMB || !key_live(key);
+}
+
+/* The entry holding key in vt, or NULL. */
+static struct tl__ent *vtab_find(struct tl__vtab *vt, tl_key_t key)
+{
+  uint32_t mask = vt->mask;
+  for (uint32_t i = (uint32_t)key & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+    uint64_t k = atomic_load_explicit(&vt->e[i].key, memory_order_acquire);
+    if (k == key)
+      return &vt->e[i];
+    if (k == TL__EMPTY)
+      return NULL;
+  }
+  return NULL;
+}
+
+static void vtab_place(struct tl__vtab *vt, uint64_t key, void *value)
+{
+  uint32_t mask = vt->mask;
+  uint32_t i = (uint32_t)key & mask;
+  while (atomic_load_explicit(&vt->e[i].key, memory_order_relaxed) != TL__EMPTY)
+    i = (i + 1) & mask;
+  atomic_store_explicit(&vt->e[i].value, value, memory_order_relaxed);
+  atomic_store_explicit(&vt->e[i].key, key, memory_order_release);
+  vt->used++;
+}
+
+/* A new table holding the live entries of old plus room for one more. The
+ * old one stays valid until the caller publishes the new one and frees it. */
+static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
+{
+  uint32_t live = 0;
+  for (uint32_t i = 0; old != &tl__empty_vtab && i <= old->mask; i++)
+    if (!entry_dead(atomic_load_explicit(&old->e[i].key, memory_order_relaxed)) &&
+        atomic_load_explicit(&old->e[i].key, memory_order_relaxed) != TL__EMPTY)
+      live++;
+  /* Small tables may fill up completely (4 values in 4 entries); larger
+   * ones stay at most three quarters full so that misses end quickly. */
+  uint32_t cap = 4;
+  while (cap <= 8 ? cap < live + 1 : (live + 1) * 4 > cap * 3)
+    cap *= 2;
+  struct tl__vtab *vt = tl__calloc(1, sizeof *vt + cap * sizeof vt->e[0]);
+  if (vt == NULL)
+    return NULL;
+  vt->mask = cap - 1;
+  for (uint32_t i = 0; old != &tl__empty_vtab && i <= old->mask; i++) {
+    uint64_t k = atomic_load_explicit(&old->e[i].key, memory_order_relaxed);
+    if (k != TL__EMPTY && !entry_dead(k))
+      vtab_place(vt, k, atomic_load_explicit(&old->e[i].value, memory_order_relaxed));
+  }
+  return vt;
+}
+
+/* Binds key to value in task t. On ENOMEM the previous binding is intact. */
+static int vtab_put(struct tl__task *t, tl_key_t key, void *value)
+{
+  struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_relaxed);
+  struct tl__ent *reuse = NULL;
+  uint32_t mask = vt->mask;
+  if (vt != &tl__empty_vtab) {
+    for (uint32_t i = (uint32_t)key & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+      struct tl__ent *e = &vt->e[i];
+      uint64_t k = atomic_load_explicit(&e->key, memory_order_relaxed);
+      if (k == key) {
+        atomic_store_explicit(&e->value, value, memory_order_release);
+        return 0;
+      }
+      if (k == TL__EMPTY) {
+        if (reuse == NULL && vt->used + 1 <= (mask < 8 ? mask + 1 : (mask + 1) / 4 * 3))
+          reuse = e, vt->used++;
+        break;
+      }
+      if (reuse == NULL && entry_dead(k))
+        reuse = e;
+    }
+  }
+  if (reuse != NULL) {
+    /* The value first: a reader that sees the key sees its value. */
+    atomic_store_explicit(&reuse->key, TL__TOMB, memory_order_relaxed);
+    atomic_store_explicit(&reuse->value, value, memory_order_relaxed);
+    atomic_store_explicit(&reuse->key, key, memory_order_release);
+    return 0;
+  }
+  struct tl__vtab *nt = vtab_rebuild(vt);
+  if (nt == NULL)
+    return ENOMEM;
+  vtab_place(nt, key, value);
+  atomic_store_explicit(&t->vt, nt, memory_order_release);
+  tl__vtab_free(vt);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Public: values
+ * ------------------------------------------------------------------------ */
+
+static __attribute__((noinline)) void *get_slow(struct tl__task *t, tl_key_t key)
+{
+  if (t == NULL || !key_live(key))
+    return NULL;
+  struct tl__ent *e = vtab_find(atomic_load_explicit(&t->vt, memory_order_acquire), key);
+  return e ? atomic_load_explicit(&e->value, memory_order_relaxed) : NULL;
+}
+
+void *tl_get(tl_key_t key)
+{
+  struct tl__task *t = tl__task_now();
+  if (TL__LIKELY(t != NULL)) {
+    struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
+    struct tl__ent *e = &vt->e[(uint32_t)key & vt->mask];
+    if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key && key_live(key)))
+      return atomic_load_explicit(&e->value, memory_order_relaxed);
+  }
+  return get_slow(t, key);
+}
+
+int tl_lookup(tl_key_t key, void **value)
+{
+  if (value == NULL || !key_live(key))
+    return EINVAL;
+  struct tl__task *t = tl__task_now();
+  if (t == NULL)
+    return ENOENT;
+  struct tl__ent *e = vtab_find(atomic_load_explicit(&t->vt, memory_order_acquire), key);
+  if (e == NULL)
+    return ENOENT;
+  *value = atomic_load_explicit(&e->value, memory_order_relaxed);
+  return 0;
+}
+
+int tl_set(tl_key_t key, const void *value)
+{
+  if (!key_live(key))
+    return EINVAL;
+  struct tl__task *t = tl__task_now();
+  if (t == NULL)
+    return ENOMEM;
+  return vtab_put(t, key, (void *)value);
+}
+
+int tl_unset(tl_key_t key)
+{
+  if (!key_live(key))
+    return EINVAL;
+  struct tl__task *t = tl__task_now();
+  if (t == NULL)
+    return 0;
+  struct tl__ent *e = vtab_find(atomic_load_explicit(&t->vt, memory_order_relaxed), key);
+  if (e != NULL) {
+    atomic_store_explicit(&e->key, TL__TOMB, memory_order_release);
+    atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
+  }
+  return 0;
+}

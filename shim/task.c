@@ -1,0 +1,646 @@
+/* Tasks: their records, how a switch finds the task it goes to, and how a
+ * task ends.
+ *
+ * Identity (SPEC 2.2). A task is an execution, not a struct or a stack:
+ * - The context map remembers, for each ucontext_t address, the task that
+ *   last saved itself there (swapcontext's oucp) or was made there. Only the
+ *   address is kept; the struct is never read after control has left it.
+ * - The stack-range tree finds the task whose stack holds a stack pointer:
+ *   the innermost range, and among equal ranges (shared-stack coroutines)
+ *   the newest task.
+ * A switch predicts its target from the map, checks the prediction against
+ * the stack pointer saved in the target context (read before the switch,
+ * while the struct is valid) and falls back to the tree. A read checks the
+ * stack pointer against the tracked task and repairs it from the tree when
+ * a switch happened that the shim never saw (siglongjmp).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define MAP_SHARDS 64
+
+struct map_shard {
+  struct tl__lock lock;
+  struct tl__task **b;                     /* chains through tl__task.hnext */
+  uint32_t nb, n;
+  struct tl__task *one;                    /* the bucket used before the first allocation */
+};
+
+static struct {
+  struct tl__lock lock;                    /* the tree, the live list and the pool */
+  struct tl__task *tree;
+  struct tl__task *live;                   /* made tasks that have not ended, and roots */
+  struct tl__task *pool;                   /* free records */
+  struct map_shard map[MAP_SHARDS];
+  uint64_t made, finished, abandoned, live_n, peak;
+  struct tl__thread *main;                 /* the state of the thread that loaded us */
+} S;
+
+/* ------------------------------------------------------------------------
+ * Records
+ * ------------------------------------------------------------------------ */
+
+/* Called with S.lock held. */
+static struct tl__task *record_alloc(void)
+{
+  if (S.pool == NULL) {
+    size_t size = 64 * 1024, n = size / sizeof(struct tl__task);
+    char *page = tl__pages(size);
+    for (size_t i = 0; page != NULL && i < n; i++) {
+      struct tl__task *t = (struct tl__task *)(page + i * sizeof(struct tl__task));
+      t->lnext = S.pool;
+      S.pool = t;
+    }
+  }
+  struct tl__task *t = S.pool;
+  if (t != NULL)
+    S.pool = t->lnext;
+  return t;
+}
+
+/* Called with S.lock held. The id goes to 0 first: a stale pointer to this
+ * record (a context copied after the task ended) no longer matches. */
+static void record_free(struct tl__task *t)
+{
+  t->id = 0;
+  atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
+  t->lnext = S.pool;
+  S.pool = t;
+}
+
+static void live_add(struct tl__task *t)
+{
+  t->lprev = NULL;
+  t->lnext = S.live;
+  if (S.live)
+    S.live->lprev = t;
+  S.live = t;
+}
+
+static void live_del(struct tl__task *t)
+{
+  if (t->lprev)
+    t->lprev->lnext = t->lnext;
+  else if (S.live == t)
+    S.live = t->lnext;
+  if (t->lnext)
+    t->lnext->lprev = t->lprev;
+  t->lnext = t->lprev = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * The stack-range tree: a treap ordered by (hi ascending, id descending),
+ * with the heap priority derived from the id, so a record needs only two
+ * links. Called with S.lock held.
+ * ------------------------------------------------------------------------ */
+
+static uint64_t prio(const struct tl__task *t)
+{
+  uint64_t x = t->id * 0x9e3779b97f4a7c15ull;
+  return x ^ (x >> 29);
+}
+
+static int before(uintptr_t hi, uint64_t id, const struct tl__task *t)
+{
+  return hi < t->hi || (hi == t->hi && id > t->id);
+}
+
+static struct tl__task *tree_insert(struct tl__task *root, struct tl__task *n)
+{
+  if (root == NULL) {
+    n->left = n->right = NULL;
+    return n;
+  }
+  if (before(n->hi, n->id, root)) {
+    root->left = tree_insert(root->left, n);
+    if (prio(root->left) > prio(root)) {
+      struct tl__task *l = root->left;
+      root->left = l->right;
+      l->right = root;
+      return l;
+    }
+  } else {
+    root->right = tree_insert(root->right, n);
+    if (prio(root->right) > prio(root)) {
+      struct tl__task *r = root->right;
+      root->right = r->left;
+      r->left = root;
+      return r;
+    }
+  }
+  return root;
+}
+
+static struct tl__task *tree_merge(struct tl__task *a, struct tl__task *b)
+{
+  if (a == NULL)
+    return b;
+  if (b == NULL)
+    return a;
+  if (prio(a) > prio(b)) {
+    a->right = tree_merge(a->right, b);
+    return a;
+  }
+  b->left = tree_merge(a, b->left);
+  return b;
+}
+
+static struct tl__task *tree_delete(struct tl__task *root, struct tl__task *n)
+{
+  if (root == NULL)
+    return NULL;
+  if (root == n)
+    return tree_merge(n->left, n->right);
+  if (before(n->hi, n->id, root))
+    root->left = tree_delete(root->left, n);
+  else
+    root->right = tree_delete(root->right, n);
+  return root;
+}
+
+/* The first task in tree order at or after (hi, id). */
+static struct tl__task *tree_ceil(uintptr_t hi, uint64_t id)
+{
+  struct tl__task *n = S.tree, *best = NULL;
+  while (n != NULL) {
+    if (before(hi, id, n) || (hi == n->hi && id == n->id)) {
+      best = n;
+      n = n->left;
+    } else {
+      n = n->right;
+    }
+  }
+  return best;
+}
+
+/* The innermost live task whose stack holds sp. Ranges are visited by
+ * increasing top; the first one that also starts at or below sp is the
+ * innermost for properly nested stacks. The walk is bounded: a pathological
+ * layout gives "unknown", never a long stall. */
+static struct tl__task *tree_find(uintptr_t sp)
+{
+  struct tl__task *n = tree_ceil(sp + 1, UINT64_MAX);
+  for (int i = 0; n != NULL && i < 64; i++) {
+    if (n->lo <= sp)
+      return n;
+    n = tree_ceil(n->hi, n->id - 1);
+  }
+  return NULL;
+}
+
+static void tree_add(struct tl__task *t)
+{
+  S.tree = tree_insert(S.tree, t);
+  t->flags |= TL__F_IN_TREE;
+}
+
+static void tree_del(struct tl__task *t)
+{
+  if (t->flags & TL__F_IN_TREE) {
+    S.tree = tree_delete(S.tree, t);
+    t->flags &= ~TL__F_IN_TREE;
+  }
+}
+
+static struct tl__task *find_locked(uintptr_t sp)
+{
+  if (tl__lock(&S.lock) != 0)
+    return NULL;
+  struct tl__task *t = tree_find(sp);
+  tl__unlock(&S.lock);
+  return t;
+}
+
+/* ------------------------------------------------------------------------
+ * The context map: ucontext_t address -> the task that last saved itself
+ * there. Sharded by address; chains run through the records themselves, so
+ * the map costs one pointer per task plus its buckets.
+ * ------------------------------------------------------------------------ */
+
+static uint64_t addr_hash(const void *p)
+{
+  uint64_t x = (uint64_t)(uintptr_t)p;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  return x ^ (x >> 29);
+}
+
+static struct map_shard *shard_of(const void *ctx, uint64_t *h)
+{
+  *h = addr_hash(ctx);
+  return &S.map[*h % MAP_SHARDS];
+}
+
+static struct tl__task **bucket(struct map_shard *s, uint64_t h)
+{
+  return s->nb ? &s->b[(h / MAP_SHARDS) & (s->nb - 1)] : &s->one;
+}
+
+/* Called with the shard's lock held. A failed allocation keeps the old
+ * table: chains get longer, nothing is lost. */
+static void shard_grow(struct map_shard *s)
+{
+  uint32_t nb = s->nb ? s->nb * 2 : 16;
+  struct tl__task **b = tl__calloc(nb, sizeof *b);
+  if (b == NULL)
+    return;
+  struct tl__task **old = s->b;
+  uint32_t oldn = s->nb;
+  struct tl__task *chain = s->one;
+  s->b = b;
+  s->nb = nb;
+  s->one = NULL;
+  for (uint32_t i = 0; i <= oldn; i++) {
+    struct tl__task *t = i < oldn ? old[i] : chain, *next;
+    for (; t; t = next) {
+      next = t->hnext;
+      struct tl__task **bk = bucket(s, addr_hash(t->ctx));
+      t->hnext = *bk;
+      *bk = t;
+    }
+  }
+  tl__free(old);
+}
+
+static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
+{
+  for (struct tl__task **p = bucket(s, h); *p; p = &(*p)->hnext) {
+    if (*p == t) {
+      *p = t->hnext;
+      s->n--;
+      break;
+    }
+  }
+  t->hnext = NULL;
+  t->flags &= ~TL__F_MAPPED;
+}
+
+static void map_del(struct tl__task *t)
+{
+  if (!(t->flags & TL__F_MAPPED))
+    return;
+  uint64_t h;
+  struct map_shard *s = shard_of(t->ctx, &h);
+  if (tl__lock(&s->lock) != 0)
+    return;
+  if (t->flags & TL__F_MAPPED)
+    map_unlink(s, h, t);
+  tl__unlock(&s->lock);
+}
+
+/* The task that last saved itself at ctx, or NULL. */
+static struct tl__task *map_get(const void *ctx)
+{
+  uint64_t h;
+  struct map_shard *s = shard_of(ctx, &h);
+  if (tl__lock(&s->lock) != 0)
+    return NULL;
+  struct tl__task *t = *bucket(s, h);
+  while (t != NULL && t->ctx != ctx)
+    t = t->hnext;
+  tl__unlock(&s->lock);
+  return t;
+}
+
+/* t saved itself (or was made) at ctx: it replaces whoever was there, and
+ * its entry at its previous address goes. */
+void tl__map_save(struct tl__task *t, const void *ctx)
+{
+  if ((t->flags & TL__F_MAPPED) && t->ctx == ctx)
+    return;
+  map_del(t);
+  uint64_t h;
+  struct map_shard *s = shard_of(ctx, &h);
+  if (tl__lock(&s->lock) != 0)
+    return;
+  for (struct tl__task **p = bucket(s, h); *p; p = &(*p)->hnext) {
+    if ((*p)->ctx == ctx) {
+      map_unlink(s, h, *p);
+      break;
+    }
+  }
+  if (s->n >= s->nb)
+    shard_grow(s);
+  t->ctx = ctx;
+  struct tl__task **bk = bucket(s, h);
+  t->hnext = *bk;
+  *bk = t;
+  s->n++;
+  t->flags |= TL__F_MAPPED;
+  tl__unlock(&s->lock);
+}
+
+/* ------------------------------------------------------------------------
+ * Switching
+ * ------------------------------------------------------------------------ */
+
+struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
+{
+  uintptr_t sp = (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP];
+  struct tl__task *t = map_get(ucp);
+  if (t != NULL && tl__in_stack(t, sp))
+    return t;
+  /* Not saved by a switch we saw (getcontext), or saved by a task that has
+   * since saved itself elsewhere: the saved stack pointer tells. */
+  t = find_locked(sp);
+  if (t != NULL)
+    return t;
+  return tl__in_stack(&th->root, sp) ? &th->root : NULL;
+}
+
+struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
+{
+  if (th->override != NULL)
+    return th->override;
+  struct tl__task *c = th->current;
+  /* A signal may arrive between the wrapper's announcement of a switch and
+   * the switch itself: the stack is still the one of the task that began
+   * it. Answer with that task and leave the announcement alone. */
+  if (th->in_switch && th->prev != NULL && tl__in_stack(th->prev, sp))
+    return th->prev;
+  struct tl__task *t = find_locked(sp);
+  if (t == NULL)
+    return c;                              /* an unknown stack (sigaltstack): trust the tracker */
+  if (t != c) {
+    /* A switch the shim never saw (siglongjmp between coroutines). */
+    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
+      atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
+    atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
+    th->current = t;
+    th->in_switch = 0;
+    th->untracked++;
+  }
+  return t;
+}
+
+/* ------------------------------------------------------------------------
+ * Lifetime
+ * ------------------------------------------------------------------------ */
+
+void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
+{
+  struct tl__task *saved = th->override;
+  th->override = t;
+  for (int round = 0; round < 4; round++) {
+    int called = 0;
+    for (uint32_t i = 0;; i++) {
+      /* Re-read the table each time: a destructor may bind values in this
+       * task, which replaces the table. */
+      struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_relaxed);
+      if (i > vt->mask || vt == &tl__empty_vtab)
+        break;
+      struct tl__ent *e = &vt->e[i];
+      uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
+      if (key <= TL__TOMB)
+        continue;
+      void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
+      atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
+      atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
+      if (value == NULL || !tl__key_valid(key))
+        continue;                          /* a deleted key's values are dropped */
+      void (*destroy)(void *) = tl__key_destructor(key);
+      if (destroy != NULL) {
+        destroy(value);
+        called = 1;
+      }
+    }
+    if (!called)
+      break;
+  }
+  struct tl__vtab *vt = atomic_exchange_explicit(&t->vt, &tl__empty_vtab, memory_order_relaxed);
+  tl__vtab_free(vt);
+  th->override = saved;
+}
+
+/* Removes an ended or abandoned task from every index and frees it. */
+static void task_release(struct tl__task *t)
+{
+  map_del(t);
+  if (tl__lock(&S.lock) != 0)
+    return;
+  tree_del(t);
+  live_del(t);
+  S.live_n--;
+  record_free(t);
+  tl__unlock(&S.lock);
+}
+
+/* A task whose ucontext_t is made again, or whose stack a new task takes
+ * before it ever ran, can never run: its values are destroyed here, on the
+ * thread that made the new context, with the abandoned task current so that
+ * destructors see its values. */
+static void task_abandon(struct tl__thread *th, struct tl__task *t)
+{
+  atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
+  struct tl__task *cur = th->current;
+  th->current = t;
+  tl__destroy_values(th, t);
+  th->current = cur;
+  if (tl__lock(&S.lock) == 0) {
+    S.abandoned++;
+    tl__unlock(&S.lock);
+  }
+  task_release(t);
+}
+
+void tl__task_finished(struct tl__thread *th, struct tl__task *t)
+{
+  th->current = t;
+  th->in_switch = 0;
+  tl__destroy_values(th, t);
+  if (tl__lock(&S.lock) == 0) {
+    S.finished++;
+    tl__unlock(&S.lock);
+  }
+  task_release(t);
+}
+
+static int abandonable(const struct tl__task *t, const struct tl__task *cur)
+{
+  uint32_t st = atomic_load_explicit(&t->state, memory_order_relaxed);
+  return t != cur && !(t->flags & TL__F_ROOT) && (st == TL__NEW || st == TL__SUSPENDED);
+}
+
+struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
+{
+  struct tl__thread *th = tl__self();
+  if (th == NULL)
+    return NULL;
+  struct tl__task *cur = tl__task_now();
+  uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
+
+  /* The same ucontext_t made again while its task is unfinished. */
+  struct tl__task *old = map_get(ucp);
+  if (old != NULL && abandonable(old, cur))
+    task_abandon(th, old);
+  else if (old != NULL)
+    map_del(old);
+
+  if (tl__lock(&S.lock) != 0)
+    return NULL;
+  /* A never-started task whose stack the new one takes: programs that make
+   * millions of contexts and never run them reuse the same stacks. */
+  struct tl__task *prevnew = tree_ceil(hi, UINT64_MAX);
+  if (prevnew != NULL && (prevnew->hi != hi || prevnew->lo != lo ||
+                          atomic_load_explicit(&prevnew->state, memory_order_relaxed) != TL__NEW ||
+                          !abandonable(prevnew, cur)))
+    prevnew = NULL;
+  struct tl__task *t = record_alloc();
+  if (t != NULL) {
+    memset(t, 0, sizeof *t);
+    t->lo = lo;
+    t->hi = hi;
+    t->vt = &tl__empty_vtab;
+    t->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
+    t->entry = entry;
+    t->parent = cur ? cur->id : 0;
+    atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
+  }
+  tl__unlock(&S.lock);
+  if (prevnew != NULL)
+    task_abandon(th, prevnew);
+  return t;
+}
+
+void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
+{
+  if (tl__lock(&S.lock) != 0) {
+    record_free(t);
+    return;
+  }
+  tree_add(t);
+  live_add(t);
+  S.made++;
+  if (++S.live_n > S.peak)
+    S.peak = S.live_n;
+  tl__unlock(&S.lock);
+  tl__map_save(t, ucp);
+}
+
+/* ------------------------------------------------------------------------
+ * Root tasks
+ * ------------------------------------------------------------------------ */
+
+void tl__root_init(struct tl__thread *th, uintptr_t sp)
+{
+  (void)sp;
+  struct tl__task *r = &th->root;
+  r->vt = &tl__empty_vtab;
+  r->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
+  r->flags = TL__F_ROOT | TL__F_STARTED;
+  atomic_store_explicit(&r->state, TL__RUNNING, memory_order_relaxed);
+  if (tl__lock(&S.lock) != 0)
+    return;
+  if (S.main == NULL)
+    S.main = th;
+  tree_add(r);
+  live_add(r);
+  tl__unlock(&S.lock);
+}
+
+void tl__root_forget(struct tl__thread *th)
+{
+  struct tl__task *r = &th->root;
+  map_del(r);
+  if (tl__lock(&S.lock) != 0)
+    return;
+  tree_del(r);
+  live_del(r);
+  if (S.main == th)
+    S.main = NULL;
+  tl__unlock(&S.lock);
+}
+
+void tl__root_fini(struct tl__thread *th)
+{
+  th->current = &th->root;
+  th->in_switch = 0;
+  tl__destroy_values(th, &th->root);
+  tl__root_forget(th);
+}
+
+/* ------------------------------------------------------------------------
+ * Process-wide events
+ * ------------------------------------------------------------------------ */
+
+void tl__task_setup(void)
+{
+  tl__thread_setup();
+}
+
+void tl__task_atfork(int phase)
+{
+  if (phase < 0) {
+    tl__lock(&S.lock);
+    for (int i = 0; i < MAP_SHARDS; i++)
+      tl__lock(&S.map[i].lock);
+    tl__thread_atfork(-1);
+    return;
+  }
+  if (phase == 0) {
+    tl__thread_atfork(0);
+    for (int i = MAP_SHARDS - 1; i >= 0; i--)
+      tl__unlock(&S.map[i].lock);
+    tl__unlock(&S.lock);
+    return;
+  }
+  for (int i = 0; i < MAP_SHARDS; i++)
+    tl__lock_reset(&S.map[i].lock);
+  tl__lock_reset(&S.lock);
+  /* Tasks that were running on the threads the child does not have can
+   * only be resumed by a switch now; they are suspended. */
+  struct tl__thread *me = tl__tls;
+  for (struct tl__task *t = S.live; t; t = t->lnext)
+    if (!(t->flags & TL__F_ROOT) && atomic_load_explicit(&t->state, memory_order_relaxed) == TL__RUNNING &&
+        (me == NULL || me->current != t))
+      atomic_store_explicit(&t->state, TL__SUSPENDED, memory_order_relaxed);
+  tl__thread_atfork(1);
+  if (me != NULL)
+    S.main = me;
+}
+
+/* At process exit the main thread's root values are destroyed (SPEC 2.4),
+ * and those of the thread that called exit() if it is another one. */
+void tl__task_exit(void)
+{
+  struct tl__thread *th = tl__tls;
+  if (th == NULL || th == (struct tl__thread *)1)
+    return;
+  struct tl__thread *main = S.main;
+  struct tl__task *cur = th->current;
+  if (main != NULL && main != th) {
+    th->current = &main->root;
+    tl__destroy_values(th, &main->root);
+  }
+  th->current = &th->root;
+  tl__destroy_values(th, &th->root);
+  th->current = cur;
+}
+
+void tl__task_stats(struct tl__stats *st)
+{
+  if (tl__lock(&S.lock) != 0)
+    return;
+  st->created = S.made;
+  st->finished = S.finished;
+  st->abandoned = S.abandoned;
+  st->peak = S.peak;
+  tl__unlock(&S.lock);
+  tl__thread_stats(&st->switches, &st->untracked);
+}
+
+/* ------------------------------------------------------------------------
+ * Public
+ * ------------------------------------------------------------------------ */
+
+tl_task_t *tl_current(void)
+{
+  return (tl_task_t *)tl__task_now();
+}
+
+uint64_t tl_task_id(const tl_task_t *task)
+{
+  return task ? ((const struct tl__task *)task)->id : 0;
+}

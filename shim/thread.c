@@ -1,0 +1,276 @@
+/* Per-thread state and the library's locks.
+ *
+ * Each thread that touches the library gets one struct tl__thread, holding
+ * the task that runs on it and its root task (the thread's own stack). The
+ * struct is found through the one thread-local pointer tl__tls. It must be
+ * possible to make it from a signal handler on a thread that never used the
+ * library (tl_get is async-signal-safe), so it comes from mmap'd pages, not
+ * from malloc, and the thread's stack range is read from /proc/self/maps
+ * with plain system calls rather than with pthread_getattr_np (which
+ * allocates and reads the same file through stdio for the main thread). */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+__thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
+
+/* A thread is "initializing" while its tl__tls holds this marker: a signal
+ * handler that interrupts the set-up sees no state rather than half of it. */
+#define TL__BUSY ((struct tl__thread *)1)
+
+static struct {
+  struct tl__lock lock;                    /* guards the lists below */
+  struct tl__thread *threads;              /* live thread states */
+  struct tl__thread *spare;                /* states of exited threads, for reuse */
+  pthread_key_t exit_key;                  /* its destructor tells us a thread exits */
+  int exit_key_ok;
+  uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
+} S;
+
+uintptr_t tl__thread_token(void)
+{
+  return (uintptr_t)&tl__tls;
+}
+
+int tl__lock(struct tl__lock *lock)
+{
+  uintptr_t me = tl__thread_token();
+  if (TL__UNLIKELY(atomic_load_explicit(&lock->owner, memory_order_relaxed) == me))
+    return EDEADLK;
+  for (unsigned spins = 0;; spins++) {
+    uintptr_t expected = 0;
+    if (atomic_compare_exchange_weak_explicit(&lock->owner, &expected, me, memory_order_acquire,
+                                              memory_order_relaxed))
+      return 0;
+    if (spins < 64)
+      __builtin_ia32_pause();
+    else
+      sched_yield();
+  }
+}
+
+void tl__unlock(struct tl__lock *lock)
+{
+  atomic_store_explicit(&lock->owner, 0, memory_order_release);
+}
+
+void tl__lock_reset(struct tl__lock *lock)
+{
+  atomic_store_explicit(&lock->owner, 0, memory_order_relaxed);
+}
+
+static uintptr_t parse_hex(const char **p)
+{
+  uintptr_t v = 0;
+  for (;;) {
+    char c = **p;
+    if (c >= '0' && c <= '9')
+      v = v * 16 + (uintptr_t)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v = v * 16 + (uintptr_t)(c - 'a' + 10);
+    else
+      return v;
+    (*p)++;
+  }
+}
+
+/* The mapping of /proc/self/maps that holds sp. The main thread's stack is
+ * the "[stack]" mapping, which the kernel grows on demand: its low end is
+ * taken from RLIMIT_STACK. Returns 0 on success. */
+static int stack_of(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+{
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  char buf[4096];
+  size_t have = 0;
+  int found = -1;
+  for (;;) {
+    ssize_t n = syscall(SYS_read, fd, buf + have, sizeof buf - 1 - have);
+    if (n <= 0)
+      break;
+    have += (size_t)n;
+    buf[have] = '\0';
+    char *line = buf, *nl;
+    while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+      *nl = '\0';
+      const char *p = line;
+      uintptr_t a = parse_hex(&p);
+      if (*p == '-') {
+        p++;
+        uintptr_t b = parse_hex(&p);
+        if (sp >= a && sp < b) {
+          *lo = a;
+          *hi = b;
+          if (strstr(p, "[stack]") != NULL) {
+            struct rlimit rl;
+            uintptr_t max = 8u << 20;
+            if (syscall(SYS_getrlimit, RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+              max = rl.rlim_cur;
+            if (max < b - a)
+              max = b - a;
+            *lo = b - max > b ? 0 : b - max;
+          }
+          found = 0;
+          break;
+        }
+      }
+      line = nl + 1;
+    }
+    if (found == 0)
+      break;
+    have -= (size_t)(line - buf);
+    memmove(buf, line, have);
+    if (have == sizeof buf - 1)
+      have = 0;                            /* a line longer than the buffer: skip it */
+  }
+  syscall(SYS_close, fd);
+  return found;
+}
+
+static void on_thread_exit(void *arg)
+{
+  struct tl__thread *th = arg;
+  th->dying = 1;
+  tl__root_fini(th);
+  if (tl__lock(&S.lock) != 0)
+    return;
+  S.dead_switches += th->switches;
+  S.dead_untracked += th->untracked;
+  if (th->prevt)
+    th->prevt->next = th->next;
+  else
+    S.threads = th->next;
+  if (th->next)
+    th->next->prevt = th->prevt;
+  th->next = S.spare;
+  S.spare = th;
+  tl__unlock(&S.lock);
+  tl__tls = NULL;
+}
+
+static struct tl__thread *thread_alloc(void)
+{
+  struct tl__thread *th = NULL;
+  if (tl__lock(&S.lock) != 0)
+    return NULL;
+  if (S.spare == NULL) {
+    size_t size = 64 * 1024, n = size / sizeof(struct tl__thread);
+    char *page = tl__pages(size);
+    for (size_t i = 0; page != NULL && i < n; i++) {
+      struct tl__thread *t = (struct tl__thread *)(page + i * sizeof(struct tl__thread));
+      t->next = S.spare;
+      S.spare = t;
+    }
+  }
+  if (S.spare != NULL) {
+    th = S.spare;
+    S.spare = th->next;
+    memset(th, 0, sizeof *th);
+    th->next = S.threads;
+    if (S.threads)
+      S.threads->prevt = th;
+    S.threads = th;
+  }
+  tl__unlock(&S.lock);
+  return th;
+}
+
+struct tl__thread *tl__thread_init(void)
+{
+  struct tl__thread *th = tl__tls;
+  if (th == TL__BUSY)
+    return NULL;
+  if (th != NULL)
+    return th;
+  tl__tls = TL__BUSY;
+  tl__init();
+  th = thread_alloc();
+  if (th == NULL) {
+    tl__tls = NULL;
+    return NULL;
+  }
+  uintptr_t sp = tl__sp(), lo, hi;
+  if (stack_of(sp, &lo, &hi) != 0) {
+    /* No /proc: assume a generous window around the current frame. */
+    lo = sp > (8u << 20) ? sp - (8u << 20) : 0;
+    hi = sp + (64u << 10);
+  }
+  th->root.lo = lo;
+  th->root.hi = hi;
+  tl__root_init(th, sp);
+  th->current = &th->root;
+  if (S.exit_key_ok)
+    pthread_setspecific(S.exit_key, th);
+  tl__tls = th;
+  return th;
+}
+
+__attribute__((noinline)) struct tl__thread *tl__thread_fresh(void)
+{
+  /* The empty asm keeps the compiler from reusing a thread-local address
+   * computed before a switch: after one, this code may run on another
+   * thread (M:N schedulers move coroutines between threads). */
+  __asm__ volatile("" ::: "memory");
+  return tl__self();
+}
+
+void tl__thread_setup(void)
+{
+  S.exit_key_ok = pthread_key_create(&S.exit_key, on_thread_exit) == 0;
+}
+
+void tl__thread_stats(uint64_t *switches, uint64_t *untracked)
+{
+  *switches = S.dead_switches;
+  *untracked = S.dead_untracked;
+  if (tl__lock(&S.lock) != 0)
+    return;
+  for (struct tl__thread *th = S.threads; th; th = th->next) {
+    *switches += th->switches;
+    *untracked += th->untracked;
+  }
+  tl__unlock(&S.lock);
+}
+
+/* fork: phase -1 before (take the lock so that no list is half changed),
+ * 0 in the parent after, 1 in the child after. The child keeps only the
+ * calling thread: the states of the others go back to the spare list, and
+ * their root tasks are forgotten by the task registry. */
+void tl__thread_atfork(int phase)
+{
+  if (phase < 0) {
+    tl__lock(&S.lock);
+    return;
+  }
+  if (phase == 0) {
+    tl__unlock(&S.lock);
+    return;
+  }
+  tl__lock_reset(&S.lock);
+  struct tl__thread *me = tl__tls, *th = S.threads, *next;
+  S.threads = NULL;
+  for (; th; th = next) {
+    next = th->next;
+    if (th == me) {
+      th->next = th->prevt = NULL;
+      S.threads = th;
+    } else {
+      tl__root_forget(th);
+      th->next = S.spare;
+      S.spare = th;
+    }
+  }
+}
+
+struct tl__thread *tl__thread_list(void)
+{
+  return S.threads;
+}

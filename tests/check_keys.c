@@ -1,0 +1,282 @@
+/* Keys and values (SPEC 3.1, 3.2): creation, names, deletion and stale
+ * handles, get/lookup/set/unset, validation of attributes and of made-up
+ * keys, destructors at thread exit, and no fixed limit on keys. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <tasklocal.h>
+
+START_TEST(test_create_get_set)
+{
+  tl_key_t k = 0;
+  ck_assert_int_eq(tl_key_create(&k, NULL), 0);
+  ck_assert_uint_ne(k, 0);
+  ck_assert_ptr_null(tl_get(k));
+  int a, b;
+  ck_assert_int_eq(tl_set(k, &a), 0);
+  ck_assert_ptr_eq(tl_get(k), &a);
+  ck_assert_int_eq(tl_set(k, &b), 0);
+  ck_assert_ptr_eq(tl_get(k), &b);
+  ck_assert_int_eq(tl_key_delete(k), 0);
+}
+END_TEST
+
+START_TEST(test_lookup_tells_null_from_unbound)
+{
+  tl_key_t k;
+  void *v = (void *)1;
+  ck_assert_int_eq(tl_key_create(&k, NULL), 0);
+  ck_assert_int_eq(tl_lookup(k, &v), ENOENT);
+  ck_assert_int_eq(tl_set(k, NULL), 0);
+  ck_assert_int_eq(tl_lookup(k, &v), 0);
+  ck_assert_ptr_null(v);
+  ck_assert_int_eq(tl_unset(k), 0);
+  ck_assert_int_eq(tl_lookup(k, &v), ENOENT);
+  ck_assert_int_eq(tl_unset(k), 0); /* unbinding an unbound key is fine */
+  ck_assert_int_eq(tl_lookup(k, NULL), EINVAL);
+}
+END_TEST
+
+static int destroyed;
+static void count_destroy(void *v)
+{
+  (void)v;
+  destroyed++;
+}
+
+START_TEST(test_set_does_not_destroy_previous)
+{
+  tl_key_t k;
+  int a, b;
+  destroyed = 0;
+  ck_assert_int_eq(tl_key_create(&k, count_destroy), 0);
+  ck_assert_int_eq(tl_set(k, &a), 0);
+  ck_assert_int_eq(tl_set(k, &b), 0);
+  ck_assert_int_eq(tl_unset(k), 0);
+  ck_assert_int_eq(destroyed, 0);
+  ck_assert_int_eq(tl_set(k, &a), 0);
+  ck_assert_int_eq(tl_key_delete(k), 0); /* dropped without destructor */
+  ck_assert_int_eq(destroyed, 0);
+}
+END_TEST
+
+START_TEST(test_invalid_keys)
+{
+  tl_key_t bad[] = {0, 1, 0xffffffffu, 0xdeadbeefcafef00dull, UINT64_MAX, 1ull << 32, (7ull << 32) | 5};
+  void *v;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_ptr_null(tl_get(bad[i]));
+    ck_assert_int_eq(tl_set(bad[i], &v), EINVAL);
+    ck_assert_int_eq(tl_lookup(bad[i], &v), EINVAL);
+    ck_assert_int_eq(tl_unset(bad[i]), EINVAL);
+    ck_assert_int_eq(tl_key_delete(bad[i]), EINVAL);
+  }
+  ck_assert_int_eq(tl_key_create(NULL, NULL), EINVAL);
+  ck_assert_int_eq(tl_key_create_attr(NULL, NULL), EINVAL);
+}
+END_TEST
+
+START_TEST(test_deleted_key_stays_invalid)
+{
+  tl_key_t k1, k2;
+  int a, b;
+  ck_assert_int_eq(tl_key_create(&k1, NULL), 0);
+  ck_assert_int_eq(tl_set(k1, &a), 0);
+  ck_assert_int_eq(tl_key_delete(k1), 0);
+  ck_assert_ptr_null(tl_get(k1));
+  ck_assert_int_eq(tl_key_delete(k1), EINVAL);
+  /* The slot is reused by the next key; the old handle must not see it. */
+  ck_assert_int_eq(tl_key_create(&k2, NULL), 0);
+  ck_assert_uint_ne(k1, k2);
+  ck_assert_uint_eq((uint32_t)k1, (uint32_t)k2);
+  ck_assert_ptr_null(tl_get(k2)); /* the old value is not inherited by the new key */
+  ck_assert_int_eq(tl_set(k2, &b), 0);
+  ck_assert_ptr_null(tl_get(k1));
+  ck_assert_int_eq(tl_set(k1, &a), EINVAL);
+  ck_assert_ptr_eq(tl_get(k2), &b);
+  ck_assert_int_eq(tl_key_delete(k2), 0);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+  tl_key_t k, found, other;
+  tl_key_attr_t attr = TL_KEY_ATTR_INIT;
+  char name[32];
+  strcpy(name, "request_id");
+  attr.name = name;
+  ck_assert_int_eq(tl_key_create_attr(&k, &attr), 0);
+  strcpy(name, "clobbered"); /* the library keeps its own copy */
+  ck_assert_int_eq(tl_key_find(&found, "request_id"), 0);
+  ck_assert_uint_eq(found, k);
+  attr.name = "request_id";
+  ck_assert_int_eq(tl_key_create_attr(&other, &attr), EEXIST);
+  ck_assert_int_eq(tl_key_find(&found, "clobbered"), ENOENT);
+  ck_assert_int_eq(tl_key_find(NULL, "request_id"), EINVAL);
+  ck_assert_int_eq(tl_key_find(&found, NULL), EINVAL);
+  ck_assert_int_eq(tl_key_delete(k), 0);
+  ck_assert_int_eq(tl_key_find(&found, "request_id"), ENOENT);
+  ck_assert_int_eq(tl_key_create_attr(&other, &attr), 0);
+  ck_assert_int_eq(tl_key_find(&found, "request_id"), 0);
+  ck_assert_uint_eq(found, other);
+  ck_assert_int_eq(tl_key_delete(other), 0);
+}
+END_TEST
+
+static void *dummy_copy(const void *v) { return (void *)v; }
+static void *dummy_current(void *arg) { return arg; }
+
+START_TEST(test_attr_validation)
+{
+  tl_key_t k;
+  struct tl_disc disc = {dummy_current, NULL};
+  struct tl_disc no_fn = {NULL, NULL};
+  tl_key_attr_t a = TL_KEY_ATTR_INIT;
+  a.scope = 7;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a.scope = -1;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
+  a.inherit = 3;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a.inherit = TL_INHERIT_COPY; /* without copy */
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
+  a.scope = TL_SCOPE_CUSTOM; /* without disc */
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a.disc = &no_fn;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
+  a.flags = 0x80;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
+  a.scope = TL_SCOPE_THREAD;
+  a.inherit = TL_INHERIT_SHARE;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a.scope = TL_SCOPE_CUSTOM;
+  a.disc = &disc;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
+  a.name = "";
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
+  /* Valid attributes of features that come with the next release. */
+  a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
+  a.inherit = TL_INHERIT_COPY;
+  a.copy = dummy_copy;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), ENOTSUP);
+  /* NULL attributes mean the defaults. */
+  ck_assert_int_eq(tl_key_create_attr(&k, NULL), 0);
+  ck_assert_int_eq(tl_key_delete(k), 0);
+}
+END_TEST
+
+START_TEST(test_million_keys)
+{
+  enum { N = 1000000 };
+  tl_key_t *keys = malloc(N * sizeof *keys);
+  ck_assert_ptr_nonnull(keys);
+  for (uintptr_t i = 0; i < N; i++) {
+    ck_assert_int_eq(tl_key_create(&keys[i], NULL), 0);
+    ck_assert_int_eq(tl_set(keys[i], (void *)(i + 1)), 0);
+  }
+  for (uintptr_t i = 0; i < N; i++)
+    ck_assert_ptr_eq(tl_get(keys[i]), (void *)(i + 1));
+  for (uintptr_t i = 0; i < N; i++)
+    ck_assert_int_eq(tl_key_delete(keys[i]), 0);
+  for (uintptr_t i = 0; i < N; i += 9973)
+    ck_assert_ptr_null(tl_get(keys[i]));
+  free(keys);
+}
+END_TEST
+
+/* Destructors at thread exit, with rounds when they bind values again. */
+static tl_key_t rk;
+static int rounds_seen;
+static void rebinding_destroy(void *v)
+{
+  rounds_seen++;
+  if (rounds_seen < 10)
+    tl_set(rk, v); /* binds again: another round, at most 4 in all */
+}
+
+static void *thread_sets(void *arg)
+{
+  tl_key_t k = *(tl_key_t *)arg;
+  tl_set(k, &rounds_seen);
+  tl_set(rk, &rounds_seen);
+  return NULL;
+}
+
+START_TEST(test_thread_exit_destructors)
+{
+  tl_key_t k;
+  destroyed = 0;
+  rounds_seen = 0;
+  ck_assert_int_eq(tl_key_create(&k, count_destroy), 0);
+  ck_assert_int_eq(tl_key_create(&rk, rebinding_destroy), 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, thread_sets, &k), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_int_eq(destroyed, 1);
+  ck_assert_int_eq(rounds_seen, 4);
+  ck_assert_ptr_null(tl_get(k)); /* the main thread's value was never set */
+}
+END_TEST
+
+static void *thread_reads(void *arg)
+{
+  tl_key_t k = *(tl_key_t *)arg;
+  return tl_get(k);
+}
+
+START_TEST(test_values_per_thread)
+{
+  tl_key_t k;
+  int a;
+  ck_assert_int_eq(tl_key_create(&k, NULL), 0);
+  ck_assert_int_eq(tl_set(k, &a), 0);
+  pthread_t t;
+  void *seen = &a;
+  ck_assert_int_eq(pthread_create(&t, NULL, thread_reads, &k), 0);
+  ck_assert_int_eq(pthread_join(t, &seen), 0);
+  ck_assert_ptr_null(seen);
+  ck_assert_ptr_eq(tl_get(k), &a);
+}
+END_TEST
+
+START_TEST(test_available_when_linked)
+{
+  /* This test binary links -ltasklocal ahead of libc, so the library's
+   * ucontext functions are the ones in use. */
+  ck_assert_int_eq(tl_available(), 1);
+  ck_assert_ptr_nonnull(tl_current());
+  ck_assert_uint_ne(tl_task_id(tl_current()), 0);
+  ck_assert_uint_eq(tl_task_id(NULL), 0);
+}
+END_TEST
+
+static Suite *keys_suite(void)
+{
+  Suite *s = suite_create("keys");
+  TCase *tc = tcase_create("keys");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_create_get_set);
+  tcase_add_test(tc, test_lookup_tells_null_from_unbound);
+  tcase_add_test(tc, test_set_does_not_destroy_previous);
+  tcase_add_test(tc, test_invalid_keys);
+  tcase_add_test(tc, test_deleted_key_stays_invalid);
+  tcase_add_test(tc, test_names);
+  tcase_add_test(tc, test_attr_validation);
+  tcase_add_test(tc, test_million_keys);
+  tcase_add_test(tc, test_thread_exit_destructors);
+  tcase_add_test(tc, test_values_per_thread);
+  tcase_add_test(tc, test_available_when_linked);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  return tl_test_run(keys_suite());
+}

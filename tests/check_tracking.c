@@ -1,0 +1,362 @@
+/* Task tracking seen through the API (SPEC 2): identity across switches,
+ * values per task, destructors when a task finishes or is abandoned, the
+ * memory of never-started tasks, migration between threads, unseen
+ * siglongjmp switches and reads from signal handlers.
+ *
+ * This binary links -ltasklocal, so its own makecontext/swapcontext calls
+ * go through the library exactly as a preloaded program's do. The
+ * unmodified programs of SPEC 2.3 are run under LD_PRELOAD by
+ * check_patterns. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <tasklocal.h>
+#include <ucontext.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define STACK (64 * 1024)
+
+static ucontext_t main_ctx, co_ctx;
+static char co_stack[STACK] __attribute__((aligned(16)));
+static tl_key_t key;
+static int destroyed;
+static void *destroyed_value;
+
+static void count_destroy(void *v)
+{
+  destroyed++;
+  destroyed_value = v;
+}
+
+static void setup(void)
+{
+  destroyed = 0;
+  destroyed_value = NULL;
+  ck_assert_int_eq(tl_key_create(&key, count_destroy), 0);
+}
+
+static void make(ucontext_t *ctx, char *stack, void (*fn)(void), ucontext_t *link)
+{
+  ck_assert_int_eq(getcontext(ctx), 0);
+  ctx->uc_stack.ss_sp = stack;
+  ctx->uc_stack.ss_size = STACK;
+  ctx->uc_link = link;
+  makecontext(ctx, fn, 0);
+}
+
+/* ---- identity and values across switches ---- */
+
+static uint64_t co_ids[3];
+static int co_value;
+
+static void co_identity(void)
+{
+  co_ids[0] = tl_task_id(tl_current());
+  ck_assert_ptr_null(tl_get(key)); /* the root's value is not the task's */
+  tl_set(key, &co_value);
+  swapcontext(&co_ctx, &main_ctx);
+  co_ids[1] = tl_task_id(tl_current());
+  ck_assert_ptr_eq(tl_get(key), &co_value);
+  swapcontext(&co_ctx, &main_ctx);
+  co_ids[2] = tl_task_id(tl_current());
+}
+
+START_TEST(test_identity_across_switches)
+{
+  int root_value;
+  uint64_t root = tl_task_id(tl_current());
+  tl_set(key, &root_value);
+  make(&co_ctx, co_stack, co_identity, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  ck_assert_uint_eq(tl_task_id(tl_current()), root);
+  ck_assert_ptr_eq(tl_get(key), &root_value);
+  swapcontext(&main_ctx, &co_ctx);
+  ck_assert_ptr_eq(tl_get(key), &root_value);
+  ck_assert_int_eq(destroyed, 0);
+  swapcontext(&main_ctx, &co_ctx); /* the task returns through uc_link */
+  ck_assert_uint_eq(tl_task_id(tl_current()), root);
+  ck_assert_uint_ne(co_ids[0], root);
+  ck_assert_uint_eq(co_ids[0], co_ids[1]);
+  ck_assert_uint_eq(co_ids[1], co_ids[2]);
+  ck_assert_int_eq(destroyed, 1);
+  ck_assert_ptr_eq(destroyed_value, &co_value);
+  ck_assert_ptr_eq(tl_get(key), &root_value);
+}
+END_TEST
+
+/* ---- destructor rounds at task end ---- */
+
+static int rounds;
+static void rebind_destroy(void *v)
+{
+  rounds++;
+  ck_assert_int_eq(tl_set(key, v), 0); /* binds in the ending task: one more round */
+}
+
+static void co_rebinds(void)
+{
+  tl_set(key, &rounds);
+}
+
+START_TEST(test_destructor_rounds)
+{
+  tl_key_delete(key);
+  ck_assert_int_eq(tl_key_create(&key, rebind_destroy), 0);
+  rounds = 0;
+  make(&co_ctx, co_stack, co_rebinds, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  ck_assert_int_eq(rounds, 4);
+  ck_assert_ptr_null(tl_get(key)); /* nothing leaked into the root */
+}
+END_TEST
+
+/* ---- abandonment ---- */
+
+static int abandoned_value;
+static void co_binds_and_yields(void)
+{
+  tl_set(key, &abandoned_value);
+  swapcontext(&co_ctx, &main_ctx);
+  ck_abort_msg("an abandoned task must never resume");
+}
+
+START_TEST(test_abandon_destroys_values)
+{
+  make(&co_ctx, co_stack, co_binds_and_yields, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  ck_assert_int_eq(destroyed, 0);
+  /* The same ucontext_t made again while its task is suspended. */
+  make(&co_ctx, co_stack, co_rebinds, &main_ctx);
+  ck_assert_int_eq(destroyed, 1);
+  ck_assert_ptr_eq(destroyed_value, &abandoned_value);
+}
+END_TEST
+
+static void never_runs(void)
+{
+  ck_abort_msg("never started");
+}
+
+/* SPEC 2.4: millions of contexts made and never run, on reused addresses,
+ * keep the shim's memory flat. */
+START_TEST(test_never_started_memory_flat)
+{
+  static ucontext_t ctx[2];
+  for (int i = 0; i < 100000; i++)
+    make(&ctx[i & 1], co_stack, never_runs, NULL);
+  long before = tl_test_rss_kib();
+  for (int i = 0; i < 10000000; i++) {
+    ctx[i & 1].uc_stack.ss_sp = co_stack;
+    ctx[i & 1].uc_stack.ss_size = STACK;
+    makecontext(&ctx[i & 1], never_runs, 0);
+  }
+  long after = tl_test_rss_kib();
+  ck_assert_msg(after - before < 1024, "RSS grew by %ld KiB over 10 million contexts", after - before);
+}
+END_TEST
+
+/* ---- many arguments ---- */
+
+static uint64_t got[12];
+static void co_args(int a0, int a1, int a2, int a3, int a4, int a5, int a6, int a7, void *p8, int a9,
+                    int a10, int a11)
+{
+  int v[] = {a0, a1, a2, a3, a4, a5, a6, a7, 0, a9, a10, a11};
+  for (int i = 0; i < 12; i++)
+    got[i] = (uint64_t)v[i];
+  got[8] = (uint64_t)(uintptr_t)p8;
+}
+
+START_TEST(test_twelve_arguments)
+{
+  static int marker;
+  ck_assert_int_eq(getcontext(&co_ctx), 0);
+  co_ctx.uc_stack.ss_sp = co_stack;
+  co_ctx.uc_stack.ss_size = STACK;
+  co_ctx.uc_link = &main_ctx;
+  makecontext(&co_ctx, (void (*)(void))co_args, 12, 10, 11, 12, 13, 14, 15, 16, 17, &marker, 19, 20, 21);
+  swapcontext(&main_ctx, &co_ctx);
+  for (int i = 0; i < 12; i++)
+    if (i != 8)
+      ck_assert_uint_eq(got[i], (uint64_t)(10 + i));
+  ck_assert_uint_eq(got[8], (uint64_t)(uintptr_t)&marker);
+}
+END_TEST
+
+/* ---- migration: made on one thread, resumed on another ---- */
+
+static uint64_t mig_ids[2];
+static long mig_threads[2];
+static ucontext_t thread_ctx;
+
+static void co_migrates(void)
+{
+  mig_ids[0] = tl_task_id(tl_current());
+  mig_threads[0] = syscall(SYS_gettid); /* pthread_self is "const": the compiler may cache it across the switch */
+  tl_set(key, &co_value);
+  swapcontext(&co_ctx, &thread_ctx);
+  mig_ids[1] = tl_task_id(tl_current());
+  mig_threads[1] = syscall(SYS_gettid);
+  ck_assert_ptr_eq(tl_get(key), &co_value);
+}
+
+/* Each worker resumes the task once; the first one waits for the second to
+ * finish before it exits, so that both threads are alive (and distinct) at
+ * once. */
+static sem_t resumed, release;
+static void *resume_once(void *arg)
+{
+  int mine = 0;
+  tl_set(key, &mine);
+  swapcontext(&thread_ctx, &co_ctx);
+  sem_post(&resumed);
+  if (arg != NULL)
+    sem_wait(&release);
+  return tl_get(key) == &mine ? NULL : (void *)1;
+}
+
+START_TEST(test_migration)
+{
+  make(&co_ctx, co_stack, co_migrates, &thread_ctx);
+  pthread_t a, b;
+  void *ra, *rb;
+  sem_init(&resumed, 0, 0);
+  sem_init(&release, 0, 0);
+  ck_assert_int_eq(pthread_create(&a, NULL, resume_once, &resumed), 0);
+  sem_wait(&resumed);
+  ck_assert_int_eq(pthread_create(&b, NULL, resume_once, NULL), 0);
+  ck_assert_int_eq(pthread_join(b, &rb), 0);
+  sem_post(&release);
+  ck_assert_int_eq(pthread_join(a, &ra), 0);
+  ck_assert_ptr_null(ra);
+  ck_assert_ptr_null(rb);
+  ck_assert_int_ne(mig_threads[0], mig_threads[1]);
+  ck_assert_uint_eq(mig_ids[0], mig_ids[1]);
+  ck_assert_int_eq(destroyed, 3); /* the task and the two threads' roots */
+}
+END_TEST
+
+/* ---- switches the shim never sees ---- */
+
+static sigjmp_buf main_jb, co_jb;
+static uint64_t jmp_ids[2];
+
+static void co_jumps(void)
+{
+  tl_set(key, &co_value);
+  if (sigsetjmp(co_jb, 0) == 0)
+    swapcontext(&co_ctx, &main_ctx);
+  /* Reached by siglongjmp from main: the shim saw no switch. */
+  jmp_ids[0] = tl_task_id(tl_current());
+  ck_assert_ptr_eq(tl_get(key), &co_value);
+  siglongjmp(main_jb, 1);
+}
+
+START_TEST(test_unseen_switches)
+{
+  int root_value;
+  uint64_t root = tl_task_id(tl_current());
+  tl_set(key, &root_value);
+  make(&co_ctx, co_stack, co_jumps, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  if (sigsetjmp(main_jb, 0) == 0)
+    siglongjmp(co_jb, 1);
+  jmp_ids[1] = tl_task_id(tl_current());
+  ck_assert_uint_eq(jmp_ids[1], root);
+  ck_assert_uint_ne(jmp_ids[0], root);
+  ck_assert_ptr_eq(tl_get(key), &root_value);
+}
+END_TEST
+
+/* ---- reads from a signal handler ---- */
+
+static void *in_handler;
+static void on_signal(int sig)
+{
+  (void)sig;
+  in_handler = tl_get(key);
+}
+
+static void co_signals(void)
+{
+  tl_set(key, &co_value);
+  raise(SIGUSR1);
+}
+
+START_TEST(test_signal_handler_reads)
+{
+  int root_value;
+  signal(SIGUSR1, on_signal);
+  tl_set(key, &root_value);
+  raise(SIGUSR1);
+  ck_assert_ptr_eq(in_handler, &root_value);
+  make(&co_ctx, co_stack, co_signals, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  ck_assert_ptr_eq(in_handler, &co_value);
+}
+END_TEST
+
+static void *thread_handler_read(void *arg)
+{
+  (void)arg;
+  in_handler = &in_handler;
+  raise(SIGUSR1); /* the first use of the library on this thread */
+  return NULL;
+}
+
+START_TEST(test_signal_on_fresh_thread)
+{
+  signal(SIGUSR1, on_signal);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, thread_handler_read, NULL), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_ptr_null(in_handler);
+}
+END_TEST
+
+/* ---- a deleted key's values get no destructor ---- */
+
+static void co_binds(void)
+{
+  tl_set(key, &co_value);
+}
+
+START_TEST(test_deleted_key_no_destructor)
+{
+  make(&co_ctx, co_stack, co_binds_and_yields, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  ck_assert_int_eq(tl_key_delete(key), 0);
+  make(&co_ctx, co_stack, co_binds, &main_ctx); /* abandons the first task */
+  ck_assert_int_eq(destroyed, 0);
+}
+END_TEST
+
+static Suite *tracking_suite(void)
+{
+  Suite *s = suite_create("tracking");
+  TCase *tc = tcase_create("tracking");
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_identity_across_switches);
+  tcase_add_test(tc, test_destructor_rounds);
+  tcase_add_test(tc, test_abandon_destroys_values);
+  tcase_add_test(tc, test_never_started_memory_flat);
+  tcase_add_test(tc, test_twelve_arguments);
+  tcase_add_test(tc, test_migration);
+  tcase_add_test(tc, test_unseen_switches);
+  tcase_add_test(tc, test_signal_handler_reads);
+  tcase_add_test(tc, test_signal_on_fresh_thread);
+  tcase_add_test(tc, test_deleted_key_no_destructor);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  return tl_test_run(tracking_suite());
+}
