@@ -69,7 +69,7 @@ $(BUILD)/obj $(BUILD)/tests/programs:
 $(BUILD)/tests/programs/%: tests/programs/%.c | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@
 
-$(PLUGIN): tests/plugin/probe.c include/tasklocal.h $(LIB)
+$(PLUGIN): tests/plugin/probe.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ -L$(BUILD) -ltasklocal
 
 $(BUILD)/tests/check_%: tests/check_%.c tests/testutil.h include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
