@@ -21,8 +21,8 @@ CSTD := -std=c11
 HARDEN := -fcf-protection
 OPT ?= -O2 -g
 CFLAGS_LIB := $(CSTD) $(WARN) $(OPT) $(HARDEN) -fPIC -fvisibility=hidden -fno-plt -Iinclude
-LDFLAGS_LIB := -shared -Wl,-soname,$(SONAME) -Wl,--version-script=shim/tasklocal.map \
-               -Wl,-z,now -Wl,-z,noexecstack -Wl,--no-undefined -ldl -pthread
+LDFLAGS_LIB = -shared -Wl,-soname,$(SONAME) -Wl,--version-script=shim/tasklocal.map \
+              -Wl,-z,now -Wl,-z,noexecstack -Wl,--no-undefined $(LIB_LIBS) -ldl -pthread
 
 # The dependency check runs once per make invocation, before anything else.
 DEPS_OK := $(shell pkg-config --exists check libunwind 2>/dev/null && echo yes)
@@ -36,6 +36,7 @@ endif
 endif
 endif
 
+LIB_LIBS = $(shell pkg-config --libs libunwind)
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
@@ -89,7 +90,12 @@ check-asan:
 	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  CC="$(CC) -fsanitize=address,undefined" check-unit
 
-check: check-unit check-asan
+# Fragments in mk/ add their own targets and append to CHECK_EXTRA the ones
+# that make check must run.
+CHECK_EXTRA :=
+-include $(sort $(wildcard mk/*.mk))
+
+check: check-unit check-asan $(CHECK_EXTRA)
 
 demo: $(LIB) $(BUILD)/tests/programs/demo $(PLUGIN)
 	@echo "== an unmodified coroutine program, run alone:"

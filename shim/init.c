@@ -69,6 +69,7 @@ void tl__init(void)
     return;
   if (atomic_load_explicit(&S.state, memory_order_relaxed) == 0) {
     atomic_store_explicit(&S.state, 1, memory_order_relaxed);
+    tl__options_read();
     lookup_real();
     tl__task_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

@@ -90,7 +90,18 @@ struct tl__task {
   uint32_t flags;                          /* TL__F_* */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
+  struct tl__task_ext *x;                  /* rarely used parts, made on demand; NULL at first */
 };
+
+/* The parts of a task that most tasks never need. */
+struct tl__task_ext {
+  char *name;                              /* tl_task_set_name, our copy */
+  uintptr_t *bt;                           /* creation backtrace: raw return addresses */
+  uint32_t bt_n;
+  struct tl__vtab *held;                   /* an abandoned task kept for the report: its values */
+};
+
+struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
 
 #define TL__F_ROOT 0x1u                    /* a thread's own stack */
 #define TL__F_MAPPED 0x2u                  /* ctx is entered in the context map */
@@ -197,6 +208,31 @@ extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
 void tl__init(void);                       /* idempotent; safe before our constructor */
 extern int tl__interposing;                /* our wrappers are the ones the process calls */
 extern _Atomic uint64_t tl__next_id;       /* task ids */
+
+/* options.c: read once, at load (SPEC 4.1). */
+struct tl__options {
+  int leaks;                               /* 0 off, 1 report at exit, 2 also exit 23 on leaks */
+  int backtrace;                           /* capture creation backtraces */
+  int dump_signal;                         /* 0, or the signal that dumps the live tasks */
+  int stats;                               /* the stats line at exit */
+  int verbose;                             /* print the effective options */
+  int log_fd;                              /* where reports go: 2, or TASKLOCAL_LOG */
+};
+extern struct tl__options tl__opt;
+void tl__options_read(void);
+
+/* backtrace.c */
+void tl__bt_capture_task(struct tl__task *t); /* at makecontext, when tl__opt.backtrace */
+
+/* report.c */
+void tl__report_dropped(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
+void tl__report_exit(void);                /* leak report and stats line, at process exit */
+
+/* Iterates over the live tasks and the abandoned ones kept for the report,
+ * with the registry locked: fn must not switch, allocate, or call into the
+ * registry. Returns what a non-zero fn returned, else 0. */
+int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg);
+const char *tl__key_name(tl_key_t key);   /* NULL when unnamed or invalid */
 
 /* alloc.c: every allocation of the library goes through these, so that a
  * test can make the Nth one fail. */

@@ -304,6 +304,13 @@ int tl_key_delete(tl_key_t key)
   return 0;
 }
 
+const char *tl__key_name(tl_key_t key)
+{
+  if (!key_live(key))
+    return NULL;
+  return rec((uint32_t)key)->attr.name;
+}
+
 uint64_t tl__keys_created(void)
 {
   return K.created;

@@ -34,6 +34,8 @@ static struct {
   struct tl__task *live;                   /* made tasks that have not ended, and roots */
   struct tl__task *pool;                   /* free records */
   struct map_shard map[MAP_SHARDS];
+  struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
+  uint64_t kept_n, kept_over;              /* how many kept; how many more were not */
   uint64_t made, finished, abandoned, live_n, peak;
   struct tl__thread *main;                 /* the state of the thread that loaded us */
 } S;
@@ -60,8 +62,29 @@ static struct tl__task *record_alloc(void)
   return t;
 }
 
+struct tl__task_ext *tl__task_ext(struct tl__task *t)
+{
+  if (t->x == NULL)
+    t->x = tl__calloc(1, sizeof *t->x);
+  return t->x;
+}
+
+static void ext_free(struct tl__task *t)
+{
+  struct tl__task_ext *x = t->x;
+  if (x == NULL)
+    return;
+  t->x = NULL;
+  tl__free(x->name);
+  tl__free(x->bt);
+  if (x->held != NULL)
+    tl__vtab_free(x->held);
+  tl__free(x);
+}
+
 /* Called with S.lock held. The id goes to 0 first: a stale pointer to this
- * record (a context copied after the task ended) no longer matches. */
+ * record (a context copied after the task ended) no longer matches. The
+ * extension is freed by the caller, outside the lock. */
 static void record_free(struct tl__task *t)
 {
   t->id = 0;
@@ -404,6 +427,8 @@ void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
       if (destroy != NULL) {
         destroy(value);
         called = 1;
+      } else {
+        tl__report_dropped(t, key, value);
       }
     }
     if (!called)
@@ -423,8 +448,53 @@ static void task_release(struct tl__task *t)
   tree_del(t);
   live_del(t);
   S.live_n--;
+  struct tl__task_ext *x = t->x;
+  t->x = NULL;
   record_free(t);
   tl__unlock(&S.lock);
+  struct tl__task tmp = {.x = x};
+  ext_free(&tmp);
+}
+
+/* With leak checking on, an abandoned task stays for the exit report with
+ * the values it held. At most KEEP_MAX are kept; the rest are counted. */
+#define KEEP_MAX 4096
+
+static int task_keep(struct tl__task *t)
+{
+  if (!tl__opt.leaks)
+    return 0;
+  map_del(t);
+  if (tl__lock(&S.lock) != 0)
+    return 0;
+  int kept = S.kept_n < KEEP_MAX;
+  if (kept) {
+    tree_del(t);
+    live_del(t);
+    S.live_n--;
+    t->lnext = S.kept;
+    t->lprev = NULL;
+    if (S.kept)
+      S.kept->lprev = t;
+    S.kept = t;
+    S.kept_n++;
+  } else {
+    S.kept_over++;
+  }
+  tl__unlock(&S.lock);
+  return kept;
+}
+
+/* A copy of the live entries of a value table, for the report. */
+static struct tl__vtab *vtab_snapshot(struct tl__vtab *vt)
+{
+  if (vt == &tl__empty_vtab)
+    return NULL;
+  size_t size = sizeof *vt + (vt->mask + 1) * sizeof vt->e[0];
+  struct tl__vtab *copy = tl__alloc(size);
+  if (copy != NULL)
+    memcpy(copy, vt, size);
+  return copy;
 }
 
 /* A task whose ucontext_t is made again, or whose stack a new task takes
@@ -434,6 +504,8 @@ static void task_release(struct tl__task *t)
 static void task_abandon(struct tl__thread *th, struct tl__task *t)
 {
   atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
+  if (tl__opt.leaks && tl__task_ext(t) != NULL)
+    t->x->held = vtab_snapshot(atomic_load_explicit(&t->vt, memory_order_relaxed));
   struct tl__task *cur = th->current;
   th->current = t;
   tl__destroy_values(th, t);
@@ -442,7 +514,8 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
     S.abandoned++;
     tl__unlock(&S.lock);
   }
-  task_release(t);
+  if (!task_keep(t))
+    task_release(t);
 }
 
 void tl__task_finished(struct tl__thread *th, struct tl__task *t)
@@ -501,6 +574,8 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   tl__unlock(&S.lock);
   if (prevnew != NULL)
     task_abandon(th, prevnew);
+  if (t != NULL && tl__opt.backtrace)
+    tl__bt_capture_task(t);
   return t;
 }
 
@@ -606,17 +681,31 @@ void tl__task_atfork(int phase)
 void tl__task_exit(void)
 {
   struct tl__thread *th = tl__tls;
-  if (th == NULL || th == (struct tl__thread *)1)
-    return;
-  struct tl__thread *main = S.main;
-  struct tl__task *cur = th->current;
-  if (main != NULL && main != th) {
-    th->current = &main->root;
-    tl__destroy_values(th, &main->root);
+  if (th != NULL && th != (struct tl__thread *)1) {
+    struct tl__thread *main = S.main;
+    struct tl__task *cur = th->current;
+    if (main != NULL && main != th) {
+      th->current = &main->root;
+      tl__destroy_values(th, &main->root);
+    }
+    th->current = &th->root;
+    tl__destroy_values(th, &th->root);
+    th->current = cur;
   }
-  th->current = &th->root;
-  tl__destroy_values(th, &th->root);
-  th->current = cur;
+  tl__report_exit();
+}
+
+int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg)
+{
+  if (tl__lock(&S.lock) != 0)
+    return EDEADLK;
+  int r = 0;
+  for (struct tl__task *t = S.live; t != NULL && r == 0; t = t->lnext)
+    r = fn(t, arg);
+  for (struct tl__task *t = S.kept; t != NULL && r == 0; t = t->lnext)
+    r = fn(t, arg);
+  tl__unlock(&S.lock);
+  return r;
 }
 
 void tl__task_stats(struct tl__stats *st)
