@@ -247,6 +247,7 @@ int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
 
 /* interpose.S */
 void tl__trampoline(void);
+extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampoline, here) */
 void tl__forward_makecontext(void *real, ucontext_t *ucp, void (*fn)(void), int argc,
                              const uint64_t *args);
 

@@ -114,6 +114,12 @@ tl__trampoline_return:
         .cfi_endproc
         .size   tl__trampoline_return, .-tl__trampoline_return
 
+/* The end of the trampoline's code: backtraces stop at addresses between
+ * tl__trampoline and here. */
+        .globl  tl__trampoline_end
+        .hidden tl__trampoline_end
+tl__trampoline_end:
+
 /* void tl__forward_makecontext(void *real, ucontext_t *ucp, void (*fn)(void),
  *                              int argc, const uint64_t *args)
  * Calls the variadic real makecontext(ucp, fn, argc, args[0..argc-1]) with
