@@ -19,6 +19,7 @@
 #ifndef TASKLOCAL_H
 #define TASKLOCAL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,6 +100,81 @@ TL_API int tl_lookup(tl_key_t key, void **value);  /* like tl_get, but ENOENT wh
 TL_API int tl_set(tl_key_t key, const void *value);  /* binds value; ENOMEM leaves the old binding */
 TL_API int tl_unset(tl_key_t key);         /* back to unbound, no destructor; 0 if it was unbound */
 
+/* Keys with attr.init: the first tl_get/tl_lookup (or tl_singleton) of the
+ * key in a scope where it is unbound calls init(init_arg) once and binds the
+ * result (even NULL). A re-entrant read of the same key from inside init
+ * sees it unbound and does not call init again. tl_set, tl_bind and
+ * tl_unset never call init.
+ *
+ * Errors of the value functions: EINVAL for an invalid key (or a NULL
+ * pointer where one is required), EPERM for tl_set/tl_unset of a
+ * TL_KEY_SCOPED_ONLY key, ESRCH when a custom-scope key's discriminator
+ * names no owner (tl_get then returns NULL), ENOMEM with the previous
+ * binding intact. */
+
+/* ------------------------------------------------------------------------
+ * Scoped bindings
+ *
+ * tl_bind binds a value until the matching tl_unbind, which restores
+ * exactly what was there before: a value, or unbound (contextvars'
+ * token/reset, xlocal's with-block). Bindings nest in strict LIFO order
+ * within one task; unbinding out of order, twice, in another task, or with
+ * a token that tl_bind did not fill is EINVAL and changes nothing. Tokens
+ * are plain data, checked without following any pointer in them. Bindings
+ * still open when a task ends are dropped: the bound values belong to the
+ * code that bound them and get no destructor.
+ * ------------------------------------------------------------------------ */
+
+typedef struct tl_token {
+  uint64_t opaque[4];
+} tl_token_t;
+
+TL_API int tl_bind(tl_key_t key, const void *value, tl_token_t *token);  /* binds until tl_unbind(token) */
+TL_API int tl_unbind(tl_token_t *token);   /* restores the previous state; EINVAL if not the innermost */
+
+/* TL_WITH(key, value) { ... } binds value to key for the block and unbinds
+ * it on every way out: the end of the block, break (which leaves the
+ * TL_WITH block itself), continue, return and goto. If the binding cannot
+ * be made (EINVAL, EPERM never applies, ESRCH, ENOMEM), the block is not
+ * run and errno holds the error, as a Python with-statement whose
+ * __enter__ raises. Needs GCC or Clang (the cleanup attribute). */
+#define TL_WITH(key, value) TL__WITH_(key, value, TL__CAT_(tl__with_, __COUNTER__))
+
+/* ------------------------------------------------------------------------
+ * Scopes
+ *
+ * A key's values belong to the running task (TL_SCOPE_TASK, the default),
+ * to the OS thread whatever task runs on it (TL_SCOPE_THREAD: one value per
+ * scheduler loop, "loop-local"), or to an owner named by a custom
+ * discriminator (TL_SCOPE_CUSTOM: a session, a request...). A custom
+ * discriminator's current() returning NULL means "no owner": tl_get gives
+ * NULL and tl_set, tl_lookup, tl_unset and tl_bind give ESRCH. Custom
+ * owners' values live in a table shared by all threads, under a lock.
+ * Thread-scope values are destroyed at thread exit (the main thread's at
+ * process exit) or by tl_loop_close.
+ * ------------------------------------------------------------------------ */
+
+TL_API int tl_loop_close(void);            /* destroys this thread's thread-scope values, runs its deferred calls */
+TL_API int tl_disc_end(const struct tl_disc *disc, void *owner);  /* destroys owner's values for keys of disc */
+
+/* ------------------------------------------------------------------------
+ * Singletons and deferred calls
+ *
+ * tl_singleton is asyncio-loop-local's singleton: the scope's value of key,
+ * made by make(arg) the first time and destroyed with the scope by the
+ * key's destructor. make runs once per scope instance (a thread-scope key
+ * gets a new one after tl_loop_close). If make returns NULL nothing is
+ * bound and the next call tries again. A re-entrant call for the same key
+ * from inside make returns NULL with errno EDEADLK.
+ *
+ * tl_defer registers fn(arg) to run when the current task (TL_SCOPE_TASK)
+ * or thread (TL_SCOPE_THREAD, also at tl_loop_close) ends, after the
+ * destructors of its values, last registered first.
+ * ------------------------------------------------------------------------ */
+
+TL_API void *tl_singleton(tl_key_t key, void *(*make)(void *arg), void *arg);  /* NULL with errno on error */
+TL_API int tl_defer(int scope, void (*fn)(void *arg), void *arg);  /* EINVAL for other scopes or NULL fn */
+
 /* ------------------------------------------------------------------------
  * Tasks
  *
@@ -115,12 +191,55 @@ typedef struct tl_task tl_task_t;
 
 TL_API tl_task_t *tl_current(void);        /* the running task; async-signal-safe */
 TL_API uint64_t tl_task_id(const tl_task_t *task);  /* its id (0 for NULL) */
+TL_API int tl_task_set_name(tl_task_t *task, const char *name);  /* NULL task: the current one; NULL name clears */
+TL_API const char *tl_task_name(const tl_task_t *task);  /* NULL when unnamed */
+
+/* tl_foreach calls fn(key, name, value, arg) for each task-scope value bound
+ * in task (NULL: the current task), like iterating a dict; a non-zero
+ * return from fn stops the walk and is returned. Call it for the current
+ * task or one that is suspended; values that fn binds or unbinds may or may
+ * not be visited. */
+TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name, void *value, void *arg),
+                      void *arg);
 
 /* ------------------------------------------------------------------------
  * Diagnostics
  * ------------------------------------------------------------------------ */
 
 TL_API int tl_available(void);             /* 1 when the shim is preloaded and tracking ucontext */
+
+/* ------------------------------------------------------------------------
+ * Internals of the macros above; not part of the API.
+ * ------------------------------------------------------------------------ */
+
+#define TL__CAT2_(a, b) a##b
+#define TL__CAT_(a, b) TL__CAT2_(a, b)
+
+struct tl__with {
+  tl_token_t token;
+  int bound;
+  int once;
+};
+
+static inline struct tl__with tl__with_begin(tl_key_t key, const void *value)
+{
+  struct tl__with w;
+  int err = tl_bind(key, value, &w.token);
+  w.bound = w.once = err == 0;
+  if (err != 0)
+    errno = err;
+  return w;
+}
+
+static inline void tl__with_end(struct tl__with *w)
+{
+  if (w->bound)
+    tl_unbind(&w->token);
+}
+
+#define TL__WITH_(key, value, w)                                                                   \
+  for (struct tl__with w __attribute__((cleanup(tl__with_end))) = tl__with_begin((key), (value)); \
+       w.once; w.once = 0)
 
 #ifdef __cplusplus
 }

@@ -99,6 +99,36 @@ struct tl__task_ext {
   uintptr_t *bt;                           /* creation backtrace: raw return addresses */
   uint32_t bt_n;
   struct tl__vtab *held;                   /* an abandoned task kept for the report: its values */
+  struct tl__bind *binds;                  /* open scoped bindings, innermost last */
+  uint32_t nbinds, capbinds;
+  uint64_t bind_seq;                       /* numbers the bindings; never reused */
+  struct tl__defer *defers;                /* tl_defer(TL_SCOPE_TASK), newest first */
+  struct tl__shared *shared;               /* values inherited by TL_INHERIT_SHARE */
+  uint32_t nshared;
+};
+
+struct tl__bind {
+  uint64_t seq;
+  tl_key_t key;
+  void *prev;
+  int prev_bound;
+};
+
+struct tl__defer {
+  void (*fn)(void *arg);
+  void *arg;
+  struct tl__defer *next;
+};
+
+struct tl__shared {
+  tl_key_t key;
+  void *value;
+};
+
+struct tl__init_frame {                    /* an initializer running on this thread */
+  tl_key_t key;
+  const void *instance;                    /* the scope instance it initializes */
+  struct tl__init_frame *next;
 };
 
 struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
@@ -118,6 +148,9 @@ struct tl__thread {
   int dying;                               /* thread exit in progress */
   uint64_t switches;                       /* switches made on this thread */
   uint64_t untracked;                      /* unseen switches found from the stack pointer */
+  struct tl__vtab *_Atomic tvt;            /* thread-scope values */
+  struct tl__defer *defers;                /* tl_defer(TL_SCOPE_THREAD), newest first */
+  struct tl__init_frame *initing;          /* initializers and singleton makers running here */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__task root;                    /* this thread's own stack */
 };
@@ -185,12 +218,34 @@ void tl__task_stats(struct tl__stats *st);
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
 void tl__map_save(struct tl__task *t, const void *ctx);
 void tl__task_finished(struct tl__thread *th, struct tl__task *t);
-void tl__destroy_values(struct tl__thread *th, struct tl__task *t);
+void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
 void tl__task_atfork(int phase);           /* -1 before fork, 0 parent, 1 child */
 void tl__task_exit(void);                  /* process exit */
 
 /* key.c */
+struct tl__scope_ref {
+  struct tl__vtab *_Atomic *holder;        /* the table of the key's scope */
+  struct tl__lock *lock;                   /* held until tl__scope_leave, or NULL */
+};
+
 int tl__key_valid(tl_key_t key);
+int tl__key_info(tl_key_t key, tl_key_attr_t *attr); /* lock-free copy of the attributes */
+extern _Atomic uint32_t tl__inheriting;   /* live keys with inherit != NONE */
+struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key);
+int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value);
+int tl__vtab_remove(struct tl__vtab *_Atomic *holder, tl_key_t key);
+void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
+                      int (*keep)(tl_key_t key, void *value, void *arg), void *arg);
+int tl__store(tl_key_t key, const void *value, int remove, int scoped);
+
+/* scope.c */
+int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, struct tl__scope_ref *ref);
+void tl__scope_leave(struct tl__scope_ref *ref);
+int tl__run_init(tl_key_t key, const tl_key_attr_t *a, struct tl__task *t, void *(*make)(void *),
+                 void *arg, int bind_null, void **value);
+int tl__inherit(struct tl__task *parent, struct tl__task *child); /* at makecontext */
+void tl__task_scope_end(struct tl__thread *th, struct tl__task *t); /* bindings, values, defers */
+void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and defers */
 void (*tl__key_destructor(tl_key_t key))(void *);
 void tl__vtab_free(struct tl__vtab *vt);
 struct tl__empty_storage {

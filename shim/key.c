@@ -34,6 +34,8 @@ struct gens {
  * the read path needs no test for "no table". */
 struct tl__empty_storage tl__empty_storage;
 
+_Atomic uint32_t tl__inheriting;
+
 static struct {
   struct tl__lock lock;                    /* everything below, for writers */
   struct keyrec *chunk[MAX_CHUNKS];
@@ -65,9 +67,8 @@ int tl__key_valid(tl_key_t key)
 
 void (*tl__key_destructor(tl_key_t key))(void *)
 {
-  if (!key_live(key))
-    return NULL;
-  return rec((uint32_t)key)->attr.destroy;
+  tl_key_attr_t a;
+  return tl__key_info(key, &a) == 0 ? a.destroy : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -175,11 +176,6 @@ static int check_attr(const tl_key_attr_t *a)
     return EINVAL;
   if (a->name != NULL && a->name[0] == '\0')
     return EINVAL;
-  /* Thread and custom scopes, initializers, inheritance and scoped-only
-   * keys come with the next release; the attribute layout is final. */
-  if (a->scope != TL_SCOPE_TASK || a->inherit != TL_INHERIT_NONE || a->init != NULL ||
-      (a->flags & TL_KEY_SCOPED_ONLY))
-    return ENOTSUP;
   return 0;
 }
 
@@ -231,6 +227,7 @@ int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
     gen = r->gen ? r->gen : 1;
   r->gen = gen;
   r->next_free = 0;
+  tl__free((char *)r->attr.name);
   r->attr = *attr;
   r->attr.name = name;
   if (nslot != NULL) {
@@ -239,6 +236,8 @@ int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
     *nslot = slot + 1;
   }
   K.created++;
+  if (attr->inherit != TL_INHERIT_NONE)
+    atomic_fetch_add_explicit(&tl__inheriting, 1, memory_order_relaxed);
   atomic_store_explicit(&g->gen[slot], gen, memory_order_release);
   *key = (uint64_t)gen << 32 | slot;
   name = NULL;
@@ -289,19 +288,30 @@ int tl_key_delete(tl_key_t key)
   uint32_t next = r->gen + 1 ? r->gen + 1 : 1;
   atomic_store_explicit(&g->gen[slot], 0, memory_order_release);
   r->gen = next;
-  char *name = (char *)r->attr.name;
+  /* The name leaves the index now; the record itself stays as it is until
+   * the slot is reused, because readers copy it without the lock and then
+   * check the generation (tl__key_info). */
+  const char *name = r->attr.name;
   if (name != NULL) {
     int found;
     uint32_t *p = name_slot(name, &found);
     if (found)
       *p = UINT32_MAX;
   }
-  memset(&r->attr, 0, sizeof r->attr);
+  if (r->attr.inherit != TL_INHERIT_NONE)
+    atomic_fetch_sub_explicit(&tl__inheriting, 1, memory_order_relaxed);
   r->next_free = K.free_head;
   K.free_head = slot + 1;
   tl__unlock(&K.lock);
-  tl__free(name);
   return 0;
+}
+
+int tl__key_info(tl_key_t key, tl_key_attr_t *attr)
+{
+  if (!key_live(key))
+    return EINVAL;
+  *attr = rec((uint32_t)key)->attr;
+  return key_live(key) ? 0 : EINVAL;
 }
 
 const char *tl__key_name(tl_key_t key)
@@ -331,8 +341,7 @@ static int entry_dead(uint64_t key)
   return key == TL__TOMB || !key_live(key);
 }
 
-/* The entry holding key in vt, or NULL. */
-static struct tl__ent *vtab_find(struct tl__vtab *vt, tl_key_t key)
+struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key)
 {
   uint32_t mask = vt->mask;
   for (uint32_t i = (uint32_t)key & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
@@ -361,10 +370,11 @@ static void vtab_place(struct tl__vtab *vt, uint64_t key, void *value)
 static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
 {
   uint32_t live = 0;
-  for (uint32_t i = 0; old != &tl__empty_vtab && i <= old->mask; i++)
-    if (!entry_dead(atomic_load_explicit(&old->e[i].key, memory_order_relaxed)) &&
-        atomic_load_explicit(&old->e[i].key, memory_order_relaxed) != TL__EMPTY)
+  for (uint32_t i = 0; old != &tl__empty_vtab && i <= old->mask; i++) {
+    uint64_t k = atomic_load_explicit(&old->e[i].key, memory_order_relaxed);
+    if (k != TL__EMPTY && !entry_dead(k))
       live++;
+  }
   /* Small tables may fill up completely (4 values in 4 entries); larger
    * ones stay at most three quarters full so that misses end quickly. */
   uint32_t cap = 4;
@@ -382,10 +392,9 @@ static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
   return vt;
 }
 
-/* Binds key to value in task t. On ENOMEM the previous binding is intact. */
-static int vtab_put(struct tl__task *t, tl_key_t key, void *value)
+int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
 {
-  struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_relaxed);
+  struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
   struct tl__ent *reuse = NULL;
   uint32_t mask = vt->mask;
   if (vt != &tl__empty_vtab) {
@@ -397,8 +406,10 @@ static int vtab_put(struct tl__task *t, tl_key_t key, void *value)
         return 0;
       }
       if (k == TL__EMPTY) {
-        if (reuse == NULL && vt->used + 1 <= (mask < 8 ? mask + 1 : (mask + 1) / 4 * 3))
-          reuse = e, vt->used++;
+        if (reuse == NULL && vt->used + 1 <= (mask < 8 ? mask + 1 : (mask + 1) / 4 * 3)) {
+          reuse = e;
+          vt->used++;
+        }
         break;
       }
       if (reuse == NULL && entry_dead(k))
@@ -416,21 +427,101 @@ static int vtab_put(struct tl__task *t, tl_key_t key, void *value)
   if (nt == NULL)
     return ENOMEM;
   vtab_place(nt, key, value);
-  atomic_store_explicit(&t->vt, nt, memory_order_release);
+  atomic_store_explicit(holder, nt, memory_order_release);
   tl__vtab_free(vt);
   return 0;
+}
+
+int tl__vtab_remove(struct tl__vtab *_Atomic *holder, tl_key_t key)
+{
+  struct tl__ent *e = tl__vtab_find(atomic_load_explicit(holder, memory_order_relaxed), key);
+  if (e == NULL)
+    return ENOENT;
+  atomic_store_explicit(&e->key, TL__TOMB, memory_order_release);
+  atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
+  return 0;
+}
+
+/* Destroys what a scope holds, in place, as pthreads do at thread exit:
+ * each value is unbound, then passed to its key's destructor; if
+ * destructors bind new values, the walk repeats, 4 rounds in all. Values
+ * without a destructor are dropped (and reported for tasks). keep(key,
+ * value, arg), when given, names values that are not this scope's to
+ * destroy (shared by inheritance): they are dropped silently. */
+void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
+                      int (*keep)(tl_key_t key, void *value, void *arg), void *arg)
+{
+  for (int round = 0; round < 4; round++) {
+    int called = 0;
+    for (uint32_t i = 0;; i++) {
+      /* Re-read the table each time: a destructor may bind values in this
+       * scope, which replaces the table. */
+      struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
+      if (vt == &tl__empty_vtab || i > vt->mask)
+        break;
+      struct tl__ent *e = &vt->e[i];
+      uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
+      if (key <= TL__TOMB)
+        continue;
+      void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
+      atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
+      atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
+      if (value == NULL || !key_live(key))
+        continue;                          /* a deleted key's values are dropped */
+      if (keep != NULL && keep(key, value, arg))
+        continue;
+      void (*destroy)(void *) = tl__key_destructor(key);
+      if (destroy != NULL) {
+        destroy(value);
+        called = 1;
+      } else if (t != NULL) {
+        tl__report_dropped(t, key, value);
+      }
+    }
+    if (!called)
+      break;
+  }
+  struct tl__vtab *vt = atomic_exchange_explicit(holder, &tl__empty_vtab, memory_order_relaxed);
+  tl__vtab_free(vt);
 }
 
 /* ------------------------------------------------------------------------
  * Public: values
  * ------------------------------------------------------------------------ */
 
-static __attribute__((noinline)) void *get_slow(struct tl__task *t, tl_key_t key)
+/* The value of key in its scope: 0, ENOENT when unbound (after running the
+ * key's initializer, if any), ESRCH for a custom scope with no owner,
+ * EINVAL for an invalid key. */
+static int lookup(tl_key_t key, void **value)
 {
-  if (t == NULL || !key_live(key))
-    return NULL;
-  struct tl__ent *e = vtab_find(atomic_load_explicit(&t->vt, memory_order_acquire), key);
-  return e ? atomic_load_explicit(&e->value, memory_order_relaxed) : NULL;
+  tl_key_attr_t a;
+  if (tl__key_info(key, &a) != 0)
+    return EINVAL;
+  struct tl__task *t = tl__task_now();
+  if (t == NULL)
+    return ENOENT;
+  struct tl__scope_ref ref;
+  int err = tl__scope_enter(&a, t, 0, &ref);
+  if (err != 0)
+    return err;
+  struct tl__ent *e = tl__vtab_find(atomic_load_explicit(ref.holder, memory_order_acquire), key);
+  if (e != NULL)
+    *value = atomic_load_explicit(&e->value, memory_order_relaxed);
+  tl__scope_leave(&ref);
+  if (e != NULL)
+    return 0;
+  if (a.init != NULL) {
+    /* A read from inside the key's own initializer sees it unbound. */
+    err = tl__run_init(key, &a, t, a.init, a.init_arg, 1, value);
+    return err == EDEADLK ? ENOENT : err;
+  }
+  return ENOENT;
+}
+
+static __attribute__((noinline)) void *get_slow(tl_key_t key)
+{
+  void *v = NULL;
+  return lookup(key, &v) == 0 ? v : NULL;
 }
 
 void *tl_get(tl_key_t key)
@@ -442,44 +533,46 @@ void *tl_get(tl_key_t key)
     if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key && key_live(key)))
       return atomic_load_explicit(&e->value, memory_order_relaxed);
   }
-  return get_slow(t, key);
+  return get_slow(key);
 }
 
 int tl_lookup(tl_key_t key, void **value)
 {
-  if (value == NULL || !key_live(key))
+  if (value == NULL)
     return EINVAL;
+  return lookup(key, value);
+}
+
+/* Binds (or with remove, unbinds) key in its scope, for tl_set, tl_unset
+ * and the scoped bindings. */
+int tl__store(tl_key_t key, const void *value, int remove, int scoped)
+{
+  tl_key_attr_t a;
+  if (tl__key_info(key, &a) != 0)
+    return EINVAL;
+  if (!scoped && (a.flags & TL_KEY_SCOPED_ONLY))
+    return EPERM;
   struct tl__task *t = tl__task_now();
   if (t == NULL)
-    return ENOENT;
-  struct tl__ent *e = vtab_find(atomic_load_explicit(&t->vt, memory_order_acquire), key);
-  if (e == NULL)
-    return ENOENT;
-  *value = atomic_load_explicit(&e->value, memory_order_relaxed);
-  return 0;
+    return ENOMEM;
+  struct tl__scope_ref ref;
+  int err = tl__scope_enter(&a, t, !remove, &ref);
+  if (err != 0)
+    return err;
+  if (remove)
+    tl__vtab_remove(ref.holder, key);
+  else
+    err = tl__vtab_put(ref.holder, key, (void *)value);
+  tl__scope_leave(&ref);
+  return err;
 }
 
 int tl_set(tl_key_t key, const void *value)
 {
-  if (!key_live(key))
-    return EINVAL;
-  struct tl__task *t = tl__task_now();
-  if (t == NULL)
-    return ENOMEM;
-  return vtab_put(t, key, (void *)value);
+  return tl__store(key, value, 0, 0);
 }
 
 int tl_unset(tl_key_t key)
 {
-  if (!key_live(key))
-    return EINVAL;
-  struct tl__task *t = tl__task_now();
-  if (t == NULL)
-    return 0;
-  struct tl__ent *e = vtab_find(atomic_load_explicit(&t->vt, memory_order_relaxed), key);
-  if (e != NULL) {
-    atomic_store_explicit(&e->key, TL__TOMB, memory_order_release);
-    atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
-  }
-  return 0;
+  return tl__store(key, NULL, 1, 0);
 }

@@ -79,6 +79,12 @@ static void ext_free(struct tl__task *t)
   tl__free(x->bt);
   if (x->held != NULL)
     tl__vtab_free(x->held);
+  tl__free(x->binds);
+  tl__free(x->shared);
+  for (struct tl__defer *d = x->defers, *next; d != NULL; d = next) {
+    next = d->next;
+    tl__free(d);
+  }
   tl__free(x);
 }
 
@@ -402,40 +408,13 @@ struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
  * Lifetime
  * ------------------------------------------------------------------------ */
 
+/* Ends t's scope (bindings, values, deferred calls) with t as the task
+ * that reads and writes see, whatever stack this runs on. */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
 {
   struct tl__task *saved = th->override;
   th->override = t;
-  for (int round = 0; round < 4; round++) {
-    int called = 0;
-    for (uint32_t i = 0;; i++) {
-      /* Re-read the table each time: a destructor may bind values in this
-       * task, which replaces the table. */
-      struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_relaxed);
-      if (i > vt->mask || vt == &tl__empty_vtab)
-        break;
-      struct tl__ent *e = &vt->e[i];
-      uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
-      if (key <= TL__TOMB)
-        continue;
-      void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
-      atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
-      atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
-      if (value == NULL || !tl__key_valid(key))
-        continue;                          /* a deleted key's values are dropped */
-      void (*destroy)(void *) = tl__key_destructor(key);
-      if (destroy != NULL) {
-        destroy(value);
-        called = 1;
-      } else {
-        tl__report_dropped(t, key, value);
-      }
-    }
-    if (!called)
-      break;
-  }
-  struct tl__vtab *vt = atomic_exchange_explicit(&t->vt, &tl__empty_vtab, memory_order_relaxed);
-  tl__vtab_free(vt);
+  tl__task_scope_end(th, t);
   th->override = saved;
 }
 
@@ -574,6 +553,20 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   tl__unlock(&S.lock);
   if (prevnew != NULL)
     task_abandon(th, prevnew);
+  if (t != NULL && tl__inherit(cur, t) != 0) {
+    /* The child cannot start with what it should inherit: it runs
+     * untracked rather than with wrong values. */
+    tl__destroy_values(th, t);
+    struct tl__task_ext *x = t->x;
+    t->x = NULL;
+    if (tl__lock(&S.lock) == 0) {
+      record_free(t);
+      tl__unlock(&S.lock);
+    }
+    struct tl__task tmp = {.x = x};
+    ext_free(&tmp);
+    return NULL;
+  }
   if (t != NULL && tl__opt.backtrace)
     tl__bt_capture_task(t);
   return t;
@@ -633,7 +626,9 @@ void tl__root_fini(struct tl__thread *th)
   th->current = &th->root;
   th->in_switch = 0;
   tl__destroy_values(th, &th->root);
+  tl__thread_scope_end(th);
   tl__root_forget(th);
+  ext_free(&th->root);
 }
 
 /* ------------------------------------------------------------------------
@@ -690,9 +685,17 @@ void tl__task_exit(void)
     }
     th->current = &th->root;
     tl__destroy_values(th, &th->root);
+    tl__thread_scope_end(th);
     th->current = cur;
   }
   tl__report_exit();
+  /* After the report, which shows task names: the roots' extensions are
+   * freed so that leak checkers see nothing of ours left. */
+  if (th != NULL && th != (struct tl__thread *)1) {
+    if (S.main != NULL)
+      ext_free(&S.main->root);
+    ext_free(&th->root);
+  }
 }
 
 int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg)
@@ -732,4 +735,52 @@ tl_task_t *tl_current(void)
 uint64_t tl_task_id(const tl_task_t *task)
 {
   return task ? ((const struct tl__task *)task)->id : 0;
+}
+
+int tl_task_set_name(tl_task_t *task, const char *name)
+{
+  struct tl__task *t = task ? (struct tl__task *)task : tl__task_now();
+  if (t == NULL || t->id == 0)
+    return EINVAL;
+  char *copy = NULL;
+  if (name != NULL) {
+    size_t len = strlen(name) + 1;
+    if ((copy = tl__alloc(len)) == NULL)
+      return ENOMEM;
+    memcpy(copy, name, len);
+  }
+  struct tl__task_ext *x = tl__task_ext(t);
+  if (x == NULL) {
+    tl__free(copy);
+    return ENOMEM;
+  }
+  char *old = x->name;
+  x->name = copy;
+  tl__free(old);
+  return 0;
+}
+
+const char *tl_task_name(const tl_task_t *task)
+{
+  const struct tl__task *t = task ? (const struct tl__task *)task : tl__task_now();
+  return t != NULL && t->x != NULL ? t->x->name : NULL;
+}
+
+int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name, void *value, void *arg), void *arg)
+{
+  struct tl__task *t = task ? (struct tl__task *)task : tl__task_now();
+  if (t == NULL || fn == NULL || t->id == 0)
+    return EINVAL;
+  for (uint32_t i = 0;; i++) {
+    /* The table is read again at each step: fn may bind values. */
+    struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
+    if (vt == &tl__empty_vtab || i > vt->mask)
+      return 0;
+    uint64_t key = atomic_load_explicit(&vt->e[i].key, memory_order_acquire);
+    if (key <= TL__TOMB || !tl__key_valid(key))
+      continue;
+    int r = fn(key, tl__key_name(key), atomic_load_explicit(&vt->e[i].value, memory_order_relaxed), arg);
+    if (r != 0)
+      return r;
+  }
 }

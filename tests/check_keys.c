@@ -160,11 +160,18 @@ START_TEST(test_attr_validation)
   a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
   a.name = "";
   ck_assert_int_eq(tl_key_create_attr(&k, &a), EINVAL);
-  /* Valid attributes of features that come with the next release. */
+  /* Every valid combination is accepted. */
   a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
   a.inherit = TL_INHERIT_COPY;
   a.copy = dummy_copy;
-  ck_assert_int_eq(tl_key_create_attr(&k, &a), ENOTSUP);
+  a.flags = TL_KEY_SCOPED_ONLY;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), 0);
+  ck_assert_int_eq(tl_key_delete(k), 0);
+  a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
+  a.scope = TL_SCOPE_CUSTOM;
+  a.disc = &disc;
+  ck_assert_int_eq(tl_key_create_attr(&k, &a), 0);
+  ck_assert_int_eq(tl_key_delete(k), 0);
   /* NULL attributes mean the defaults. */
   ck_assert_int_eq(tl_key_create_attr(&k, NULL), 0);
   ck_assert_int_eq(tl_key_delete(k), 0);
