@@ -78,6 +78,12 @@ $(BUILD)/tests/check_%: tests/check_%.c tests/testutil.h include/tasklocal.h $(L
 	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $< -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal $(CHECK_LIBS) -ldl
 
+# The header-only suite links no tasklocal library: it finds it at run time.
+$(BUILD)/tests/check_dynamic: tests/check_dynamic.c tests/dynamic_tu2.c tests/testutil.h include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+	$(CC) $(CSTD) $(WARN) -O2 -g -pthread -Iinclude -Itests $(CHECK_CFLAGS) \
+	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' tests/check_dynamic.c tests/dynamic_tu2.c -o $@ \
+	  $(CHECK_LIBS) -ldl
+
 check-unit: $(LIB) $(PROGRAMS) $(PLUGIN) $(SUITES)
 	@fail=0; for t in $(SUITES); do \
 	  echo "== $$t"; $$t || fail=1; \

@@ -12,9 +12,12 @@
  * is nothing to return. Every key is validated: zero, deleted and made-up
  * keys give EINVAL (or NULL from tl_get), never a crash.
  *
- * A program that includes this header and links -ltasklocal works with or
- * without the library preloaded: when ucontext tracking is not active, each
- * thread is one task (tl_available() tells which).
+ * Three ways to use it: preload libtasklocal.so into an unmodified program
+ * (its plugins then call this API); link with -ltasklocal (the library's
+ * ucontext functions then come before libc's and tracking is active); or
+ * define TL_DYNAMIC before including this header and link nothing: the
+ * header finds the library at run time and falls back to per-thread storage
+ * without it (see "Header-only use" at the end).
  */
 #ifndef TASKLOCAL_H
 #define TASKLOCAL_H
@@ -28,7 +31,9 @@
 #define TL_VERSION_PATCH 0
 #define TL_VERSION 100 /* major * 10000 + minor * 100 + patch */
 
-#if defined(__GNUC__)
+#if defined(TL_DYNAMIC)
+#define TL_API static inline __attribute__((unused)) /* defined by the header, below */
+#elif defined(__GNUC__)
 #define TL_API __attribute__((visibility("default")))
 #else
 #define TL_API
@@ -206,7 +211,68 @@ TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name,
  * Diagnostics
  * ------------------------------------------------------------------------ */
 
-TL_API int tl_available(void);             /* 1 when the shim is preloaded and tracking ucontext */
+TL_API int tl_available(void);             /* 1 when the library is in use and tracking ucontext */
+TL_API int tl_dump(int fd);                /* writes the live-task report (leak report format) to fd */
+
+/* ------------------------------------------------------------------------
+ * Header-only use
+ *
+ * The library exports one versioned symbol, tl_api_v1, a table of its
+ * functions. With TL_DYNAMIC defined before this header is included, every
+ * function above is a static inline wrapper that calls through that table,
+ * and the program needs no -ltasklocal (only -ldl on glibc before 2.34).
+ *
+ * Detection happens at the first call of any function, once for the whole
+ * process: dlsym(RTLD_DEFAULT, "tl_api_v1") finds the library when it is
+ * preloaded, linked, or dlopened with RTLD_GLOBAL; then
+ * dlopen("libtasklocal.so.0", RTLD_NOLOAD) finds it when it was dlopened
+ * locally. The table is accepted when its version is TL_API_VERSION and its
+ * size at least ours. Threads that race on the first call each compute the
+ * same answer and publish it with an atomic store, so no lock is needed.
+ * A library loaded after the first call is not used: keys made by the
+ * fallback would mean nothing to it.
+ *
+ * Without the library the fallback gives per-thread semantics (each thread
+ * is one task) for keys, get/lookup/set/unset and bind/unbind/TL_WITH,
+ * shared by every translation unit and shared object of the program (its
+ * state has weak, default-visibility symbols); key attributes other than a
+ * custom scope work, with thread and task scope alike and no inheritance.
+ * Everything else returns ENOSYS (pointer-returning functions give NULL
+ * with errno ENOSYS); argument errors are EINVAL in both modes;
+ * tl_available() is 0. The fallback holds at most 2^20 keys alive.
+ * ------------------------------------------------------------------------ */
+
+#define TL_API_VERSION 1
+
+struct tl_api {
+  uint32_t size;                           /* sizeof(struct tl_api) in the library */
+  uint32_t version;                        /* TL_API_VERSION */
+  int (*key_create)(tl_key_t *, void (*)(void *));
+  int (*key_create_attr)(tl_key_t *, const tl_key_attr_t *);
+  int (*key_find)(tl_key_t *, const char *);
+  int (*key_delete)(tl_key_t);
+  void *(*get)(tl_key_t);
+  int (*lookup)(tl_key_t, void **);
+  int (*set)(tl_key_t, const void *);
+  int (*unset)(tl_key_t);
+  int (*bind)(tl_key_t, const void *, tl_token_t *);
+  int (*unbind)(tl_token_t *);
+  int (*loop_close)(void);
+  int (*disc_end)(const struct tl_disc *, void *);
+  void *(*singleton)(tl_key_t, void *(*)(void *), void *);
+  int (*defer)(int, void (*)(void *), void *);
+  tl_task_t *(*current)(void);
+  uint64_t (*task_id)(const tl_task_t *);
+  int (*task_set_name)(tl_task_t *, const char *);
+  const char *(*task_name)(const tl_task_t *);
+  int (*foreach)(tl_task_t *, int (*)(tl_key_t, const char *, void *, void *), void *);
+  int (*dump)(int);
+  int (*available)(void);
+};
+
+#ifndef TL_DYNAMIC
+TL_API extern const struct tl_api tl_api_v1; /* the library's table */
+#endif
 
 /* ------------------------------------------------------------------------
  * Internals of the macros above; not part of the API.
@@ -240,6 +306,452 @@ static inline void tl__with_end(struct tl__with *w)
 #define TL__WITH_(key, value, w)                                                                   \
   for (struct tl__with w __attribute__((cleanup(tl__with_end))) = tl__with_begin((key), (value)); \
        w.once; w.once = 0)
+
+
+#ifdef TL_DYNAMIC
+/* The header-only implementation. Everything here has a tl__dyn_ or
+ * tl__fb_ name; shared state and functions are weak so that every
+ * translation unit (and shared object) of the program uses one copy. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TL__FB_CHUNK 1024u
+#define TL__FB_CHUNKS 1024u
+
+struct tl__fb_key {
+  uint32_t gen;                            /* the live key's generation, or the next one */
+  int live;
+  tl_key_attr_t attr;                      /* attr.name is a copy */
+  uint32_t next_free;                      /* slot + 1 */
+};
+
+struct tl__fb_ent {
+  tl_key_t key;
+  void *value;
+};
+
+struct tl__fb_bind {
+  uint64_t seq;
+  tl_key_t key;
+  void *prev;
+  int prev_bound;
+};
+
+struct tl__fb_thread {
+  struct tl__fb_ent *vals;                 /* indexed by slot */
+  uint32_t cap;
+  struct tl__fb_bind *binds;
+  uint32_t nbinds, capbinds;
+  uint64_t seq, id;
+  tl_key_t initing;                        /* the key whose init runs now */
+};
+
+struct tl__fb_state {
+  pthread_mutex_t lock;
+  struct tl__fb_key *chunk[TL__FB_CHUNKS];
+  uint32_t nslots, free_head;
+  pthread_once_t once;
+  pthread_key_t exit_key;
+  uint64_t next_id;
+  const struct tl_api *api;                /* what detection chose; read with __atomic */
+};
+
+__attribute__((weak)) struct tl__fb_state tl__fb = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, PTHREAD_ONCE_INIT, 0, 1, 0};
+__attribute__((weak)) __thread struct tl__fb_thread *tl__fb_self;
+
+__attribute__((weak)) struct tl__fb_key *tl__fb_rec(tl_key_t key)
+{
+  uint32_t slot = (uint32_t)key, gen = (uint32_t)(key >> 32);
+  if (gen == 0 || slot >= TL__FB_CHUNK * TL__FB_CHUNKS)
+    return NULL;
+  struct tl__fb_key *c = __atomic_load_n(&tl__fb.chunk[slot / TL__FB_CHUNK], __ATOMIC_ACQUIRE);
+  if (c == NULL)
+    return NULL;
+  struct tl__fb_key *r = &c[slot % TL__FB_CHUNK];
+  return __atomic_load_n(&r->live, __ATOMIC_ACQUIRE) && r->gen == gen ? r : NULL;
+}
+
+__attribute__((weak)) void tl__fb_thread_exit(void *arg)
+{
+  struct tl__fb_thread *th = (struct tl__fb_thread *)arg;
+  for (int round = 0; round < 4; round++) {
+    int called = 0;
+    for (uint32_t i = 0; i < th->cap; i++) {
+      struct tl__fb_ent e = th->vals[i];
+      if (e.key == 0)
+        continue;
+      th->vals[i].key = 0;
+      struct tl__fb_key *r = tl__fb_rec(e.key);
+      if (r != NULL && e.value != NULL && r->attr.destroy != NULL) {
+        r->attr.destroy(e.value);
+        called = 1;
+      }
+    }
+    if (!called)
+      break;
+  }
+  tl__fb_self = NULL;
+  free(th->vals);
+  free(th->binds);
+  free(th);
+}
+
+__attribute__((weak)) void tl__fb_once(void)
+{
+  pthread_key_create(&tl__fb.exit_key, tl__fb_thread_exit);
+}
+
+__attribute__((weak)) struct tl__fb_thread *tl__fb_thread(void)
+{
+  struct tl__fb_thread *th = tl__fb_self;
+  if (th == NULL) {
+    pthread_once(&tl__fb.once, tl__fb_once);
+    th = (struct tl__fb_thread *)calloc(1, sizeof *th);
+    if (th == NULL)
+      return NULL;
+    th->id = __atomic_fetch_add(&tl__fb.next_id, 1, __ATOMIC_RELAXED);
+    pthread_setspecific(tl__fb.exit_key, th);
+    tl__fb_self = th;
+  }
+  return th;
+}
+
+__attribute__((weak)) int tl__fb_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
+{
+  static const tl_key_attr_t defaults = TL_KEY_ATTR_INIT;
+  if (key == NULL)
+    return EINVAL;
+  if (attr == NULL)
+    attr = &defaults;
+  if (attr->scope < TL_SCOPE_TASK || attr->scope > TL_SCOPE_CUSTOM || attr->inherit < TL_INHERIT_NONE ||
+      attr->inherit > TL_INHERIT_COPY || (attr->inherit == TL_INHERIT_COPY && attr->copy == NULL) ||
+      (attr->scope == TL_SCOPE_CUSTOM && (attr->disc == NULL || attr->disc->current == NULL)) ||
+      (attr->scope != TL_SCOPE_TASK && attr->inherit != TL_INHERIT_NONE) || (attr->flags & ~TL_KEY_SCOPED_ONLY) ||
+      (attr->name != NULL && attr->name[0] == '\0'))
+    return EINVAL;
+  if (attr->scope == TL_SCOPE_CUSTOM)
+    return ENOSYS;
+  char *name = NULL;
+  if (attr->name != NULL) {
+    size_t len = strlen(attr->name) + 1;
+    if ((name = (char *)malloc(len)) == NULL)
+      return ENOMEM;
+    memcpy(name, attr->name, len);
+  }
+  int err = 0;
+  pthread_mutex_lock(&tl__fb.lock);
+  for (uint32_t i = 0; name != NULL && i < tl__fb.nslots; i++) {
+    struct tl__fb_key *r = &tl__fb.chunk[i / TL__FB_CHUNK][i % TL__FB_CHUNK];
+    if (r->live && r->attr.name != NULL && strcmp(r->attr.name, name) == 0)
+      err = EEXIST;
+  }
+  uint32_t slot = tl__fb.free_head ? tl__fb.free_head - 1 : tl__fb.nslots;
+  if (err == 0 && slot >= TL__FB_CHUNK * TL__FB_CHUNKS)
+    err = EAGAIN;
+  if (err == 0 && tl__fb.chunk[slot / TL__FB_CHUNK] == NULL) {
+    struct tl__fb_key *c = (struct tl__fb_key *)calloc(TL__FB_CHUNK, sizeof *c);
+    if (c == NULL)
+      err = ENOMEM;
+    else
+      __atomic_store_n(&tl__fb.chunk[slot / TL__FB_CHUNK], c, __ATOMIC_RELEASE);
+  }
+  if (err == 0) {
+    struct tl__fb_key *r = &tl__fb.chunk[slot / TL__FB_CHUNK][slot % TL__FB_CHUNK];
+    if (tl__fb.free_head)
+      tl__fb.free_head = r->next_free;
+    else
+      tl__fb.nslots++;
+    if (r->gen == 0)
+      r->gen = 1;
+    r->attr = *attr;
+    r->attr.name = name;
+    __atomic_store_n(&r->live, 1, __ATOMIC_RELEASE);
+    *key = (uint64_t)r->gen << 32 | slot;
+    name = NULL;
+  }
+  pthread_mutex_unlock(&tl__fb.lock);
+  free(name);
+  return err;
+}
+
+__attribute__((weak)) int tl__fb_key_create(tl_key_t *key, void (*destroy)(void *))
+{
+  tl_key_attr_t attr = TL_KEY_ATTR_INIT;
+  attr.destroy = destroy;
+  return tl__fb_key_create_attr(key, &attr);
+}
+
+__attribute__((weak)) int tl__fb_key_find(tl_key_t *key, const char *name)
+{
+  if (key == NULL || name == NULL)
+    return EINVAL;
+  int err = ENOENT;
+  pthread_mutex_lock(&tl__fb.lock);
+  for (uint32_t i = 0; i < tl__fb.nslots && err != 0; i++) {
+    struct tl__fb_key *r = &tl__fb.chunk[i / TL__FB_CHUNK][i % TL__FB_CHUNK];
+    if (r->live && r->attr.name != NULL && strcmp(r->attr.name, name) == 0) {
+      *key = (uint64_t)r->gen << 32 | i;
+      err = 0;
+    }
+  }
+  pthread_mutex_unlock(&tl__fb.lock);
+  return err;
+}
+
+__attribute__((weak)) int tl__fb_key_delete(tl_key_t key)
+{
+  int err = EINVAL;
+  char *name = NULL;
+  pthread_mutex_lock(&tl__fb.lock);
+  struct tl__fb_key *r = tl__fb_rec(key);
+  if (r != NULL) {
+    __atomic_store_n(&r->live, 0, __ATOMIC_RELEASE);
+    r->gen = r->gen + 1 ? r->gen + 1 : 1;  /* the old handle never matches again */
+    name = (char *)r->attr.name;
+    r->attr.name = NULL;
+    r->next_free = tl__fb.free_head;
+    tl__fb.free_head = (uint32_t)key + 1;
+    err = 0;
+  }
+  pthread_mutex_unlock(&tl__fb.lock);
+  free(name);
+  return err;
+}
+
+__attribute__((weak)) int tl__fb_put(tl_key_t key, void *value, int remove)
+{
+  struct tl__fb_thread *th = tl__fb_thread();
+  if (th == NULL)
+    return ENOMEM;
+  uint32_t slot = (uint32_t)key;
+  if (slot >= th->cap) {
+    if (remove)
+      return 0;
+    uint32_t cap = th->cap ? th->cap : 16;
+    while (cap <= slot)
+      cap *= 2;
+    struct tl__fb_ent *v = (struct tl__fb_ent *)calloc(cap, sizeof *v);
+    if (v == NULL)
+      return ENOMEM;
+    if (th->cap)
+      memcpy(v, th->vals, th->cap * sizeof *v);
+    free(th->vals);
+    th->vals = v;
+    th->cap = cap;
+  }
+  th->vals[slot].key = remove ? 0 : key;
+  th->vals[slot].value = remove ? NULL : value;
+  return 0;
+}
+
+__attribute__((weak)) int tl__fb_lookup(tl_key_t key, void **value)
+{
+  struct tl__fb_key *r = tl__fb_rec(key);
+  if (r == NULL || value == NULL)
+    return EINVAL;
+  struct tl__fb_thread *th = tl__fb_self;
+  uint32_t slot = (uint32_t)key;
+  if (th != NULL && slot < th->cap && th->vals[slot].key == key) {
+    *value = th->vals[slot].value;
+    return 0;
+  }
+  if (r->attr.init == NULL || (th = tl__fb_thread()) == NULL || th->initing == key)
+    return ENOENT;
+  th->initing = key;
+  void *v = r->attr.init(r->attr.init_arg);
+  th->initing = 0;
+  int err = tl__fb_put(key, v, 0);
+  if (err == 0)
+    *value = v;
+  return err;
+}
+
+__attribute__((weak)) void *tl__fb_get(tl_key_t key)
+{
+  void *v = NULL;
+  return tl__fb_lookup(key, &v) == 0 ? v : NULL;
+}
+
+__attribute__((weak)) int tl__fb_set(tl_key_t key, const void *value)
+{
+  struct tl__fb_key *r = tl__fb_rec(key);
+  if (r == NULL)
+    return EINVAL;
+  if (r->attr.flags & TL_KEY_SCOPED_ONLY)
+    return EPERM;
+  return tl__fb_put(key, (void *)value, 0);
+}
+
+__attribute__((weak)) int tl__fb_unset(tl_key_t key)
+{
+  struct tl__fb_key *r = tl__fb_rec(key);
+  if (r == NULL)
+    return EINVAL;
+  if (r->attr.flags & TL_KEY_SCOPED_ONLY)
+    return EPERM;
+  return tl__fb_put(key, NULL, 1);
+}
+
+__attribute__((weak)) uint64_t tl__fb_check(uint64_t id, uint64_t seq, uint64_t key)
+{
+  uint64_t x = id * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ key ^ (uint64_t)(uintptr_t)&tl__fb;
+  x ^= x >> 31;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 29);
+}
+
+__attribute__((weak)) int tl__fb_bind(tl_key_t key, const void *value, tl_token_t *token)
+{
+  struct tl__fb_thread *th;
+  if (token == NULL || tl__fb_rec(key) == NULL)
+    return EINVAL;
+  if ((th = tl__fb_thread()) == NULL)
+    return ENOMEM;
+  if (th->nbinds == th->capbinds) {
+    uint32_t cap = th->capbinds ? th->capbinds * 2 : 8;
+    struct tl__fb_bind *b = (struct tl__fb_bind *)realloc(th->binds, cap * sizeof *b);
+    if (b == NULL)
+      return ENOMEM;
+    th->binds = b;
+    th->capbinds = cap;
+  }
+  uint32_t slot = (uint32_t)key;
+  struct tl__fb_bind b = {++th->seq, key, NULL, 0};
+  if (slot < th->cap && th->vals[slot].key == key) {
+    b.prev = th->vals[slot].value;
+    b.prev_bound = 1;
+  }
+  int err = tl__fb_put(key, (void *)value, 0);
+  if (err != 0)
+    return err;
+  th->binds[th->nbinds++] = b;
+  token->opaque[0] = th->id;
+  token->opaque[1] = b.seq;
+  token->opaque[2] = key;
+  token->opaque[3] = tl__fb_check(th->id, b.seq, key);
+  return 0;
+}
+
+__attribute__((weak)) int tl__fb_unbind(tl_token_t *token)
+{
+  struct tl__fb_thread *th = tl__fb_self;
+  if (token == NULL || th == NULL || th->nbinds == 0 || token->opaque[0] != th->id ||
+      token->opaque[3] != tl__fb_check(token->opaque[0], token->opaque[1], token->opaque[2]))
+    return EINVAL;
+  struct tl__fb_bind *top = &th->binds[th->nbinds - 1];
+  if (top->seq != token->opaque[1] || top->key != token->opaque[2])
+    return EINVAL;
+  if (tl__fb_rec(top->key) != NULL) {
+    int err = tl__fb_put(top->key, top->prev, !top->prev_bound);
+    if (err != 0)
+      return err;
+  }
+  th->nbinds--;
+  memset(token, 0, sizeof *token);
+  return 0;
+}
+
+__attribute__((weak)) int tl__fb_loop_close(void) { return ENOSYS; }
+__attribute__((weak)) int tl__fb_disc_end(const struct tl_disc *disc, void *owner)
+{
+  return disc == NULL || owner == NULL ? EINVAL : ENOSYS;
+}
+__attribute__((weak)) void *tl__fb_singleton(tl_key_t key, void *(*make)(void *), void *arg)
+{
+  (void)arg;
+  errno = make == NULL || tl__fb_rec(key) == NULL ? EINVAL : ENOSYS;
+  return NULL;
+}
+__attribute__((weak)) int tl__fb_defer(int scope, void (*fn)(void *), void *arg)
+{
+  (void)arg;
+  return fn == NULL || (scope != TL_SCOPE_TASK && scope != TL_SCOPE_THREAD) ? EINVAL : ENOSYS;
+}
+__attribute__((weak)) tl_task_t *tl__fb_current(void)
+{
+  errno = ENOSYS;
+  return NULL;
+}
+__attribute__((weak)) uint64_t tl__fb_task_id(const tl_task_t *task)
+{
+  (void)task;
+  return 0;
+}
+__attribute__((weak)) int tl__fb_task_set_name(tl_task_t *task, const char *name)
+{
+  (void)task;
+  (void)name;
+  return ENOSYS;
+}
+__attribute__((weak)) const char *tl__fb_task_name(const tl_task_t *task)
+{
+  (void)task;
+  errno = ENOSYS;
+  return NULL;
+}
+__attribute__((weak)) int tl__fb_foreach(tl_task_t *task, int (*fn)(tl_key_t, const char *, void *, void *), void *arg)
+{
+  (void)task;
+  (void)arg;
+  return fn == NULL ? EINVAL : ENOSYS;
+}
+__attribute__((weak)) int tl__fb_dump(int fd) { return fd < 0 ? EBADF : ENOSYS; }
+__attribute__((weak)) int tl__fb_available(void) { return 0; }
+
+__attribute__((weak)) const struct tl_api tl__fb_api = {
+    sizeof(struct tl_api), TL_API_VERSION, tl__fb_key_create, tl__fb_key_create_attr, tl__fb_key_find,
+    tl__fb_key_delete, tl__fb_get, tl__fb_lookup, tl__fb_set, tl__fb_unset, tl__fb_bind, tl__fb_unbind,
+    tl__fb_loop_close, tl__fb_disc_end, tl__fb_singleton, tl__fb_defer, tl__fb_current, tl__fb_task_id,
+    tl__fb_task_set_name, tl__fb_task_name, tl__fb_foreach, tl__fb_dump, tl__fb_available};
+
+/* Detection: see "Header-only use" above. */
+__attribute__((weak)) const struct tl_api *tl__dyn_api_slow(void)
+{
+  const struct tl_api *api = (const struct tl_api *)dlsym((void *)0 /* RTLD_DEFAULT */, "tl_api_v1");
+  if (api == NULL) {
+    void *lib = dlopen("libtasklocal.so.0", RTLD_LAZY | RTLD_NOLOAD);
+    if (lib != NULL)
+      api = (const struct tl_api *)dlsym(lib, "tl_api_v1");
+  }
+  if (api == NULL || api->version != TL_API_VERSION || api->size < sizeof(struct tl_api))
+    api = &tl__fb_api;
+  __atomic_store_n(&tl__fb.api, api, __ATOMIC_RELEASE);
+  return api;
+}
+
+static inline const struct tl_api *tl__dyn_api(void)
+{
+  const struct tl_api *api = __atomic_load_n(&tl__fb.api, __ATOMIC_ACQUIRE);
+  return api != NULL ? api : tl__dyn_api_slow();
+}
+
+TL_API int tl_key_create(tl_key_t *key, void (*destroy)(void *value)) { return tl__dyn_api()->key_create(key, destroy); }
+TL_API int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr) { return tl__dyn_api()->key_create_attr(key, attr); }
+TL_API int tl_key_find(tl_key_t *key, const char *name) { return tl__dyn_api()->key_find(key, name); }
+TL_API int tl_key_delete(tl_key_t key) { return tl__dyn_api()->key_delete(key); }
+TL_API void *tl_get(tl_key_t key) { return tl__dyn_api()->get(key); }
+TL_API int tl_lookup(tl_key_t key, void **value) { return tl__dyn_api()->lookup(key, value); }
+TL_API int tl_set(tl_key_t key, const void *value) { return tl__dyn_api()->set(key, value); }
+TL_API int tl_unset(tl_key_t key) { return tl__dyn_api()->unset(key); }
+TL_API int tl_bind(tl_key_t key, const void *value, tl_token_t *token) { return tl__dyn_api()->bind(key, value, token); }
+TL_API int tl_unbind(tl_token_t *token) { return tl__dyn_api()->unbind(token); }
+TL_API int tl_loop_close(void) { return tl__dyn_api()->loop_close(); }
+TL_API int tl_disc_end(const struct tl_disc *disc, void *owner) { return tl__dyn_api()->disc_end(disc, owner); }
+TL_API void *tl_singleton(tl_key_t key, void *(*make)(void *arg), void *arg) { return tl__dyn_api()->singleton(key, make, arg); }
+TL_API int tl_defer(int scope, void (*fn)(void *arg), void *arg) { return tl__dyn_api()->defer(scope, fn, arg); }
+TL_API tl_task_t *tl_current(void) { return tl__dyn_api()->current(); }
+TL_API uint64_t tl_task_id(const tl_task_t *task) { return tl__dyn_api()->task_id(task); }
+TL_API int tl_task_set_name(tl_task_t *task, const char *name) { return tl__dyn_api()->task_set_name(task, name); }
+TL_API const char *tl_task_name(const tl_task_t *task) { return tl__dyn_api()->task_name(task); }
+TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name, void *value, void *arg), void *arg)
+{
+  return tl__dyn_api()->foreach(task, fn, arg);
+}
+TL_API int tl_dump(int fd) { return tl__dyn_api()->dump(fd); }
+TL_API int tl_available(void) { return tl__dyn_api()->available(); }
+#endif /* TL_DYNAMIC */
 
 #ifdef __cplusplus
 }

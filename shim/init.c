@@ -44,17 +44,16 @@ static void *find_real(const char *name, void *ours)
  * wrapper call or in our constructor, whichever comes first. */
 static void lookup_real(void)
 {
-  extern int swapcontext(ucontext_t *, const ucontext_t *);
-  extern int setcontext(const ucontext_t *);
-  extern void makecontext(ucontext_t *, void (*)(void), int, ...);
-  tl__real_swapcontext = (int (*)(ucontext_t *, const ucontext_t *))find_real("swapcontext", (void *)swapcontext);
-  tl__real_setcontext = (int (*)(const ucontext_t *))find_real("setcontext", (void *)setcontext);
-  tl__real_makecontext = (void (*)(ucontext_t *, void (*)(void), int, ...))find_real("makecontext", (void *)makecontext);
+  tl__real_swapcontext =
+      (int (*)(ucontext_t *, const ucontext_t *))find_real("swapcontext", (void *)tl__own_swapcontext);
+  tl__real_setcontext = (int (*)(const ucontext_t *))find_real("setcontext", (void *)tl__own_setcontext);
+  tl__real_makecontext =
+      (void (*)(ucontext_t *, void (*)(void), int, ...))find_real("makecontext", (void *)tl__own_makecontext);
   if (tl__real_swapcontext == NULL || tl__real_setcontext == NULL || tl__real_makecontext == NULL)
     tl__message("cannot find libc's ucontext functions: %s", dlerror() ? "dlsym failed" : "not loaded");
   /* Our wrappers are the ones the program calls when the default
    * definition of swapcontext is ours: preloaded, or linked before libc. */
-  tl__interposing = dlsym(RTLD_DEFAULT, "swapcontext") == (void *)swapcontext;
+  tl__interposing = dlsym(RTLD_DEFAULT, "swapcontext") == (void *)tl__own_swapcontext;
 }
 
 static void atfork_prepare(void) { tl__task_atfork(-1); }

@@ -275,9 +275,17 @@ struct tl__options {
 };
 extern struct tl__options tl__opt;
 void tl__options_read(void);
+int tl__options_log_fd(void);              /* tl__opt.log_fd, or 2 if the program reused its number */
 
 /* backtrace.c */
+#define TL__BT_MAX 16                      /* frames kept in a backtrace */
 void tl__bt_capture_task(struct tl__task *t); /* at makecontext, when tl__opt.backtrace */
+int tl__bt_here(uintptr_t *pc, int max);   /* the calling stack, without the library's frames */
+int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max,
+                  const char **why);       /* a saved context; -1 and *why when it cannot */
+void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size); /* "fn+0x1c (module)" */
+int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead of a fault */
+void tl__safe_str(char *dst, size_t size, const char *src); /* a string, read the same way */
 
 /* report.c */
 void tl__report_dropped(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
@@ -299,6 +307,11 @@ void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-sa
 /* message.c */
 void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
+
+/* interpose.S and interpose.c: our own definitions, by hidden names */
+int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
+int tl__own_setcontext(const ucontext_t *);
+void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
 
 /* interpose.S */
 void tl__trampoline(void);

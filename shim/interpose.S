@@ -51,6 +51,12 @@ swapcontext:
         .cfi_endproc
         .size   swapcontext, .-swapcontext
 
+/* Our own addresses, whatever definition the program's references bind to
+ * (when the library is dlopened locally, "swapcontext" means libc's). */
+        .globl  tl__own_swapcontext
+        .hidden tl__own_swapcontext
+        .set    tl__own_swapcontext, swapcontext
+
         .globl  setcontext
         .type   setcontext, @function
         .p2align 4
@@ -65,6 +71,10 @@ setcontext:
         jmp     *tl__real_setcontext(%rip)
         .cfi_endproc
         .size   setcontext, .-setcontext
+
+        .globl  tl__own_setcontext
+        .hidden tl__own_setcontext
+        .set    tl__own_setcontext, setcontext
 
         .globl  tl__trampoline
         .hidden tl__trampoline

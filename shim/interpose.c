@@ -95,6 +95,13 @@ __attribute__((visibility("default"))) void makecontext(ucontext_t *ucp, void (*
   tl__task_commit(t, ucp);
 }
 
+/* glibc declares makecontext leaf and nothrow; the alias needs none of it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+extern __typeof__(makecontext) tl__own_makecontext __attribute__((alias("makecontext")));
+#pragma GCC diagnostic pop
+
 /* The first thing a made context runs. The switch that started it already
  * made it current; this confirms it (a copied context may have been
  * predicted wrong) and ends the switch. */
