@@ -151,6 +151,11 @@ struct tl__thread {
   struct tl__vtab *_Atomic tvt;            /* thread-scope values */
   struct tl__defer *defers;                /* tl_defer(TL_SCOPE_THREAD), newest first */
   struct tl__init_frame *initing;          /* initializers and singleton makers running here */
+  struct tl__hint {                        /* recent answers of the context map, unchecked */
+    const void *ctx;
+    struct tl__task *task;
+    uint64_t id;
+  } hint[8];
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__task root;                    /* this thread's own stack */
 };
@@ -168,9 +173,12 @@ static inline struct tl__thread *tl__self(void)
   return th;
 }
 
+/* The stack pointer, without making the caller set up a frame. */
 static inline uintptr_t tl__sp(void)
 {
-  return (uintptr_t)__builtin_frame_address(0);
+  uintptr_t sp;
+  __asm__("mov %%rsp, %0" : "=r"(sp));
+  return sp;
 }
 
 static inline int tl__in_stack(const struct tl__task *t, uintptr_t sp)
@@ -187,9 +195,9 @@ static inline struct tl__task *tl__task_now(void)
   struct tl__thread *th = tl__self();
   if (TL__UNLIKELY(th == NULL))
     return NULL;
-  struct tl__task *t = th->current;
+  struct tl__task *t = th->current;          /* never NULL once the thread has state */
   uintptr_t sp = tl__sp();
-  if (TL__LIKELY(t != NULL && tl__in_stack(t, sp))) {
+  if (TL__LIKELY(tl__in_stack(t, sp))) {
     if (TL__UNLIKELY(th->in_switch))
       th->in_switch = 0;
     return t;
@@ -216,6 +224,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* NULL: u
 void tl__task_commit(struct tl__task *t, const ucontext_t *ucp); /* after the real makecontext */
 void tl__task_stats(struct tl__stats *st);
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
+void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
 void tl__map_save(struct tl__task *t, const void *ctx);
 void tl__task_finished(struct tl__thread *th, struct tl__task *t);
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */

@@ -17,14 +17,20 @@
  * after the switch, any of them may be freed at once. */
 void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
 {
-  tl__init();
+  /* A thread with state has run tl__init, which found the real functions
+   * the wrapper jumps to; a thread without runs it now. */
   struct tl__thread *th = tl__self();
-  if (th == NULL || oucp == NULL || ucp == NULL)
+  if (th == NULL) {
+    tl__init();
+    return;
+  }
+  if (oucp == NULL || ucp == NULL)
     return;
   struct tl__task *c = tl__task_now();
-  if (c == NULL)
-    return;
-  tl__map_save(c, oucp);
+  if (!((c->flags & TL__F_MAPPED) && c->ctx == oucp)) {
+    tl__map_save(c, oucp);
+    tl__hint_put(th, oucp, c);
+  }
   struct tl__task *t = tl__predict(th, ucp);
   if (t == NULL)
     t = &th->root;
@@ -42,13 +48,14 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
  * suspended: a context that getcontext saved in it may resume it later. */
 void tl__before_set(const ucontext_t *ucp)
 {
-  tl__init();
   struct tl__thread *th = tl__self();
-  if (th == NULL || ucp == NULL)
+  if (th == NULL) {
+    tl__init();
+    return;
+  }
+  if (ucp == NULL)
     return;
   struct tl__task *c = tl__task_now();
-  if (c == NULL)
-    return;
   struct tl__task *t = tl__predict(th, ucp);
   if (t == NULL)
     t = &th->root;

@@ -52,6 +52,10 @@ static struct keyrec *rec(uint32_t slot)
   return &K.chunk[slot >> CHUNK_BITS][slot & (CHUNK - 1)];
 }
 
+/* How many keys were ever deleted. While none was, a key found in a value
+ * table is live: the read path skips the generation check. */
+static _Atomic uint64_t deletions;
+
 static inline int key_live(tl_key_t key)
 {
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
@@ -286,6 +290,7 @@ int tl_key_delete(tl_key_t key)
    * marks a free slot. Values bound under the old key stay in the tables
    * of tasks, unreachable, until the entry is reused or the task ends. */
   uint32_t next = r->gen + 1 ? r->gen + 1 : 1;
+  atomic_fetch_add_explicit(&deletions, 1, memory_order_relaxed);
   atomic_store_explicit(&g->gen[slot], 0, memory_order_release);
   r->gen = next;
   /* The name leaves the index now; the record itself stays as it is until
@@ -530,7 +535,8 @@ void *tl_get(tl_key_t key)
   if (TL__LIKELY(t != NULL)) {
     struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
     struct tl__ent *e = &vt->e[(uint32_t)key & vt->mask];
-    if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key && key_live(key)))
+    if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key &&
+                   (atomic_load_explicit(&deletions, memory_order_relaxed) == 0 || key_live(key))))
       return atomic_load_explicit(&e->value, memory_order_relaxed);
   }
   return get_slow(key);

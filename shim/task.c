@@ -365,12 +365,51 @@ void tl__map_save(struct tl__task *t, const void *ctx)
  * Switching
  * ------------------------------------------------------------------------ */
 
+/* Each thread remembers a few recent answers of the context map, so that
+ * the common switch (the same few contexts again and again) takes no lock.
+ * A hint is only a guess: it counts when the task still has the same id
+ * and still last saved itself at that address. Records are never unmapped,
+ * so reading a stale one is safe. */
+static unsigned hint_index(const void *ctx)
+{
+  return (unsigned)((((uint64_t)(uintptr_t)ctx >> 4) * 0x9e3779b97f4a7c15ull) >> 61);
+}
+
+/* Two-way: the newest answer goes first, the one it displaces second, so
+ * two contexts that hash alike (a scheduler and its coroutine) both stay. */
+void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t)
+{
+  unsigned i = hint_index(ctx);
+  if (th->hint[i].ctx != ctx)
+    th->hint[i ^ 1] = th->hint[i];
+  th->hint[i].ctx = ctx;
+  th->hint[i].task = t;
+  th->hint[i].id = t->id;
+}
+
+static struct tl__task *hint_get(struct tl__thread *th, const void *ctx)
+{
+  unsigned i = hint_index(ctx);
+  struct tl__hint *h = &th->hint[i];
+  if (h->ctx != ctx)
+    h = &th->hint[i ^ 1];
+  struct tl__task *t = h->task;
+  if (h->ctx != ctx || t == NULL || t->id != h->id || t->ctx != ctx || !(t->flags & TL__F_MAPPED))
+    return NULL;
+  return t;
+}
+
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
 {
   uintptr_t sp = (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP];
-  struct tl__task *t = map_get(ucp);
+  struct tl__task *t = hint_get(th, ucp);
   if (t != NULL && tl__in_stack(t, sp))
     return t;
+  t = map_get(ucp);
+  if (t != NULL && tl__in_stack(t, sp)) {
+    tl__hint_put(th, ucp, t);
+    return t;
+  }
   /* Not saved by a switch we saw (getcontext), or saved by a task that has
    * since saved itself elsewhere: the saved stack pointer tells. */
   t = find_locked(sp);
