@@ -17,6 +17,7 @@
 #include <tasklocal.h>
 #include <ucontext.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define STACK (64 * 1024)
@@ -336,6 +337,61 @@ START_TEST(test_deleted_key_no_destructor)
 }
 END_TEST
 
+/* ---- fork: the child keeps the tasks and can use the library ---- */
+
+static void co_yields_twice(void)
+{
+  tl_set(key, &co_value);
+  swapcontext(&co_ctx, &main_ctx);
+  co_ids[1] = tl_task_id(tl_current());
+  co_ids[2] = tl_get(key) == &co_value;
+}
+
+static void *spin_switching(void *arg)
+{
+  /* Another thread switching while the main thread forks. */
+  static ucontext_t m, c;
+  static char stack[STACK];
+  volatile int *stop = arg;
+  while (!*stop) {
+    getcontext(&c);
+    c.uc_stack.ss_sp = stack;
+    c.uc_stack.ss_size = STACK;
+    c.uc_link = &m;
+    makecontext(&c, co_binds, 0);
+    swapcontext(&m, &c);
+  }
+  return NULL;
+}
+
+START_TEST(test_fork)
+{
+  volatile int stop = 0;
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, spin_switching, (void *)&stop), 0);
+  make(&co_ctx, co_stack, co_yields_twice, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  co_ids[0] = tl_task_id(tl_current());
+  for (int i = 0; i < 20; i++) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+      tl_key_t k2;
+      int ok = tl_key_create(&k2, NULL) == 0 && tl_set(k2, &co_value) == 0 && tl_get(k2) == &co_value;
+      swapcontext(&main_ctx, &co_ctx); /* the suspended task resumes in the child */
+      ok = ok && co_ids[1] != co_ids[0] && co_ids[2] == 1 && tl_task_id(tl_current()) == co_ids[0];
+      _exit(ok ? 0 : 1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+  }
+  stop = 1;
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+END_TEST
+
 static Suite *tracking_suite(void)
 {
   Suite *s = suite_create("tracking");
@@ -352,6 +408,7 @@ static Suite *tracking_suite(void)
   tcase_add_test(tc, test_signal_handler_reads);
   tcase_add_test(tc, test_signal_on_fresh_thread);
   tcase_add_test(tc, test_deleted_key_no_destructor);
+  tcase_add_test(tc, test_fork);
   suite_add_tcase(s, tc);
   return s;
 }
