@@ -88,6 +88,7 @@ struct tl__task {
   uint64_t parent;                         /* id of the task that made it */
   _Atomic uint32_t state;                  /* enum tl__state */
   uint32_t flags;                          /* TL__F_* */
+  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
   struct tl__task_ext *x;                  /* rarely used parts, made on demand; NULL at first */
