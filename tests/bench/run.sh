@@ -1,0 +1,253 @@
+#!/bin/sh
+# make bench: runs the benchmark programs of tests/bench/ and prints one
+# table of ratios (SPEC 6).
+#
+#   tests/bench/run.sh BENCHDIR LIB DYNAMIC
+#
+# BENCHDIR holds the programs (tlget, ucbench, libtlbenchkeys.so, and
+# tlget-dyn when DYNAMIC is "yes"); LIB is libtasklocal.so. DYNAMIC is
+# "no" while the header has no TL_DYNAMIC, "failed" when the variant did
+# not build.
+#
+# Every figure is a ratio of two measurements made in the same repetition,
+# one right after the other, so that whatever else loads the machine at
+# that moment weighs on both. Inside a repetition the order of the variants
+# is reversed every other time. The table gives the smallest and the median
+# ratio over the repetitions; a target is met when the median meets it.
+#
+# Knobs (environment): BENCH_REPS (11), BENCH_MEM_REPS (3: memory is
+# deterministic), BENCH_TASKS (1000000), BENCH_KEYS (100000).
+set -eu
+
+if [ $# -ne 3 ]; then
+  echo "usage: tests/bench/run.sh BENCHDIR LIB DYNAMIC" >&2
+  exit 2
+fi
+bench=$1
+lib=$2
+dynamic=$3
+plugin=$bench/libtlbenchkeys.so
+reps=${BENCH_REPS:-11}
+mem_reps=${BENCH_MEM_REPS:-3}
+tasks=${BENCH_TASKS:-1000000}
+nkeys=${BENCH_KEYS:-100000}
+
+# The options of the library would change what is measured (backtraces,
+# leak checking); each run below sets the ones it wants.
+unset LD_PRELOAD TASKLOCAL_LEAKS TASKLOCAL_BACKTRACE TASKLOCAL_DUMP_SIGNAL \
+  TASKLOCAL_STATS TASKLOCAL_LOG TASKLOCAL_VERBOSE TLBENCH_KEYS
+
+data=$(mktemp)
+trap 'rm -f "$data" "$data.out" "$data.err"' EXIT
+
+# run REP LABEL COMMAND...: runs one measurement and files each "name value"
+# line it prints as "REP LABEL.name value".
+run() {
+  rep=$1
+  label=$2
+  shift 2
+  if ! "$@" >"$data.out" 2>"$data.err"; then
+    echo >&2
+    echo "bench: this run failed: $*" >&2
+    cat "$data.err" >&2
+    exit 1
+  fi
+  if [ -s "$data.err" ]; then
+    echo >&2
+    echo "bench: $label said on stderr:" >&2
+    cat "$data.err" >&2
+  fi
+  while read -r name value; do
+    echo "$rep $label.$name $value"
+  done <"$data.out" >>"$data"
+}
+
+# try REP LABEL COMMAND...: the same for the TL_DYNAMIC variant, whose
+# failure (header-only use is being written) costs its row, not the table.
+try() {
+  if [ "$dynamic" = yes ] && ! (run "$@"); then
+    echo "bench: the TL_DYNAMIC variant failed; its row will say so" >&2
+    dynamic=failed
+  fi
+}
+
+plain() { env -u LD_PRELOAD "$@"; }
+shim() { env LD_PRELOAD="$lib" "$@"; }
+keys() { env LD_PRELOAD="$lib $plugin" "$@"; }
+
+# One repetition of the read benchmarks (rows 1, 2 and 6). Row 1 is
+# measured inside one process; rows 2 and 6 compare processes, so the base
+# run sits between the runs it is compared with.
+reads() {
+  r=$1
+  if [ $((r % 2)) = 1 ]; then
+    run "$r" tasks plain "$bench/tlget" "$tasks" 1
+    run "$r" base plain "$bench/tlget" 10 1
+    run "$r" keys plain "$bench/tlget" 10 "$nkeys"
+    try "$r" dyn shim "$bench/tlget-dyn" 10 1
+  else
+    try "$r" dyn shim "$bench/tlget-dyn" 10 1
+    run "$r" keys plain "$bench/tlget" 10 "$nkeys"
+    run "$r" base plain "$bench/tlget" 10 1
+    run "$r" tasks plain "$bench/tlget" "$tasks" 1
+  fi
+}
+
+# One repetition of the switch, task-life and creation benchmarks (rows 3
+# and 5): the same binary, with and without the shim. These processes are
+# short, so each variant runs three times, alternating, and the table takes
+# its fastest run in the repetition (a state of the machine that lasts longer
+# than one process then rarely weighs on one side only).
+switches() {
+  r=$1
+  for k in 1 2 3; do
+    if [ $(((r + k) % 2)) = 1 ]; then
+      run "$r" plain plain "$bench/ucbench" switch
+      run "$r" shim shim "$bench/ucbench" switch
+      run "$r" plain plain "$bench/ucbench" life
+      run "$r" shim shim "$bench/ucbench" life
+      run "$r" keys4 keys env TLBENCH_KEYS=4 "$bench/ucbench" life
+      run "$r" plain plain "$bench/ucbench" make
+      run "$r" shim shim "$bench/ucbench" make
+      run "$r" bt shim env TASKLOCAL_BACKTRACE=1 "$bench/ucbench" make
+    else
+      run "$r" bt shim env TASKLOCAL_BACKTRACE=1 "$bench/ucbench" make
+      run "$r" shim shim "$bench/ucbench" make
+      run "$r" plain plain "$bench/ucbench" make
+      run "$r" keys4 keys env TLBENCH_KEYS=4 "$bench/ucbench" life
+      run "$r" shim shim "$bench/ucbench" life
+      run "$r" plain plain "$bench/ucbench" life
+      run "$r" shim shim "$bench/ucbench" switch
+      run "$r" plain plain "$bench/ucbench" switch
+    fi
+  done
+}
+
+# One repetition of the memory benchmarks (row 4).
+memory() {
+  r=$1
+  run "$r" plain plain "$bench/ucbench" mem-new "$tasks"
+  run "$r" shim shim "$bench/ucbench" mem-new "$tasks"
+  run "$r" plain plain "$bench/ucbench" mem-started "$tasks"
+  run "$r" keys0 keys env TLBENCH_KEYS=0 "$bench/ucbench" mem-started "$tasks"
+  run "$r" keys4 keys env TLBENCH_KEYS=4 "$bench/ucbench" mem-started "$tasks"
+}
+
+printf 'bench: %s repetitions (%s with memory) ' "$reps" "$mem_reps" >&2
+i=1
+while [ "$i" -le "$reps" ]; do
+  reads "$i"
+  switches "$i"
+  [ "$i" -gt "$mem_reps" ] || memory "$i"
+  printf '.' >&2
+  i=$((i + 1))
+done
+echo >&2
+
+cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+
+awk -v reps="$reps" -v tasks="$tasks" -v nkeys="$nkeys" -v dynamic="$dynamic" \
+    -v cores="$cores" -v cpu="$cpu" '
+# A measurement made several times in one repetition counts by its
+# fastest (smallest) run.
+{ if (!(($1, $2) in v) || $3 + 0 < v[$1, $2] + 0) v[$1, $2] = $3 }
+
+function sort(a, n,    i, j, t) {
+  for (i = 2; i <= n; i++)
+    for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+}
+function median(a, n) {
+  sort(a, n)
+  return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+# The median over the repetitions of one measurement.
+function med(name,    r, n, a) {
+  n = 0
+  for (r = 1; r <= reps; r++)
+    if ((r, name) in v) a[++n] = v[r, name]
+  return n ? median(a, n) : -1
+}
+# Fills RMIN and RMED with the smallest and the median of num/den, each
+# ratio taken within one repetition; returns how many there were.
+function ratio(num, den,    r, n, a) {
+  n = 0
+  for (r = 1; r <= reps; r++)
+    if ((r, num) in v && (r, den) in v && v[r, den] > 0) a[++n] = v[r, num] / v[r, den]
+  if (n == 0) return 0
+  RMED = median(a, n)
+  RMIN = a[1]
+  return n
+}
+# The same for a difference in bytes divided by count.
+function per(num, den, count,    r, n, a) {
+  n = 0
+  for (r = 1; r <= reps; r++)
+    if ((r, num) in v && (r, den) in v) a[++n] = (v[r, num] - v[r, den]) / count
+  if (n == 0) return 0
+  RMED = median(a, n)
+  RMIN = a[1]
+  return n
+}
+function verdict(value, limit) { return value <= limit ? "yes" : "no" }
+function row(id, what, num, den, limit, target,    ns) {
+  if (!ratio(num, den)) { printf "%-3s %-44s %s\n", id, what, "n/a (not measured)"; return }
+  ns = sprintf("%.2f / %.2f", med(num), med(den))
+  printf "%-3s %-44s %7.2fx %7.2fx  %-19s %-16s %s\n", id, what, RMIN, RMED, ns, target,
+         limit == "" ? "-" : verdict(RMED, limit)
+}
+function bytes(id, what, num, den, count, limit, target) {
+  if (!per(num, den, count)) { printf "%-3s %-44s %s\n", id, what, "n/a (not measured)"; return }
+  printf "%-3s %-44s %6.1f B %6.1f B  %-19s %-16s %s\n", id, what, RMIN, RMED, "", target,
+         verdict(RMED, limit)
+}
+
+END {
+  printf "tasklocal benchmarks (SPEC 6), %d repetitions\n", reps
+  printf "machine: %d cores, shared and noisy; compare ratios, not absolute times\n", cores
+  if (cpu != "") printf "cpu: %s\n", cpu
+  printf "Each ratio is taken inside one repetition (variants run back to back, order\n"
+  printf "alternating; rows 3 and 5: fastest of 3 runs of each side); min and median\n"
+  printf "are over the repetitions; a target is met when the median meets it.\n"
+  printf "ns columns: medians of each side, ns per operation.\n\n"
+  printf "%-3s %-44s %8s %8s  %-19s %-16s %s\n", "", "figure", "min", "median", "ns/op (a / b)", "SPEC 6 target", "met"
+
+  row("1", "tl_get / pthread_getspecific", "base.tl_get", "base.pthread", 1.0, "<= 1.0x")
+  row("", "tl_get / __thread read", "base.tl_get", "base.thread", 3.0, "<= 3x")
+  row("", "tl_get / pth_key_getdata (GNU Pth)", "base.tl_get", "base.pth", 1.0, "<= 1.0x (<= pth)")
+  row("2", sprintf("tl_get, %d tasks / 10 tasks", tasks), "tasks.tl_get", "base.tl_get", 1.10, "flat (<= 1.10x)")
+  row("", sprintf("tl_get, %d keys / 1 key", nkeys), "keys.tl_get", "base.tl_get", 1.10, "flat (<= 1.10x)")
+  row("3", "swapcontext round trip, shim / none", "shim.switch", "plain.switch", 1.05, "<= 1.05x")
+  row("", "task life, shim / none", "shim.life", "plain.life", 1.15, "<= 1.15x")
+  row("", "task life, 4 keys + destructors / none", "keys4.life", "plain.life", 1.3, "<= 1.3x")
+  bytes("4", sprintf("shim memory per never-started task (%d)", tasks), "shim.mem-new", "plain.mem-new",
+        tasks, 128, "<= 128 B")
+  bytes("", sprintf("shim memory per suspended task (%d)", tasks), "keys0.mem-started",
+        "plain.mem-started", tasks, 128, "<= 128 B")
+  bytes("", sprintf("shim memory per bound value (%d x 4)", tasks), "keys4.mem-started",
+        "keys0.mem-started", tasks * 4, 16, "<= 16 B")
+  row("5", "makecontext, backtraces on / off (shim)", "bt.make", "shim.make", "", "(none)")
+  row("", "makecontext, shim / none (for reference)", "shim.make", "plain.make", "", "(none)")
+  if (dynamic == "yes")
+    row("6", "tl_get, TL_DYNAMIC / linked", "dyn.tl_get", "base.tl_get", "", "(none)")
+  else if (dynamic == "failed")
+    printf "%-3s %-44s %s\n", "6", "tl_get, TL_DYNAMIC / linked", "n/a (the TL_DYNAMIC variant failed to build or run)"
+  else
+    printf "%-3s %-44s %s\n", "6", "tl_get, TL_DYNAMIC / linked", "n/a (TL_DYNAMIC not implemented yet)"
+
+  printf "\nnotes:\n"
+  printf "- reads are timed inside a running task with the key bound; one empty loop\n"
+  printf "  iteration (included in every read figure) takes %.2f ns.\n", med("base.loop")
+  printf "- task life: makecontext on a reused context and stack, swapcontext in, return\n"
+  printf "  through uc_link; 4 keys: a preloaded plugin binds 4 keys in each task.\n"
+  d = med("keys4.destroyed_per_task")
+  if (d != 4)
+    printf "- WARNING: destructors ran %.3f times per task, not 4: tasks went untracked.\n", d
+  printf "- memory: RSS growth of the same program making %d tasks (own 4 KiB slice\n", tasks
+  printf "  each), with the shim minus without; per value: 4 values bound minus none.\n"
+  if (!(("1", "base.pth") in v))
+    printf "- GNU Pth is not installed (scripts/install-deps --bench): no Pth figure.\n"
+  printf "- row 5 has no SPEC target; a ratio near 1.0 there means that creation\n"
+  printf "  backtraces cost nothing or that TASKLOCAL_BACKTRACE is not implemented yet.\n"
+}
+' "$data"
