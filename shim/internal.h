@@ -166,10 +166,14 @@ extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exe
 struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
 struct tl__thread *tl__thread_fresh(void); /* re-reads tl__tls: use after a possible migration */
 
+/* tl__tls holds TL__BUSY while the thread's state is being made: a signal
+ * handler that interrupts the set-up sees no state rather than half of it. */
+#define TL__BUSY ((struct tl__thread *)1)
+
 static inline struct tl__thread *tl__self(void)
 {
   struct tl__thread *th = tl__tls;
-  if (TL__UNLIKELY(th == NULL))
+  if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
     th = tl__thread_init();
   return th;
 }

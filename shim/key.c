@@ -529,16 +529,23 @@ static __attribute__((noinline)) void *get_slow(tl_key_t key)
   return lookup(key, &v) == 0 ? v : NULL;
 }
 
+/* The read path. Every way off the common case is a tail call into
+ * get_slow, so this function saves no register and sets up no frame. The
+ * first read after a switch takes the slow path once, to note that the
+ * switch is complete (tl__task_now clears in_switch). */
 void *tl_get(tl_key_t key)
 {
-  struct tl__task *t = tl__task_now();
-  if (TL__LIKELY(t != NULL)) {
-    struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
-    struct tl__ent *e = &vt->e[(uint32_t)key & vt->mask];
-    if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key &&
-                   (atomic_load_explicit(&deletions, memory_order_relaxed) == 0 || key_live(key))))
-      return atomic_load_explicit(&e->value, memory_order_relaxed);
-  }
+  struct tl__thread *th = tl__tls;
+  if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
+    return get_slow(key);
+  struct tl__task *t = th->current;
+  if (TL__UNLIKELY(!tl__in_stack(t, tl__sp()) || th->in_switch))
+    return get_slow(key);
+  struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
+  struct tl__ent *e = &vt->e[(uint32_t)key & vt->mask];
+  if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key) &&
+      (TL__LIKELY(atomic_load_explicit(&deletions, memory_order_relaxed) == 0) || key_live(key)))
+    return atomic_load_explicit(&e->value, memory_order_relaxed);
   return get_slow(key);
 }
 

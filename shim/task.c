@@ -747,7 +747,7 @@ void tl__task_atfork(int phase)
 void tl__task_exit(void)
 {
   struct tl__thread *th = tl__tls;
-  if (th != NULL && th != (struct tl__thread *)1) {
+  if (th != NULL && th != TL__BUSY) {
     struct tl__thread *main = S.main;
     struct tl__task *cur = th->current;
     if (main != NULL && main != th) {
@@ -762,7 +762,7 @@ void tl__task_exit(void)
   tl__report_exit();
   /* After the report, which shows task names: the roots' extensions are
    * freed so that leak checkers see nothing of ours left. */
-  if (th != NULL && th != (struct tl__thread *)1) {
+  if (th != NULL && th != TL__BUSY) {
     if (S.main != NULL)
       ext_free(&S.main->root);
     ext_free(&th->root);

@@ -21,10 +21,6 @@
 
 __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
 
-/* A thread is "initializing" while its tl__tls holds this marker: a signal
- * handler that interrupts the set-up sees no state rather than half of it. */
-#define TL__BUSY ((struct tl__thread *)1)
-
 static struct {
   struct tl__lock lock;                    /* guards the lists below */
   struct tl__thread *threads;              /* live thread states */
