@@ -303,6 +303,66 @@ static inline void tl__with_end(struct tl__with *w)
     tl_unbind(&w->token);
 }
 
+/* The inline read path. A linked program (or a plugin of a preloaded one)
+ * reads a bound task key without a call: the same steps as the library's
+ * tl_get, on the library's own structures, whose first fields these mirror
+ * (the library checks the layouts at build time; they change only with
+ * TL_VERSION). Anything but the common case calls the library.
+ *
+ * Coroutines move between threads (M:N schedulers), and a compiler may keep
+ * the address of a thread-local variable in a register across a call such
+ * as swapcontext, after which the code runs on another thread. So the
+ * thread's state is loaded by a volatile asm statement that the compiler
+ * can neither merge with an earlier one nor move: every read starts from
+ * the thread it runs on now. Define TL_NO_INLINE before including this
+ * header to always call the library instead. */
+struct tl__rtask {
+  uintptr_t lo, hi;
+  struct tl__rvtab *vt;
+};
+
+struct tl__rent {
+  uint64_t key;
+  void *value;
+};
+
+struct tl__rvtab {
+  uint32_t mask, used;
+  struct tl__rent e[];
+};
+
+struct tl__rthread {
+  struct tl__rtask *current;
+  void *prev, *override;
+  int in_switch;
+};
+
+#if !defined(TL_DYNAMIC) && !defined(TL_NO_INLINE) && defined(__GNUC__) && defined(__x86_64__)
+extern __thread void *tl__tls;
+extern uint64_t tl__key_deletions;
+
+static inline void *tl__get_inline(tl_key_t key)
+{
+  struct tl__rthread *th;
+  __asm__ volatile("movq tl__tls@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(th));
+  if (__builtin_expect((uintptr_t)th > 1, 1)) {
+    struct tl__rtask *t = th->current;
+    uintptr_t sp;
+    __asm__("movq %%rsp, %0" : "=r"(sp));
+    if (__builtin_expect(sp - t->lo < t->hi - t->lo && !th->in_switch, 1)) {
+      struct tl__rvtab *vt = __atomic_load_n(&t->vt, __ATOMIC_ACQUIRE);
+      struct tl__rent *e = &vt->e[(uint32_t)key & vt->mask];
+      if (__atomic_load_n(&e->key, __ATOMIC_ACQUIRE) == key &&
+          __atomic_load_n(&tl__key_deletions, __ATOMIC_RELAXED) == 0)
+        return e->value;
+    }
+  }
+  return (tl_get)(key);
+}
+
+#define tl_get(key) tl__get_inline(key)
+#endif
+
 #define TL__WITH_(key, value, w)                                                                   \
   for (struct tl__with w __attribute__((cleanup(tl__with_end))) = tl__with_begin((key), (value)); \
        w.once; w.once = 0)

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <ucontext.h>
 
+/* The library defines tl_get itself: no inline read path inside it. */
+#define TL_NO_INLINE 1
 #include "tasklocal.h"
 
 #if !defined(__x86_64__) || !defined(__linux__) || !defined(__GLIBC__)
@@ -162,6 +164,16 @@ struct tl__thread {
 };
 
 extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
+
+/* The inline read path of tasklocal.h mirrors these layouts. */
+_Static_assert(offsetof(struct tl__thread, current) == offsetof(struct tl__rthread, current), "layout");
+_Static_assert(offsetof(struct tl__thread, in_switch) == offsetof(struct tl__rthread, in_switch), "layout");
+_Static_assert(offsetof(struct tl__task, lo) == offsetof(struct tl__rtask, lo), "layout");
+_Static_assert(offsetof(struct tl__task, hi) == offsetof(struct tl__rtask, hi), "layout");
+_Static_assert(offsetof(struct tl__task, vt) == offsetof(struct tl__rtask, vt), "layout");
+_Static_assert(offsetof(struct tl__vtab, mask) == offsetof(struct tl__rvtab, mask), "layout");
+_Static_assert(offsetof(struct tl__vtab, e) == offsetof(struct tl__rvtab, e), "layout");
+_Static_assert(sizeof(struct tl__ent) == sizeof(struct tl__rent), "layout");
 
 struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
 struct tl__thread *tl__thread_fresh(void); /* re-reads tl__tls: use after a possible migration */

@@ -53,8 +53,10 @@ static struct keyrec *rec(uint32_t slot)
 }
 
 /* How many keys were ever deleted. While none was, a key found in a value
- * table is live: the read path skips the generation check. */
-static _Atomic uint64_t deletions;
+ * table is live: the read path skips the generation check. Exported for
+ * the inline read path of tasklocal.h. */
+__attribute__((visibility("default"))) _Atomic uint64_t tl__key_deletions;
+#define deletions tl__key_deletions
 
 static inline int key_live(tl_key_t key)
 {

@@ -19,7 +19,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-__thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
+/* Exported (but not part of the API) for the inline read path of
+ * tasklocal.h, which mirrors the first fields of struct tl__thread. */
+__attribute__((visibility("default"))) __thread struct tl__thread *tl__tls
+    __attribute__((tls_model("initial-exec")));
 
 static struct {
   struct tl__lock lock;                    /* guards the lists below */
