@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,6 +40,41 @@ static void *find_real(const char *name, void *ours)
   return p == ours ? NULL : p;
 }
 
+struct order {
+  void *ours, *libc;
+  int result;                              /* 1 ours first, 0 libc first, -1 not seen yet */
+};
+
+static int visit(struct dl_phdr_info *info, size_t size, void *arg)
+{
+  (void)size;
+  struct order *o = arg;
+  if ((void *)info->dlpi_addr == o->ours)
+    o->result = 1;
+  else if ((void *)info->dlpi_addr == o->libc)
+    o->result = 0;
+  return o->result >= 0;
+}
+
+/* Our wrappers see the program's switches when our library comes before
+ * libc's in the lookup order: preloaded, or linked ahead of libc. Another
+ * interposer may come first (ASan's swapcontext interceptor calls the next
+ * definition, ours); a library dlopened with RTLD_LOCAL comes after libc. */
+static int comes_before_libc(void)
+{
+  Dl_info ours, libc;
+  if (tl__real_swapcontext == NULL || !dladdr((void *)tl__own_swapcontext, &ours) ||
+      !dladdr((void *)tl__real_swapcontext, &libc))
+    return 0;
+  struct order o = {(void *)ours.dli_fbase, (void *)libc.dli_fbase, -1};
+  dl_iterate_phdr(visit, &o);
+  if (o.result != 1)
+    return 0;
+  /* Loaded first, yet not in the global scope (dlopened with RTLD_LOCAL)
+   * when the default definition is neither ours nor an interceptor's. */
+  return dlsym(RTLD_DEFAULT, "tl_api_v1") != NULL;
+}
+
 /* dlsym may allocate (it reports errors through a malloc'd string), and a
  * preloaded allocator may itself use ucontext; this runs once, on the first
  * wrapper call or in our constructor, whichever comes first. */
@@ -51,9 +87,7 @@ static void lookup_real(void)
       (void (*)(ucontext_t *, void (*)(void), int, ...))find_real("makecontext", (void *)tl__own_makecontext);
   if (tl__real_swapcontext == NULL || tl__real_setcontext == NULL || tl__real_makecontext == NULL)
     tl__message("cannot find libc's ucontext functions: %s", dlerror() ? "dlsym failed" : "not loaded");
-  /* Our wrappers are the ones the program calls when the default
-   * definition of swapcontext is ours: preloaded, or linked before libc. */
-  tl__interposing = dlsym(RTLD_DEFAULT, "swapcontext") == (void *)tl__own_swapcontext;
+  tl__interposing = comes_before_libc();
 }
 
 static void atfork_prepare(void) { tl__task_atfork(-1); }
