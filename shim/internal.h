@@ -312,6 +312,7 @@ int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, in
 void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size); /* "fn+0x1c (module)" */
 int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead of a fault */
 void tl__safe_str(char *dst, size_t size, const char *src); /* a string, read the same way */
+void tl__bt_atfork_child(void);            /* in a forked child: its locks are free */
 
 /* report.c */
 void tl__report_dropped(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
