@@ -243,7 +243,8 @@ void tl__task_stats(struct tl__stats *st);
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
 void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
 void tl__map_save(struct tl__task *t, const void *ctx);
-void tl__task_finished(struct tl__thread *th, struct tl__task *t);
+void tl__task_finished(struct tl__thread *th, struct tl__task *t); /* values, defers */
+void tl__task_retire(struct tl__task *t);  /* then its record goes */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
 void tl__task_atfork(int phase);           /* -1 before fork, 0 parent, 1 child */
 void tl__task_exit(void);                  /* process exit */
@@ -289,6 +290,10 @@ extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
 void tl__init(void);                       /* idempotent; safe before our constructor */
 extern int tl__interposing;                /* our wrappers are the ones the process calls */
 extern _Atomic uint64_t tl__next_id;       /* task ids */
+
+/* tools.c: telling valgrind about task stacks */
+void tl__tools_made(struct tl__task *t);   /* a task was made */
+void tl__tools_gone(struct tl__task *t);   /* a task ended or was abandoned */
 
 /* options.c: read once, at load (SPEC 4.1). */
 struct tl__options {

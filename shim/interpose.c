@@ -142,12 +142,15 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   struct tl__thread *th = tl__thread_fresh();
   if (th == NULL)
     return;
-  if (t != NULL && id != 0 && t->id == id)
-    tl__task_finished(th, t);
   const ucontext_t *link = *link_slot;
+  int mine = t != NULL && id != 0 && t->id == id;
+  if (mine)
+    tl__task_finished(th, t);
   struct tl__task *n = link ? tl__predict(th, link) : NULL;
   if (n == NULL)
     n = &th->root;
+  if (mine)
+    tl__task_retire(t);
   atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
   th->prev = NULL;
   th->in_switch = 0;

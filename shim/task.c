@@ -19,16 +19,6 @@
 #include <errno.h>
 #include <string.h>
 
-/* Under valgrind, each task's stack is registered, so that memcheck knows
- * a switch between stacks from a huge stack frame ("client switching
- * stacks?"). Outside valgrind the requests cost a few instructions. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define TL__HAVE_VALGRIND 1
-#endif
-#endif
-
 #define MAP_SHARDS 64
 
 struct map_shard {
@@ -468,40 +458,38 @@ void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
 }
 
 /* Removes an ended or abandoned task from every index and frees it. */
-static void stack_register(struct tl__task *t)
+/* An ended task leaves the indexes first (no switch can predict it any
+ * more), and its record goes afterwards. */
+static void task_unindex(struct tl__task *t)
 {
-#ifdef TL__HAVE_VALGRIND
-  if (RUNNING_ON_VALGRIND && t->hi > t->lo)
-    t->vg_stack = VALGRIND_STACK_REGISTER(t->lo, t->hi);
-#else
-  (void)t;
-#endif
-}
-
-static void stack_deregister(struct tl__task *t)
-{
-#ifdef TL__HAVE_VALGRIND
-  if (t->vg_stack != 0)
-    VALGRIND_STACK_DEREGISTER(t->vg_stack);
-#endif
-  t->vg_stack = 0;
-}
-
-static void task_release(struct tl__task *t)
-{
-  stack_deregister(t);
   map_del(t);
   if (tl__lock(&S.lock) != 0)
     return;
   tree_del(t);
-  live_del(t);
-  S.live_n--;
+  if (t->lprev != NULL || S.live == t) {
+    live_del(t);
+    S.live_n--;
+  }
+  tl__unlock(&S.lock);
+}
+
+static void task_free(struct tl__task *t)
+{
+  tl__tools_gone(t);
+  if (tl__lock(&S.lock) != 0)
+    return;
   struct tl__task_ext *x = t->x;
   t->x = NULL;
   record_free(t);
   tl__unlock(&S.lock);
   struct tl__task tmp = {.x = x};
   ext_free(&tmp);
+}
+
+static void task_release(struct tl__task *t)
+{
+  task_unindex(t);
+  task_free(t);
 }
 
 /* With leak checking on, an abandoned task stays for the exit report with
@@ -512,7 +500,7 @@ static int task_keep(struct tl__task *t)
 {
   if (!tl__opt.leaks)
     return 0;
-  stack_deregister(t);
+  tl__tools_gone(t);
   map_del(t);
   if (tl__lock(&S.lock) != 0)
     return 0;
@@ -567,16 +555,25 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
     task_release(t);
 }
 
+/* The task's function returned: its scope ends while it is still the
+ * running task, on its own stack. */
 void tl__task_finished(struct tl__thread *th, struct tl__task *t)
 {
   th->current = t;
   th->in_switch = 0;
   tl__destroy_values(th, t);
+  atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
+  task_unindex(t);
   if (tl__lock(&S.lock) == 0) {
     S.finished++;
     tl__unlock(&S.lock);
   }
-  task_release(t);
+}
+
+/* Its record goes once the tools have been told which task runs next. */
+void tl__task_retire(struct tl__task *t)
+{
+  task_free(t);
 }
 
 static int abandonable(const struct tl__task *t, const struct tl__task *cur)
@@ -650,7 +647,7 @@ void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
   }
   tree_add(t);
   live_add(t);
-  stack_register(t);
+  tl__tools_made(t);
   S.made++;
   if (++S.live_n > S.peak)
     S.peak = S.live_n;
