@@ -1,0 +1,30 @@
+# Leak reports, dumps and options (SPEC 4): the test plugin of the leaky
+# programs, and the benchmark of backtrace capture.
+
+LEAKPLUG := $(BUILD)/tests/libtlleakplug.so
+
+$(LEAKPLUG): tests/plugin/leakplug.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ \
+	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal -pthread
+
+# The report suite runs the leaky programs with this plugin preloaded.
+$(BUILD)/tests/check_report: $(LEAKPLUG)
+check-unit: $(LEAKPLUG)
+
+FAKEBT := $(BUILD)/tests/libtlfakebt.so
+
+$(FAKEBT): tests/plugin/fakebt.c | $(BUILD)/tests/programs
+	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC $< -o $@
+
+$(BUILD)/tests/check_report: $(FAKEBT)
+check-unit: $(FAKEBT)
+
+# The cost of capturing creation backtraces: task life with
+# TASKLOCAL_BACKTRACE=1 against =0, printed as a ratio.
+$(BUILD)/tests/bench/bench_backtrace: tests/bench/bench_backtrace.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O2 -g $< -o $@
+
+.PHONY: bench-backtrace
+bench-backtrace: $(LIB) $(BUILD)/tests/bench/bench_backtrace
+	@$(BUILD)/tests/bench/bench_backtrace $(abspath $(LIB))
