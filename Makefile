@@ -103,12 +103,16 @@ CHECK_EXTRA :=
 
 check: check-unit check-asan $(CHECK_EXTRA)
 
-demo: $(LIB) $(BUILD)/tests/programs/demo $(PLUGIN)
+demo: $(LIB) $(BUILD)/tests/programs/demo $(PLUGIN) $(BUILD)/tests/programs/leak_demo $(LEAKPLUG)
 	@echo "== an unmodified coroutine program, run alone:"
 	@$(BUILD)/tests/programs/demo
 	@echo
 	@echo "== the same binary under the shim, with a plugin that keeps one record per coroutine:"
 	@LD_PRELOAD="$(abspath $(LIB)) $(abspath $(PLUGIN))" $(BUILD)/tests/programs/demo
+	@echo
+	@echo "== a variant with three bugs, under scripts/tasklocal-run --leaks --stats (report on stderr):"
+	@LD_PRELOAD="$(abspath $(LEAKPLUG))" TASKLOCAL_LIB="$(abspath $(LIB))" \
+	  scripts/tasklocal-run --leaks --stats $(BUILD)/tests/programs/leak_demo
 
 clean:
 	rm -rf $(BUILD)
