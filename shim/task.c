@@ -21,11 +21,19 @@
 
 #define MAP_SHARDS 64
 
+/* Writers take the shard's lock and make seq odd while they change it;
+ * readers take no lock: they read seq, walk, and read seq again (a
+ * sequence lock). Records never go back to the system and replaced bucket
+ * arrays are kept, so a walk that races with a writer reads valid memory
+ * and is simply done again. */
 struct map_shard {
   struct tl__lock lock;
-  struct tl__task **b;                     /* chains through tl__task.hnext */
-  uint32_t nb, n;
-  struct tl__task *one;                    /* the bucket used before the first allocation */
+  _Atomic uint32_t seq;
+  struct tl__task **_Atomic b;             /* chains through tl__task.hnext */
+  _Atomic uint32_t nb;
+  uint32_t n;
+  struct tl__task *_Atomic one;            /* the bucket used before the first allocation */
+  struct tl__task **retired[32];           /* replaced bucket arrays, kept for readers */
 };
 
 static struct {
@@ -212,7 +220,7 @@ static struct tl__task *tree_find(uintptr_t sp)
 {
   struct tl__task *n = tree_ceil(sp + 1, UINT64_MAX);
   for (int i = 0; n != NULL && i < 64; i++) {
-    if (n->lo <= sp)
+    if (n->lo <= sp && atomic_load_explicit(&n->state, memory_order_relaxed) != TL__FINISHED)
       return n;
     n = tree_ceil(n->hi, n->id - 1);
   }
@@ -264,13 +272,31 @@ static struct map_shard *shard_of(const void *ctx, uint64_t *h)
 
 static struct tl__task **bucket(struct map_shard *s, uint64_t h)
 {
-  return s->nb ? &s->b[(h / MAP_SHARDS) & (s->nb - 1)] : &s->one;
+  uint32_t nb = atomic_load_explicit(&s->nb, memory_order_relaxed);
+  return nb ? &atomic_load_explicit(&s->b, memory_order_relaxed)[(h / MAP_SHARDS) & (nb - 1)]
+            : (struct tl__task **)&s->one;
 }
 
-/* Called with the shard's lock held. A failed allocation keeps the old
- * table: chains get longer, nothing is lost. */
+static void write_begin(struct map_shard *s)
+{
+  atomic_store_explicit(&s->seq, atomic_load_explicit(&s->seq, memory_order_relaxed) + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+}
+
+static void write_end(struct map_shard *s)
+{
+  atomic_store_explicit(&s->seq, atomic_load_explicit(&s->seq, memory_order_relaxed) + 1, memory_order_release);
+}
+
+/* Called with the shard's lock held, inside write_begin/write_end. A failed
+ * allocation keeps the old table: chains get longer, nothing is lost. */
 static void shard_grow(struct map_shard *s)
 {
+  unsigned r = 0;
+  while (r < sizeof s->retired / sizeof s->retired[0] && s->retired[r] != NULL)
+    r++;
+  if (s->nb != 0 && r == sizeof s->retired / sizeof s->retired[0])
+    return;
   uint32_t nb = s->nb ? s->nb * 2 : 16;
   struct tl__task **b = tl__calloc(nb, sizeof *b);
   if (b == NULL)
@@ -278,21 +304,23 @@ static void shard_grow(struct map_shard *s)
   struct tl__task **old = s->b;
   uint32_t oldn = s->nb;
   struct tl__task *chain = s->one;
-  s->b = b;
-  s->nb = nb;
-  s->one = NULL;
   for (uint32_t i = 0; i <= oldn; i++) {
     struct tl__task *t = i < oldn ? old[i] : chain, *next;
     for (; t; t = next) {
       next = t->hnext;
-      struct tl__task **bk = bucket(s, addr_hash(t->ctx));
+      struct tl__task **bk = &b[(addr_hash(t->ctx) / MAP_SHARDS) & (nb - 1)];
       t->hnext = *bk;
       *bk = t;
     }
   }
-  tl__free(old);
+  atomic_store_explicit(&s->b, b, memory_order_relaxed);
+  atomic_store_explicit(&s->nb, nb, memory_order_relaxed);
+  atomic_store_explicit(&s->one, NULL, memory_order_relaxed);
+  if (old != NULL)
+    s->retired[r] = old;
 }
 
+/* Called with the shard's lock held, inside write_begin/write_end. */
 static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
 {
   for (struct tl__task **p = bucket(s, h); *p; p = &(*p)->hnext) {
@@ -302,7 +330,6 @@ static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
       break;
     }
   }
-  t->hnext = NULL;
   t->flags &= ~TL__F_MAPPED;
 }
 
@@ -314,9 +341,20 @@ static void map_del(struct tl__task *t)
   struct map_shard *s = shard_of(t->ctx, &h);
   if (tl__lock(&s->lock) != 0)
     return;
-  if (t->flags & TL__F_MAPPED)
+  if (t->flags & TL__F_MAPPED) {
+    write_begin(s);
     map_unlink(s, h, t);
+    write_end(s);
+  }
   tl__unlock(&s->lock);
+}
+
+static struct tl__task *map_walk(struct map_shard *s, uint64_t h, const void *ctx)
+{
+  struct tl__task *t = *bucket(s, h);
+  for (int n = 0; t != NULL && t->ctx != ctx && n < 4096; n++)
+    t = t->hnext;
+  return t != NULL && t->ctx == ctx ? t : NULL;
 }
 
 /* The task that last saved itself at ctx, or NULL. */
@@ -324,11 +362,22 @@ static struct tl__task *map_get(const void *ctx)
 {
   uint64_t h;
   struct map_shard *s = shard_of(ctx, &h);
+  for (int tries = 0; tries < 64; tries++) {
+    uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+    if (seq & 1) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    struct tl__task *t = map_walk(s, h, ctx);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->seq, memory_order_relaxed) == seq)
+      return t;
+  }
+  /* A writer keeps changing the shard, or this thread is that writer and a
+   * signal handler switches now: the lock settles it, or says no. */
   if (tl__lock(&s->lock) != 0)
     return NULL;
-  struct tl__task *t = *bucket(s, h);
-  while (t != NULL && t->ctx != ctx)
-    t = t->hnext;
+  struct tl__task *t = map_walk(s, h, ctx);
   tl__unlock(&s->lock);
   return t;
 }
@@ -344,6 +393,7 @@ void tl__map_save(struct tl__task *t, const void *ctx)
   struct map_shard *s = shard_of(ctx, &h);
   if (tl__lock(&s->lock) != 0)
     return;
+  write_begin(s);
   for (struct tl__task **p = bucket(s, h); *p; p = &(*p)->hnext) {
     if ((*p)->ctx == ctx) {
       map_unlink(s, h, *p);
@@ -358,6 +408,7 @@ void tl__map_save(struct tl__task *t, const void *ctx)
   *bk = t;
   s->n++;
   t->flags |= TL__F_MAPPED;
+  write_end(s);
   tl__unlock(&s->lock);
 }
 
@@ -458,10 +509,11 @@ void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
 }
 
 /* Removes an ended or abandoned task from every index and frees it. */
-/* An ended task leaves the indexes first (no switch can predict it any
- * more), and its record goes afterwards. */
-static void task_unindex(struct tl__task *t)
+/* An ended task leaves every index and its record goes, in one pass under
+ * the registry lock; *count is the statistic it adds to. */
+static void task_release(struct tl__task *t, uint64_t *count)
 {
+  tl__tools_gone(t);
   map_del(t);
   if (tl__lock(&S.lock) != 0)
     return;
@@ -470,26 +522,14 @@ static void task_unindex(struct tl__task *t)
     live_del(t);
     S.live_n--;
   }
-  tl__unlock(&S.lock);
-}
-
-static void task_free(struct tl__task *t)
-{
-  tl__tools_gone(t);
-  if (tl__lock(&S.lock) != 0)
-    return;
+  if (count != NULL)
+    (*count)++;
   struct tl__task_ext *x = t->x;
   t->x = NULL;
   record_free(t);
   tl__unlock(&S.lock);
   struct tl__task tmp = {.x = x};
   ext_free(&tmp);
-}
-
-static void task_release(struct tl__task *t)
-{
-  task_unindex(t);
-  task_free(t);
 }
 
 /* With leak checking on, an abandoned task stays for the exit report with
@@ -505,6 +545,7 @@ static int task_keep(struct tl__task *t)
   if (tl__lock(&S.lock) != 0)
     return 0;
   int kept = S.kept_n < KEEP_MAX;
+  S.abandoned++;
   if (kept) {
     tree_del(t);
     live_del(t);
@@ -547,12 +588,8 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
   th->current = t;
   tl__destroy_values(th, t);
   th->current = cur;
-  if (tl__lock(&S.lock) == 0) {
-    S.abandoned++;
-    tl__unlock(&S.lock);
-  }
   if (!task_keep(t))
-    task_release(t);
+    task_release(t, &S.abandoned);
 }
 
 /* The task's function returned: its scope ends while it is still the
@@ -563,17 +600,13 @@ void tl__task_finished(struct tl__thread *th, struct tl__task *t)
   th->in_switch = 0;
   tl__destroy_values(th, t);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
-  task_unindex(t);
-  if (tl__lock(&S.lock) == 0) {
-    S.finished++;
-    tl__unlock(&S.lock);
-  }
 }
 
-/* Its record goes once the tools have been told which task runs next. */
+/* Its record goes once uc_link's task has been predicted (which skips
+ * finished tasks). */
 void tl__task_retire(struct tl__task *t)
 {
-  task_free(t);
+  task_release(t, &S.finished);
 }
 
 static int abandonable(const struct tl__task *t, const struct tl__task *cur)
@@ -616,6 +649,13 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
     t->entry = entry;
     t->parent = cur ? cur->id : 0;
     atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
+    /* Indexed now, in the same pass: nothing can switch to it before the
+     * real makecontext has returned. */
+    tree_add(t);
+    live_add(t);
+    S.made++;
+    if (++S.live_n > S.peak)
+      S.peak = S.live_n;
   }
   tl__unlock(&S.lock);
   if (prevnew != NULL)
@@ -624,14 +664,11 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
     /* The child cannot start with what it should inherit: it runs
      * untracked rather than with wrong values. */
     tl__destroy_values(th, t);
-    struct tl__task_ext *x = t->x;
-    t->x = NULL;
+    task_release(t, NULL);
     if (tl__lock(&S.lock) == 0) {
-      record_free(t);
+      S.made--;
       tl__unlock(&S.lock);
     }
-    struct tl__task tmp = {.x = x};
-    ext_free(&tmp);
     return NULL;
   }
   if (t != NULL && tl__opt.backtrace)
@@ -641,17 +678,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
 
 void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
 {
-  if (tl__lock(&S.lock) != 0) {
-    record_free(t);
-    return;
-  }
-  tree_add(t);
-  live_add(t);
   tl__tools_made(t);
-  S.made++;
-  if (++S.live_n > S.peak)
-    S.peak = S.live_n;
-  tl__unlock(&S.lock);
   tl__map_save(t, ucp);
 }
 
