@@ -1,0 +1,39 @@
+# make check-real: real third-party ucontext programs under the shim
+# (issue 7, tests/real/): stress-ng --context, qemu-img and qemu-io on a
+# qcow2 image, and a GNU Pth program of ours. Each runs alone and under the
+# shim and must print the same and exit alike; the stats line (or, for
+# stress-ng's workers, a live-task report) shows the tasks the shim saw.
+#
+# Their Debian packages (stress-ng, qemu-utils, libpth-dev) are installed by
+# scripts/install-deps --real when absent; a program that is still missing
+# makes its test skip, not fail. Part of make check (about 10 seconds).
+
+REAL := $(BUILD)/real
+# Expanded when the recipe runs, after real-deps has installed Pth. Debian's
+# Pth has no pkg-config file, only pth-config.
+REAL_PTH_FLAGS = $(shell pth-config --cflags --ldflags --libs 2>/dev/null || echo -lpth)
+
+.PHONY: check-real real-deps
+
+real-deps:
+	@scripts/install-deps --real || \
+	  echo "check-real: scripts/install-deps --real failed; tests whose programs are missing will skip" >&2
+
+$(REAL):
+	mkdir -p $@
+
+# Without Pth the program is not built and its test skips.
+$(REAL)/pth_prog: tests/real/pth_prog.c | real-deps $(REAL)
+	@if [ -e /usr/include/pth.h ]; then \
+	  echo "$(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ $(REAL_PTH_FLAGS)"; \
+	  $(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ $(REAL_PTH_FLAGS); \
+	else echo "check-real: GNU Pth is not installed; the Pth test will skip" >&2; fi
+
+$(REAL)/libexitdump.so: tests/real/exitdump.c include/tasklocal.h $(LIB) | $(REAL)
+	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ -L$(BUILD) -ltasklocal -ldl
+
+check-real: $(LIB) $(PLUGIN) $(REAL)/libexitdump.so $(REAL)/pth_prog
+	@sh tests/real/run.sh $(abspath $(LIB)) $(abspath $(PLUGIN)) $(abspath $(REAL)/libexitdump.so) \
+	  $(abspath $(REAL)/pth_prog)
+
+CHECK_EXTRA += check-real
