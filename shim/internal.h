@@ -88,8 +88,8 @@ struct tl__task {
   struct tl__task *left, *right;           /* the stack-range tree */
   void (*entry)(void);                     /* the function given to makecontext */
   uint64_t parent;                         /* id of the task that made it */
-  _Atomic uint32_t state;                  /* enum tl__state */
-  uint32_t flags;                          /* TL__F_* */
+  _Atomic uint8_t state;                   /* enum tl__state */
+  uint8_t flags;                           /* TL__F_* */
   uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
@@ -164,6 +164,8 @@ struct tl__thread {
 };
 
 extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
+
+_Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
 
 /* The inline read path of tasklocal.h mirrors these layouts. */
 _Static_assert(offsetof(struct tl__thread, current) == offsetof(struct tl__rthread, current), "layout");
