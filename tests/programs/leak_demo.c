@@ -62,7 +62,8 @@ __attribute__((noinline)) void handle_request(int i)
 int main(void)
 {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  for (int i = 0; i < REQUESTS; i++) {
+  /* volatile: getcontext returns twice. */
+  for (volatile int i = 0; i < REQUESTS; i++) {
     struct request *r = &req[i];
     snprintf(r->name, sizeof r->name, "request-%d", i + 1);
     r->stack = malloc(STACK);
@@ -74,8 +75,8 @@ int main(void)
   }
   /* Two rounds over the first two requests, then a shutdown that forgets
    * the others. */
-  for (int round = 0; round < 2; round++)
-    for (int i = 0; i < 2; i++)
+  for (volatile int round = 0; round < 2; round++)
+    for (volatile int i = 0; i < 2; i++)
       if (!req[i].done)
         swapcontext(&sched_ctx, &req[i].ctx);
   printf("shutting down with %d requests in flight\n", 2);
