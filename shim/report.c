@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DETAIL_TASKS 64                    /* tasks described in full */
@@ -112,6 +113,7 @@ static struct {
   _Atomic uint64_t ndrops;
   struct drop drops[DETAIL_DROPS];
   int pipe_wr;                             /* the dump signal's handler -> the dump thread */
+  ino_t pipe_ino;                          /* that pipe, to tell it from a reused number */
   struct job *job;                         /* the job run on a stack of its own */
   ucontext_t job_back, job_ctx;
 } R = {.pipe_wr = -1};
@@ -425,7 +427,10 @@ static void describe_task(struct job *j, const struct snap *s)
       out(j, "  suspended at:");
     if (n > 0)
       frames(j, pc, n);
-    else if (n == 0)
+    else if (n == 0 && s->entry != NULL) {
+      tl__bt_symbol((uintptr_t)s->entry, 0, sym, sizeof sym);
+      out(j, "    #0 in %s, which switched away in a tail call", sym);
+    } else if (n == 0)
       out(j, "    in its entry function, which switched away in a tail call");
     else
       out(j, "    unknown: %s", why);
@@ -618,9 +623,15 @@ static void on_dump_signal(int sig)
   (void)sig;
   int saved = errno;
   char b = 1;
-  /* A full pipe already holds a request: the result does not matter. */
-  ssize_t ignored = R.pipe_wr >= 0 ? write(R.pipe_wr, &b, 1) : 0;
-  (void)ignored;
+  /* A program that closes every descriptor may have reused the pipe's
+   * number for a file of its own: fstat (async-signal-safe) tells. A full
+   * pipe already holds a request, so the write's result does not matter. */
+  struct stat st;
+  int fd = R.pipe_wr;
+  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == R.pipe_ino && S_ISFIFO(st.st_mode)) {
+    ssize_t ignored = write(fd, &b, 1);
+    (void)ignored;
+  }
   errno = saved;
 }
 
@@ -667,7 +678,9 @@ static void dump_start(void)
     return;
   }
   pthread_setname_np(tid, "tasklocal-dump");
+  struct stat st;
   int old_wr = R.pipe_wr;
+  R.pipe_ino = fstat(p[1], &st) == 0 ? st.st_ino : 0;
   R.pipe_wr = p[1];
   if (old_wr >= 0)
     close(old_wr);
