@@ -1,0 +1,32 @@
+# Stress (tests/stress/stress.c): 10,000 tasks migrating between 8 threads,
+# key churn, a profiling timer reading locals from its handler, and fork.
+#
+#   make check-stress                  a few seconds (part of make check)
+#   make stress STRESS_SECONDS=300     as long as asked
+#   make check-tsan                    the same few seconds with the library
+#                                      and the program built with
+#                                      ThreadSanitizer, in $(BUILD)/tsan
+
+STRESS_SECONDS ?= 300
+STRESS_CHECK_SECONDS ?= 4
+STRESS := $(BUILD)/tests/stress
+
+.PHONY: stress check-stress check-tsan
+
+$(STRESS): tests/stress/stress.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+	$(CC) $(CSTD) $(WARN) -O2 -g -pthread -Iinclude $< -o $@ \
+	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal
+
+# The time limit catches a hang (a lost wake-up or a lock left held).
+check-stress: $(STRESS)
+	timeout -k 5 $$(( $(STRESS_CHECK_SECONDS) + 120 )) $(STRESS) $(STRESS_CHECK_SECONDS)
+
+stress: $(STRESS)
+	$(STRESS) $(STRESS_SECONDS)
+
+check-tsan:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan \
+	  OPT="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
+	  CC="$(CC) -fsanitize=thread" check-stress
+
+CHECK_EXTRA += check-stress
