@@ -340,6 +340,7 @@ void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-sa
 
 /* message.c */
 void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tl__message_fd(int fd);               /* where tl__message lines go (TASKLOCAL_LOG) */
 int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
 
 /* interpose.S and interpose.c: our own definitions, by hidden names */

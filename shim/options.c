@@ -24,10 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* message.c sends tl__message() lines to this descriptor; it is defined
- * there without a declaration in internal.h yet. */
-void tl__message_fd(int fd);
-
 struct tl__options tl__opt = {.log_fd = 2};
 
 /* What the log descriptor was when opened, to notice later that the
