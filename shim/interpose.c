@@ -11,6 +11,24 @@
 
 #include <stdlib.h>
 
+/* The task c leaves for the one predicted for ucp, which becomes current
+ * before the real switch. The announcement stays open (in_switch) until
+ * the thread is seen running in the new task; see tl__resolve. */
+static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t *ucp)
+{
+  struct tl__task *t = tl__predict(th, ucp);
+  if (t == NULL)
+    t = &th->root;
+  if (t != c) {
+    atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
+    atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
+  }
+  th->prev = c;
+  th->in_switch = 1;
+  th->current = t;
+  th->switches++;
+}
+
 /* Bookkeeping of swapcontext(oucp, ucp), before the real switch: the
  * running task saves itself at oucp, and the task predicted for ucp becomes
  * the current one. The contexts are read here only, while they are valid;
@@ -31,17 +49,7 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
     tl__map_save(c, oucp);
     tl__hint_put(th, oucp, c);
   }
-  struct tl__task *t = tl__predict(th, ucp);
-  if (t == NULL)
-    t = &th->root;
-  if (t != c) {
-    atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
-    atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
-  }
-  th->prev = c;
-  th->in_switch = 1;
-  th->current = t;
-  th->switches++;
+  announce(th, c, ucp);
 }
 
 /* setcontext(ucp): the running task leaves without saving itself. It stays
@@ -53,20 +61,8 @@ void tl__before_set(const ucontext_t *ucp)
     tl__init();
     return;
   }
-  if (ucp == NULL)
-    return;
-  struct tl__task *c = tl__task_now();
-  struct tl__task *t = tl__predict(th, ucp);
-  if (t == NULL)
-    t = &th->root;
-  if (t != c) {
-    atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
-    atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
-  }
-  th->prev = c;
-  th->in_switch = 1;
-  th->current = t;
-  th->switches++;
+  if (ucp != NULL)
+    announce(th, tl__task_now(), ucp);
 }
 
 /* glibc's makecontext reads each argument as a 64-bit value on x86_64
