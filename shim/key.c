@@ -71,10 +71,28 @@ int tl__key_valid(tl_key_t key)
   return key_live(key);
 }
 
+/* The few attributes the common paths need, without copying the rest. */
+struct peek {
+  int scope;
+  unsigned flags;
+  void (*destroy)(void *);
+};
+
+static int key_peek(tl_key_t key, struct peek *p)
+{
+  if (!key_live(key))
+    return EINVAL;
+  const tl_key_attr_t *a = &rec((uint32_t)key)->attr;
+  p->scope = a->scope;
+  p->flags = a->flags;
+  p->destroy = a->destroy;
+  return key_live(key) ? 0 : EINVAL;
+}
+
 void (*tl__key_destructor(tl_key_t key))(void *)
 {
-  tl_key_attr_t a;
-  return tl__key_info(key, &a) == 0 ? a.destroy : NULL;
+  struct peek p;
+  return key_peek(key, &p) == 0 ? p.destroy : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -562,14 +580,24 @@ int tl_lookup(tl_key_t key, void **value)
  * and the scoped bindings. */
 int tl__store(tl_key_t key, const void *value, int remove, int scoped)
 {
-  tl_key_attr_t a;
-  if (tl__key_info(key, &a) != 0)
+  struct peek p;
+  if (key_peek(key, &p) != 0)
     return EINVAL;
-  if (!scoped && (a.flags & TL_KEY_SCOPED_ONLY))
+  if (!scoped && (p.flags & TL_KEY_SCOPED_ONLY))
     return EPERM;
   struct tl__task *t = tl__task_now();
   if (t == NULL)
     return ENOMEM;
+  if (p.scope == TL_SCOPE_TASK) {
+    /* Task keys, the common case: no scope to look up, no lock. */
+    if (!remove)
+      return tl__vtab_put(&t->vt, key, (void *)value);
+    tl__vtab_remove(&t->vt, key);
+    return 0;
+  }
+  tl_key_attr_t a;
+  if (tl__key_info(key, &a) != 0)
+    return EINVAL;
   struct tl__scope_ref ref;
   int err = tl__scope_enter(&a, t, !remove, &ref);
   if (err != 0)
