@@ -140,6 +140,7 @@ struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL o
 #define TL__F_MAPPED 0x2u                  /* ctx is entered in the context map */
 #define TL__F_IN_TREE 0x4u                 /* entered in the stack-range tree */
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */
+#define TL__F_MADE 0x10u                   /* ctx is where it was made, not where a switch saved it */
 
 /* Per-thread state. The only thread-local variable of the library is the
  * pointer to this struct (tl__tls, initial-exec). */

@@ -48,6 +48,8 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
   if (!((c->flags & TL__F_MAPPED) && c->ctx == oucp)) {
     tl__map_save(c, oucp);
     tl__hint_put(th, oucp, c);
+  } else if (TL__UNLIKELY(c->flags & TL__F_MADE)) {
+    c->flags &= ~TL__F_MADE;               /* saved again where it was made */
   }
   announce(th, c, ucp);
 }

@@ -386,6 +386,7 @@ static struct tl__task *map_get(const void *ctx)
  * its entry at its previous address goes. */
 void tl__map_save(struct tl__task *t, const void *ctx)
 {
+  t->flags &= ~TL__F_MADE;
   if ((t->flags & TL__F_MAPPED) && t->ctx == ctx)
     return;
   map_del(t);
@@ -609,9 +610,16 @@ void tl__task_retire(struct tl__task *t)
   task_release(t, &S.finished);
 }
 
+/* Whether making a context at t's address abandons t. Once a task has
+ * started, the context it was made in is spent: only a switch that saves
+ * it there again makes the address its own. QEMU makes every coroutine in
+ * the same local ucontext_t and then switches them by siglongjmp; each new
+ * makecontext there must not abandon the coroutines already running. */
 static int abandonable(const struct tl__task *t, const struct tl__task *cur)
 {
   uint32_t st = atomic_load_explicit(&t->state, memory_order_relaxed);
+  if ((t->flags & TL__F_STARTED) && (t->flags & TL__F_MADE))
+    return 0;
   return t != cur && !(t->flags & TL__F_ROOT) && (st == TL__NEW || st == TL__SUSPENDED);
 }
 
@@ -680,6 +688,7 @@ void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
 {
   tl__tools_made(t);
   tl__map_save(t, ucp);
+  t->flags |= TL__F_MADE;
 }
 
 /* ------------------------------------------------------------------------

@@ -392,6 +392,79 @@ START_TEST(test_fork)
 }
 END_TEST
 
+/* ---- QEMU's way: every coroutine made in one local ucontext_t ---- */
+
+struct qco {
+  sigjmp_buf env;
+  const char *name;
+  const char *seen;
+  uint64_t ids[2];
+};
+
+static sigjmp_buf q_main, *q_creator;
+static struct qco *q_cur;
+
+static void q_yield(struct qco *self)
+{
+  if (!sigsetjmp(self->env, 0))
+    siglongjmp(q_main, 1);
+}
+
+static void q_enter(struct qco *c)
+{
+  q_cur = c;
+  if (!sigsetjmp(q_main, 0))
+    siglongjmp(c->env, 1);
+}
+
+static void q_trampoline(int lo, int hi)
+{
+  struct qco *self = (struct qco *)(((uintptr_t)(unsigned)hi << 32) | (unsigned)lo);
+  if (!sigsetjmp(self->env, 0))
+    siglongjmp(*q_creator, 1);
+  self->ids[0] = tl_task_id(tl_current());
+  tl_set(key, (void *)self->name);
+  q_yield(self);
+  self->ids[1] = tl_task_id(tl_current());
+  self->seen = tl_get(key);
+  for (;;)
+    q_yield(self);
+}
+
+static void q_new(struct qco *co, char *stack)
+{
+  ucontext_t uc, old_uc; /* locals, as in QEMU: every coroutine is made here */
+  sigjmp_buf old_env;
+  getcontext(&uc);
+  uc.uc_link = &old_uc;
+  uc.uc_stack.ss_sp = stack;
+  uc.uc_stack.ss_size = STACK;
+  uintptr_t p = (uintptr_t)co;
+  makecontext(&uc, (void (*)(void))q_trampoline, 2, (int)(unsigned)p, (int)(unsigned)(p >> 32));
+  q_creator = &old_env;
+  if (!sigsetjmp(old_env, 0))
+    swapcontext(&old_uc, &uc);
+}
+
+START_TEST(test_qemu_style_creation)
+{
+  static char stack_a[STACK], stack_b[STACK];
+  static struct qco a = {.name = "A"}, b = {.name = "B"};
+  q_new(&a, stack_a);
+  q_enter(&a);
+  q_new(&b, stack_b); /* the same ucontext_t address: A must not be abandoned */
+  q_enter(&b);
+  q_enter(&a);
+  q_enter(&b);
+  ck_assert_int_eq(destroyed, 0);
+  ck_assert_str_eq(a.seen, "A");
+  ck_assert_str_eq(b.seen, "B");
+  ck_assert_uint_eq(a.ids[0], a.ids[1]);
+  ck_assert_uint_eq(b.ids[0], b.ids[1]);
+  ck_assert_uint_ne(a.ids[0], b.ids[0]);
+}
+END_TEST
+
 static Suite *tracking_suite(void)
 {
   Suite *s = suite_create("tracking");
@@ -409,6 +482,7 @@ static Suite *tracking_suite(void)
   tcase_add_test(tc, test_signal_on_fresh_thread);
   tcase_add_test(tc, test_deleted_key_no_destructor);
   tcase_add_test(tc, test_fork);
+  tcase_add_test(tc, test_qemu_style_creation);
   suite_add_tcase(s, tc);
   return s;
 }
