@@ -90,9 +90,30 @@ static void lookup_real(void)
   tl__interposing = comes_before_libc();
 }
 
-static void atfork_prepare(void) { tl__task_atfork(-1); }
-static void atfork_parent(void) { tl__task_atfork(0); }
-static void atfork_child(void) { tl__task_atfork(1); }
+/* fork: every lock of the library is taken before (so that no structure
+ * is half changed in the child), released in the parent and reset in the
+ * child, where the threads that could hold them do not exist (the three
+ * phases of musl's atfork hook). Keys, then custom owners, then tasks. */
+static void atfork_prepare(void)
+{
+  tl__key_atfork(-1);
+  tl__scope_atfork(-1);
+  tl__task_atfork(-1);
+}
+
+static void atfork_parent(void)
+{
+  tl__task_atfork(0);
+  tl__scope_atfork(0);
+  tl__key_atfork(0);
+}
+
+static void atfork_child(void)
+{
+  tl__task_atfork(1);
+  tl__scope_atfork(1);
+  tl__key_atfork(1);
+}
 
 void tl__init(void)
 {

@@ -276,6 +276,7 @@ int tl__run_init(tl_key_t key, const tl_key_attr_t *a, struct tl__task *t, void 
 int tl__inherit(struct tl__task *parent, struct tl__task *child); /* at makecontext */
 void tl__task_scope_end(struct tl__thread *th, struct tl__task *t); /* bindings, values, defers */
 void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and defers */
+void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 void (*tl__key_destructor(tl_key_t key))(void *);
 void tl__vtab_free(struct tl__vtab *vt);
 struct tl__empty_storage {
@@ -285,6 +286,7 @@ struct tl__empty_storage {
 extern struct tl__empty_storage tl__empty_storage;
 #define tl__empty_vtab (tl__empty_storage.vt)
 uint64_t tl__keys_created(void);
+void tl__key_atfork(int phase);            /* -1 before fork, 0 parent, 1 child */
 
 /* init.c */
 extern int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);

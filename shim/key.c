@@ -346,6 +346,16 @@ const char *tl__key_name(tl_key_t key)
   return rec((uint32_t)key)->attr.name;
 }
 
+void tl__key_atfork(int phase)
+{
+  if (phase < 0)
+    tl__lock(&K.lock);
+  else if (phase == 0)
+    tl__unlock(&K.lock);
+  else
+    tl__lock_reset(&K.lock);
+}
+
 uint64_t tl__keys_created(void)
 {
   return K.created;

@@ -115,6 +115,16 @@ int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, stru
   return 0;
 }
 
+void tl__scope_atfork(int phase)
+{
+  if (phase < 0)
+    tl__lock(&C.lock);
+  else if (phase == 0)
+    tl__unlock(&C.lock);
+  else
+    tl__lock_reset(&C.lock);
+}
+
 void tl__scope_leave(struct tl__scope_ref *ref)
 {
   if (ref->lock != NULL)
