@@ -49,7 +49,14 @@ extern "C" {
  * A key names one slot; every scope (by default every task) has its own
  * value for it. Keys are 64-bit handles: a deleted key stays invalid even
  * after its internal slot is given to a new key. There is no fixed limit on
- * the number of keys.
+ * the number of keys short of memory (2^28 alive at once; EAGAIN beyond),
+ * nor on the number of tasks. A key's attributes are copied at creation.
+ *
+ * Errors of the key functions: EINVAL for a NULL pointer, an invalid key or
+ * invalid attributes (an unknown scope, inherit value or flag bit,
+ * TL_INHERIT_COPY without copy, TL_SCOPE_CUSTOM without disc->current,
+ * inheritance on a thread or custom key, an empty name); EEXIST for a name
+ * already taken; ENOENT from tl_key_find; ENOMEM.
  * ------------------------------------------------------------------------ */
 
 typedef uint64_t tl_key_t;                 /* 0 is never a valid key */
