@@ -1235,13 +1235,19 @@ static int skip_known_bug(const struct scenario *s)
   return 1;
 }
 
-static long scenario_count(const struct scenario *s)
+/* Each scenario also runs with the leak report on: abandoned tasks are then
+ * kept for it, with a copy of their values, and backtraces are taken. */
+static const char *const scenario_options[] = {NULL, "TASKLOCAL_LEAKS=1"};
+#define NOPTIONS ((int)(sizeof scenario_options / sizeof scenario_options[0]))
+
+static long scenario_count(const struct scenario *s, const char *option)
 {
   char *const argv[] = {self_path, (char *)"--scenario", (char *)s->name, NULL};
+  const char *vars[] = {option};
   struct run r;
   char how[64];
   if (UNDER_ASAN) {
-    char **env = make_env(NULL, 0);
+    char **env = make_env(vars, 1);
     run_argv(argv, env, RUN_DEADLINE_S, &r);
     free(env);
     ck_assert_msg(!r.timed_out && WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0,
@@ -1250,7 +1256,7 @@ static long scenario_count(const struct scenario *s)
     run_free(&r);
     return ASAN_MAX_N;
   }
-  long count = count_allocations(argv, NULL, NULL, 0, &r);
+  long count = count_allocations(argv, NULL, vars, 1, &r);
   ck_assert_msg(!r.timed_out && WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0,
                 "scenario %s without faults ended with %s: %.500s", s->name, describe(&r, how, sizeof how),
                 r.err.data);
@@ -1261,23 +1267,24 @@ static long scenario_count(const struct scenario *s)
 
 START_TEST(test_scenario_faults)
 {
-  const struct scenario *s = &scenarios[_i];
+  const struct scenario *s = &scenarios[_i / NOPTIONS];
+  const char *option = scenario_options[_i % NOPTIONS];
   if (skip_known_bug(s))
     return;
-  long count = scenario_count(s);
+  long count = scenario_count(s, option);
   char *const argv[] = {self_path, (char *)"--scenario", (char *)s->name, NULL};
   char fail_var[64], how[64];
-  const char *vars[] = {fail_var};
+  const char *vars[] = {fail_var, option};
   for (long n = 1; n <= count + 1; n++) {
     for (int every = 0; every < 2; every++) {
       struct run r;
       snprintf(fail_var, sizeof fail_var, "TASKLOCAL_TEST_FAIL_ALLOC=%ld%s", n, every ? "+" : "");
-      char **env = make_env(vars, 1);
+      char **env = make_env(vars, 2);
       run_argv(argv, env, RUN_DEADLINE_S, &r);
       free(env);
       ck_assert_msg(!r.timed_out && WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0,
-                    "scenario %s with %s (of %ld allocations): %s; stderr: %.600s", s->name, fail_var, count,
-                    describe(&r, how, sizeof how), r.err.data);
+                    "scenario %s with %s%s%s (of %ld allocations): %s; stderr: %.600s", s->name, fail_var,
+                    option ? " " : "", option ? option : "", count, describe(&r, how, sizeof how), r.err.data);
       run_free(&r);
     }
   }
@@ -1295,7 +1302,7 @@ START_TEST(test_scenario_valgrind)
     fprintf(stderr, "check_faults: valgrind is not installed; leak checks skipped\n");
     return;
   }
-  long count = scenario_count(s);
+  long count = scenario_count(s, NULL);
   char *const argv[] = {(char *)"/usr/bin/valgrind",
                         (char *)"-q",
                         (char *)"--leak-check=full",
@@ -1326,7 +1333,7 @@ static Suite *faults_suite(void)
   Suite *s = suite_create("faults");
   TCase *tc = tcase_create("api");
   tcase_set_timeout(tc, 120);
-  tcase_add_loop_test(tc, test_scenario_faults, 0, NSCENARIOS);
+  tcase_add_loop_test(tc, test_scenario_faults, 0, NSCENARIOS * NOPTIONS);
   suite_add_tcase(s, tc);
   if (!UNDER_ASAN) {
     tc = tcase_create("programs");
