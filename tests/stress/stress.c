@@ -383,28 +383,11 @@ static ucontext_t child_main_ctx, child_co_ctx;
 static void *child_main_fiber, *child_co_fiber;
 static int child_ok;
 
-/* Known library bug: the key registry's lock is not taken around fork, so
- * a child forked while another thread creates or deletes a key finds it
- * held forever and hangs in tl_key_create. Until it is fixed, children
- * use a key made before the fork; TL_TEST_KNOWN_BUGS=1 makes them create
- * their own. */
-static int child_creates_keys;
-static tl_key_t k_child;
-
-static int child_key(tl_key_t *k)
-{
-  if (!child_creates_keys) {
-    *k = k_child;
-    return 0;
-  }
-  return tl_key_create(k, NULL);
-}
-
 static void child_task(void)
 {
   static int v;
   tl_key_t k;
-  if (child_key(&k) != 0 || tl_set(k, &v) != 0 || tl_get(k) != &v || tl_get(k_own) != NULL)
+  if (tl_key_create(&k, NULL) != 0 || tl_set(k, &v) != 0 || tl_get(k) != &v || tl_get(k_own) != NULL)
     return;
   uint64_t id = tl_task_id(tl_current());
   FIBER_SWITCH(child_main_fiber);
@@ -420,7 +403,8 @@ static void child_after_fork(void)
   static char stack[STACK_SIZE];
   int code = 0;
   tl_key_t k;
-  if (child_key(&k) != 0)
+  /* The churn threads may have held the key registry's lock at the fork. */
+  if (tl_key_create(&k, NULL) != 0)
     code = 2;
   getcontext(&child_co_ctx);
   child_co_ctx.uc_stack.ss_sp = stack;
@@ -493,12 +477,6 @@ int main(int argc, char **argv)
   a.flags = TL_KEY_SCOPED_ONLY;
   CHECK(tl_key_create_attr(&k_scoped, &a) == 0, "tl_key_create_attr failed");
   CHECK(tl_set(k_shared, &shared_value) == 0, "tl_set failed");
-  CHECK(tl_key_create(&k_child, NULL) == 0, "tl_key_create failed");
-  const char *known = getenv("TL_TEST_KNOWN_BUGS");
-  child_creates_keys = known != NULL && strcmp(known, "1") == 0;
-  if (!child_creates_keys)
-    printf("stress: SKIPPED: key creation in forked children (known library bug: a fork during "
-           "tl_key_create/tl_key_delete in another thread leaves the key registry locked in the child)\n");
 
   tasks = calloc(ntasks, sizeof *tasks);
   Q.ring = calloc(ntasks, sizeof *Q.ring);
