@@ -24,10 +24,10 @@ check-stress: $(STRESS)
 stress: $(STRESS)
 	$(STRESS) $(STRESS_SECONDS)
 
-# Not part of make check yet: TSan reports data races in the library
-# (key records copied without the lock while tl_key_create writes them; the
-# token secret set lazily), and a forked child has been seen to hang under
-# TSan once in a few runs.
+# Not part of make check yet: TSan reports data races in the library's
+# lock-free readers (key records copied while tl_key_create rewrites a
+# reused slot, the context map walked while a task is unlinked) and in the
+# lazily set token secret.
 check-tsan:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan \
 	  OPT="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
