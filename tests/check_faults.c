@@ -1170,8 +1170,90 @@ static void scenario_leaks(void)
     singleton_in(k_loop);
     CHECK(tl_loop_close() == 0);
   }
+  /* The report path allocates nothing (STYLE 6): a dump never fails for
+   * want of memory. */
+  int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  CHECK(tl_dump(fd) == 0);
+  close(fd);
   CHECK(tl_key_delete(k_leaks) == 0);
   free(rest);                               /* a deleted key's values get no destructor */
+}
+
+/* ---- scenario: fork ---- */
+
+static tl_key_t k_fork;
+static int fork_cells[3];
+static int *root_fork_value;               /* what the root task has bound */
+
+static void co_fork(void)
+{
+  int mine = tracked();
+  int rc = tl_set(k_fork, &fork_cells[1]);
+  OK_OR_NOMEM(rc);
+  if (!mine && rc == 0)
+    root_fork_value = &fork_cells[1];      /* untracked: it is the root's value it set */
+  co_yield();
+  /* Resumed in the child of a fork: still itself, with its value. */
+  if (mine && rc == 0)
+    CHECK(tl_get(k_fork) == &fork_cells[1]);
+}
+
+static void co_child(void)
+{
+  if (!tracked())
+    return;
+  int rc = tl_set(k_fork, &fork_cells[2]);
+  OK_OR_NOMEM(rc);
+  CHECK(tl_get(k_fork) == (rc == 0 ? &fork_cells[2] : NULL));
+}
+
+static void scenario_fork(void)
+{
+  root_id = tl_task_id(tl_current());
+  int rc = tl_key_create(&k_fork, NULL);
+  OK_OR_NOMEM(rc);
+  if (rc != 0)
+    return;
+  int root_rc = tl_set(k_fork, &fork_cells[0]);
+  OK_OR_NOMEM(root_rc);
+  if (root_rc == 0)
+    root_fork_value = &fork_cells[0];
+  static struct co c, d;
+  co_make(&c, co_fork);
+  co_resume(&c);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    /* The child has only this thread and the library's state as it was:
+     * keys, tasks and values keep working, and allocations may fail. */
+    alarm(10);
+    CHECK(tl_task_id(tl_current()) == root_id);
+    CHECK(tl_get(k_fork) == root_fork_value);
+    tl_key_t k;
+    OK_OR_NOMEM(tl_key_create(&k, NULL));
+    co_resume(&c);
+    CHECK(c.done);
+    co_make(&d, co_child);
+    co_resume(&d);
+    CHECK(d.done);
+    if (tl_get(k_fork) != root_fork_value) {
+      /* An untracked task of the child set the root's value. */
+      CHECK(tl_get(k_fork) == &fork_cells[2] || tl_get(k_fork) == &fork_cells[1]);
+    }
+    fflush(stdout);
+    _exit(0);
+  }
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "the forked child ended with status %#x\n", status);
+    _exit(3);
+  }
+  co_resume(&c);
+  CHECK(c.done);
+  co_free(&c);
+  co_free(&d);
 }
 
 /* ---- the table ---- */
@@ -1202,6 +1284,7 @@ static const struct scenario scenarios[] = {
      0},
     {"tasks", scenario_tasks, NULL, 0},
     {"leaks", scenario_leaks, NULL, 1},
+    {"fork", scenario_fork, NULL, 0},
 };
 
 #define NSCENARIOS ((int)(sizeof scenarios / sizeof scenarios[0]))
