@@ -24,7 +24,7 @@ static struct {
   struct owner **b;
   uint32_t nb, n;
   struct tl__vtab *_Atomic nothing;        /* the table of an owner with no values yet */
-  uint64_t secret;                         /* mixed into tokens */
+  _Atomic uint64_t secret;                 /* mixed into tokens; set once */
 } C = {.nothing = &tl__empty_vtab};
 
 /* ------------------------------------------------------------------------
@@ -249,22 +249,24 @@ void *tl_singleton(tl_key_t key, void *(*make)(void *arg), void *arg)
 
 static uint64_t token_check(uint64_t id, uint64_t seq, uint64_t key)
 {
-  uint64_t x = id * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ key ^ C.secret;
+  uint64_t x = id * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ key ^
+               atomic_load_explicit(&C.secret, memory_order_relaxed);
   x ^= x >> 31;
   x *= 0x94d049bb133111ebull;
   return x ^ (x >> 29) ^ 0x746c746f6b656e21ull;
 }
 
+/* Threads that race here compute the same value from the same bytes. */
 static void secret_init(void)
 {
-  if (C.secret != 0)
+  if (atomic_load_explicit(&C.secret, memory_order_relaxed) != 0)
     return;
   /* The kernel's 16 random bytes (AT_RANDOM) are not 8-byte aligned. */
   const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
   uint64_t v = (uint64_t)(uintptr_t)&C;
   if (r != NULL)
     memcpy(&v, r + 8, sizeof v);
-  C.secret = v | 1;
+  atomic_store_explicit(&C.secret, v | 1, memory_order_relaxed);
 }
 
 int tl_bind(tl_key_t key, const void *value, tl_token_t *token)
@@ -318,7 +320,7 @@ static int bind_restore(const struct tl__bind *b)
 
 int tl_unbind(tl_token_t *token)
 {
-  if (token == NULL || C.secret == 0 ||
+  if (token == NULL || atomic_load_explicit(&C.secret, memory_order_relaxed) == 0 ||
       token->opaque[3] != token_check(token->opaque[0], token->opaque[1], token->opaque[2]))
     return EINVAL;
   struct tl__task *t = tl__task_now();
