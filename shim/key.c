@@ -47,6 +47,23 @@ static struct {
   uint64_t created;
 } K;
 
+/* Readers copy a key's attributes without the lock while tl_key_create may
+ * be filling a reused slot; they check the generation before and after.
+ * Field by field relaxed atomics make that race well defined. */
+#define ATTR_FIELDS(X) X(name) X(destroy) X(init) X(init_arg) X(inherit) X(copy) X(flags) X(scope) X(disc)
+#define LOAD_FIELD(f) dst->f = __atomic_load_n(&src->f, __ATOMIC_RELAXED);
+#define STORE_FIELD(f) __atomic_store_n(&dst->f, src->f, __ATOMIC_RELAXED);
+
+static void attr_load(tl_key_attr_t *dst, const tl_key_attr_t *src)
+{
+  ATTR_FIELDS(LOAD_FIELD)
+}
+
+static void attr_store(tl_key_attr_t *dst, const tl_key_attr_t *src)
+{
+  ATTR_FIELDS(STORE_FIELD)
+}
+
 static struct keyrec *rec(uint32_t slot)
 {
   return &K.chunk[slot >> CHUNK_BITS][slot & (CHUNK - 1)];
@@ -83,9 +100,9 @@ static int key_peek(tl_key_t key, struct peek *p)
   if (!key_live(key))
     return EINVAL;
   const tl_key_attr_t *a = &rec((uint32_t)key)->attr;
-  p->scope = a->scope;
-  p->flags = a->flags;
-  p->destroy = a->destroy;
+  p->scope = __atomic_load_n(&a->scope, __ATOMIC_RELAXED);
+  p->flags = __atomic_load_n(&a->flags, __ATOMIC_RELAXED);
+  p->destroy = __atomic_load_n(&a->destroy, __ATOMIC_RELAXED);
   return key_live(key) ? 0 : EINVAL;
 }
 
@@ -252,8 +269,9 @@ int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
   r->gen = gen;
   r->next_free = 0;
   tl__free((char *)r->attr.name);
-  r->attr = *attr;
-  r->attr.name = name;
+  tl_key_attr_t copy = *attr;
+  copy.name = name;
+  attr_store(&r->attr, &copy);
   if (nslot != NULL) {
     if (*nslot == 0)
       K.names_used++;
@@ -335,7 +353,7 @@ int tl__key_info(tl_key_t key, tl_key_attr_t *attr)
 {
   if (!key_live(key))
     return EINVAL;
-  *attr = rec((uint32_t)key)->attr;
+  attr_load(attr, &rec((uint32_t)key)->attr);
   return key_live(key) ? 0 : EINVAL;
 }
 
@@ -343,7 +361,7 @@ const char *tl__key_name(tl_key_t key)
 {
   if (!key_live(key))
     return NULL;
-  return rec((uint32_t)key)->attr.name;
+  return __atomic_load_n(&rec((uint32_t)key)->attr.name, __ATOMIC_RELAXED);
 }
 
 void tl__key_atfork(int phase)

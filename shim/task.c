@@ -270,6 +270,12 @@ static struct map_shard *shard_of(const void *ctx, uint64_t *h)
   return &S.map[*h % MAP_SHARDS];
 }
 
+/* Fields that the map's readers load while a writer may store them: plain
+ * fields accessed with relaxed atomic operations, so that the races the
+ * sequence lock tolerates are well defined (and quiet under TSan). */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 static struct tl__task **bucket(struct map_shard *s, uint64_t h)
 {
   uint32_t nb = atomic_load_explicit(&s->nb, memory_order_relaxed);
@@ -309,7 +315,7 @@ static void shard_grow(struct map_shard *s)
     for (; t; t = next) {
       next = t->hnext;
       struct tl__task **bk = &b[(addr_hash(t->ctx) / MAP_SHARDS) & (nb - 1)];
-      t->hnext = *bk;
+      STORE(t->hnext, *bk);
       *bk = t;
     }
   }
@@ -325,7 +331,7 @@ static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
 {
   for (struct tl__task **p = bucket(s, h); *p; p = &(*p)->hnext) {
     if (*p == t) {
-      *p = t->hnext;
+      STORE(*p, t->hnext);
       s->n--;
       break;
     }
@@ -351,10 +357,10 @@ static void map_del(struct tl__task *t)
 
 static struct tl__task *map_walk(struct map_shard *s, uint64_t h, const void *ctx)
 {
-  struct tl__task *t = *bucket(s, h);
-  for (int n = 0; t != NULL && t->ctx != ctx && n < 4096; n++)
-    t = t->hnext;
-  return t != NULL && t->ctx == ctx ? t : NULL;
+  struct tl__task *t = LOAD(*bucket(s, h));
+  for (int n = 0; t != NULL && LOAD(t->ctx) != ctx && n < 4096; n++)
+    t = LOAD(t->hnext);
+  return t != NULL && LOAD(t->ctx) == ctx ? t : NULL;
 }
 
 /* The task that last saved itself at ctx, or NULL. */
@@ -403,10 +409,10 @@ void tl__map_save(struct tl__task *t, const void *ctx)
   }
   if (s->n >= s->nb)
     shard_grow(s);
-  t->ctx = ctx;
+  STORE(t->ctx, ctx);
   struct tl__task **bk = bucket(s, h);
-  t->hnext = *bk;
-  *bk = t;
+  STORE(t->hnext, *bk);
+  STORE(*bk, t);
   s->n++;
   t->flags |= TL__F_MAPPED;
   write_end(s);
@@ -446,7 +452,8 @@ static struct tl__task *hint_get(struct tl__thread *th, const void *ctx)
   if (h->ctx != ctx)
     h = &th->hint[i ^ 1];
   struct tl__task *t = h->task;
-  if (h->ctx != ctx || t == NULL || t->id != h->id || t->ctx != ctx || !(t->flags & TL__F_MAPPED))
+  if (h->ctx != ctx || t == NULL || LOAD(t->id) != h->id || LOAD(t->ctx) != ctx ||
+      !(LOAD(t->flags) & TL__F_MAPPED))
     return NULL;
   return t;
 }
