@@ -407,7 +407,9 @@ void tl__map_save(struct tl__task *t, const void *ctx)
       break;
     }
   }
-  if (s->n >= s->nb)
+  /* Two tasks a bucket on average: chains stay short, and the buckets (with
+   * the replaced arrays kept for readers) cost about 8 bytes a task. */
+  if (s->n >= 2 * s->nb)
     shard_grow(s);
   STORE(t->ctx, ctx);
   struct tl__task **bk = bucket(s, h);
