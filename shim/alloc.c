@@ -7,10 +7,12 @@
  * TASKLOCAL_TEST_FAIL_ALLOC=N+ makes it and every later one fail. */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 static struct {
+  void (*lsan_root)(const void *p, size_t size); /* __lsan_register_root_region, when present */
   _Atomic long count;                      /* allocations so far */
   long fail_at;                            /* 0: never */
   int fail_after;                          /* fail every allocation from fail_at on */
@@ -58,10 +60,23 @@ void tl__free(void *p)
   free(p);
 }
 
+/* Task records and thread states live in mmap'd pages, which
+ * LeakSanitizer does not scan: the value tables they point to would look
+ * leaked. When LSan is in the process, each page range is registered as a
+ * root region. Looked up once, at load. */
+void tl__alloc_setup(void)
+{
+  A.lsan_root = (void (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "__lsan_register_root_region");
+}
+
 void *tl__pages(size_t size)
 {
   if (should_fail())
     return NULL;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+  if (p == MAP_FAILED)
+    return NULL;
+  if (A.lsan_root != NULL)
+    A.lsan_root(p, size);
+  return p;
 }

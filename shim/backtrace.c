@@ -109,7 +109,9 @@ int tl__bt_here(uintptr_t *pc, int max)
   int cap = max + OWN_FRAMES;
   if (cap > (int)(sizeof raw / sizeof raw[0]))
     cap = (int)(sizeof raw / sizeof raw[0]);
+  tl__tools_quiet(1);
   int n = B.hook(raw, cap);
+  tl__tools_quiet(0);
   /* A replacement hook may put its own frames first; ours follow. */
   int i = 0, k = 0;
   while (i < n && i < 4 && !own_frame((uintptr_t)raw[i]))
@@ -251,7 +253,9 @@ int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, in
     return -1;
   }
   unw_cursor_t cur;
+  tl__tools_quiet(1);
   if (unw_init_local(&cur, (unw_context_t *)&uc) < 0) {
+    tl__tools_quiet(0);
     *why = "libunwind cannot start from its saved context";
     return -1;
   }
@@ -272,6 +276,7 @@ int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, in
     if (unw_step(&cur) <= 0)
       break;
   }
+  tl__tools_quiet(0);
   return n;
 }
 

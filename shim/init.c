@@ -125,6 +125,9 @@ void tl__init(void)
     atomic_store_explicit(&S.state, 1, memory_order_relaxed);
     tl__options_read();
     lookup_real();
+    /* After the real functions are known: a failing dlsym allocates (its
+     * error message), and a preloaded allocator may use ucontext. */
+    tl__alloc_setup();
     tl__task_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atomic_store_explicit(&S.state, 2, memory_order_release);

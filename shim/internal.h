@@ -279,12 +279,12 @@ void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and def
 void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 void (*tl__key_destructor(tl_key_t key))(void *);
 void tl__vtab_free(struct tl__vtab *vt);
-struct tl__empty_storage {
-  struct tl__vtab vt;
-  struct tl__ent one;                      /* vt.e[0] */
-};
-extern struct tl__empty_storage tl__empty_storage;
-#define tl__empty_vtab (tl__empty_storage.vt)
+/* The table of a scope that never bound anything: a header and one empty
+ * entry (vt.e[0]), so that the read path needs no test for "no table".
+ * Plain zeroed storage, since C allows no struct with a flexible member
+ * inside another struct; it is only ever read. */
+extern unsigned char tl__empty_storage[];
+#define tl__empty_vtab (*(struct tl__vtab *)(void *)tl__empty_storage)
 uint64_t tl__keys_created(void);
 void tl__key_atfork(int phase);            /* -1 before fork, 0 parent, 1 child */
 
@@ -299,6 +299,7 @@ extern _Atomic uint64_t tl__next_id;       /* task ids */
 /* tools.c: telling valgrind about task stacks */
 void tl__tools_made(struct tl__task *t);   /* a task was made */
 void tl__tools_gone(struct tl__task *t);   /* a task ended or was abandoned */
+void tl__tools_quiet(int on);              /* memcheck's error reporting off (1) and on (0) */
 
 /* options.c: read once, at load (SPEC 4.1). */
 struct tl__options {
@@ -340,6 +341,7 @@ void *tl__alloc(size_t size);
 void *tl__calloc(size_t n, size_t size);
 void tl__free(void *p);
 void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
+void tl__alloc_setup(void);                /* once, in tl__init */
 
 /* message.c */
 void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -88,7 +88,10 @@ __attribute__((visibility("default"))) void makecontext(ucontext_t *ucp, void (*
   struct tl__task *t = NULL;
   if (ucp != NULL && func != NULL && argc == n)
     t = tl__task_make(ucp, func);
-  tl__forward_makecontext((void *)tl__real_makecontext, ucp, t ? tl__trampoline : func, argc, args);
+  /* Past 4096 arguments only those are passed (glibc would read garbage
+   * beyond what the caller gave anyway). */
+  tl__forward_makecontext((void *)tl__real_makecontext, ucp, t ? tl__trampoline : func, argc > n ? n : argc,
+                          args);
   if (t == NULL)
     return;
   /* The trampoline finds its task, its id and the program's function in
@@ -101,11 +104,14 @@ __attribute__((visibility("default"))) void makecontext(ucontext_t *ucp, void (*
 }
 
 /* glibc declares makecontext leaf and nothrow; the alias needs none of it. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpragmas"
 #pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
 extern __typeof__(makecontext) tl__own_makecontext __attribute__((alias("makecontext")));
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 /* The first thing a made context runs. The switch that started it already
  * made it current; this confirms it (a copied context may have been

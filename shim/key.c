@@ -32,7 +32,7 @@ struct gens {
 
 /* The table of a task that never bound anything: one empty entry, so that
  * the read path needs no test for "no table". */
-struct tl__empty_storage tl__empty_storage;
+_Alignas(struct tl__vtab) unsigned char tl__empty_storage[sizeof(struct tl__vtab) + sizeof(struct tl__ent)];
 
 _Atomic uint32_t tl__inheriting;
 

@@ -376,13 +376,19 @@ int tl__inherit(struct tl__task *parent, struct tl__task *child)
     if (key <= TL__TOMB || tl__key_info(key, &a) != 0 || a.inherit == TL_INHERIT_NONE)
       continue;
     void *value = atomic_load_explicit(&vt->e[i].value, memory_order_relaxed);
+    /* A shared value is noted as not the child's before it is bound, and
+     * a copy is destroyed if it cannot be bound: when this fails, the
+     * caller destroys what the child holds, and that must be exactly what
+     * the child owns. */
+    if (a.inherit == TL_INHERIT_SHARE && record_shared(child, key, value) != 0)
+      return ENOMEM;
     if (a.inherit == TL_INHERIT_COPY)
       value = a.copy(value);
-    int err = tl__vtab_put(&child->vt, key, value);
-    if (err == 0 && a.inherit == TL_INHERIT_SHARE)
-      err = record_shared(child, key, value);
-    if (err != 0)
-      return err;
+    if (tl__vtab_put(&child->vt, key, value) != 0) {
+      if (a.inherit == TL_INHERIT_COPY && value != NULL && a.destroy != NULL)
+        a.destroy(value);
+      return ENOMEM;
+    }
   }
 }
 
@@ -474,7 +480,7 @@ int tl_loop_close(void)
 {
   struct tl__thread *th = tl__self();
   if (th == NULL)
-    return ENOMEM;
+    return 0;                              /* no state: nothing to close */
   tl__thread_scope_end(th);
   return 0;
 }

@@ -853,7 +853,9 @@ uint64_t tl_task_id(const tl_task_t *task)
 int tl_task_set_name(tl_task_t *task, const char *name)
 {
   struct tl__task *t = task ? (struct tl__task *)task : tl__task_now();
-  if (t == NULL || t->id == 0)
+  if (t == NULL)
+    return ENOMEM;                         /* the thread's state could not be made */
+  if (t->id == 0)
     return EINVAL;
   char *copy = NULL;
   if (name != NULL) {

@@ -46,3 +46,20 @@ void tl__tools_gone(struct tl__task *t)
 #endif
   t->vg_stack = 0;
 }
+
+/* libunwind checks each stack address it is about to read by passing it to
+ * a system call (its CONSERVATIVE_CHECKS), and the stack words it checks
+ * are often uninitialised padding: memcheck reports "points to
+ * uninitialised byte(s)" for what is libunwind's deliberate probing.
+ * Backtraces are taken with memcheck's error reporting off. */
+void tl__tools_quiet(int on)
+{
+#ifdef TL__HAVE_VALGRIND
+  if (on)
+    VALGRIND_DISABLE_ERROR_REPORTING;
+  else
+    VALGRIND_ENABLE_ERROR_REPORTING;
+#else
+  (void)on;
+#endif
+}

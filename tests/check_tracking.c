@@ -465,6 +465,33 @@ START_TEST(test_qemu_style_creation)
 }
 END_TEST
 
+/* ---- LeakSanitizer sees what suspended tasks hold ---- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+
+static void co_holds_malloc(void)
+{
+  void *p = malloc(24);
+  ck_assert_ptr_nonnull(p);
+  tl_set(key, p);
+  swapcontext(&co_ctx, &main_ctx);
+}
+
+START_TEST(test_lsan_sees_task_values)
+{
+  void *p = malloc(16);
+  ck_assert_ptr_nonnull(p);
+  tl_set(key, p);
+  make(&co_ctx, co_stack, co_holds_malloc, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  /* The values are reachable only through the library's records, kept in
+   * mmap'd pages that the library registers with LSan. */
+  ck_assert_int_eq(__lsan_do_recoverable_leak_check(), 0);
+}
+END_TEST
+#endif
+
 static Suite *tracking_suite(void)
 {
   Suite *s = suite_create("tracking");
@@ -483,6 +510,9 @@ static Suite *tracking_suite(void)
   tcase_add_test(tc, test_deleted_key_no_destructor);
   tcase_add_test(tc, test_fork);
   tcase_add_test(tc, test_qemu_style_creation);
+#if defined(__SANITIZE_ADDRESS__)
+  tcase_add_test(tc, test_lsan_sees_task_values);
+#endif
   suite_add_tcase(s, tc);
   return s;
 }
