@@ -144,12 +144,19 @@ typedef struct tl_token {
 TL_API int tl_bind(tl_key_t key, const void *value, tl_token_t *token);  /* binds until tl_unbind(token) */
 TL_API int tl_unbind(tl_token_t *token);   /* restores the previous state; EINVAL if not the innermost */
 
+/* tl_unbind can also fail with ESRCH (a custom-scope key whose discriminator
+ * names no owner now) or ENOMEM (restoring needs a bigger table); the
+ * binding then stays and the token stays valid, so the call can be made
+ * again. A NULL attr to tl_key_create_attr means the defaults. */
+
 /* TL_WITH(key, value) { ... } binds value to key for the block and unbinds
  * it on every way out: the end of the block, break (which leaves the
  * TL_WITH block itself), continue, return and goto. If the binding cannot
  * be made (EINVAL, EPERM never applies, ESRCH, ENOMEM), the block is not
  * run and errno holds the error, as a Python with-statement whose
- * __enter__ raises. Needs GCC or Clang (the cleanup attribute). */
+ * __enter__ raises. Leaving the block cannot report an error: if the
+ * unbinding fails (ESRCH or ENOMEM above) the binding outlives the block.
+ * Needs GCC or Clang (the cleanup attribute). */
 #define TL_WITH(key, value) TL__WITH_(key, value, TL__CAT_(tl__with_, __COUNTER__))
 
 /* ------------------------------------------------------------------------
@@ -167,7 +174,7 @@ TL_API int tl_unbind(tl_token_t *token);   /* restores the previous state; EINVA
  * ------------------------------------------------------------------------ */
 
 TL_API int tl_loop_close(void);            /* destroys this thread's thread-scope values, runs its deferred calls */
-TL_API int tl_disc_end(const struct tl_disc *disc, void *owner);  /* destroys owner's values for keys of disc */
+TL_API int tl_disc_end(const struct tl_disc *disc, void *owner);  /* destroys owner's values; 0 if it had none */
 
 /* ------------------------------------------------------------------------
  * Singletons and deferred calls
@@ -219,7 +226,7 @@ TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name,
  * ------------------------------------------------------------------------ */
 
 TL_API int tl_available(void);             /* 1 when the library is in use and tracking ucontext */
-TL_API int tl_dump(int fd);                /* writes the live-task report (leak report format) to fd */
+TL_API int tl_dump(int fd);                /* the live-task report now ("dump summary"); EBADF; not signal-safe */
 
 /* ------------------------------------------------------------------------
  * Header-only use
