@@ -129,6 +129,42 @@ int tl__bt_here(uintptr_t *pc, int max)
   return k;
 }
 
+/* With backtraces on, a tl_set of a key that has no destructor records
+ * where it happened: if the value is still bound when the task ends, it is
+ * dropped, and the leak report says where it was set. One record a key,
+ * replaced by the next set. */
+void tl__bt_note_set(struct tl__task *t, tl_key_t key)
+{
+  struct tl__task_ext *x = tl__task_ext(t);
+  if (x == NULL)
+    return;
+  struct tl__setbt *s = NULL;
+  for (uint32_t i = 0; i < x->nsets && s == NULL; i++)
+    if (x->sets[i].key == key)
+      s = &x->sets[i];
+  if (s == NULL) {
+    struct tl__setbt *grown = tl__alloc((x->nsets + 1) * sizeof *grown);
+    if (grown == NULL)
+      return;
+    if (x->nsets)
+      memcpy(grown, x->sets, x->nsets * sizeof *grown);
+    tl__free(x->sets);
+    x->sets = grown;
+    s = &x->sets[x->nsets++];
+    s->key = key;
+  }
+  s->n = (uint32_t)tl__bt_here(s->pc, TL__BT_MAX);
+}
+
+const struct tl__setbt *tl__bt_set_of(const struct tl__task *t, tl_key_t key)
+{
+  const struct tl__task_ext *x = t->x;
+  for (uint32_t i = 0; x != NULL && i < x->nsets; i++)
+    if (x->sets[i].key == key)
+      return &x->sets[i];
+  return NULL;
+}
+
 void tl__bt_capture_task(struct tl__task *t)
 {
   uintptr_t pc[TL__BT_MAX];

@@ -108,6 +108,8 @@ struct tl__task_ext {
   struct tl__defer *defers;                /* tl_defer(TL_SCOPE_TASK), newest first */
   struct tl__shared *shared;               /* values inherited by TL_INHERIT_SHARE */
   uint32_t nshared;
+  struct tl__setbt *sets;                  /* where values of keys without destructor were set */
+  uint32_t nsets;
 };
 
 struct tl__bind {
@@ -316,8 +318,15 @@ int tl__options_log_fd(void);              /* tl__opt.log_fd, or 2 if the progra
 
 /* backtrace.c */
 #define TL__BT_MAX 16                      /* frames kept in a backtrace */
+struct tl__setbt {                         /* where a task last set a key */
+  tl_key_t key;
+  uint32_t n;
+  uintptr_t pc[TL__BT_MAX];
+};
 void tl__bt_capture_task(struct tl__task *t); /* at makecontext, when tl__opt.backtrace */
 int tl__bt_here(uintptr_t *pc, int max);   /* the calling stack, without the library's frames */
+void tl__bt_note_set(struct tl__task *t, tl_key_t key); /* tl_set of a key without destructor */
+const struct tl__setbt *tl__bt_set_of(const struct tl__task *t, tl_key_t key); /* or NULL */
 int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max,
                   const char **why);       /* a saved context; -1 and *why when it cannot */
 void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size); /* "fn+0x1c (module)" */

@@ -618,10 +618,14 @@ int tl__store(tl_key_t key, const void *value, int remove, int scoped)
     return ENOMEM;
   if (p.scope == TL_SCOPE_TASK) {
     /* Task keys, the common case: no scope to look up, no lock. */
-    if (!remove)
-      return tl__vtab_put(&t->vt, key, (void *)value);
-    tl__vtab_remove(&t->vt, key);
-    return 0;
+    if (remove) {
+      tl__vtab_remove(&t->vt, key);
+      return 0;
+    }
+    int err = tl__vtab_put(&t->vt, key, (void *)value);
+    if (err == 0 && p.destroy == NULL && tl__opt.backtrace && value != NULL)
+      tl__bt_note_set(t, key);
+    return err;
   }
   tl_key_attr_t a;
   if (tl__key_info(key, &a) != 0)

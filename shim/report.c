@@ -85,6 +85,8 @@ struct drop {
   char task_name[NAME_LEN];
   uint32_t bt_n;
   uintptr_t bt[TL__BT_MAX];
+  uint32_t set_n;                          /* where it was set, with backtraces on */
+  uintptr_t set[TL__BT_MAX];
 };
 
 enum drop_how { DROP_FINISHED, DROP_ABANDONED, DROP_THREAD_EXIT };
@@ -222,6 +224,10 @@ void tl__report_dropped(struct tl__task *t, tl_key_t key, void *value)
     memcpy(d->bt, x->bt, x->bt_n * sizeof d->bt[0]);
     d->bt_n = x->bt_n;
   }
+  const struct tl__setbt *set = tl__bt_set_of(t, key);
+  d->set_n = set != NULL && set->n <= TL__BT_MAX ? set->n : 0;
+  if (d->set_n)
+    memcpy(d->set, set->pc, d->set_n * sizeof d->set[0]);
   atomic_store_explicit(&d->ready, 1, memory_order_release);
 }
 
@@ -246,6 +252,10 @@ static void describe_drops(struct job *j, uint64_t n)
     if (d->entry != NULL) {
       tl__bt_symbol((uintptr_t)d->entry, 0, sym, sizeof sym);
       out(j, "  entry: %s", sym);
+    }
+    if (d->set_n > 0) {
+      out(j, "  set at:");
+      frames(j, d->set, (int)d->set_n);
     }
     if (d->how != DROP_THREAD_EXIT) {
       if (d->bt_n > 0) {

@@ -89,6 +89,7 @@ static void ext_free(struct tl__task *t)
     tl__vtab_free(x->held);
   tl__free(x->binds);
   tl__free(x->shared);
+  tl__free(x->sets);
   for (struct tl__defer *d = x->defers, *next; d != NULL; d = next) {
     next = d->next;
     tl__free(d);

@@ -329,6 +329,14 @@ START_TEST(mixed_leaks_reported)
   assert_has(r.err, "key \"conn\" = 0xc022");
   assert_has(r.err, "dropped value 0x4e01 of key \"request\" (no destructor)");
   assert_has(r.err, "entry: drops_value+0x0");
+  /* Where the dropped value was set (backtraces are on with LEAKS). */
+  const char *drop = strstr(r.err, "dropped value 0x4e01");
+  ck_assert_ptr_nonnull(drop);
+  const char *set_at = strstr(drop, "  set at:\n");
+  ck_assert_ptr_nonnull(set_at);
+  const char *next = strstr(drop + 1, "dropped value");
+  const char *setter = strstr(set_at, " drops_value+0x");
+  ck_assert_msg(setter != NULL && (next == NULL || setter < next), "no drops_value frame where it was set:\n%s", drop);
   assert_has(r.err, "dropped value 0x7a7e of key \"thread.state\"");
   ck_assert_int_eq(count(r.err, "0xc0f1"), 0); /* the main thread's root: not a leak */
   ck_assert_int_eq(count(r.err, "0xc023"), 0); /* had a destructor */
