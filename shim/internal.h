@@ -138,6 +138,19 @@ struct tl__init_frame {                    /* an initializer running on this thr
 
 struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
 
+/* A task's flags are changed by the thread running it and, now and then,
+ * by another one (a makecontext that takes over its context's address):
+ * atomic read-modify-writes, so that neither change is lost. */
+static inline void tl__flag_set(struct tl__task *t, unsigned f)
+{
+  __atomic_fetch_or(&t->flags, (uint8_t)f, __ATOMIC_RELAXED);
+}
+
+static inline void tl__flag_clear(struct tl__task *t, unsigned f)
+{
+  __atomic_fetch_and(&t->flags, (uint8_t)~f, __ATOMIC_RELAXED);
+}
+
 #define TL__F_ROOT 0x1u                    /* a thread's own stack */
 #define TL__F_MAPPED 0x2u                  /* ctx is entered in the context map */
 #define TL__F_IN_TREE 0x4u                 /* entered in the stack-range tree */

@@ -49,7 +49,7 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
     tl__map_save(c, oucp);
     tl__hint_put(th, oucp, c);
   } else if (TL__UNLIKELY(c->flags & TL__F_MADE)) {
-    c->flags &= ~TL__F_MADE;               /* saved again where it was made */
+    tl__flag_clear(c, TL__F_MADE); /* saved again where it was made */
   }
   announce(th, c, ucp);
 }
@@ -124,7 +124,7 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
   th->in_switch = 0;
   if (t == NULL || id == 0 || t->id != id)
     return;                                /* its record ended: it runs untracked */
-  t->flags |= TL__F_STARTED;
+  tl__flag_set(t, TL__F_STARTED);
   struct tl__task *c = th->current;
   if (c != t) {
     /* The switch predicted another task: it is not running after all. */

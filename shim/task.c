@@ -231,14 +231,14 @@ static struct tl__task *tree_find(uintptr_t sp)
 static void tree_add(struct tl__task *t)
 {
   S.tree = tree_insert(S.tree, t);
-  t->flags |= TL__F_IN_TREE;
+  tl__flag_set(t, TL__F_IN_TREE);
 }
 
 static void tree_del(struct tl__task *t)
 {
   if (t->flags & TL__F_IN_TREE) {
     S.tree = tree_delete(S.tree, t);
-    t->flags &= ~TL__F_IN_TREE;
+    tl__flag_clear(t, TL__F_IN_TREE);
   }
 }
 
@@ -337,7 +337,7 @@ static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
       break;
     }
   }
-  t->flags &= ~TL__F_MAPPED;
+  tl__flag_clear(t, TL__F_MAPPED);
 }
 
 static void map_del(struct tl__task *t)
@@ -393,7 +393,7 @@ static struct tl__task *map_get(const void *ctx)
  * its entry at its previous address goes. */
 void tl__map_save(struct tl__task *t, const void *ctx)
 {
-  t->flags &= ~TL__F_MADE;
+  tl__flag_clear(t, TL__F_MADE);
   if ((t->flags & TL__F_MAPPED) && t->ctx == ctx)
     return;
   map_del(t);
@@ -417,7 +417,7 @@ void tl__map_save(struct tl__task *t, const void *ctx)
   STORE(t->hnext, *bk);
   STORE(*bk, t);
   s->n++;
-  t->flags |= TL__F_MAPPED;
+  tl__flag_set(t, TL__F_MAPPED);
   write_end(s);
   tl__unlock(&s->lock);
 }
@@ -698,7 +698,7 @@ void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
 {
   tl__tools_made(t);
   tl__map_save(t, ucp);
-  t->flags |= TL__F_MADE;
+  tl__flag_set(t, TL__F_MADE);
 }
 
 /* ------------------------------------------------------------------------
