@@ -55,6 +55,13 @@ void *tl__calloc(size_t n, size_t size)
   return should_fail() ? NULL : calloc(n, size);
 }
 
+/* realloc, failing like the others under TASKLOCAL_TEST_FAIL_ALLOC; on
+ * failure p is untouched. */
+void *tl__realloc(void *p, size_t size)
+{
+  return should_fail() ? NULL : realloc(p, size);
+}
+
 void tl__free(void *p)
 {
   free(p);

@@ -143,12 +143,9 @@ void tl__bt_note_set(struct tl__task *t, tl_key_t key)
     if (x->sets[i].key == key)
       s = &x->sets[i];
   if (s == NULL) {
-    struct tl__setbt *grown = tl__alloc((x->nsets + 1) * sizeof *grown);
+    struct tl__setbt *grown = tl__realloc(x->sets, (x->nsets + 1) * sizeof *grown);
     if (grown == NULL)
       return;
-    if (x->nsets)
-      memcpy(grown, x->sets, x->nsets * sizeof *grown);
-    tl__free(x->sets);
     x->sets = grown;
     s = &x->sets[x->nsets++];
     s->key = key;

@@ -128,7 +128,7 @@ void tl__init(void)
     /* After the real functions are known: a failing dlsym allocates (its
      * error message), and a preloaded allocator may use ucontext. */
     tl__alloc_setup();
-    tl__task_setup();
+    tl__thread_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atomic_store_explicit(&S.state, 2, memory_order_release);
   }

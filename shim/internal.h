@@ -251,8 +251,7 @@ struct tl__stats {
   uint64_t created, finished, abandoned, switches, untracked, peak;
 };
 
-void tl__task_setup(void);                 /* once, at load */
-void tl__root_init(struct tl__thread *th, uintptr_t sp);
+void tl__root_init(struct tl__thread *th);
 void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */
 void tl__root_forget(struct tl__thread *th); /* the root leaves the indexes */
 struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* NULL: untracked */
@@ -361,6 +360,7 @@ const char *tl__key_name(tl_key_t key);   /* NULL when unnamed or invalid */
  * test can make the Nth one fail. */
 void *tl__alloc(size_t size);
 void *tl__calloc(size_t n, size_t size);
+void *tl__realloc(void *p, size_t size);   /* p intact on failure */
 void tl__free(void *p);
 void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
 void tl__alloc_setup(void);                /* once, in tl__init */

@@ -282,12 +282,9 @@ int tl_bind(tl_key_t key, const void *value, tl_token_t *token)
     return ENOMEM;
   if (x->nbinds == x->capbinds) {
     uint32_t cap = x->capbinds ? x->capbinds * 2 : 4;
-    struct tl__bind *b = tl__alloc(cap * sizeof *b);
+    struct tl__bind *b = tl__realloc(x->binds, cap * sizeof *b);
     if (b == NULL)
       return ENOMEM;
-    if (x->nbinds)
-      memcpy(b, x->binds, x->nbinds * sizeof *b);
-    tl__free(x->binds);
     x->binds = b;
     x->capbinds = cap;
   }
@@ -347,14 +344,11 @@ static int record_shared(struct tl__task *child, tl_key_t key, void *value)
   struct tl__task_ext *x = tl__task_ext(child);
   if (x == NULL)
     return ENOMEM;
-  struct tl__shared *s = tl__alloc((x->nshared + 1) * sizeof *s);
+  struct tl__shared *s = tl__realloc(x->shared, (x->nshared + 1) * sizeof *s);
   if (s == NULL)
     return ENOMEM;
-  if (x->nshared)
-    memcpy(s, x->shared, x->nshared * sizeof *s);
   s[x->nshared].key = key;
   s[x->nshared].value = value;
-  tl__free(x->shared);
   x->shared = s;
   x->nshared++;
   return 0;

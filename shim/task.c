@@ -705,9 +705,8 @@ void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
  * Root tasks
  * ------------------------------------------------------------------------ */
 
-void tl__root_init(struct tl__thread *th, uintptr_t sp)
+void tl__root_init(struct tl__thread *th)
 {
-  (void)sp;
   struct tl__task *r = &th->root;
   r->vt = &tl__empty_vtab;
   r->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
@@ -748,11 +747,6 @@ void tl__root_fini(struct tl__thread *th)
 /* ------------------------------------------------------------------------
  * Process-wide events
  * ------------------------------------------------------------------------ */
-
-void tl__task_setup(void)
-{
-  tl__thread_setup();
-}
 
 void tl__task_atfork(int phase)
 {

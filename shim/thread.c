@@ -205,7 +205,7 @@ struct tl__thread *tl__thread_init(void)
   th->root.lo = lo;
   th->root.hi = hi;
   th->tvt = &tl__empty_vtab;
-  tl__root_init(th, sp);
+  tl__root_init(th);
   th->current = &th->root;
   if (S.exit_key_ok)
     pthread_setspecific(S.exit_key, th);

@@ -3,7 +3,7 @@
  *
  * TASKLOCAL_TEST_FAIL_ALLOC=N fails the library's Nth allocation, but the
  * library does not say how many allocations a run makes. Preloaded before
- * the shim, this library defines malloc, calloc and mmap, forwards them to
+ * the shim, this library defines malloc, calloc, realloc and mmap, forwards them to
  * glibc, and counts the calls whose caller lies in libtasklocal: every
  * allocation of the library goes through shim/alloc.c, which calls exactly
  * one of these per allocation (mmap for its record pools). The count is
@@ -11,7 +11,7 @@
  * counted call, so that it survives a process that ends with _exit, exit
  * from a coroutine, or a crash.
  *
- * glibc's own entry points (__libc_malloc, __libc_calloc) are used rather
+ * glibc's own entry points (__libc_malloc, __libc_calloc, __libc_realloc) are used rather
  * than dlsym(RTLD_NEXT, ...): dlsym may call malloc, which would recurse.
  * mmap goes straight to the system call. Stack mappings (MAP_STACK) are not
  * allocations in the sense of alloc.c: the report code maps a stack for its
@@ -28,6 +28,7 @@
 
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t size);
 
 static long count;
 static int lock;
@@ -94,6 +95,13 @@ __attribute__((visibility("default"))) void *malloc(size_t size)
 __attribute__((visibility("default"))) void *calloc(size_t n, size_t size)
 {
   void *p = __libc_calloc(n, size);
+  note(__builtin_return_address(0));
+  return p;
+}
+
+__attribute__((visibility("default"))) void *realloc(void *old, size_t size)
+{
+  void *p = __libc_realloc(old, size);
   note(__builtin_return_address(0));
   return p;
 }
