@@ -353,6 +353,7 @@ void tl__report_exit(void);                /* leak report and stats line, at pro
 /* Iterates over the live tasks and the abandoned ones kept for the report,
  * with the registry locked: fn must not switch, allocate, or call into the
  * registry. Returns what a non-zero fn returned, else 0. */
+#define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
 int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg);
 const char *tl__key_name(tl_key_t key);   /* NULL when unnamed or invalid */
 

@@ -44,7 +44,6 @@
 #define DETAIL_DROPS 64                    /* dropped values described in full */
 #define NAME_LEN 64
 #define LINE_LEN 1024
-#define KEEP_LIMIT 4096                    /* task.c keeps this many abandoned tasks */
 
 /* A job runs on a stack of its own when less than this is left on the
  * caller's: exit() may be called on a small coroutine stack. */
@@ -503,7 +502,7 @@ static void job_body(struct job *j)
       out(j, "... and %llu more tasks, not described", (unsigned long long)(j->tasks - (uint64_t)R.nsnaps));
     if (unkept > 0)
       out(j, "... and %llu more abandoned tasks, not kept for the report (at most %d are)",
-          (unsigned long long)unkept, KEEP_LIMIT);
+          (unsigned long long)unkept, TL__KEEP_MAX);
     describe_drops(j, ndrops);
   }
   j->tasks = tasks;

@@ -43,7 +43,7 @@ static struct {
   struct tl__task *pool;                   /* free records */
   struct map_shard map[MAP_SHARDS];
   struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
-  uint64_t kept_n, kept_over;              /* how many kept; how many more were not */
+  uint64_t kept_n;                         /* how many are kept */
   uint64_t made, finished, abandoned, live_n, peak;
   struct tl__thread *main;                 /* the state of the thread that loaded us */
 } S;
@@ -544,8 +544,8 @@ static void task_release(struct tl__task *t, uint64_t *count)
 }
 
 /* With leak checking on, an abandoned task stays for the exit report with
- * the values it held. At most KEEP_MAX are kept; the rest are counted. */
-#define KEEP_MAX 4096
+ * the values it held. At most TL__KEEP_MAX are kept; the report counts the
+ * rest from the statistics. */
 
 static int task_keep(struct tl__task *t)
 {
@@ -555,7 +555,7 @@ static int task_keep(struct tl__task *t)
   map_del(t);
   if (tl__lock(&S.lock) != 0)
     return 0;
-  int kept = S.kept_n < KEEP_MAX;
+  int kept = S.kept_n < TL__KEEP_MAX;
   S.abandoned++;
   if (kept) {
     tree_del(t);
@@ -567,8 +567,6 @@ static int task_keep(struct tl__task *t)
       S.kept->lprev = t;
     S.kept = t;
     S.kept_n++;
-  } else {
-    S.kept_over++;
   }
   tl__unlock(&S.lock);
   return kept;
