@@ -556,8 +556,8 @@ static int task_keep(struct tl__task *t)
   if (tl__lock(&S.lock) != 0)
     return 0;
   int kept = S.kept_n < TL__KEEP_MAX;
-  S.abandoned++;
   if (kept) {
+    S.abandoned++;                         /* else task_release counts it */
     tree_del(t);
     live_del(t);
     S.live_n--;
