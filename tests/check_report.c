@@ -266,8 +266,12 @@ static void assert_prefixed(const char *text)
 
 static void assert_has(const char *text, const char *needle)
 {
-  ck_assert_msg(strstr(text, needle) != NULL, "missing \"%s\" in:\n%s", needle, text);
+  ck_assert_msg(strstr(text, needle) != NULL, "missing \"%s\" in:\n%.1500s", needle, text);
 }
+
+/* Messages quote at most the first 1500 characters of a report: Check
+ * aborts the test with "Message string too long" (exit status 2, hiding
+ * which assertion failed) for a message near its 4 KiB limit. */
 
 /* The report holds exactly one summary line, and it is this one. Lines
  * end with " (pid N)" in a process that forked (Check runs each case of
@@ -277,10 +281,10 @@ static void assert_summary(const char *text, const char *kind, int tasks, int lo
   char want[128], head[64];
   snprintf(head, sizeof head, "tasklocal: %s summary: ", kind);
   snprintf(want, sizeof want, "%d tasks, %d locals", tasks, locals);
-  ck_assert_msg(count(text, head) == 1, "%d summary lines, not 1, in:\n%s", count(text, head), text);
+  ck_assert_msg(count(text, head) == 1, "%d summary lines, not 1, in:\n%.1500s", count(text, head), text);
   const char *at = strstr(text, head) + strlen(head);
   ck_assert_msg(starts_with(at, want) && (at[strlen(want)] == '\n' || starts_with(at + strlen(want), " (pid ")),
-                "the summary is not \"%s\" in:\n%s", want, text);
+                "the summary is not \"%s\" in:\n%.1500s", want, text);
 }
 
 /* The line of the summary within a report, for reports tagged with a pid. */
@@ -322,7 +326,7 @@ START_TEST(mixed_leaks_reported)
   const char *park = strstr(at, " park+0x"), *wait = strstr(at, " wait_forever+0x");
   ck_assert_ptr_nonnull(park);
   ck_assert_ptr_nonnull(wait);
-  ck_assert_msg(park < wait, "park is not above wait_forever:\n%s", at);
+  ck_assert_msg(park < wait, "park is not above wait_forever:\n%.1500s", at);
   /* Locals by key name, and the dropped values. */
   assert_has(r.err, "key \"session\" = 0x5e5510");
   assert_has(r.err, "key \"buffer\" = 0xb0ff");
@@ -336,7 +340,7 @@ START_TEST(mixed_leaks_reported)
   ck_assert_ptr_nonnull(set_at);
   const char *next = strstr(drop + 1, "dropped value");
   const char *setter = strstr(set_at, " drops_value+0x");
-  ck_assert_msg(setter != NULL && (next == NULL || setter < next), "no drops_value frame where it was set:\n%s", drop);
+  ck_assert_msg(setter != NULL && (next == NULL || setter < next), "no drops_value frame where it was set:\n%.1500s", drop);
   assert_has(r.err, "dropped value 0x7a7e of key \"thread.state\"");
   ck_assert_int_eq(count(r.err, "0xc0f1"), 0); /* the main thread's root: not a leak */
   ck_assert_int_eq(count(r.err, "0xc023"), 0); /* had a destructor */
@@ -429,7 +433,7 @@ static void exit_case(const char *mode, const char *leaks, int status, int tasks
   const char *env[] = {PRELOAD, opt, NULL};
   struct run r;
   run(&r, argv, env);
-  ck_assert_msg(r.status == status, "mode %s: status %d, not %d; stderr:\n%s", mode, r.status, status, r.err);
+  ck_assert_msg(r.status == status, "mode %s: status %d, not %d; stderr:\n%.1500s", mode, r.status, status, r.err);
   assert_prefixed(r.err);
   assert_summary(r.err, "leak", tasks, 0);
   assert_has(r.err, "entry: parked_here+0x0");
@@ -596,7 +600,7 @@ static void dump_case(const char *signame, int signo)
         break;
       usleep(20 * 1000);
     }
-    ck_assert_msg(count(text, "tasklocal: dump summary: ") >= i, "dump %d not written:\n%s", i, text);
+    ck_assert_msg(count(text, "tasklocal: dump summary: ") >= i, "dump %d not written:\n%.1500s", i, text);
   }
   struct run r;
   finish(&c, &r, &out);
@@ -613,7 +617,7 @@ static void dump_case(const char *signame, int signo)
   assert_has(text, " parked_for_dump+0x");
   assert_has(text, "entry: spinning_worker+0x0");
   ck_assert_msg(count(text, ": running on another thread (whose root task is ") > 0,
-                "no task seen running on its thread:\n%s", text);
+                "no task seen running on its thread:\n%.1500s", text);
   run_free(&r);
   free(text);
 }
@@ -732,12 +736,12 @@ static void bad_option(const char *setting, const char *name, const char *also)
   ck_assert_int_eq(r.status, 0);
   ck_assert_str_eq(r.out, plain.out);
   const char *warn = also == NULL ? r.err : strstr(r.err, name);
-  ck_assert_msg(warn != NULL && starts_with(r.err, "tasklocal: "), "no warning for %s:\n%s", setting, r.err);
-  ck_assert_msg(count(r.err, name) == 1, "not one warning for %s:\n%s", setting, r.err);
+  ck_assert_msg(warn != NULL && starts_with(r.err, "tasklocal: "), "no warning for %s:\n%.1500s", setting, r.err);
+  ck_assert_msg(count(r.err, name) == 1, "not one warning for %s:\n%.1500s", setting, r.err);
   assert_has(r.err, "using the default");
   assert_prefixed(r.err);
   if (also == NULL)
-    ck_assert_msg(lines(r.err) == 1, "more than the warning for %s:\n%s", setting, r.err);
+    ck_assert_msg(lines(r.err) == 1, "more than the warning for %s:\n%.1500s", setting, r.err);
   run_free(&plain);
   run_free(&r);
 }
@@ -768,11 +772,11 @@ START_TEST(boolean_spellings)
     const char *env[] = {PRELOAD, opt, NULL};
     struct run r;
     run(&r, argv, env);
-    ck_assert_msg(strcmp(r.err, "tasklocal: leak summary: 0 tasks, 0 locals\n") == 0, "%s:\n%s", opt, r.err);
+    ck_assert_msg(strcmp(r.err, "tasklocal: leak summary: 0 tasks, 0 locals\n") == 0, "%s:\n%.1500s", opt, r.err);
     run_free(&r);
     snprintf(opt, sizeof opt, "TASKLOCAL_LEAKS=%s", off[i]);
     run(&r, argv, env);
-    ck_assert_msg(strcmp(r.err, "") == 0, "%s:\n%s", opt, r.err);
+    ck_assert_msg(strcmp(r.err, "") == 0, "%s:\n%.1500s", opt, r.err);
     run_free(&r);
   }
 }
@@ -899,7 +903,7 @@ START_TEST(secure_exec_ignores_log)
     run_free(&r);
     return;
   }
-  ck_assert_msg(r.status == 0, "status %d; stderr:\n%s", r.status, r.err);
+  ck_assert_msg(r.status == 0, "status %d; stderr:\n%.1500s", r.status, r.err);
   assert_has(r.err, "tasklocal: TASKLOCAL_LOG is ignored in a secure-execution");
   ck_assert_int_eq(count(r.err, "TASKLOCAL_LOG"), 1);
   assert_has(r.err, "tasklocal: leak summary: 1 tasks, 0 locals\n");

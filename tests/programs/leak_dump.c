@@ -47,8 +47,11 @@ __attribute__((noinline)) void spinning_worker(int t, int i)
 {
   struct sched *s = &scheds[t];
   volatile unsigned long work = 0;
+  /* Most of the time in this loop, little in the scheduler: a dump must
+   * find these tasks running on their threads, not between two switches
+   * (with a short loop, under load, three dumps could miss them all). */
   while (!atomic_load(&stop)) {
-    for (int k = 0; k < 2000; k++)
+    for (int k = 0; k < 200000; k++)
       work += (unsigned long)k;
     swapcontext(&s->co[i], &s->home);
   }
