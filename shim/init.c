@@ -16,6 +16,7 @@
 int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
 int (*tl__real_setcontext)(const ucontext_t *);
 void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
+void (*tl__real_jump[4])(struct __jmp_buf_tag *, int);
 int tl__interposing;
 _Atomic uint64_t tl__next_id = 1;
 
@@ -87,6 +88,9 @@ static void lookup_real(void)
       (void (*)(ucontext_t *, void (*)(void), int, ...))find_real("makecontext", (void *)tl__own_makecontext);
   if (tl__real_swapcontext == NULL || tl__real_setcontext == NULL || tl__real_makecontext == NULL)
     tl__message("cannot find libc's ucontext functions: %s", dlerror() ? "dlsym failed" : "not loaded");
+  static const char *const jumps[4] = {"longjmp", "_longjmp", "siglongjmp", "__longjmp_chk"};
+  for (int i = 0; i < 4; i++)
+    *(void **)&tl__real_jump[i] = find_real(jumps[i], tl__own_jump[i]);
   tl__interposing = comes_before_libc();
 }
 
@@ -128,6 +132,7 @@ void tl__init(void)
     /* After the real functions are known: a failing dlsym allocates (its
      * error message), and a preloaded allocator may use ucontext. */
     tl__alloc_setup();
+    tl__tools_setup();
     tl__thread_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atomic_store_explicit(&S.state, 2, memory_order_release);

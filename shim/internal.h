@@ -6,6 +6,7 @@
 #define TL_INTERNAL_H
 
 #define _GNU_SOURCE
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -110,6 +111,7 @@ struct tl__task_ext {
   uint32_t nshared;
   struct tl__setbt *sets;                  /* where values of keys without destructor were set */
   uint32_t nsets;
+  void *fiber;                             /* TSan's fiber, or ASan's saved fake stack (tools.c) */
 };
 
 struct tl__bind {
@@ -176,6 +178,13 @@ struct tl__thread {
     uint64_t id;
   } hint[8];
   struct tl__thread *next, *prevt;         /* all threads, for fork */
+  struct tl__fibers {                      /* what the sanitizers were told (tools.c) */
+    void *root;                            /* TSan: this thread's own fiber */
+    void *expect;                          /* TSan: the fiber made current last */
+    const void *root_bottom;               /* ASan's bounds of this thread's own stack */
+    size_t root_size;
+    void *root_fake;                       /* ASan: the root task's saved fake stack */
+  } fib;
   struct tl__task root;                    /* this thread's own stack */
 };
 
@@ -258,6 +267,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* NULL: u
 void tl__task_commit(struct tl__task *t, const ucontext_t *ucp); /* after the real makecontext */
 void tl__task_stats(struct tl__stats *st);
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
+struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp); /* whose stack holds sp, or NULL */
 void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
 void tl__map_save(struct tl__task *t, const void *ctx);
 void tl__task_finished(struct tl__thread *th, struct tl__task *t); /* values, defers */
@@ -306,13 +316,21 @@ void tl__key_atfork(int phase);            /* -1 before fork, 0 parent, 1 child 
 extern int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
 extern int (*tl__real_setcontext)(const ucontext_t *);
 extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
+/* The jumps: longjmp, _longjmp, siglongjmp, __longjmp_chk, in that order. */
+extern void (*tl__real_jump[4])(struct __jmp_buf_tag *, int);
 void tl__init(void);                       /* idempotent; safe before our constructor */
 extern int tl__interposing;                /* our wrappers are the ones the process calls */
 extern _Atomic uint64_t tl__next_id;       /* task ids */
 
-/* tools.c: telling valgrind about task stacks */
+/* tools.c: telling valgrind and the sanitizers about tasks and switches */
+void tl__tools_setup(void);                /* once, at load: which sanitizer is in the process */
+extern int tl__fibers_on;                  /* a sanitizer wants fiber annotations */
 void tl__tools_made(struct tl__task *t);   /* a task was made */
 void tl__tools_gone(struct tl__task *t);   /* a task ended or was abandoned */
+void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__task *to);
+void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t); /* t runs, not wrong */
+void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env); /* before a longjmp */
+void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit); /* the task dies */
 void tl__tools_quiet(int on);              /* memcheck's error reporting off (1) and on (0) */
 
 /* options.c: read once, at load (SPEC 4.1). */
@@ -322,6 +340,7 @@ struct tl__options {
   int dump_signal;                         /* 0, or the signal that dumps the live tasks */
   int stats;                               /* the stats line at exit */
   int verbose;                             /* print the effective options */
+  int fibers;                              /* tell a sanitizer in the process about switches */
   int log_fd;                              /* where reports go: 2, or TASKLOCAL_LOG */
 };
 extern struct tl__options tl__opt;
@@ -375,6 +394,7 @@ int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
 int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
 int tl__own_setcontext(const ucontext_t *);
 void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
+extern void *const tl__own_jump[4];        /* our longjmp, _longjmp, siglongjmp, __longjmp_chk */
 
 /* interpose.S */
 void tl__trampoline(void);

@@ -7,8 +7,12 @@
  * in tl__trampoline (interpose.S), which calls tl__task_begin and, when the
  * program's function returns, tl__task_end.
  */
+/* With _FORTIFY_SOURCE, <setjmp.h> renames longjmp to __longjmp_chk: the
+ * wrappers below must define the names they say. */
+#undef _FORTIFY_SOURCE
 #include "internal.h"
 
+#include <setjmp.h>
 #include <stdlib.h>
 
 /* The task c leaves for the one predicted for ucp, which becomes current
@@ -20,6 +24,8 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   if (t == NULL)
     t = &th->root;
   if (t != c) {
+    if (TL__UNLIKELY(tl__fibers_on))
+      tl__fibers_switch(th, c, t);
     atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
     atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
   }
@@ -127,6 +133,8 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
   tl__flag_set(t, TL__F_STARTED);
   struct tl__task *c = th->current;
   if (c != t) {
+    if (TL__UNLIKELY(tl__fibers_on))
+      tl__fibers_fix(th, c, t);
     /* The switch predicted another task: it is not running after all. */
     if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
       atomic_store_explicit(&c->state, (c->flags & TL__F_STARTED) ? TL__SUSPENDED : TL__NEW,
@@ -153,6 +161,8 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   struct tl__task *n = link ? tl__predict(th, link) : NULL;
   if (n == NULL)
     n = &th->root;
+  if (TL__UNLIKELY(tl__fibers_on))
+    tl__fibers_end(th, n, link == NULL);
   if (mine)
     tl__task_retire(t);
   atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
@@ -161,3 +171,67 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   th->current = n;
   th->switches++;
 }
+
+/* ------------------------------------------------------------------------
+ * Jumps
+ *
+ * longjmp and its kin are interposed for one reason: a program that
+ * switches coroutines with siglongjmp after starting them with swapcontext
+ * (QEMU does; SPEC 2.3) moves the thread to another stack without a
+ * ucontext call, and AddressSanitizer, once told of the ucontext switches
+ * (tools.c), must be told of these too, or it goes on believing the stack
+ * it was last told of (and LeakSanitizer scans that one instead of the
+ * thread's). Without a sanitizer the wrappers only pass the call on. They
+ * never return, so the frame they leave behind does not matter.
+ * ------------------------------------------------------------------------ */
+
+void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn));
+
+__attribute__((noreturn)) static void jump(int which, struct __jmp_buf_tag *env, int val)
+{
+  if (TL__UNLIKELY(tl__real_jump[which] == NULL))
+    tl__init();
+  if (TL__UNLIKELY(tl__fibers_on)) {
+    struct tl__thread *th = tl__tls;
+    if (th != NULL && th != TL__BUSY)
+      tl__fibers_jump(th, env);
+  }
+  tl__real_jump[which](env, val);
+  __builtin_unreachable();
+}
+
+__attribute__((visibility("default"))) void longjmp(struct __jmp_buf_tag env[1], int val)
+{
+  jump(0, env, val);
+}
+
+__attribute__((visibility("default"))) void _longjmp(struct __jmp_buf_tag env[1], int val)
+{
+  jump(1, env, val);
+}
+
+__attribute__((visibility("default"))) void siglongjmp(struct __jmp_buf_tag env[1], int val)
+{
+  jump(2, env, val);
+}
+
+__attribute__((visibility("default"))) void __longjmp_chk(struct __jmp_buf_tag env[1], int val)
+{
+  jump(3, env, val);
+}
+
+/* As for makecontext: the aliases need none of glibc's attributes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
+extern __typeof__(longjmp) tl__own_longjmp __attribute__((alias("longjmp")));
+extern __typeof__(_longjmp) tl__own__longjmp __attribute__((alias("_longjmp")));
+extern __typeof__(siglongjmp) tl__own_siglongjmp __attribute__((alias("siglongjmp")));
+extern __typeof__(__longjmp_chk) tl__own___longjmp_chk __attribute__((alias("__longjmp_chk")));
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+void *const tl__own_jump[4] = {(void *)tl__own_longjmp, (void *)tl__own__longjmp, (void *)tl__own_siglongjmp,
+                               (void *)tl__own___longjmp_chk};

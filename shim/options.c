@@ -203,6 +203,7 @@ static void print_options(void)
     tl__message("option TASKLOCAL_DUMP_SIGNAL=0");
   tl__message("option TASKLOCAL_STATS=%d", tl__opt.stats);
   tl__message("option TASKLOCAL_LOG=%s", tl__opt.log_fd != 2 ? L.path : "(stderr)");
+  tl__message("option TASKLOCAL_FIBERS=%d", tl__opt.fibers);
 }
 
 void tl__options_read(void)
@@ -235,6 +236,7 @@ void tl__options_read(void)
   }
 
   tl__opt.stats = read_bool("TASKLOCAL_STATS", 0);
+  tl__opt.fibers = read_bool("TASKLOCAL_FIBERS", 1);
   tl__opt.verbose = read_bool("TASKLOCAL_VERBOSE", 0);
   if (tl__opt.verbose)
     print_options();

@@ -480,6 +480,14 @@ struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
   return tl__in_stack(&th->root, sp) ? &th->root : NULL;
 }
 
+struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp)
+{
+  struct tl__task *t = find_locked(sp);
+  if (t != NULL)
+    return t;
+  return tl__in_stack(&th->root, sp) ? &th->root : NULL;
+}
+
 struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
 {
   if (th->override != NULL)

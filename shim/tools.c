@@ -1,25 +1,57 @@
-/* Telling the tools that need to know about stack switches (SPEC 2.6).
+/* Telling the tools that need to know about tasks and switches (SPEC 2.6).
  *
  * valgrind: each task's stack is registered (VALGRIND_STACK_REGISTER), so
  * memcheck knows a switch between stacks from a huge stack frame and stops
  * warning "client switching stacks?". Outside valgrind the requests cost a
  * few instructions.
  *
- * Sanitizers: their fiber annotations are not made, on purpose.
- * - ThreadSanitizer: announcing each task as a fiber (__tsan_create_fiber,
- *   __tsan_switch_to_fiber before each switch) was tried. TSan-built copies
- *   of the programs in tests/programs ran the same with and without it, and
- *   without the shim: TSan reported nothing in any of them, and the one it
- *   cannot run (sigjmp.c, switches by siglongjmp, "can't find longjmp buf")
- *   fails the same way in all three cases. The fiber lifetimes added a way
- *   to crash TSan (a finished task's fiber is still current until glibc
- *   switches to uc_link, after the shim's last instruction), for no gain.
- * - AddressSanitizer's __sanitizer_finish_switch_fiber must run in the
- *   resumed task after the switch, where the shim has no code (SPEC 2.2:
- *   no frame across the real switch). ASan's own swapcontext interceptor,
- *   which comes before ours, keeps working.
+ * Sanitizers: when AddressSanitizer or ThreadSanitizer is in the process
+ * (its fiber functions are found with dlsym at load), every switch the
+ * shim announces is announced to it too, so that unmodified programs get
+ * the annotations their authors would otherwise have to write. The rule
+ * of SPEC 2.2 (no frame of ours across the real switch) shapes both:
+ *
+ * - ThreadSanitizer keeps one "fiber" (its per-thread state: shadow call
+ *   stack, clocks) per task: made on the first switch into the task,
+ *   switched to (with synchronisation, as a program's own annotation
+ *   would) just before each real switch, destroyed when the task's record
+ *   goes. A finishing task hands over to its uc_link task's fiber before
+ *   returning into glibc, so that its own fiber is no longer current when
+ *   it is destroyed. A thread's root task uses the thread's own fiber.
+ *
+ * - AddressSanitizer wants __sanitizer_start_switch_fiber before the switch
+ *   (with the bounds of the stack to come) and
+ *   __sanitizer_finish_switch_fiber after it, in the resumed task. There
+ *   the shim has no code: a resumed task returns from the real swapcontext
+ *   straight into the program. Both calls are made before the real
+ *   switch: the finish only installs the new bounds and fake stack, without
+ *   looking at the stack pointer (asan_thread.cpp,
+ *   AsanThread::FinishSwitchFiber), and what still runs on the old stack
+ *   until the switch is the end of the wrapper and glibc's assembly, which
+ *   ASan does not watch. (Finishing later, at the next entry into the shim,
+ *   left ASan half-switched for as long as the resumed task ran, and
+ *   LeakSanitizer then scanned the wrong stack for that thread.) Each task
+ *   keeps its fake stack (detect_stack_use_after_return) while suspended;
+ *   a finishing task's is freed when it hands over.
+ *
+ * A program that annotates its own switches must not get ours on top (two
+ * starts in a row make ASan abort: "starting fiber switch while in fiber
+ * switch"). The shim stays out when a loaded object imports the fiber
+ * functions (QEMU built with ASan does, like any program built against a
+ * shared sanitizer runtime that annotates itself); TASKLOCAL_FIBERS=0 turns
+ * the annotations off where that cannot be seen (a runtime linked into the
+ * executable, as clang does by default, defines the functions there); and
+ * under TSan a fiber switch made behind the shim's back (the current fiber
+ * is not the one the shim chose) turns them off for the rest of the process.
  */
 #include "internal.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -27,6 +59,277 @@
 #define TL__HAVE_VALGRIND 1
 #endif
 #endif
+
+#define FIB_ASAN 1
+#define FIB_TSAN 2
+
+/* 0, FIB_ASAN or FIB_TSAN: read on every switch, written at load (and once
+ * more if a TSan program turns out to annotate its own switches). */
+int tl__fibers_on;
+
+static struct {
+  void (*asan_start)(void **fake_save, const void *bottom, size_t size);
+  void (*asan_finish)(void *fake, const void **bottom_old, size_t *size_old);
+  void *(*tsan_current)(void);
+  void *(*tsan_create)(unsigned flags);
+  void (*tsan_destroy)(void *fiber);
+  void (*tsan_switch)(void *fiber, unsigned flags);
+} F;
+
+/* The dynamic section's addresses: glibc relocates most of them in place
+ * (elf/get-dynamic-info.h), but not in a read-only dynamic section such as
+ * the vDSO's, where they stay relative to the load address. */
+static const void *dyn_ptr(const struct dl_phdr_info *info, ElfW(Addr) p)
+{
+  return (const void *)(p < info->dlpi_addr ? p + info->dlpi_addr : p);
+}
+
+static int imports_fiber_functions(const struct dl_phdr_info *info)
+{
+  const ElfW(Dyn) *dyn = NULL;
+  for (int i = 0; i < info->dlpi_phnum; i++)
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+      dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+  if (dyn == NULL)
+    return 0;
+  const ElfW(Sym) *syms = NULL;
+  const char *strs = NULL;
+  const uint32_t *gnu_hash = NULL, *hash = NULL;
+  for (; dyn->d_tag != DT_NULL; dyn++) {
+    if (dyn->d_tag == DT_SYMTAB)
+      syms = dyn_ptr(info, dyn->d_un.d_ptr);
+    else if (dyn->d_tag == DT_STRTAB)
+      strs = dyn_ptr(info, dyn->d_un.d_ptr);
+    else if (dyn->d_tag == DT_GNU_HASH)
+      gnu_hash = dyn_ptr(info, dyn->d_un.d_ptr);
+    else if (dyn->d_tag == DT_HASH)
+      hash = dyn_ptr(info, dyn->d_un.d_ptr);
+  }
+  if (syms == NULL || strs == NULL)
+    return 0;
+  /* Imports are undefined symbols. A GNU hash table covers the defined
+   * ones only, which the linker sorts after all the others (its second
+   * word is the index of the first): the imports are below it. */
+  uint32_t n = gnu_hash != NULL ? gnu_hash[1] : hash != NULL ? hash[1] : 0;
+  for (uint32_t i = 1; i < n; i++) {
+    if (syms[i].st_shndx != SHN_UNDEF || syms[i].st_name == 0)
+      continue;
+    const char *name = strs + syms[i].st_name;
+    if (strcmp(name, "__sanitizer_start_switch_fiber") == 0 || strcmp(name, "__tsan_switch_to_fiber") == 0)
+      return 1;
+  }
+  return 0;
+}
+
+static int visit(struct dl_phdr_info *info, size_t size, void *arg)
+{
+  (void)size;
+  if (!imports_fiber_functions(info))
+    return 0;
+  *(const char **)arg = info->dlpi_name[0] ? info->dlpi_name : "the program";
+  return 1;
+}
+
+void tl__tools_setup(void)
+{
+  if (!tl__opt.fibers)
+    return;
+  const char *annotator = NULL;
+  if (dl_iterate_phdr(visit, &annotator) != 0) {
+    if (tl__opt.verbose)
+      tl__message("%s annotates its own switches for a sanitizer: the shim does not", annotator);
+    return;
+  }
+  *(void **)&F.asan_start = dlsym(RTLD_DEFAULT, "__sanitizer_start_switch_fiber");
+  *(void **)&F.asan_finish = dlsym(RTLD_DEFAULT, "__sanitizer_finish_switch_fiber");
+  if (F.asan_start != NULL && F.asan_finish != NULL) {
+    tl__fibers_on = FIB_ASAN;
+    return;
+  }
+  *(void **)&F.tsan_current = dlsym(RTLD_DEFAULT, "__tsan_get_current_fiber");
+  *(void **)&F.tsan_create = dlsym(RTLD_DEFAULT, "__tsan_create_fiber");
+  *(void **)&F.tsan_destroy = dlsym(RTLD_DEFAULT, "__tsan_destroy_fiber");
+  *(void **)&F.tsan_switch = dlsym(RTLD_DEFAULT, "__tsan_switch_to_fiber");
+  if (F.tsan_current != NULL && F.tsan_create != NULL && F.tsan_destroy != NULL && F.tsan_switch != NULL)
+    tl__fibers_on = FIB_TSAN;
+}
+
+/* The thread whose root task t is. */
+static struct tl__thread *owner(struct tl__task *t)
+{
+  return (struct tl__thread *)(void *)((char *)t - offsetof(struct tl__thread, root));
+}
+
+/* ------------------------------------------------------------------------
+ * AddressSanitizer
+ * ------------------------------------------------------------------------ */
+
+/* Where t's fake stack waits while t is suspended; NULL when there is no
+ * room (ASan then releases it, as for a task that ends). */
+static void **fake_slot(struct tl__task *t)
+{
+  if (t->flags & TL__F_ROOT)
+    return &owner(t)->fib.root_fake;
+  struct tl__task_ext *x = tl__task_ext(t);
+  return x != NULL ? &x->fiber : NULL;
+}
+
+static void *fake_of(struct tl__task *t)
+{
+  if (t->flags & TL__F_ROOT)
+    return owner(t)->fib.root_fake;
+  return t->x != NULL ? t->x->fiber : NULL;
+}
+
+/* The stack ASan must believe t runs on. A thread's own stack is given
+ * back as ASan first knew it (the bounds the first switch away from it
+ * returned); the shim's idea of it (from /proc/self/maps) only until then. */
+static void asan_bounds(struct tl__task *t, const void **bottom, size_t *size)
+{
+  if (t->flags & TL__F_ROOT) {
+    struct tl__thread *o = owner(t);
+    if (o->fib.root_size != 0) {
+      *bottom = o->fib.root_bottom;
+      *size = o->fib.root_size;
+      return;
+    }
+  }
+  *bottom = (const void *)t->lo;
+  *size = t->hi - t->lo;
+}
+
+/* Tells ASan that the thread leaves for to's stack; save receives the
+ * leaving task's fake stack (NULL: it ends, and ASan frees its fake stack).
+ * The finish is made at once, before the real switch (see the top of this
+ * file). */
+static void asan_switch(struct tl__thread *th, void **save, struct tl__task *to, int from_root)
+{
+  const void *bottom, *old_bottom = NULL;
+  size_t size, old_size = 0;
+  asan_bounds(to, &bottom, &size);
+  F.asan_start(save, bottom, size);
+  F.asan_finish(fake_of(to), &old_bottom, &old_size);
+  if (from_root && th->fib.root_size == 0) {
+    th->fib.root_bottom = old_bottom;
+    th->fib.root_size = old_size;
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * ThreadSanitizer
+ * ------------------------------------------------------------------------ */
+
+/* t's fiber, made on first need; NULL when there is none to switch to. */
+static void *tsan_fiber(struct tl__task *t)
+{
+  if (t->flags & TL__F_ROOT)
+    return owner(t)->fib.root;
+  struct tl__task_ext *x = tl__task_ext(t);
+  if (x == NULL)
+    return NULL;
+  if (x->fiber == NULL)
+    x->fiber = F.tsan_create(0);
+  return x->fiber;
+}
+
+static void tsan_switch(struct tl__thread *th, struct tl__task *to)
+{
+  void *cur = F.tsan_current();
+  if (th->fib.expect == NULL) {
+    /* The first switch the shim annotates on this thread starts from the
+     * thread's own fiber, whichever task it leaves. */
+    if (th->fib.root == NULL)
+      th->fib.root = cur;
+  } else if (cur != th->fib.expect) {
+    /* Someone else switched fibers since our last switch: the program
+     * annotates its switches itself. Two annotators would undo each
+     * other, so ours stop here. */
+    tl__fibers_on = 0;
+    if (tl__opt.verbose)
+      tl__message("the program switches ThreadSanitizer fibers itself: the shim no longer does");
+    return;
+  }
+  void *f = tsan_fiber(to);
+  if (f == NULL)
+    return;
+  th->fib.expect = f;
+  if (f != cur)
+    F.tsan_switch(f, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Switches
+ * ------------------------------------------------------------------------ */
+
+void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__task *to)
+{
+  if (tl__fibers_on == FIB_ASAN) {
+    asan_switch(th, fake_slot(from), to, from == &th->root);
+  } else if (tl__fibers_on == FIB_TSAN) {
+    tsan_switch(th, to);
+  }
+}
+
+/* The stack pointer a jmp_buf restores. glibc keeps it mangled
+ * (sysdeps/unix/sysv/linux/x86_64/sysdep.h, PTR_MANGLE: xor with the
+ * thread's pointer guard at %fs:0x30, then rotate left by 17 bits) in slot
+ * JB_RSP, 6, of __jmpbuf (sysdeps/x86_64/jmpbuf-offsets.h). */
+static uintptr_t jmp_sp(const struct __jmp_buf_tag *env)
+{
+  uintptr_t v = (uintptr_t)env->__jmpbuf[6], guard;
+  __asm__("movq %%fs:0x30, %0" : "=r"(guard));
+  return ((v >> 17) | (v << 47)) ^ guard;
+}
+
+/* A longjmp is about to run. Most stay on the stack they start from (error
+ * handling), and cost a compare; one that lands on another task's stack
+ * is a switch the sanitizer must hear of. Only ASan can follow it (TSan
+ * keeps setjmp buffers per fiber and aborts on such a jump before it
+ * reaches us). No allocation: the jump may leave a signal handler. */
+void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env)
+{
+  if (tl__fibers_on != FIB_ASAN)
+    return;
+  uintptr_t sp = jmp_sp(env);
+  struct tl__task *c = tl__task_now();
+  if (c == NULL || tl__in_stack(c, sp))
+    return;
+  struct tl__task *t = tl__task_at(th, sp);
+  if (t == NULL || t == c)
+    return;
+  void **save = (c->flags & TL__F_ROOT) ? &owner(c)->fib.root_fake : c->x != NULL ? &c->x->fiber : NULL;
+  asan_switch(th, save, t, c == &th->root);
+}
+
+/* A made task started although the switch had predicted wrong: the tools
+ * were told of wrong (its own stack is the one it runs on). */
+void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t)
+{
+  if (tl__fibers_on == FIB_ASAN) {
+    asan_switch(th, wrong != NULL ? fake_slot(wrong) : NULL, t, 0);
+  } else if (tl__fibers_on == FIB_TSAN) {
+    tsan_switch(th, t);
+  }
+}
+
+/* The running task's function returned: glibc switches to uc_link's task
+ * (next) after our last instruction, or, without uc_link, calls exit on
+ * the dying task's stack (exit=1), which ASan must then go on believing.
+ * The dying task's fake stack goes; its TSan fiber is left for
+ * tl__tools_gone to destroy once another fiber is current. */
+void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit)
+{
+  if (tl__fibers_on == FIB_ASAN) {
+    if (!exit)
+      asan_switch(th, NULL, next, 0);
+  } else if (tl__fibers_on == FIB_TSAN) {
+    tsan_switch(th, next);
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Task lifetimes
+ * ------------------------------------------------------------------------ */
 
 void tl__tools_made(struct tl__task *t)
 {
@@ -45,6 +348,15 @@ void tl__tools_gone(struct tl__task *t)
     VALGRIND_STACK_DEREGISTER(t->vg_stack);
 #endif
   t->vg_stack = 0;
+  struct tl__task_ext *x = t->x;
+  if (x == NULL || x->fiber == NULL)
+    return;
+  /* A fiber still current (a task that ended while running untracked)
+   * cannot be destroyed: it is left to TSan. A saved ASan fake stack has
+   * no release call; ASan keeps it. */
+  if (F.tsan_destroy != NULL && tl__fibers_on == FIB_TSAN && x->fiber != F.tsan_current())
+    F.tsan_destroy(x->fiber);
+  x->fiber = NULL;
 }
 
 /* libunwind checks each stack address it is about to read by passing it to

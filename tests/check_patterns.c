@@ -115,6 +115,15 @@ static const struct program programs[] = {
      {{"main", 4, ROOT}, {"co1", 5, FINISHES}, {"co2", 7, FINISHES},
       {"co3", 4, FINISHES}, {"co4", 4, FINISHES}},
      NULL},
+    /* co3 ends the process with exit() on its own stack: it never
+     * finishes, and only the main thread's values go at exit. */
+    {"unwind", 0, 0,
+     {{"main", 16, ROOT}, {"co1", 6, FINISHES}, {"co2", 6, FINISHES},
+      {"co3", 6, UNFINISHED}},
+     NULL},
+    {"annotated", 0, 0,
+     {{"main", 9, ROOT}, {"co1", 5, FINISHES}, {"co2", 5, FINISHES}},
+     NULL},
 };
 
 #define NPROGRAMS ((int)(sizeof programs / sizeof programs[0]))
