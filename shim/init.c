@@ -11,12 +11,24 @@
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
 int (*tl__real_setcontext)(const ucontext_t *);
 void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
 void (*tl__real_jump[4])(struct __jmp_buf_tag *, int);
+static void (*real_exit)(int);
+
+void tl__real_exit(int status)
+{
+  if (real_exit == NULL)
+    tl__init();
+  if (real_exit != NULL)
+    real_exit(status);
+  for (;;)
+    syscall(SYS_exit_group, status);
+}
 int tl__interposing;
 _Atomic uint64_t tl__next_id = 1;
 
@@ -91,6 +103,7 @@ static void lookup_real(void)
   static const char *const jumps[4] = {"longjmp", "_longjmp", "siglongjmp", "__longjmp_chk"};
   for (int i = 0; i < 4; i++)
     *(void **)&tl__real_jump[i] = find_real(jumps[i], tl__own_jump[i]);
+  *(void **)&real_exit = find_real("_exit", (void *)tl__own_exit);
   tl__interposing = comes_before_libc();
 }
 

@@ -318,6 +318,7 @@ extern int (*tl__real_setcontext)(const ucontext_t *);
 extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
 /* The jumps: longjmp, _longjmp, siglongjmp, __longjmp_chk, in that order. */
 extern void (*tl__real_jump[4])(struct __jmp_buf_tag *, int);
+void tl__real_exit(int status) __attribute__((noreturn)); /* libc's _exit */
 void tl__init(void);                       /* idempotent; safe before our constructor */
 extern int tl__interposing;                /* our wrappers are the ones the process calls */
 extern _Atomic uint64_t tl__next_id;       /* task ids */
@@ -368,6 +369,7 @@ void tl__bt_atfork_child(void);            /* in a forked child: its locks are f
 /* report.c */
 void tl__report_dropped(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
 void tl__report_exit(void);                /* leak report and stats line, at process exit */
+void tl__report_quick_exit(void);          /* _exit: the stats line only */
 
 /* Iterates over the live tasks and the abandoned ones kept for the report,
  * with the registry locked: fn must not switch, allocate, or call into the
@@ -394,7 +396,8 @@ int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
 int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
 int tl__own_setcontext(const ucontext_t *);
 void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
-extern void *const tl__own_jump[4];        /* our longjmp, _longjmp, siglongjmp, __longjmp_chk */
+extern void *const tl__own_jump[4];
+void tl__own_exit(int) __attribute__((noreturn));        /* our longjmp, _longjmp, siglongjmp, __longjmp_chk */
 
 /* interpose.S */
 void tl__trampoline(void);

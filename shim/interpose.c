@@ -220,6 +220,23 @@ __attribute__((visibility("default"))) void __longjmp_chk(struct __jmp_buf_tag e
   jump(3, env, val);
 }
 
+/* ------------------------------------------------------------------------
+ * Process exit by _exit, which skips the exit handlers: only the stats
+ * line is written (report.c). _Exit is the same function in glibc.
+ * ------------------------------------------------------------------------ */
+
+__attribute__((visibility("default"))) void _exit(int status)
+{
+  tl__report_quick_exit();
+  tl__real_exit(status);
+}
+
+__attribute__((visibility("default"))) void _Exit(int status)
+{
+  tl__report_quick_exit();
+  tl__real_exit(status);
+}
+
 /* As for makecontext: the aliases need none of glibc's attributes. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -229,6 +246,7 @@ extern __typeof__(longjmp) tl__own_longjmp __attribute__((alias("longjmp")));
 extern __typeof__(_longjmp) tl__own__longjmp __attribute__((alias("_longjmp")));
 extern __typeof__(siglongjmp) tl__own_siglongjmp __attribute__((alias("siglongjmp")));
 extern __typeof__(__longjmp_chk) tl__own___longjmp_chk __attribute__((alias("__longjmp_chk")));
+extern __typeof__(_exit) tl__own_exit __attribute__((alias("_exit")));
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif

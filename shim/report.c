@@ -590,7 +590,33 @@ static void exit_leaked(void)
     fflush_unlocked(stdout);
     funlockfile(stdout);
   }
-  _exit(23);
+  tl__real_exit(23);
+}
+
+static void stats_line(struct job *j)
+{
+  struct tl__stats st = {0};
+  tl__task_stats(&st);
+  out(j, "stats: created=%llu finished=%llu abandoned=%llu switches=%llu untracked=%llu peak=%llu keys=%llu",
+      (unsigned long long)st.created, (unsigned long long)st.finished, (unsigned long long)st.abandoned,
+      (unsigned long long)st.switches, (unsigned long long)st.untracked, (unsigned long long)st.peak,
+      (unsigned long long)tl__keys_created());
+}
+
+/* A process that leaves by _exit skips the exit handlers (stress-ng's
+ * forked workers do): the stats line, when asked for, is written here
+ * instead. The leak report is not: like LeakSanitizer, which checks only
+ * at exit, it would list everything a forked child inherited and never
+ * meant to end. */
+void tl__report_quick_exit(void)
+{
+  if (!tl__opt.stats || atomic_exchange_explicit(&R.exited, 1, memory_order_relaxed))
+    return;
+  struct job j;
+  if (job_begin(&j, LEAK, tl__options_log_fd()) != 0)
+    return;
+  stats_line(&j);
+  tl__unlock(&R.lock);
 }
 
 void tl__report_exit(void)
@@ -604,14 +630,8 @@ void tl__report_exit(void)
     return;
   if (tl__opt.leaks)
     run_job(&j);
-  if (tl__opt.stats) {
-    struct tl__stats st = {0};
-    tl__task_stats(&st);
-    out(&j, "stats: created=%llu finished=%llu abandoned=%llu switches=%llu untracked=%llu peak=%llu keys=%llu",
-        (unsigned long long)st.created, (unsigned long long)st.finished, (unsigned long long)st.abandoned,
-        (unsigned long long)st.switches, (unsigned long long)st.untracked, (unsigned long long)st.peak,
-        (unsigned long long)tl__keys_created());
-  }
+  if (tl__opt.stats)
+    stats_line(&j);
   tl__unlock(&R.lock);
   if (tl__opt.leaks == 2 && (j.tasks > 0 || j.locals > 0))
     exit_leaked();

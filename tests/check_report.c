@@ -463,6 +463,27 @@ START_TEST(exit_called_in_coroutine)
 }
 END_TEST
 
+/* _exit skips the exit handlers: the stats line is written anyway (the
+ * only record of a forked worker's tasks), the leak report is not (as
+ * with LeakSanitizer). */
+START_TEST(underscore_exit_writes_stats_only)
+{
+  const char *argv[] = {PROG("leak_exit"), "_exit", NULL};
+  const char *stats[] = {PRELOAD, "TASKLOCAL_STATS=1", NULL};
+  struct run r;
+  run(&r, argv, stats);
+  ck_assert_int_eq(r.status, 5);
+  ck_assert_str_eq(r.err,
+                   "tasklocal: stats: created=2 finished=0 abandoned=0 switches=3 untracked=0 peak=2 keys=0\n");
+  run_free(&r);
+  const char *leaks[] = {PRELOAD, "TASKLOCAL_LEAKS=1", NULL};
+  run(&r, argv, leaks);
+  ck_assert_int_eq(r.status, 5);
+  ck_assert_str_eq(r.err, "");
+  run_free(&r);
+}
+END_TEST
+
 START_TEST(exit_on_small_stack)
 {
   /* The report runs on a stack of its own when the caller's is small. */
@@ -1074,6 +1095,7 @@ static Suite *report_suite(void)
     {"exit_uclink", exit_through_uclink_null},
     {"exit_call", exit_called_in_coroutine},
     {"exit_small", exit_on_small_stack},
+    {"underscore_exit", underscore_exit_writes_stats_only},
     {"exit_thread", exit_from_other_thread},
     {"freed", freed_stack_is_not_unwound},
     {"shared", shared_stack_unreliable},

@@ -4,7 +4,8 @@
  *           exit(0) on its stack (the coroutine finished: not a leak);
  *   call    a coroutine calls exit(3) itself: it is still running, a leak;
  *   small   the same on a 16 KiB stack;
- *   thread  another thread calls exit(4) while main waits in pthread_join.
+ *   thread  another thread calls exit(4) while main waits in pthread_join;
+ *   _exit   a coroutine calls _exit(5), which skips every exit handler.
  * In every mode a coroutine, parked_here, is left suspended first: the
  * report counts 1 task, or 2 in modes call and small.
  */
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #define STACK (256 * 1024)
 #define SMALL (16 * 1024)
@@ -36,6 +38,12 @@ __attribute__((noinline)) void calls_exit(void)
 {
   puts("calls_exit: exit(3)");
   exit(3);
+}
+
+__attribute__((noinline)) void calls__exit(void)
+{
+  puts("calls__exit: _exit(5)");
+  _exit(5);
 }
 
 static void *thread_exit(void *arg)
@@ -67,6 +75,8 @@ int main(int argc, char **argv)
     make(&last_ctx, STACK, calls_exit, &main_ctx);
   } else if (strcmp(mode, "small") == 0) {
     make(&last_ctx, SMALL, calls_exit, &main_ctx);
+  } else if (strcmp(mode, "_exit") == 0) {
+    make(&last_ctx, STACK, calls__exit, &main_ctx);
   } else if (strcmp(mode, "thread") == 0) {
     pthread_t th;
     if (pthread_create(&th, NULL, thread_exit, NULL) != 0)
@@ -74,7 +84,7 @@ int main(int argc, char **argv)
     pthread_join(th, NULL);
     return 1;
   } else {
-    fprintf(stderr, "usage: leak_exit uclink|call|small|thread\n");
+    fprintf(stderr, "usage: leak_exit uclink|call|small|thread|_exit\n");
     return 2;
   }
   swapcontext(&main_ctx, &last_ctx);

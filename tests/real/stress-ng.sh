@@ -2,10 +2,11 @@
 # three ucontext coroutines with swapcontext as fast as it can, with
 # --verify checking their state at every switch.
 #
-# Workers leave with _exit, past the exit handler that prints the stats
-# line, so the parent's line counts no task. The exitdump plugin writes
-# each worker's live-task report at _exit instead: every worker must show
-# its three coroutines.
+# Workers leave with _exit, past the exit handlers: the shim writes their
+# stats lines from its _exit wrapper, and they must count the three
+# coroutines of each worker (the parent's line counts none). The exitdump
+# plugin also writes each worker's live-task report at _exit: every worker
+# must show its three coroutines, suspended.
 need stress-ng
 
 normalise() {
@@ -18,7 +19,7 @@ export TLREAL_DUMP
 run_pair context . stress-ng --context $workers --timeout 3s --verify
 same context err
 
-check_stats 0 context
+check_stats $((3 * workers)) context
 reports=$(grep -c '^tasklocal: dump report of process' "$work/dump.log" 2>/dev/null || true)
 if [ "${reports:-0}" -lt $workers ]; then
   fail "expected a live-task report from each of the $workers workers at _exit, got ${reports:-0}"
