@@ -1,6 +1,7 @@
 # make check-real: real third-party ucontext programs under the shim
 # (issue 7, tests/real/): stress-ng --context, qemu-img and qemu-io on a
-# qcow2 image, and a GNU Pth program of ours. Each runs alone and under the
+# qcow2 image, a GNU Pth program and a PCL (Portable Coroutine Library)
+# program of ours. Each runs alone and under the
 # shim and must print the same and exit alike; the stats line (or, for
 # stress-ng's workers, a live-task report) shows the tasks the shim saw.
 #
@@ -29,11 +30,18 @@ $(REAL)/pth_prog: tests/real/pth_prog.c | real-deps $(REAL)
 	  $(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ $(REAL_PTH_FLAGS); \
 	else echo "check-real: GNU Pth is not installed; the Pth test will skip" >&2; fi
 
+# Without PCL (libpcl1-dev) the program is not built and its test skips.
+$(REAL)/pcl_prog: tests/real/pcl_prog.c | real-deps $(REAL)
+	@if [ -e /usr/include/pcl.h ]; then \
+	  echo "$(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ -lpcl"; \
+	  $(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ -lpcl; \
+	else echo "check-real: PCL is not installed; the PCL test will skip" >&2; fi
+
 $(REAL)/libexitdump.so: tests/real/exitdump.c include/tasklocal.h $(LIB) | $(REAL)
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ -L$(BUILD) -ltasklocal -ldl
 
-check-real: $(LIB) $(PLUGIN) $(REAL)/libexitdump.so $(REAL)/pth_prog
+check-real: $(LIB) $(PLUGIN) $(REAL)/libexitdump.so $(REAL)/pth_prog $(REAL)/pcl_prog
 	@sh tests/real/run.sh $(abspath $(LIB)) $(abspath $(PLUGIN)) $(abspath $(REAL)/libexitdump.so) \
-	  $(abspath $(REAL)/pth_prog)
+	  $(abspath $(REAL)/pth_prog) $(abspath $(REAL)/pcl_prog)
 
 CHECK_EXTRA += check-real
