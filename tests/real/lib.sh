@@ -102,3 +102,37 @@ need() {
     fi
   done
 }
+
+# check_probes N WHAT: the probe plugin's log ($work/probe.log) shows N
+# labels, each keeping one task and one task-local record through all its
+# probes, its record its own, no two labels sharing a task, and the
+# library tracking. WHAT names the labels in messages.
+check_probes() {
+  want=$1 what=$2
+  if ! awk -v want="$want" '
+    /^probe / {
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+      l = f["label"]; n[l]++
+      if (f["avail"] != 1) { print "tl_available() is " f["avail"] " in " l; bad = 1 }
+      if (!(l in task)) {
+        task[l] = f["task"]; rec[l] = f["rec"]
+        if (f["task"] in owner) { print l " and " owner[f["task"]] " share task " f["task"]; bad = 1 }
+        owner[f["task"]] = l
+      } else if (task[l] != f["task"] || rec[l] != f["rec"]) {
+        print l ": task " f["task"] " record " f["rec"] ", was task " task[l] " record " rec[l]; bad = 1
+      }
+      if (f["count"] != n[l]) { print l ": probe " n[l] " found count " f["count"]; bad = 1 }
+    }
+    /^error/ { print; bad = 1 }
+    END {
+      labels = 0
+      for (l in n) labels++
+      if (labels != want) { print labels " labels probed, expected " want; bad = 1 }
+      exit bad
+    }' "$work/probe.log" >"$work/probe.check"; then
+    fail "$what did not keep their task-local records:"
+    sed 's/^/    /' "$work/probe.check" | head -20
+  else
+    say "$want $what each kept one task and one record through $(grep -c '^probe ' "$work/probe.log") probes"
+  fi
+}

@@ -15,32 +15,7 @@ export TLPROBE_LOG
 run_pair pcl . "$TL_PCL_PROG"
 same pcl err
 
-if ! awk '
-  /^probe / {
-    for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-    l = f["label"]; n[l]++
-    if (f["avail"] != 1) { print "tl_available() is " f["avail"] " in " l; bad = 1 }
-    if (!(l in task)) {
-      task[l] = f["task"]; rec[l] = f["rec"]
-      if (f["task"] in owner) { print l " and " owner[f["task"]] " share task " f["task"]; bad = 1 }
-      owner[f["task"]] = l
-    } else if (task[l] != f["task"] || rec[l] != f["rec"]) {
-      print l ": task " f["task"] " record " f["rec"] ", was task " task[l] " record " rec[l]; bad = 1
-    }
-    if (f["count"] != n[l]) { print l ": probe " n[l] " found count " f["count"]; bad = 1 }
-  }
-  /^error/ { print; bad = 1 }
-  END {
-    labels = 0
-    for (l in n) labels++
-    if (labels != 5) { print labels " labels probed, expected 5 (main, 3 generators, 1 nested)"; bad = 1 }
-    exit bad
-  }' "$work/probe.log" >"$work/probe.check"; then
-  fail "PCL coroutines did not keep their task-local records:"
-  sed 's/^/    /' "$work/probe.check" | head -20
-else
-  say "5 PCL coroutines (with main) each kept one task and one record through $(grep -c '^probe ' "$work/probe.log") probes"
-fi
+check_probes 5 'PCL coroutines (main, 3 generators, 1 nested)'
 
 # 4 coroutines that run and 200,000 that never do: all made with
 # makecontext, and the never-run ones retired as malloc hands their
