@@ -332,17 +332,12 @@ static inline void tl__with_end(struct tl__with *w)
  * header to always call the library instead. */
 struct tl__rtask {
   uintptr_t lo, hi;
-  struct tl__rvtab *vt;
+  uintptr_t vt;                            /* the entries' address | 2 x (capacity - 1) */
 };
 
 struct tl__rent {
   uint64_t key;
   void *value;
-};
-
-struct tl__rvtab {
-  uint32_t mask, used;
-  struct tl__rent e[];
 };
 
 struct tl__rthread {
@@ -364,8 +359,9 @@ static inline void *tl__get_inline(tl_key_t key)
     uintptr_t sp;
     __asm__("movq %%rsp, %0" : "=r"(sp));
     if (__builtin_expect(sp - t->lo < t->hi - t->lo && !th->in_switch, 1)) {
-      struct tl__rvtab *vt = __atomic_load_n(&t->vt, __ATOMIC_ACQUIRE);
-      struct tl__rent *e = &vt->e[(uint32_t)key & vt->mask];
+      uintptr_t vt = __atomic_load_n(&t->vt, __ATOMIC_ACQUIRE);
+      uintptr_t base = vt & (vt + 2);      /* the entries are aligned to 4 x the capacity */
+      struct tl__rent *e = (struct tl__rent *)(base + (uintptr_t)((uint32_t)key & (uint32_t)(vt - base)) * 8);
       if (__atomic_load_n(&e->key, __ATOMIC_ACQUIRE) == key &&
           __atomic_load_n(&tl__key_deletions, __ATOMIC_RELAXED) == 0)
         return e->value;

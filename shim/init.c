@@ -110,16 +110,19 @@ static void lookup_real(void)
 /* fork: every lock of the library is taken before (so that no structure
  * is half changed in the child), released in the parent and reset in the
  * child, where the threads that could hold them do not exist (the three
- * phases of musl's atfork hook). Keys, then custom owners, then tasks. */
+ * phases of musl's atfork hook). Keys, then custom owners, then tasks,
+ * then the small-block pools, which are taken while any other is held. */
 static void atfork_prepare(void)
 {
   tl__key_atfork(-1);
   tl__scope_atfork(-1);
   tl__task_atfork(-1);
+  tl__alloc_atfork(-1);
 }
 
 static void atfork_parent(void)
 {
+  tl__alloc_atfork(0);
   tl__task_atfork(0);
   tl__scope_atfork(0);
   tl__key_atfork(0);
@@ -127,6 +130,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+  tl__alloc_atfork(1);
   tl__task_atfork(1);
   tl__scope_atfork(1);
   tl__key_atfork(1);

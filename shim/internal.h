@@ -66,15 +66,54 @@ struct tl__ent {
 #define TL__EMPTY 0u
 #define TL__TOMB 1u
 
-/* A task's value table: open addressing on the key's slot number, which is
- * a small integer, so keys created together land in distinct entries. The
- * whole table is replaced (never resized in place) so that a signal handler
- * reading it always sees a complete one. */
-struct tl__vtab {
-  uint32_t mask;                           /* capacity - 1 */
-  uint32_t used;                           /* live entries plus removed ones */
-  struct tl__ent e[];
-};
+/* A value table: open addressing on the key's slot number, which is a
+ * small integer, so keys created together land in distinct entries. A
+ * table is a power of two of entries and nothing else. Scopes hold it by a
+ * handle of one word: the address of its first entry plus a tag, 2 x
+ * (capacity - 1). A reader on another thread (a report, tl_foreach, the
+ * inline read path of tasklocal.h) loads the handle once, so it never
+ * pairs the capacity of one table with the entries of another, which a
+ * capacity kept anywhere else would allow. The entries are aligned to
+ * 4 x the capacity in bytes, so the bit just above the tag is zero and
+ * h & (h + 2) is the address without the tag. The tag is doubled because
+ * keys hold their slot shifted left by one (key.c): key & tag is then the
+ * offset of the key's first entry in units of 8 bytes, which an x86
+ * address scales for free, and the read path needs no shift.
+ *
+ * The whole table is replaced (never resized in place) so that a signal
+ * handler reading it always sees a complete one. Tables of up to
+ * TL__VT_SMALL entries may fill up completely and come from the
+ * small-block pools of alloc.c, which add nothing to a block: 4 values
+ * cost their 64 bytes (SPEC 6: 16 per value). Larger ones stay at most
+ * three quarters full and count their used entries after the last one. */
+struct tl__vtab;                           /* never defined: the type of handles */
+
+#define TL__VT_SMALL 8u
+
+static inline struct tl__ent *tl__vt_ent(const struct tl__vtab *vt)
+{
+  uintptr_t h = (uintptr_t)vt;
+  return (struct tl__ent *)(h & (h + 2));
+}
+
+static inline uint32_t tl__vt_mask(const struct tl__vtab *vt)
+{
+  uintptr_t h = (uintptr_t)vt;
+  return (uint32_t)(h - (h & (h + 2))) >> 1; /* the capacity - 1 */
+}
+
+/* The entry where a search for key starts: entry slot & mask. */
+static inline struct tl__ent *tl__vt_home(const struct tl__vtab *vt, tl_key_t key)
+{
+  uintptr_t h = (uintptr_t)vt, base = h & (h + 2);
+  return (struct tl__ent *)(base + (uintptr_t)((uint32_t)key & (uint32_t)(h - base)) * 8);
+}
+
+/* The slot of a key (key.c): a key is generation << 32 | slot << 1. */
+static inline uint32_t tl__key_slot(tl_key_t key)
+{
+  return (uint32_t)key >> 1;
+}
 
 /* The record of one task. Kept small (at most 128 bytes) because a program
  * may hold a million suspended tasks. Records come from a type-stable pool
@@ -198,8 +237,9 @@ _Static_assert(offsetof(struct tl__thread, in_switch) == offsetof(struct tl__rth
 _Static_assert(offsetof(struct tl__task, lo) == offsetof(struct tl__rtask, lo), "layout");
 _Static_assert(offsetof(struct tl__task, hi) == offsetof(struct tl__rtask, hi), "layout");
 _Static_assert(offsetof(struct tl__task, vt) == offsetof(struct tl__rtask, vt), "layout");
-_Static_assert(offsetof(struct tl__vtab, mask) == offsetof(struct tl__rvtab, mask), "layout");
-_Static_assert(offsetof(struct tl__vtab, e) == offsetof(struct tl__rvtab, e), "layout");
+_Static_assert(sizeof(((struct tl__task *)0)->vt) == sizeof(((struct tl__rtask *)0)->vt), "layout");
+_Static_assert(offsetof(struct tl__ent, key) == offsetof(struct tl__rent, key), "layout");
+_Static_assert(offsetof(struct tl__ent, value) == offsetof(struct tl__rent, value), "layout");
 _Static_assert(sizeof(struct tl__ent) == sizeof(struct tl__rent), "layout");
 
 struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
@@ -303,12 +343,11 @@ void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and def
 void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 void (*tl__key_destructor(tl_key_t key))(void *);
 void tl__vtab_free(struct tl__vtab *vt);
-/* The table of a scope that never bound anything: a header and one empty
- * entry (vt.e[0]), so that the read path needs no test for "no table".
- * Plain zeroed storage, since C allows no struct with a flexible member
- * inside another struct; it is only ever read. */
-extern unsigned char tl__empty_storage[];
-#define tl__empty_vtab (*(struct tl__vtab *)(void *)tl__empty_storage)
+struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt); /* NULL for the empty table, or on ENOMEM */
+/* The table of a scope that never bound anything: one empty entry, so that
+ * the read path needs no test for "no table". It is only ever read. */
+extern struct tl__ent tl__empty_ent;
+#define tl__vt_empty ((struct tl__vtab *)(void *)&tl__empty_ent)
 uint64_t tl__keys_created(void);
 void tl__key_atfork(int phase);            /* -1 before fork, 0 parent, 1 child */
 
@@ -385,7 +424,10 @@ void *tl__calloc(size_t n, size_t size);
 void *tl__realloc(void *p, size_t size);   /* p intact on failure */
 void tl__free(void *p);
 void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
+void *tl__small_alloc(size_t size);        /* 64 or 128 bytes, aligned to the size; not zeroed */
+void tl__small_free(void *p, size_t size); /* from any thread */
 void tl__alloc_setup(void);                /* once, in tl__init */
+void tl__alloc_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 
 /* message.c */
 void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

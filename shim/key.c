@@ -1,8 +1,11 @@
 /* Keys and values.
  *
- * A key is (generation << 32 | slot). The slot indexes the key records and
- * each task's value table; the generation changes when the key is deleted,
- * so an old handle never matches the slot's next key (SPEC 3.1).
+ * A key is (generation << 32 | slot << 1). The slot indexes the key
+ * records and each task's value table; the generation changes when the key
+ * is deleted, so an old handle never matches the slot's next key (SPEC
+ * 3.1). The slot is shifted so that the read path finds a key's entry with
+ * one AND and an x86 scaled address (internal.h, struct tl__vtab); a key
+ * with the low bit set is never valid.
  *
  * Reads take no lock and allocate nothing: tl_get finds the task, looks at
  * one entry of its value table, and checks the key's generation in a flat
@@ -31,8 +34,9 @@ struct gens {
 };
 
 /* The table of a task that never bound anything: one empty entry, so that
- * the read path needs no test for "no table". */
-_Alignas(struct tl__vtab) unsigned char tl__empty_storage[sizeof(struct tl__vtab) + sizeof(struct tl__ent)];
+ * the read path needs no test for "no table". Its handle is its address
+ * with nothing in the low bits: a capacity of 1. */
+_Alignas(16) struct tl__ent tl__empty_ent;
 
 _Atomic uint32_t tl__inheriting;
 
@@ -78,8 +82,8 @@ __attribute__((visibility("default"))) _Atomic uint64_t tl__key_deletions;
 static inline int key_live(tl_key_t key)
 {
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
-  uint32_t slot = (uint32_t)key, gen = (uint32_t)(key >> 32);
-  return g != NULL && slot < g->cap && gen != 0 &&
+  uint32_t slot = tl__key_slot(key), gen = (uint32_t)(key >> 32);
+  return g != NULL && (key & 1) == 0 && slot < g->cap && gen != 0 &&
          atomic_load_explicit(&g->gen[slot], memory_order_relaxed) == gen;
 }
 
@@ -99,7 +103,7 @@ static int key_peek(tl_key_t key, struct peek *p)
 {
   if (!key_live(key))
     return EINVAL;
-  const tl_key_attr_t *a = &rec((uint32_t)key)->attr;
+  const tl_key_attr_t *a = &rec(tl__key_slot(key))->attr;
   p->scope = __atomic_load_n(&a->scope, __ATOMIC_RELAXED);
   p->flags = __atomic_load_n(&a->flags, __ATOMIC_RELAXED);
   p->destroy = __atomic_load_n(&a->destroy, __ATOMIC_RELAXED);
@@ -281,7 +285,7 @@ int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
   if (attr->inherit != TL_INHERIT_NONE)
     atomic_fetch_add_explicit(&tl__inheriting, 1, memory_order_relaxed);
   atomic_store_explicit(&g->gen[slot], gen, memory_order_release);
-  *key = (uint64_t)gen << 32 | slot;
+  *key = (uint64_t)gen << 32 | slot << 1;
   name = NULL;
 out:
   tl__unlock(&K.lock);
@@ -306,7 +310,7 @@ int tl_key_find(tl_key_t *key, const char *name)
   uint32_t *p = name_slot(name, &found);
   if (found) {
     uint32_t slot = *p - 1;
-    *key = (uint64_t)rec(slot)->gen << 32 | slot;
+    *key = (uint64_t)rec(slot)->gen << 32 | slot << 1;
     err = 0;
   }
   tl__unlock(&K.lock);
@@ -321,7 +325,7 @@ int tl_key_delete(tl_key_t key)
     tl__unlock(&K.lock);
     return EINVAL;
   }
-  uint32_t slot = (uint32_t)key;
+  uint32_t slot = tl__key_slot(key);
   struct keyrec *r = rec(slot);
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
   /* The next key in this slot gets the next generation; 0 is skipped, as it
@@ -353,7 +357,7 @@ int tl__key_info(tl_key_t key, tl_key_attr_t *attr)
 {
   if (!key_live(key))
     return EINVAL;
-  attr_load(attr, &rec((uint32_t)key)->attr);
+  attr_load(attr, &rec(tl__key_slot(key))->attr);
   return key_live(key) ? 0 : EINVAL;
 }
 
@@ -361,7 +365,7 @@ const char *tl__key_name(tl_key_t key)
 {
   if (!key_live(key))
     return NULL;
-  return __atomic_load_n(&rec((uint32_t)key)->attr.name, __ATOMIC_RELAXED);
+  return __atomic_load_n(&rec(tl__key_slot(key))->attr.name, __ATOMIC_RELAXED);
 }
 
 void tl__key_atfork(int phase)
@@ -383,10 +387,71 @@ uint64_t tl__keys_created(void)
  * Value tables
  * ------------------------------------------------------------------------ */
 
+/* What follows the last entry of a table larger than TL__VT_SMALL. */
+struct vt_tail {
+  void *raw;                               /* what tl__alloc returned, before aligning */
+  uint32_t used;                           /* live entries plus removed ones */
+};
+
+static struct tl__vtab *vt_handle(struct tl__ent *e, uint32_t cap)
+{
+  return (struct tl__vtab *)(void *)((uintptr_t)e | 2 * (cap - 1));
+}
+
+static struct vt_tail *vt_tail(struct tl__vtab *vt)
+{
+  return (struct vt_tail *)(void *)(tl__vt_ent(vt) + tl__vt_mask(vt) + 1);
+}
+
+/* An empty table of cap entries (a power of two, at least 4). */
+static struct tl__vtab *vtab_alloc(uint32_t cap)
+{
+  size_t size = (size_t)cap * sizeof(struct tl__ent);
+  struct tl__ent *e;
+  if (cap <= TL__VT_SMALL) {
+    e = tl__small_alloc(size);             /* aligned to its size, more than the handle needs */
+    if (e == NULL)
+      return NULL;
+  } else {
+    /* Aligned by hand to 4 x the capacity: a quarter of the size wasted
+     * at most, on tables that are rare. */
+    size_t align = 4 * (size_t)cap;
+    char *raw = tl__alloc(size + sizeof(struct vt_tail) + align);
+    if (raw == NULL)
+      return NULL;
+    e = (struct tl__ent *)(void *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    struct vt_tail *tail = (struct vt_tail *)(void *)(e + cap);
+    tail->raw = raw;
+    tail->used = 0;
+  }
+  memset(e, 0, size);
+  return vt_handle(e, cap);
+}
+
 void tl__vtab_free(struct tl__vtab *vt)
 {
-  if (vt != &tl__empty_vtab)
-    tl__free(vt);
+  if (vt == tl__vt_empty)
+    return;
+  uint32_t cap = tl__vt_mask(vt) + 1;
+  if (cap <= TL__VT_SMALL)
+    tl__small_free(tl__vt_ent(vt), (size_t)cap * sizeof(struct tl__ent));
+  else
+    tl__free(vt_tail(vt)->raw);
+}
+
+/* A copy of a table, for the report of an abandoned task. */
+struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt)
+{
+  if (vt == tl__vt_empty)
+    return NULL;
+  uint32_t cap = tl__vt_mask(vt) + 1;
+  struct tl__vtab *copy = vtab_alloc(cap);
+  if (copy == NULL)
+    return NULL;
+  memcpy(tl__vt_ent(copy), tl__vt_ent(vt), (size_t)cap * sizeof(struct tl__ent));
+  if (cap > TL__VT_SMALL)
+    vt_tail(copy)->used = vt_tail(vt)->used;
+  return copy;
 }
 
 static int entry_dead(uint64_t key)
@@ -396,51 +461,69 @@ static int entry_dead(uint64_t key)
 
 struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key)
 {
-  uint32_t mask = vt->mask;
-  for (uint32_t i = (uint32_t)key & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
-    uint64_t k = atomic_load_explicit(&vt->e[i].key, memory_order_acquire);
+  struct tl__ent *ent = tl__vt_ent(vt);
+  uint32_t mask = tl__vt_mask(vt);
+  for (uint32_t i = tl__key_slot(key) & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+    uint64_t k = atomic_load_explicit(&ent[i].key, memory_order_acquire);
     if (k == key)
-      return &vt->e[i];
+      return &ent[i];
     if (k == TL__EMPTY)
       return NULL;
   }
   return NULL;
 }
 
+/* Whether an empty entry of vt may be taken. Small tables may fill up
+ * completely (4 values in 4 entries), and an empty entry means room;
+ * larger ones stay at most three quarters full so that misses end
+ * quickly. Counts the entry as used when it may. */
+static int vtab_take(struct tl__vtab *vt)
+{
+  uint32_t cap = tl__vt_mask(vt) + 1;
+  if (cap <= TL__VT_SMALL)
+    return 1;
+  struct vt_tail *tail = vt_tail(vt);
+  if (tail->used + 1 > cap / 4 * 3)
+    return 0;
+  tail->used++;
+  return 1;
+}
+
+/* Called on a new table, made with room for what it receives. */
 static void vtab_place(struct tl__vtab *vt, uint64_t key, void *value)
 {
-  uint32_t mask = vt->mask;
-  uint32_t i = (uint32_t)key & mask;
-  while (atomic_load_explicit(&vt->e[i].key, memory_order_relaxed) != TL__EMPTY)
+  struct tl__ent *ent = tl__vt_ent(vt);
+  uint32_t mask = tl__vt_mask(vt);
+  uint32_t i = tl__key_slot(key) & mask;
+  while (atomic_load_explicit(&ent[i].key, memory_order_relaxed) != TL__EMPTY)
     i = (i + 1) & mask;
-  atomic_store_explicit(&vt->e[i].value, value, memory_order_relaxed);
-  atomic_store_explicit(&vt->e[i].key, key, memory_order_release);
-  vt->used++;
+  if (mask + 1 > TL__VT_SMALL)
+    vt_tail(vt)->used++;
+  atomic_store_explicit(&ent[i].value, value, memory_order_relaxed);
+  atomic_store_explicit(&ent[i].key, key, memory_order_release);
 }
 
 /* A new table holding the live entries of old plus room for one more. The
  * old one stays valid until the caller publishes the new one and frees it. */
 static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
 {
-  uint32_t live = 0;
-  for (uint32_t i = 0; old != &tl__empty_vtab && i <= old->mask; i++) {
-    uint64_t k = atomic_load_explicit(&old->e[i].key, memory_order_relaxed);
+  struct tl__ent *oe = tl__vt_ent(old);
+  uint32_t omask = tl__vt_mask(old), live = 0;
+  for (uint32_t i = 0; old != tl__vt_empty && i <= omask; i++) {
+    uint64_t k = atomic_load_explicit(&oe[i].key, memory_order_relaxed);
     if (k != TL__EMPTY && !entry_dead(k))
       live++;
   }
-  /* Small tables may fill up completely (4 values in 4 entries); larger
-   * ones stay at most three quarters full so that misses end quickly. */
   uint32_t cap = 4;
-  while (cap <= 8 ? cap < live + 1 : (live + 1) * 4 > cap * 3)
+  while (cap <= TL__VT_SMALL ? cap < live + 1 : (live + 1) * 4 > cap * 3)
     cap *= 2;
-  struct tl__vtab *vt = tl__calloc(1, sizeof *vt + cap * sizeof vt->e[0]);
+  struct tl__vtab *vt = vtab_alloc(cap);
   if (vt == NULL)
     return NULL;
-  vt->mask = cap - 1;
-  for (uint32_t i = 0; old != &tl__empty_vtab && i <= old->mask; i++) {
-    uint64_t k = atomic_load_explicit(&old->e[i].key, memory_order_relaxed);
+  for (uint32_t i = 0; old != tl__vt_empty && i <= omask; i++) {
+    uint64_t k = atomic_load_explicit(&oe[i].key, memory_order_relaxed);
     if (k != TL__EMPTY && !entry_dead(k))
-      vtab_place(vt, k, atomic_load_explicit(&old->e[i].value, memory_order_relaxed));
+      vtab_place(vt, k, atomic_load_explicit(&oe[i].value, memory_order_relaxed));
   }
   return vt;
 }
@@ -448,21 +531,19 @@ static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
 int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
 {
   struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
-  struct tl__ent *reuse = NULL;
-  uint32_t mask = vt->mask;
-  if (vt != &tl__empty_vtab) {
-    for (uint32_t i = (uint32_t)key & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
-      struct tl__ent *e = &vt->e[i];
+  struct tl__ent *reuse = NULL, *ent = tl__vt_ent(vt);
+  uint32_t mask = tl__vt_mask(vt);
+  if (vt != tl__vt_empty) {
+    for (uint32_t i = tl__key_slot(key) & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+      struct tl__ent *e = &ent[i];
       uint64_t k = atomic_load_explicit(&e->key, memory_order_relaxed);
       if (k == key) {
         atomic_store_explicit(&e->value, value, memory_order_release);
         return 0;
       }
       if (k == TL__EMPTY) {
-        if (reuse == NULL && vt->used + 1 <= (mask < 8 ? mask + 1 : (mask + 1) / 4 * 3)) {
+        if (reuse == NULL && vtab_take(vt))
           reuse = e;
-          vt->used++;
-        }
         break;
       }
       if (reuse == NULL && entry_dead(k))
@@ -510,9 +591,9 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
       /* Re-read the table each time: a destructor may bind values in this
        * scope, which replaces the table. */
       struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
-      if (vt == &tl__empty_vtab || i > vt->mask)
+      if (vt == tl__vt_empty || i > tl__vt_mask(vt))
         break;
-      struct tl__ent *e = &vt->e[i];
+      struct tl__ent *e = &tl__vt_ent(vt)[i];
       uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
       if (key <= TL__TOMB)
         continue;
@@ -534,7 +615,7 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
     if (!called)
       break;
   }
-  struct tl__vtab *vt = atomic_exchange_explicit(holder, &tl__empty_vtab, memory_order_relaxed);
+  struct tl__vtab *vt = atomic_exchange_explicit(holder, tl__vt_empty, memory_order_relaxed);
   tl__vtab_free(vt);
 }
 
@@ -589,8 +670,7 @@ void *tl_get(tl_key_t key)
   struct tl__task *t = th->current;
   if (TL__UNLIKELY(!tl__in_stack(t, tl__sp()) || th->in_switch))
     return get_slow(key);
-  struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
-  struct tl__ent *e = &vt->e[(uint32_t)key & vt->mask];
+  struct tl__ent *e = tl__vt_home(atomic_load_explicit(&t->vt, memory_order_acquire), key);
   if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key) &&
       (TL__LIKELY(atomic_load_explicit(&deletions, memory_order_relaxed) == 0) || key_live(key)))
     return atomic_load_explicit(&e->value, memory_order_relaxed);

@@ -278,18 +278,20 @@ static void describe_drops(struct job *j, uint64_t n)
  * while it is read, so it is copied with fault-safe reads, in pieces. */
 static uint64_t count_locals(const struct tl__vtab *vt, struct snap *s)
 {
-  if (vt == NULL || vt == &tl__empty_vtab)
+  if (vt == NULL || vt == tl__vt_empty)
     return 0;
-  struct tl__vtab head;
-  if (tl__safe_read(&head, vt, sizeof head) != 0 || head.mask >= (1u << 28))
+  /* The capacity is in the handle, read once: it belongs to these entries. */
+  const struct tl__ent *ent = tl__vt_ent(vt);
+  uint32_t mask = tl__vt_mask(vt);
+  if (mask >= (1u << 28))
     return 0;
   uint64_t n = 0;
   struct tl__ent buf[64];
-  for (uint32_t i = 0; i <= head.mask;) {
-    uint32_t k = head.mask + 1 - i;
+  for (uint32_t i = 0; i <= mask;) {
+    uint32_t k = mask + 1 - i;
     if (k > 64)
       k = 64;
-    if (tl__safe_read(buf, &vt->e[i], k * sizeof buf[0]) != 0)
+    if (tl__safe_read(buf, &ent[i], k * sizeof buf[0]) != 0)
       break;
     for (uint32_t m = 0; m < k; m++) {
       uint64_t key = atomic_load_explicit(&buf[m].key, memory_order_relaxed);

@@ -25,7 +25,7 @@ static struct {
   uint32_t nb, n;
   struct tl__vtab *_Atomic nothing;        /* the table of an owner with no values yet */
   _Atomic uint64_t secret;                 /* mixed into tokens; set once */
-} C = {.nothing = &tl__empty_vtab};
+} C = {.nothing = tl__vt_empty};
 
 /* ------------------------------------------------------------------------
  * Custom owners
@@ -97,7 +97,7 @@ int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, stru
     if (o != NULL) {
       o->disc = a->disc;
       o->owner = owner;
-      o->vt = &tl__empty_vtab;
+      o->vt = tl__vt_empty;
       *p = o;
       C.n++;
     }
@@ -146,8 +146,8 @@ int tl_disc_end(const struct tl_disc *disc, void *owner)
       tl__unlock(&C.lock);
       return 0;
     }
-    struct tl__vtab *_Atomic vt = atomic_exchange_explicit(&(*p)->vt, &tl__empty_vtab, memory_order_relaxed);
-    if (vt == &tl__empty_vtab || round == 4) {
+    struct tl__vtab *_Atomic vt = atomic_exchange_explicit(&(*p)->vt, tl__vt_empty, memory_order_relaxed);
+    if (vt == tl__vt_empty || round == 4) {
       struct owner *o = *p;
       *p = o->next;
       C.n--;
@@ -363,13 +363,14 @@ int tl__inherit(struct tl__task *parent, struct tl__task *child)
     return 0;
   for (uint32_t i = 0;; i++) {
     struct tl__vtab *vt = atomic_load_explicit(&parent->vt, memory_order_relaxed);
-    if (vt == &tl__empty_vtab || i > vt->mask)
+    if (vt == tl__vt_empty || i > tl__vt_mask(vt))
       return 0;
-    uint64_t key = atomic_load_explicit(&vt->e[i].key, memory_order_relaxed);
+    struct tl__ent *e = &tl__vt_ent(vt)[i];
+    uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
     tl_key_attr_t a;
     if (key <= TL__TOMB || tl__key_info(key, &a) != 0 || a.inherit == TL_INHERIT_NONE)
       continue;
-    void *value = atomic_load_explicit(&vt->e[i].value, memory_order_relaxed);
+    void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
     /* A shared value is noted as not the child's before it is bound, and
      * a copy is destroyed if it cannot be bound: when this fails, the
      * caller destroys what the child holds, and that must be exactly what

@@ -580,18 +580,6 @@ static int task_keep(struct tl__task *t)
   return kept;
 }
 
-/* A copy of the live entries of a value table, for the report. */
-static struct tl__vtab *vtab_snapshot(struct tl__vtab *vt)
-{
-  if (vt == &tl__empty_vtab)
-    return NULL;
-  size_t size = sizeof *vt + (vt->mask + 1) * sizeof vt->e[0];
-  struct tl__vtab *copy = tl__alloc(size);
-  if (copy != NULL)
-    memcpy(copy, vt, size);
-  return copy;
-}
-
 /* A task whose ucontext_t is made again, or whose stack a new task takes
  * before it ever ran, can never run: its values are destroyed here, on the
  * thread that made the new context, with the abandoned task current so that
@@ -600,7 +588,7 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
 {
   atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
   if (tl__opt.leaks && tl__task_ext(t) != NULL)
-    t->x->held = vtab_snapshot(atomic_load_explicit(&t->vt, memory_order_relaxed));
+    t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
   struct tl__task *cur = th->current;
   th->current = t;
   tl__destroy_values(th, t);
@@ -668,7 +656,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
     memset(t, 0, sizeof *t);
     t->lo = lo;
     t->hi = hi;
-    t->vt = &tl__empty_vtab;
+    t->vt = tl__vt_empty;
     t->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
     t->entry = entry;
     t->parent = cur ? cur->id : 0;
@@ -714,7 +702,7 @@ void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
 void tl__root_init(struct tl__thread *th)
 {
   struct tl__task *r = &th->root;
-  r->vt = &tl__empty_vtab;
+  r->vt = tl__vt_empty;
   r->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
   r->flags = TL__F_ROOT | TL__F_STARTED;
   atomic_store_explicit(&r->state, TL__RUNNING, memory_order_relaxed);
@@ -890,12 +878,13 @@ int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name, void *
   for (uint32_t i = 0;; i++) {
     /* The table is read again at each step: fn may bind values. */
     struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
-    if (vt == &tl__empty_vtab || i > vt->mask)
+    if (vt == tl__vt_empty || i > tl__vt_mask(vt))
       return 0;
-    uint64_t key = atomic_load_explicit(&vt->e[i].key, memory_order_acquire);
+    struct tl__ent *e = &tl__vt_ent(vt)[i];
+    uint64_t key = atomic_load_explicit(&e->key, memory_order_acquire);
     if (key <= TL__TOMB || !tl__key_valid(key))
       continue;
-    int r = fn(key, tl__key_name(key), atomic_load_explicit(&vt->e[i].value, memory_order_relaxed), arg);
+    int r = fn(key, tl__key_name(key), atomic_load_explicit(&e->value, memory_order_relaxed), arg);
     if (r != 0)
       return r;
   }

@@ -204,7 +204,7 @@ struct tl__thread *tl__thread_init(void)
   }
   th->root.lo = lo;
   th->root.hi = hi;
-  th->tvt = &tl__empty_vtab;
+  th->tvt = tl__vt_empty;
   tl__root_init(th);
   th->current = &th->root;
   if (S.exit_key_ok)

@@ -197,6 +197,95 @@ START_TEST(test_million_keys)
 }
 END_TEST
 
+/* The value tables against a model: random binds, unbinds and key
+ * deletions, so that a table grows past the small sizes, fills with
+ * removed entries and is rebuilt, and key slots come back with new
+ * generations while old values of theirs are still in the table. */
+enum { MODEL_KEYS = 40, MODEL_STEPS = 200000 };
+
+struct model {
+  tl_key_t key;
+  int bound;
+  void *value;
+};
+
+static int count_bound(tl_key_t key, const char *name, void *value, void *arg)
+{
+  (void)key;
+  (void)name;
+  (void)value;
+  (*(int *)arg)++;
+  return 0;
+}
+
+static void model_check(const struct model *m)
+{
+  void *v = &v;
+  int err = tl_lookup(m->key, &v);
+  ck_assert_int_eq(err, m->bound ? 0 : ENOENT);
+  if (m->bound)
+    ck_assert_ptr_eq(v, m->value);
+  ck_assert_ptr_eq(tl_get(m->key), m->bound ? m->value : NULL);
+}
+
+static void model_run(int scope)
+{
+  struct model m[MODEL_KEYS];
+  tl_key_attr_t attr = TL_KEY_ATTR_INIT;
+  attr.scope = scope;
+  for (int i = 0; i < MODEL_KEYS; i++) {
+    ck_assert_int_eq(tl_key_create_attr(&m[i].key, &attr), 0);
+    m[i].bound = 0;
+  }
+  uint64_t x = 88172645463325252ull;
+  for (int step = 0; step < MODEL_STEPS; step++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    /* Mostly the first keys, so that the number bound moves around the
+     * sizes where a table is replaced. */
+    struct model *k = &m[(x & 0xff) % ((x >> 8) % 4 == 0 ? MODEL_KEYS : 12)];
+    switch ((x >> 16) % 16) {
+    case 0:
+      ck_assert_int_eq(tl_key_delete(k->key), 0);
+      ck_assert_ptr_null(tl_get(k->key));
+      ck_assert_int_eq(tl_key_create_attr(&k->key, &attr), 0);
+      k->bound = 0;
+      break;
+    case 1: case 2: case 3: case 4: case 5:
+      ck_assert_int_eq(tl_unset(k->key), 0);
+      k->bound = 0;
+      break;
+    default:
+      k->value = (void *)(uintptr_t)(x >> 20);
+      ck_assert_int_eq(tl_set(k->key, k->value), 0);
+      k->bound = 1;
+      break;
+    }
+    model_check(k);
+    if (step % 1000 == 0) {
+      int bound = 0, seen = 0;
+      for (int i = 0; i < MODEL_KEYS; i++) {
+        model_check(&m[i]);
+        bound += m[i].bound;
+      }
+      if (scope == TL_SCOPE_TASK) {
+        ck_assert_int_eq(tl_foreach(NULL, count_bound, &seen), 0);
+        ck_assert_int_eq(seen, bound);
+      }
+    }
+  }
+  for (int i = 0; i < MODEL_KEYS; i++)
+    ck_assert_int_eq(tl_key_delete(m[i].key), 0);
+}
+
+START_TEST(test_values_model)
+{
+  model_run(TL_SCOPE_TASK);
+  model_run(TL_SCOPE_THREAD);
+}
+END_TEST
+
 /* Destructors at thread exit, with rounds when they bind values again. */
 static tl_key_t rk;
 static int rounds_seen;
@@ -276,6 +365,7 @@ static Suite *keys_suite(void)
   tcase_add_test(tc, test_names);
   tcase_add_test(tc, test_attr_validation);
   tcase_add_test(tc, test_million_keys);
+  tcase_add_test(tc, test_values_model);
   tcase_add_test(tc, test_thread_exit_destructors);
   tcase_add_test(tc, test_values_per_thread);
   tcase_add_test(tc, test_available_when_linked);

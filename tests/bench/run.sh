@@ -243,8 +243,8 @@ END {
   d = med("keys4.destroyed_per_task")
   if (d != 4)
     printf "- WARNING: destructors ran %.3f times per task, not 4: tasks went untracked.\n", d
-  printf "- memory: RSS growth of the same program making %d tasks (own 4 KiB slice\n", tasks
-  printf "  each), with the shim minus without; per value: 4 values bound minus none.\n"
+  printf "- memory: anonymous RSS growth of the same program making %d tasks (own 4 KiB\n", tasks
+  printf "  slice each), with the shim minus without; per value: 4 values bound minus none.\n"
   if (!(("1", "base.pth") in v))
     printf "- GNU Pth is not installed (scripts/install-deps --bench): no Pth figure.\n"
   printf "- row 5 has no SPEC target; a ratio near 1.0 there means that creation\n"

@@ -6,7 +6,9 @@
  * the shim, this library defines malloc, calloc, realloc and mmap, forwards them to
  * glibc, and counts the calls whose caller lies in libtasklocal: every
  * allocation of the library goes through shim/alloc.c, which calls exactly
- * one of these per allocation (mmap for its record pools). The count is
+ * one of these per allocation (mmap for its record pools), or, for a small
+ * block that needs no new pages, tlcount_alloc below, which the library
+ * looks up at load. The count is
  * rewritten at the start of the file named by TLCOUNT_FILE after every
  * counted call, so that it survives a process that ends with _exit, exit
  * from a coroutine, or a crash.
@@ -112,4 +114,10 @@ __attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int pr
   if (!(flags & MAP_STACK))
     note(__builtin_return_address(0));
   return r == -1 ? MAP_FAILED : (void *)r;
+}
+
+/* A small block handed out from pages the library already has. */
+__attribute__((visibility("default"))) void tlcount_alloc(void)
+{
+  note(__builtin_return_address(0));
 }
