@@ -318,54 +318,57 @@ static inline void tl__with_end(struct tl__with *w)
 }
 
 /* The inline read path. A linked program (or a plugin of a preloaded one)
- * reads a bound task key without a call: the same steps as the library's
- * tl_get, on the library's own structures, whose first fields these mirror
- * (the library checks the layouts at build time; they change only with
- * TL_VERSION). Anything but the common case calls the library.
+ * reads a bound task key without a call. The library keeps, in each
+ * thread's own TLS block, a view of the task running there: its stack
+ * range and its value table. A read checks the stack pointer against the
+ * range and looks in the table: three loads relative to %fs, one from the
+ * table. Whenever anything the view mirrors may change (a switch, a task's
+ * end, a value bound or unbound, a destructor running for another task),
+ * the library first empties the view (span 0), and the next read goes to
+ * the library, which fills the view again once it knows for sure which
+ * task runs; the layout changes only with TL_VERSION. A stack pointer
+ * outside the range (a switch the library never saw, as with siglongjmp)
+ * also goes to the library, which finds the task by its stack.
  *
  * Coroutines move between threads (M:N schedulers), and a compiler may keep
  * the address of a thread-local variable in a register across a call such
- * as swapcontext, after which the code runs on another thread. So the
- * thread's state is loaded by a volatile asm statement that the compiler
- * can neither merge with an earlier one nor move: every read starts from
- * the thread it runs on now. Define TL_NO_INLINE before including this
- * header to always call the library instead. */
-struct tl__rtask {
-  uintptr_t lo, hi;
-  uintptr_t vt;                            /* the entries' address | 2 x (capacity - 1) */
-};
-
-struct tl__rent {
-  uint64_t key;
-  void *value;
-};
-
-struct tl__rthread {
-  struct tl__rtask *current;
-  void *prev, *override;
-  int in_switch;
+ * as swapcontext, after which the code runs on another thread. So the view
+ * is never reached through an address: each field is loaded relative to
+ * %fs by a volatile asm statement, which the compiler can neither merge
+ * with an earlier one nor move, and which reads the view of the thread the
+ * code runs on at that instant. (The view's offset from %fs is the same in
+ * every thread.) Define TL_NO_INLINE before including this header to always
+ * call the library instead. */
+struct tl__rview {
+  unsigned long lo, span;                  /* the running task's stack; span 0: ask the library */
+  unsigned long ents, tag;                 /* its table: first entry, 2 x (capacity - 1) */
 };
 
 #if !defined(TL_DYNAMIC) && !defined(TL_NO_INLINE) && defined(__GNUC__) && defined(__x86_64__)
-extern __thread void *tl__tls;
+extern __thread struct tl__rview tl__view;
 extern uint64_t tl__key_deletions;
+
+/* out = the word at byte `at` of this thread's view (a literal, so that
+ * the statement compiles at -O0 too). */
+#define TL__VIEW_WORD(out, off, at) __asm__ volatile("movq %%fs:" #at "(%1), %0" : "=r"(out) : "r"(off))
 
 static inline void *tl__get_inline(tl_key_t key)
 {
-  struct tl__rthread *th;
-  __asm__ volatile("movq tl__tls@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(th));
-  if (__builtin_expect((uintptr_t)th > 1, 1)) {
-    struct tl__rtask *t = th->current;
-    uintptr_t sp;
-    __asm__("movq %%rsp, %0" : "=r"(sp));
-    if (__builtin_expect(sp - t->lo < t->hi - t->lo && !th->in_switch, 1)) {
-      uintptr_t vt = __atomic_load_n(&t->vt, __ATOMIC_ACQUIRE);
-      uintptr_t base = vt & (vt + 2);      /* the entries are aligned to 4 x the capacity */
-      struct tl__rent *e = (struct tl__rent *)(base + (uintptr_t)((uint32_t)key & (uint32_t)(vt - base)) * 8);
-      if (__atomic_load_n(&e->key, __ATOMIC_ACQUIRE) == key &&
-          __atomic_load_n(&tl__key_deletions, __ATOMIC_RELAXED) == 0)
-        return e->value;
-    }
+  unsigned long off, sp, lo, span, ents, tag;
+  __asm__("movq tl__view@gottpoff(%%rip), %0" : "=r"(off));
+  __asm__("movq %%rsp, %0" : "=r"(sp));
+  TL__VIEW_WORD(lo, off, 0);
+  TL__VIEW_WORD(span, off, 8);
+  if (__builtin_expect(sp - lo < span, 1)) {
+    TL__VIEW_WORD(ents, off, 16);
+    TL__VIEW_WORD(tag, off, 24);
+    const struct {
+      uint64_t key;
+      void *value;
+    } *e = (const void *)(ents + (unsigned long)((uint32_t)key & (uint32_t)tag) * 8);
+    if (__atomic_load_n(&e->key, __ATOMIC_ACQUIRE) == key &&
+        __atomic_load_n(&tl__key_deletions, __ATOMIC_RELAXED) == 0)
+      return e->value;
   }
   return (tl_get)(key);
 }

@@ -231,16 +231,32 @@ extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exe
 
 _Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
 
-/* The inline read path of tasklocal.h mirrors these layouts. */
-_Static_assert(offsetof(struct tl__thread, current) == offsetof(struct tl__rthread, current), "layout");
-_Static_assert(offsetof(struct tl__thread, in_switch) == offsetof(struct tl__rthread, in_switch), "layout");
-_Static_assert(offsetof(struct tl__task, lo) == offsetof(struct tl__rtask, lo), "layout");
-_Static_assert(offsetof(struct tl__task, hi) == offsetof(struct tl__rtask, hi), "layout");
-_Static_assert(offsetof(struct tl__task, vt) == offsetof(struct tl__rtask, vt), "layout");
-_Static_assert(sizeof(((struct tl__task *)0)->vt) == sizeof(((struct tl__rtask *)0)->vt), "layout");
-_Static_assert(offsetof(struct tl__ent, key) == offsetof(struct tl__rent, key), "layout");
-_Static_assert(offsetof(struct tl__ent, value) == offsetof(struct tl__rent, value), "layout");
-_Static_assert(sizeof(struct tl__ent) == sizeof(struct tl__rent), "layout");
+/* The read view of the running task, for the inline read path of
+ * tasklocal.h (which explains it): per thread, in the TLS block. Emptied
+ * (span 0) before anything it mirrors may change, by tl__view_drop; filled
+ * by tl_get once the running task is certain, by tl__view_fill. Only the
+ * thread itself writes its view; a signal handler on it reads a span of 0
+ * or a complete view, because the span is written last. */
+extern __thread struct tl__rview tl__view __attribute__((tls_model("initial-exec")));
+
+static inline void tl__view_drop(void)
+{
+  __atomic_store_n(&tl__view.span, 0, __ATOMIC_RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void tl__view_fill(const struct tl__task *t, const struct tl__vtab *vt)
+{
+  tl__view_drop();
+  tl__view.lo = t->lo;
+  tl__view.ents = (uintptr_t)tl__vt_ent(vt);
+  tl__view.tag = (uintptr_t)vt - (uintptr_t)tl__vt_ent(vt);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&tl__view.span, t->hi - t->lo, __ATOMIC_RELAXED);
+}
+
+_Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,
+               "the inline read path of tasklocal.h reads entries as {key, value}");
 
 struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
 struct tl__thread *tl__thread_fresh(void); /* re-reads tl__tls: use after a possible migration */

@@ -23,6 +23,7 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   struct tl__task *t = tl__predict(th, ucp);
   if (t == NULL)
     t = &th->root;
+  tl__view_drop();
   if (t != c) {
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
@@ -127,6 +128,7 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
   struct tl__thread *th = tl__thread_fresh();
   if (th == NULL)
     return;
+  tl__view_drop();
   th->in_switch = 0;
   if (t == NULL || id == 0 || t->id != id)
     return;                                /* its record ended: it runs untracked */
@@ -154,6 +156,7 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   struct tl__thread *th = tl__thread_fresh();
   if (th == NULL)
     return;
+  tl__view_drop();
   const ucontext_t *link = *link_slot;
   int mine = t != NULL && id != 0 && t->id == id;
   if (mine)

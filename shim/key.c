@@ -561,6 +561,9 @@ int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
   if (nt == NULL)
     return ENOMEM;
   vtab_place(nt, key, value);
+  /* The thread's read view may show the table that goes (only the thread
+   * running a scope replaces its table). */
+  tl__view_drop();
   atomic_store_explicit(holder, nt, memory_order_release);
   tl__vtab_free(vt);
   return 0;
@@ -615,6 +618,7 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
     if (!called)
       break;
   }
+  tl__view_drop();
   struct tl__vtab *vt = atomic_exchange_explicit(holder, tl__vt_empty, memory_order_relaxed);
   tl__vtab_free(vt);
 }
@@ -670,7 +674,12 @@ void *tl_get(tl_key_t key)
   struct tl__task *t = th->current;
   if (TL__UNLIKELY(!tl__in_stack(t, tl__sp()) || th->in_switch))
     return get_slow(key);
-  struct tl__ent *e = tl__vt_home(atomic_load_explicit(&t->vt, memory_order_acquire), key);
+  struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
+  /* The running task is certain here: the inline read path of tasklocal.h
+   * may use it from now on. */
+  if (TL__UNLIKELY(tl__view.span == 0) && th->override == NULL)
+    tl__view_fill(t, vt);
+  struct tl__ent *e = tl__vt_home(vt, key);
   if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key) &&
       (TL__LIKELY(atomic_load_explicit(&deletions, memory_order_relaxed) == 0) || key_live(key)))
     return atomic_load_explicit(&e->value, memory_order_relaxed);

@@ -503,6 +503,7 @@ struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
     return c;                              /* an unknown stack (sigaltstack): trust the tracker */
   if (t != c) {
     /* A switch the shim never saw (siglongjmp between coroutines). */
+    tl__view_drop();
     if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
       atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
     atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
@@ -522,9 +523,11 @@ struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
 {
   struct tl__task *saved = th->override;
+  tl__view_drop();
   th->override = t;
   tl__task_scope_end(th, t);
   th->override = saved;
+  tl__view_drop();
 }
 
 /* Removes an ended or abandoned task from every index and frees it. */
@@ -590,6 +593,7 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
   if (tl__opt.leaks && tl__task_ext(t) != NULL)
     t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
   struct tl__task *cur = th->current;
+  tl__view_drop();
   th->current = t;
   tl__destroy_values(th, t);
   th->current = cur;
@@ -601,6 +605,7 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
  * running task, on its own stack. */
 void tl__task_finished(struct tl__thread *th, struct tl__task *t)
 {
+  tl__view_drop();
   th->current = t;
   th->in_switch = 0;
   tl__destroy_values(th, t);
@@ -730,6 +735,7 @@ void tl__root_forget(struct tl__thread *th)
 
 void tl__root_fini(struct tl__thread *th)
 {
+  tl__view_drop();
   th->current = &th->root;
   th->in_switch = 0;
   tl__destroy_values(th, &th->root);
@@ -781,6 +787,7 @@ void tl__task_exit(void)
   if (th != NULL && th != TL__BUSY) {
     struct tl__thread *main = S.main;
     struct tl__task *cur = th->current;
+    tl__view_drop();
     if (main != NULL && main != th) {
       th->current = &main->root;
       tl__destroy_values(th, &main->root);

@@ -24,6 +24,10 @@
 __attribute__((visibility("default"))) __thread struct tl__thread *tl__tls
     __attribute__((tls_model("initial-exec")));
 
+/* Exported for the inline read path too; see internal.h. */
+__attribute__((visibility("default"))) __thread struct tl__rview tl__view
+    __attribute__((tls_model("initial-exec")));
+
 static struct {
   struct tl__lock lock;                    /* guards the lists below */
   struct tl__thread *threads;              /* live thread states */

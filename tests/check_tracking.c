@@ -465,6 +465,99 @@ START_TEST(test_qemu_style_creation)
 }
 END_TEST
 
+/* ---- the inline read path's view of the running task ----
+ *
+ * tl_get here is the header's inline path, which trusts a per-thread view
+ * of the running task that the library empties whenever the task, the
+ * switch state or the task's table may change. Each step below changes one
+ * of them and then reads twice (the first read refills the view, the
+ * second uses it): a view left stale returns the other task's value. */
+
+static ucontext_t view_a_ctx, view_b_ctx;
+static char view_b_stack[STACK] __attribute__((aligned(16)));
+static int va, vb, vb2, seen_in_destructor_ok;
+static tl_key_t view_key2;
+
+static void expect_twice(void *want)
+{
+  ck_assert_ptr_eq(tl_get(key), want);
+  ck_assert_ptr_eq(tl_get(key), want);
+  ck_assert_ptr_eq((tl_get)(key), want);
+}
+
+static void view_b(void)
+{
+  expect_twice(NULL);
+  tl_set(key, &vb);
+  expect_twice(&vb);
+  swapcontext(&view_b_ctx, &view_a_ctx);
+  expect_twice(&vb);
+  /* Enough keys to replace the table while the view shows it. */
+  for (int i = 0; i < 64; i++) {
+    tl_key_t k;
+    ck_assert_int_eq(tl_key_create(&k, NULL), 0);
+    ck_assert_int_eq(tl_set(k, &vb2), 0);
+  }
+  expect_twice(&vb);
+  tl_unset(key);
+  expect_twice(NULL);
+  tl_set(key, &vb);
+  swapcontext(&view_b_ctx, &view_a_ctx);
+}
+
+static void read_in_destructor(void *v)
+{
+  /* Runs for the abandoned task, on the maker's stack: reads see the
+   * abandoned task's values (its own already cleared, as pthreads do, the
+   * other key's cleared or not yet), never the maker's (&va). */
+  void *other = tl_get(key);
+  seen_in_destructor_ok = v == &vb2 && tl_get(view_key2) == NULL && (other == NULL || other == &vb) &&
+                          (tl_get)(key) == other;
+}
+
+START_TEST(test_inline_view_follows_the_task)
+{
+  ck_assert_int_eq(tl_key_create(&view_key2, read_in_destructor), 0);
+  tl_set(key, &va);
+  expect_twice(&va);
+  make(&view_b_ctx, view_b_stack, view_b, &main_ctx);
+  swapcontext(&view_a_ctx, &view_b_ctx);
+  expect_twice(&va);
+  swapcontext(&view_a_ctx, &view_b_ctx);
+  expect_twice(&va);
+  /* b is suspended with two values; making its context again abandons
+   * it, and its destructors run here, on this stack. */
+  ck_assert_int_eq(destroyed, 0);
+  make(&view_b_ctx, view_b_stack, view_b, &main_ctx);
+  ck_assert(!seen_in_destructor_ok); /* view_key2 was never set in b */
+  expect_twice(&va);
+  tl_unset(key);
+  expect_twice(NULL);
+}
+END_TEST
+
+static void view_b_with_key2(void)
+{
+  tl_set(key, &vb);
+  tl_set(view_key2, &vb2);
+  swapcontext(&view_b_ctx, &view_a_ctx);
+}
+
+START_TEST(test_inline_view_in_destructors)
+{
+  ck_assert_int_eq(tl_key_create(&view_key2, read_in_destructor), 0);
+  tl_set(key, &va);
+  make(&view_b_ctx, view_b_stack, view_b_with_key2, &main_ctx);
+  swapcontext(&view_a_ctx, &view_b_ctx);
+  expect_twice(&va);
+  seen_in_destructor_ok = 0;
+  make(&view_b_ctx, view_b_stack, view_b_with_key2, &main_ctx); /* abandons the first */
+  ck_assert(seen_in_destructor_ok);
+  expect_twice(&va);
+  tl_unset(key);
+}
+END_TEST
+
 /* ---- LeakSanitizer sees what suspended tasks hold ---- */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -499,6 +592,8 @@ static Suite *tracking_suite(void)
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_identity_across_switches);
+  tcase_add_test(tc, test_inline_view_follows_the_task);
+  tcase_add_test(tc, test_inline_view_in_destructors);
   tcase_add_test(tc, test_destructor_rounds);
   tcase_add_test(tc, test_abandon_destroys_values);
   tcase_add_test(tc, test_never_started_memory_flat);
