@@ -326,7 +326,10 @@ static inline void tl__with_end(struct tl__with *w)
  * end, a value bound or unbound, a destructor running for another task),
  * the library first empties the view (span 0), and the next read goes to
  * the library, which fills the view again once it knows for sure which
- * task runs; the layout changes only with TL_VERSION. A stack pointer
+ * task runs; the layout changes only with TL_VERSION. Once a key has been
+ * deleted, every read goes to the library, which checks that a key it
+ * finds in a table is still live (tl_key_delete empties every thread's
+ * view, and none is filled again). A stack pointer
  * outside the range (a switch the library never saw, as with siglongjmp)
  * also goes to the library, which finds the task by its stack.
  *
@@ -346,7 +349,6 @@ struct tl__rview {
 
 #if !defined(TL_DYNAMIC) && !defined(TL_NO_INLINE) && defined(__GNUC__) && defined(__x86_64__)
 extern __thread struct tl__rview tl__view;
-extern uint64_t tl__key_deletions;
 
 /* out = the word at byte `at` of this thread's view (a literal, so that
  * the statement compiles at -O0 too). */
@@ -366,8 +368,9 @@ static inline void *tl__get_inline(tl_key_t key)
       uint64_t key;
       void *value;
     } *e = (const void *)(ents + (unsigned long)((uint32_t)key & (uint32_t)tag) * 8);
-    if (__atomic_load_n(&e->key, __ATOMIC_ACQUIRE) == key &&
-        __atomic_load_n(&tl__key_deletions, __ATOMIC_RELAXED) == 0)
+    /* Plain loads: only the thread running a task writes its table, and
+     * the view is emptied before the table is replaced. */
+    if (e->key == key)
       return e->value;
   }
   return (tl_get)(key);

@@ -202,6 +202,7 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
  * pointer to this struct (tl__tls, initial-exec). */
 struct tl__thread {
   struct tl__task *current;                /* the task believed to run here */
+  struct tl__rview *view;                  /* this thread's read view (its tl__view) */
   struct tl__task *prev;                   /* the task that began the last switch */
   struct tl__task *override;               /* a task whose destructors run here */
   int in_switch;                           /* a switch was announced and not yet seen done */
@@ -245,14 +246,28 @@ static inline void tl__view_drop(void)
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
+/* Keys ever deleted (key.c). The view trusts every entry it finds, so it
+ * exists only while no key was ever deleted: a deleted key's values stay
+ * in tables until their entries are reused, and only the library checks a
+ * key's generation. tl_key_delete empties every thread's view after
+ * counting the deletion; a fill that ran concurrently sees the count after
+ * publishing its span and empties the view again (both sides sequentially
+ * consistent: one of them sees the other). */
+extern _Atomic uint64_t tl__key_deletions;
+void tl__views_drop_all(void);             /* thread.c: every thread's view, after a deletion */
+
 static inline void tl__view_fill(const struct tl__task *t, const struct tl__vtab *vt)
 {
+  if (atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) != 0)
+    return;
   tl__view_drop();
   tl__view.lo = t->lo;
   tl__view.ents = (uintptr_t)tl__vt_ent(vt);
   tl__view.tag = (uintptr_t)vt - (uintptr_t)tl__vt_ent(vt);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&tl__view.span, t->hi - t->lo, __ATOMIC_RELAXED);
+  __atomic_store_n(&tl__view.span, t->hi - t->lo, __ATOMIC_SEQ_CST);
+  if (atomic_load_explicit(&tl__key_deletions, memory_order_seq_cst) != 0)
+    tl__view_drop();
 }
 
 _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,

@@ -74,9 +74,9 @@ static struct keyrec *rec(uint32_t slot)
 }
 
 /* How many keys were ever deleted. While none was, a key found in a value
- * table is live: the read path skips the generation check. Exported for
- * the inline read path of tasklocal.h. */
-__attribute__((visibility("default"))) _Atomic uint64_t tl__key_deletions;
+ * table is live: the read path skips the generation check, and the inline
+ * read path of tasklocal.h may have a view (internal.h). */
+_Atomic uint64_t tl__key_deletions;
 #define deletions tl__key_deletions
 
 static inline int key_live(tl_key_t key)
@@ -332,7 +332,7 @@ int tl_key_delete(tl_key_t key)
    * marks a free slot. Values bound under the old key stay in the tables
    * of tasks, unreachable, until the entry is reused or the task ends. */
   uint32_t next = r->gen + 1 ? r->gen + 1 : 1;
-  atomic_fetch_add_explicit(&deletions, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&deletions, 1, memory_order_seq_cst);
   atomic_store_explicit(&g->gen[slot], 0, memory_order_release);
   r->gen = next;
   /* The name leaves the index now; the record itself stays as it is until
@@ -350,6 +350,8 @@ int tl_key_delete(tl_key_t key)
   r->next_free = K.free_head;
   K.free_head = slot + 1;
   tl__unlock(&K.lock);
+  /* From now on only the library reads: it checks generations. */
+  tl__views_drop_all();
   return 0;
 }
 
@@ -677,7 +679,7 @@ void *tl_get(tl_key_t key)
   struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
   /* The running task is certain here: the inline read path of tasklocal.h
    * may use it from now on. */
-  if (TL__UNLIKELY(tl__view.span == 0) && th->override == NULL)
+  if (TL__UNLIKELY(__atomic_load_n(&tl__view.span, __ATOMIC_RELAXED) == 0) && th->override == NULL)
     tl__view_fill(t, vt);
   struct tl__ent *e = tl__vt_home(vt, key);
   if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key) &&

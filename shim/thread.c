@@ -177,6 +177,7 @@ static struct tl__thread *thread_alloc(void)
     th = S.spare;
     S.spare = th->next;
     memset(th, 0, sizeof *th);
+    th->view = &tl__view;                  /* in the list, it may be written by tl_key_delete */
     th->next = S.threads;
     if (S.threads)
       S.threads->prevt = th;
@@ -272,6 +273,17 @@ void tl__thread_atfork(int phase)
       S.spare = th;
     }
   }
+}
+
+void tl__views_drop_all(void)
+{
+  if (tl__lock(&S.lock) != 0) {
+    tl__view_drop();                       /* called with the lock held: only this thread's */
+    return;
+  }
+  for (struct tl__thread *th = S.threads; th != NULL; th = th->next)
+    __atomic_store_n(&th->view->span, 0, __ATOMIC_SEQ_CST);
+  tl__unlock(&S.lock);
 }
 
 struct tl__thread *tl__thread_list(void)

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <tasklocal.h>
 
 START_TEST(test_create_get_set)
@@ -352,6 +353,43 @@ START_TEST(test_available_when_linked)
 }
 END_TEST
 
+/* A key deleted on one thread reads as unbound on another that had it
+ * bound, once the deletion is over: the other thread's inline read path
+ * had a view of its table with the key in it (read twice to fill it), and
+ * the deletion must empty that view. */
+static tl_key_t cross_key;
+static int cross_value;
+static sem_t cross_bound, cross_deleted;
+static void *cross_after;
+
+static void *cross_reader(void *arg)
+{
+  (void)arg;
+  tl_set(cross_key, &cross_value);
+  if (tl_get(cross_key) == &cross_value && tl_get(cross_key) == &cross_value)
+    cross_after = &cross_value;            /* the view is filled now */
+  sem_post(&cross_bound);
+  sem_wait(&cross_deleted);
+  cross_after = tl_get(cross_key);
+  return NULL;
+}
+
+START_TEST(test_delete_empties_other_threads_views)
+{
+  ck_assert_int_eq(tl_key_create(&cross_key, NULL), 0);
+  sem_init(&cross_bound, 0, 0);
+  sem_init(&cross_deleted, 0, 0);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, cross_reader, NULL), 0);
+  sem_wait(&cross_bound);
+  ck_assert_ptr_eq(cross_after, &cross_value);
+  ck_assert_int_eq(tl_key_delete(cross_key), 0);
+  sem_post(&cross_deleted);
+  pthread_join(th, NULL);
+  ck_assert_ptr_null(cross_after);
+}
+END_TEST
+
 static Suite *keys_suite(void)
 {
   Suite *s = suite_create("keys");
@@ -362,6 +400,7 @@ static Suite *keys_suite(void)
   tcase_add_test(tc, test_set_does_not_destroy_previous);
   tcase_add_test(tc, test_invalid_keys);
   tcase_add_test(tc, test_deleted_key_stays_invalid);
+  tcase_add_test(tc, test_delete_empties_other_threads_views);
   tcase_add_test(tc, test_names);
   tcase_add_test(tc, test_attr_validation);
   tcase_add_test(tc, test_million_keys);
