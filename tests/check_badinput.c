@@ -542,11 +542,7 @@ static int r_unbind_other_task(tl_key_t k)
 {
   (void)k;
   bind_two();
-  ck_assert_int_eq(getcontext(&co_ctx), 0);
-  co_ctx.uc_stack.ss_sp = co_stack;
-  co_ctx.uc_stack.ss_size = sizeof co_stack;
-  co_ctx.uc_link = &main_ctx;
-  makecontext(&co_ctx, co_unbinds_parents, 0);
+  tl_test_context(&co_ctx, co_stack, sizeof co_stack, co_unbinds_parents, &main_ctx);
   ck_assert_int_eq(swapcontext(&main_ctx, &co_ctx), 0);
   bindings_unchanged();
   return co_rc;
@@ -581,11 +577,7 @@ static void co_binds_and_returns(void)
 static int r_unbind_finished_task(tl_key_t k)
 {
   (void)k;
-  ck_assert_int_eq(getcontext(&co_ctx), 0);
-  co_ctx.uc_stack.ss_sp = co_stack;
-  co_ctx.uc_stack.ss_size = sizeof co_stack;
-  co_ctx.uc_link = &main_ctx;
-  makecontext(&co_ctx, co_binds_and_returns, 0);
+  tl_test_context(&co_ctx, co_stack, sizeof co_stack, co_binds_and_returns, &main_ctx);
   ck_assert_int_eq(swapcontext(&main_ctx, &co_ctx), 0);
   return tl_unbind(&finished_token);
 }
@@ -952,11 +944,7 @@ START_TEST(test_set_in_destructor)
 {
   ck_assert_int_eq(tl_key_create(&k_a, destroy_a), 0);
   ck_assert_int_eq(tl_key_create(&k_b, destroy_b), 0);
-  ck_assert_int_eq(getcontext(&co_ctx), 0);
-  co_ctx.uc_stack.ss_sp = co_stack;
-  co_ctx.uc_stack.ss_size = sizeof co_stack;
-  co_ctx.uc_link = &main_ctx;
-  makecontext(&co_ctx, co_sets_both, 0);
+  tl_test_context(&co_ctx, co_stack, sizeof co_stack, co_sets_both, &main_ctx);
   ck_assert_int_eq(swapcontext(&main_ctx, &co_ctx), 0);
   ck_assert_int_eq(rounds_b, 1);
   ck_assert_int_eq(set_rc_b, 0);

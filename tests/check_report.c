@@ -578,11 +578,7 @@ START_TEST(tl_dump_in_process)
   attr.name = "dump.key";
   ck_assert_int_eq(tl_key_create_attr(&dump_key, &attr), 0);
   static char stack[128 * 1024];
-  getcontext(&co_ctx);
-  co_ctx.uc_stack.ss_sp = stack;
-  co_ctx.uc_stack.ss_size = sizeof stack;
-  co_ctx.uc_link = &here_ctx;
-  makecontext(&co_ctx, parked, 0);
+  tl_test_context(&co_ctx, stack, sizeof stack, parked, &here_ctx);
   swapcontext(&here_ctx, &co_ctx);
 
   char *text;
@@ -616,11 +612,7 @@ static void dumps_itself(void)
 START_TEST(tl_dump_from_coroutine)
 {
   static char stack[64 * 1024];
-  getcontext(&co_ctx);
-  co_ctx.uc_stack.ss_sp = stack;
-  co_ctx.uc_stack.ss_size = sizeof stack;
-  co_ctx.uc_link = &here_ctx;
-  makecontext(&co_ctx, dumps_itself, 0);
+  tl_test_context(&co_ctx, stack, sizeof stack, dumps_itself, &here_ctx);
   swapcontext(&here_ctx, &co_ctx);
   ck_assert_int_eq(inner_err, 0);
   assert_summary(inner_text, "dump", 1, 0);
@@ -767,6 +759,8 @@ static int secure_child(void)
 {
   printf("secure=%lu\n", getauxval(AT_SECURE));
   fflush(stdout);
+  /* Not tl_test_context: its assertion would have no Check runner to
+   * report to in this process. */
   static char stack[64 * 1024];
   getcontext(&co_ctx);
   co_ctx.uc_stack.ss_sp = stack;

@@ -1,6 +1,6 @@
-/* Small helpers shared by the Check suites: running the suite, and running
- * a program as a child process with an environment of the suite's choosing,
- * its output captured and a deadline on it.
+/* Small helpers shared by the Check suites: running the suite, making a
+ * coroutine, and running a program as a child process with an environment
+ * of the suite's choosing, its output captured and a deadline on it.
  *
  * Every suite includes this header first, so that _GNU_SOURCE comes before
  * any system header. The functions are static inline: each suite is one
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #ifndef TL_BUILD_DIR
@@ -72,6 +73,19 @@ static inline double tl_test_now_s(void)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Makes ctx a coroutine that runs fn on the given stack and, when fn
+ * returns, goes on at link (with link NULL, glibc calls exit(0)). For Check
+ * tests only: a process that Check does not run has no runner for the
+ * assertion to report to, and even a passing one makes it exit. */
+static inline void tl_test_context(ucontext_t *ctx, void *stack, size_t size, void (*fn)(void), ucontext_t *link)
+{
+  ck_assert_int_eq(getcontext(ctx), 0);
+  ctx->uc_stack.ss_sp = stack;
+  ctx->uc_stack.ss_size = size;
+  ctx->uc_link = link;
+  makecontext(ctx, fn, 0);
 }
 
 /* ------------------------------------------------------------------------
