@@ -172,101 +172,6 @@ static int r_attr_null_key(tl_key_t k)
   return tl_key_create_attr(NULL, &a);
 }
 
-static int r_attr_scope_high(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.scope = 3;
-  return attr_call(a);
-}
-
-static int r_attr_scope_neg(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.scope = -1;
-  return attr_call(a);
-}
-
-static int r_attr_inherit_high(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.inherit = 3;
-  a.copy = copy_nothing;
-  return attr_call(a);
-}
-
-static int r_attr_inherit_neg(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.inherit = -1;
-  return attr_call(a);
-}
-
-static int r_attr_copy_without_fn(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.inherit = TL_INHERIT_COPY;
-  return attr_call(a);
-}
-
-static int r_attr_custom_without_disc(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.scope = TL_SCOPE_CUSTOM;
-  return attr_call(a);
-}
-
-static int r_attr_custom_disc_without_current(tl_key_t k)
-{
-  (void)k;
-  static const struct tl_disc empty = {NULL, NULL};
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.scope = TL_SCOPE_CUSTOM;
-  a.disc = &empty;
-  return attr_call(a);
-}
-
-static int r_attr_thread_inherit(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.scope = TL_SCOPE_THREAD;
-  a.inherit = TL_INHERIT_SHARE;
-  return attr_call(a);
-}
-
-static int r_attr_custom_inherit(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.scope = TL_SCOPE_CUSTOM;
-  a.disc = &disc_nobody;
-  a.inherit = TL_INHERIT_COPY;
-  a.copy = copy_nothing;
-  return attr_call(a);
-}
-
-static int r_attr_unknown_flags(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.flags = 0x2;
-  return attr_call(a);
-}
-
-static int r_attr_high_flag(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.flags = TL_KEY_SCOPED_ONLY | 0x80000000u;
-  return attr_call(a);
-}
-
 static int r_attr_name_taken(tl_key_t k)
 {
   (void)k;
@@ -293,14 +198,6 @@ static int r_attr_name_of_deleted_key(tl_key_t k)
   int rc = tl_key_create_attr(&second, &a);
   ck_assert_uint_ne(first, second);
   return rc;
-}
-
-static int r_attr_empty_name(tl_key_t k)
-{
-  (void)k;
-  tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.name = "";
-  return attr_call(a);
 }
 
 static int r_find_null_key(tl_key_t k)
@@ -542,11 +439,7 @@ static int r_unbind_other_task(tl_key_t k)
 {
   (void)k;
   bind_two();
-  ck_assert_int_eq(getcontext(&co_ctx), 0);
-  co_ctx.uc_stack.ss_sp = co_stack;
-  co_ctx.uc_stack.ss_size = sizeof co_stack;
-  co_ctx.uc_link = &main_ctx;
-  makecontext(&co_ctx, co_unbinds_parents, 0);
+  tl_test_context(&co_ctx, co_stack, sizeof co_stack, co_unbinds_parents, &main_ctx);
   ck_assert_int_eq(swapcontext(&main_ctx, &co_ctx), 0);
   bindings_unchanged();
   return co_rc;
@@ -581,11 +474,7 @@ static void co_binds_and_returns(void)
 static int r_unbind_finished_task(tl_key_t k)
 {
   (void)k;
-  ck_assert_int_eq(getcontext(&co_ctx), 0);
-  co_ctx.uc_stack.ss_sp = co_stack;
-  co_ctx.uc_stack.ss_size = sizeof co_stack;
-  co_ctx.uc_link = &main_ctx;
-  makecontext(&co_ctx, co_binds_and_returns, 0);
+  tl_test_context(&co_ctx, co_stack, sizeof co_stack, co_binds_and_returns, &main_ctx);
   ck_assert_int_eq(swapcontext(&main_ctx, &co_ctx), 0);
   return tl_unbind(&finished_token);
 }
@@ -812,18 +701,6 @@ static int r_dump_ok(tl_key_t k)
 static const struct row rows[] = {
     {"tl_key_create(NULL, destroy)", r_create_null, EINVAL, 0, state_unchanged},
     {"tl_key_create_attr(NULL, attr)", r_attr_null_key, EINVAL, 0, state_unchanged},
-    {"attr.scope = 3", r_attr_scope_high, EINVAL, 0, NULL},
-    {"attr.scope = -1", r_attr_scope_neg, EINVAL, 0, NULL},
-    {"attr.inherit = 3", r_attr_inherit_high, EINVAL, 0, NULL},
-    {"attr.inherit = -1", r_attr_inherit_neg, EINVAL, 0, NULL},
-    {"TL_INHERIT_COPY without copy", r_attr_copy_without_fn, EINVAL, 0, NULL},
-    {"TL_SCOPE_CUSTOM without disc", r_attr_custom_without_disc, EINVAL, 0, NULL},
-    {"TL_SCOPE_CUSTOM with disc->current NULL", r_attr_custom_disc_without_current, EINVAL, 0, NULL},
-    {"TL_SCOPE_THREAD with TL_INHERIT_SHARE", r_attr_thread_inherit, EINVAL, 0, NULL},
-    {"TL_SCOPE_CUSTOM with TL_INHERIT_COPY", r_attr_custom_inherit, EINVAL, 0, NULL},
-    {"attr.flags = 0x2", r_attr_unknown_flags, EINVAL, 0, NULL},
-    {"attr.flags with bit 31", r_attr_high_flag, EINVAL, 0, NULL},
-    {"attr.name empty", r_attr_empty_name, EINVAL, 0, NULL},
     {"attr.name taken", r_attr_name_taken, EEXIST, 0, state_unchanged},
     {"attr.name of a deleted key", r_attr_name_of_deleted_key, 0, 0, state_unchanged},
     {"tl_key_find(NULL, name)", r_find_null_key, EINVAL, 0, NULL},
@@ -901,6 +778,40 @@ START_TEST(test_row)
 }
 END_TEST
 
+/* Attributes tl_key_create_attr refuses with EINVAL, leaving the key
+ * unwritten. TL_KEY_ATTR_INIT is all zeros (task scope, no inheritance),
+ * so each row names only what it changes. */
+static const struct tl_disc disc_without_current = {NULL, NULL};
+
+static const struct {
+  const char *what;
+  tl_key_attr_t attr;
+} bad_attrs[] = {
+    {"attr.scope = 3", {.scope = 3}},
+    {"attr.scope = -1", {.scope = -1}},
+    {"attr.inherit = 3", {.inherit = 3, .copy = copy_nothing}},
+    {"attr.inherit = -1", {.inherit = -1}},
+    {"TL_INHERIT_COPY without copy", {.inherit = TL_INHERIT_COPY}},
+    {"TL_SCOPE_CUSTOM without disc", {.scope = TL_SCOPE_CUSTOM}},
+    {"TL_SCOPE_CUSTOM with disc->current NULL", {.scope = TL_SCOPE_CUSTOM, .disc = &disc_without_current}},
+    {"TL_SCOPE_THREAD with TL_INHERIT_SHARE", {.scope = TL_SCOPE_THREAD, .inherit = TL_INHERIT_SHARE}},
+    {"TL_SCOPE_CUSTOM with TL_INHERIT_COPY",
+     {.scope = TL_SCOPE_CUSTOM, .disc = &disc_nobody, .inherit = TL_INHERIT_COPY, .copy = copy_nothing}},
+    {"attr.flags = 0x2", {.flags = 0x2}},
+    {"attr.flags with bit 31", {.flags = TL_KEY_SCOPED_ONLY | 0x80000000u}},
+    {"attr.name empty", {.name = ""}},
+};
+
+#define NBAD_ATTRS ((int)(sizeof bad_attrs / sizeof bad_attrs[0]))
+
+START_TEST(test_bad_attr)
+{
+  int rc = attr_call(bad_attrs[_i].attr);
+  ck_assert_msg(rc == EINVAL, "%s: returned %d (%s), the header documents %d (%s)", bad_attrs[_i].what, rc,
+                rc > 0 ? strerror(rc) : "-", EINVAL, strerror(EINVAL));
+}
+END_TEST
+
 /* The reused key: a new key in a deleted key's slot sees none of the old
  * key's values, and the old handle reaches none of the new key's. */
 START_TEST(test_reused_slot)
@@ -952,11 +863,7 @@ START_TEST(test_set_in_destructor)
 {
   ck_assert_int_eq(tl_key_create(&k_a, destroy_a), 0);
   ck_assert_int_eq(tl_key_create(&k_b, destroy_b), 0);
-  ck_assert_int_eq(getcontext(&co_ctx), 0);
-  co_ctx.uc_stack.ss_sp = co_stack;
-  co_ctx.uc_stack.ss_size = sizeof co_stack;
-  co_ctx.uc_link = &main_ctx;
-  makecontext(&co_ctx, co_sets_both, 0);
+  tl_test_context(&co_ctx, co_stack, sizeof co_stack, co_sets_both, &main_ctx);
   ck_assert_int_eq(swapcontext(&main_ctx, &co_ctx), 0);
   ck_assert_int_eq(rounds_b, 1);
   ck_assert_int_eq(set_rc_b, 0);
@@ -1002,6 +909,7 @@ static Suite *badinput_suite(void)
   TCase *tc = tcase_create("table");
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_loop_test(tc, test_row, 0, NROWS);
+  tcase_add_loop_test(tc, test_bad_attr, 0, NBAD_ATTRS);
   tcase_add_test(tc, test_reused_slot);
   tcase_add_test(tc, test_set_in_destructor);
   tcase_add_test(tc, test_set_in_destructor_thread_exit);

@@ -21,19 +21,16 @@
  * bound instead and leaves the programs to the plain build. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <tasklocal.h>
-#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
-#include <dirent.h>
-#include <sys/wait.h>
 
 #define SHIM_PATH TL_BUILD_DIR "/libtasklocal.so"
 #define PLUGIN_PATH TL_BUILD_DIR "/tests/libtlprobe.so"
@@ -44,173 +41,35 @@
 #define RUN_DEADLINE_S 15.0
 #define VALGRIND_DEADLINE_S 60.0
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#else
-#define UNDER_ASAN 0
-#endif
-
 /* The ASan build's bound on N, above every count the plain build sees. */
 #define ASAN_MAX_N 48
-
-extern char **environ;
 
 /* ========================================================================
  * Running a child process
  * ======================================================================== */
 
-struct buf {
-  char *data;
-  size_t len;
-};
-
-struct run {
-  struct buf out, err;
-  int wstatus;
-  int timed_out;
-};
-
-static void buf_add(struct buf *b, const char *p, size_t n)
-{
-  char *d = realloc(b->data, b->len + n + 1);
-  ck_assert_msg(d != NULL, "out of memory");
-  memcpy(d + b->len, p, n);
-  b->len += n;
-  d[b->len] = '\0';
-  b->data = d;
-}
-
-static void run_free(struct run *r)
-{
-  free(r->out.data);
-  free(r->err.data);
-  memset(r, 0, sizeof *r);
-}
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int same_name(const char *a, const char *b)
-{
-  size_t n = strcspn(a, "=");
-  return strncmp(a, b, n) == 0 && b[n] == '=';
-}
-
 /* Variables this suite sets itself; inherited ones would change a run. */
-static int ours(const char *var)
-{
-  static const char *const prefixes[] = {"LD_PRELOAD=", "TLPROBE_LOG=", "TLCOUNT_FILE=", "TASKLOCAL_"};
-  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-    if (strncmp(var, prefixes[i], strlen(prefixes[i])) == 0)
-      return 1;
-  return 0;
-}
+static const char *const ours[] = {"LD_PRELOAD=", "TLPROBE_LOG=", "TLCOUNT_FILE=", "TASKLOCAL_", NULL};
 
-/* This process's environment without our variables, plus `extra`, a
- * NULL-terminated list of "NAME=value" strings (NULL entries are skipped
- * when `n_extra` says how many there are). */
-static char **make_env(const char *const *extra, size_t n_extra)
+/* Runs argv with this process's environment less our variables, plus the
+ * n_extra "NAME=value" strings of extra (NULL ones skipped). */
+static void run_with(struct tl_test_proc *r, char *const argv[], const char *const *extra, size_t n_extra,
+                     double deadline_s)
 {
-  size_t n = 0, k = 0;
-  while (environ[n] != NULL)
-    n++;
-  char **env = calloc(n + n_extra + 2, sizeof *env);
-  ck_assert_msg(env != NULL, "out of memory");
-  for (size_t i = 0; i < n; i++) {
-    int drop = ours(environ[i]);
-    for (size_t j = 0; j < n_extra && !drop; j++)
-      drop = extra[j] != NULL && same_name(extra[j], environ[i]);
-    if (!drop)
-      env[k++] = environ[i];
-  }
-  for (size_t j = 0; j < n_extra; j++)
-    if (extra[j] != NULL)
-      env[k++] = (char *)extra[j];
-#if UNDER_ASAN
-  /* The shim comes before ASan's runtime in LD_PRELOAD order for the
-   * programs; ASan refuses that unless told it is fine. */
-  env[k++] = (char *)"ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0";
-#endif
-  env[k] = NULL;
-  return env;
-}
-
-static void run_argv(char *const argv[], char *const env[], double deadline_s, struct run *r)
-{
-  int outp[2], errp[2];
-  memset(r, 0, sizeof *r);
-  ck_assert_msg(pipe2(outp, O_CLOEXEC) == 0 && pipe2(errp, O_CLOEXEC) == 0, "pipe2: %s", strerror(errno));
-  pid_t pid = fork();
-  ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    int null_fd = open("/dev/null", O_RDONLY);
-    if (null_fd >= 0)
-      dup2(null_fd, STDIN_FILENO);
-    dup2(outp[1], STDOUT_FILENO);
-    dup2(errp[1], STDERR_FILENO);
-    execve(argv[0], argv, env);
-    _exit(127);
-  }
-  close(outp[1]);
-  close(errp[1]);
-  struct pollfd fds[2] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}};
-  double deadline = now_s() + deadline_s;
-  int open_fds = 2;
-  while (open_fds > 0) {
-    double left = deadline - now_s();
-    if (left <= 0) {
-      r->timed_out = 1;
-      kill(pid, SIGKILL);
-      break;
-    }
-    int ready = poll(fds, 2, (int)(left * 1000) + 1);
-    if (ready < 0 && errno == EINTR)
-      continue;
-    ck_assert_msg(ready >= 0, "poll: %s", strerror(errno));
-    for (int i = 0; i < 2; i++) {
-      char chunk[4096];
-      if (fds[i].fd < 0 || fds[i].revents == 0)
-        continue;
-      ssize_t n = read(fds[i].fd, chunk, sizeof chunk);
-      if (n > 0) {
-        buf_add(i == 0 ? &r->out : &r->err, chunk, (size_t)n);
-      } else if (n == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        open_fds--;
-      }
-    }
-  }
-  for (int i = 0; i < 2; i++)
-    if (fds[i].fd >= 0)
-      close(fds[i].fd);
-  while (waitpid(pid, &r->wstatus, 0) < 0)
-    ck_assert_msg(errno == EINTR, "waitpid: %s", strerror(errno));
-  buf_add(&r->out, "", 0);
-  buf_add(&r->err, "", 0);
-}
-
-static const char *describe(const struct run *r, char *text, size_t size)
-{
-  if (r->timed_out)
-    snprintf(text, size, "hung (killed)");
-  else if (WIFEXITED(r->wstatus))
-    snprintf(text, size, "exit %d", WEXITSTATUS(r->wstatus));
-  else if (WIFSIGNALED(r->wstatus))
-    snprintf(text, size, "signal %d (%s)", WTERMSIG(r->wstatus), strsignal(WTERMSIG(r->wstatus)));
-  else
-    snprintf(text, size, "status %#x", (unsigned)r->wstatus);
-  return text;
+  const char *vars[16];
+  ck_assert(n_extra < sizeof vars / sizeof vars[0]);
+  for (size_t i = 0; i < n_extra; i++)
+    vars[i] = extra[i];
+  vars[n_extra] = TL_TEST_UNDER_ASAN ? TL_TEST_ASAN_ENV : NULL;
+  char **env = tl_test_env(ours, vars, n_extra + 1);
+  tl_test_exec(r, argv, env, deadline_s);
+  free(env);
 }
 
 /* Runs argv with the counter preloaded before `preload` and returns how
  * many allocations the library made. */
 static long count_allocations(char *const argv[], const char *preload, const char *const *extra, size_t n_extra,
-                              struct run *r)
+                              struct tl_test_proc *r)
 {
   char path[] = "/tmp/tlfaults-count-XXXXXX";
   int fd = mkstemp(path);
@@ -225,9 +84,7 @@ static long count_allocations(char *const argv[], const char *preload, const cha
   vars[n++] = file;
   for (size_t i = 0; i < n_extra && n < 16; i++)
     vars[n++] = extra[i];
-  char **env = make_env(vars, n);
-  run_argv(argv, env, RUN_DEADLINE_S, r);
-  free(env);
+  run_with(r, argv, vars, n, RUN_DEADLINE_S);
   long count = 0;
   FILE *f = fopen(path, "r");
   if (f != NULL) {
@@ -277,12 +134,9 @@ static void program_under_faults(const char *name, const char *const *opts)
   while (opts[nopts] != NULL)
     nopts++;
 
-  const char *none[] = {NULL};
-  char **plain_env = make_env(none, 0);
-  struct run plain, r;
-  run_argv(argv, plain_env, RUN_DEADLINE_S, &plain);
-  free(plain_env);
-  describe(&plain, how_plain, sizeof how_plain);
+  struct tl_test_proc plain, r;
+  run_with(&plain, argv, NULL, 0, RUN_DEADLINE_S);
+  tl_test_describe(&plain, how_plain, sizeof how_plain);
   ck_assert_msg(!plain.timed_out && WIFEXITED(plain.wstatus), "%s: alone it ended with %s", name, how_plain);
 
   char preload[1024];
@@ -293,8 +147,8 @@ static void program_under_faults(const char *name, const char *const *opts)
   long count = count_allocations(argv, preload, count_extra, nopts + 1, &r);
   ck_assert_msg(!r.timed_out && r.wstatus == plain.wstatus && strcmp(r.out.data, plain.out.data) == 0,
                 "%s: under the shim (counting allocations) it ended with %s, alone with %s", name,
-                describe(&r, how, sizeof how), how_plain);
-  run_free(&r);
+                tl_test_describe(&r, how, sizeof how), how_plain);
+  tl_test_proc_free(&r);
   ck_assert_msg(count > 0, "%s: no allocation of the library was counted: is %s built?", name, COUNTER_PATH);
 
   char pre_var[1100], fail_var[64];
@@ -305,10 +159,8 @@ static void program_under_faults(const char *name, const char *const *opts)
   for (long n = 1; n <= count + 1; n++) {
     for (int every = 0; every < 2; every++) {
       snprintf(fail_var, sizeof fail_var, "TASKLOCAL_TEST_FAIL_ALLOC=%ld%s", n, every ? "+" : "");
-      char **env = make_env(vars, nopts + 3);
-      run_argv(argv, env, RUN_DEADLINE_S, &r);
-      free(env);
-      describe(&r, how, sizeof how);
+      run_with(&r, argv, vars, nopts + 3, RUN_DEADLINE_S);
+      tl_test_describe(&r, how, sizeof how);
       ck_assert_msg(!r.timed_out && r.wstatus == plain.wstatus,
                     "%s with %s (of %ld allocations): ended with %s, alone with %s; stderr: %.400s", name,
                     fail_var, count, how, how_plain, r.err.data);
@@ -316,10 +168,10 @@ static void program_under_faults(const char *name, const char *const *opts)
                     "%s with %s (of %ld allocations): stdout differs from the run without the shim:\n"
                     "%.300s\n--- alone:\n%.300s",
                     name, fail_var, count, r.out.data, plain.out.data);
-      run_free(&r);
+      tl_test_proc_free(&r);
     }
   }
-  run_free(&plain);
+  tl_test_proc_free(&plain);
 }
 
 START_TEST(test_program_faults)
@@ -1358,23 +1210,21 @@ static long scenario_count(const struct scenario *s, const char *option)
 {
   char *const argv[] = {self_path, (char *)"--scenario", (char *)s->name, NULL};
   const char *vars[] = {option};
-  struct run r;
+  struct tl_test_proc r;
   char how[64];
-  if (UNDER_ASAN) {
-    char **env = make_env(vars, 1);
-    run_argv(argv, env, RUN_DEADLINE_S, &r);
-    free(env);
+  if (TL_TEST_UNDER_ASAN) {
+    run_with(&r, argv, vars, 1, RUN_DEADLINE_S);
     ck_assert_msg(!r.timed_out && WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0,
-                  "scenario %s without faults ended with %s: %.500s", s->name, describe(&r, how, sizeof how),
+                  "scenario %s without faults ended with %s: %.500s", s->name, tl_test_describe(&r, how, sizeof how),
                   r.err.data);
-    run_free(&r);
+    tl_test_proc_free(&r);
     return ASAN_MAX_N;
   }
   long count = count_allocations(argv, NULL, vars, 1, &r);
   ck_assert_msg(!r.timed_out && WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0,
-                "scenario %s without faults ended with %s: %.500s", s->name, describe(&r, how, sizeof how),
+                "scenario %s without faults ended with %s: %.500s", s->name, tl_test_describe(&r, how, sizeof how),
                 r.err.data);
-  run_free(&r);
+  tl_test_proc_free(&r);
   ck_assert_msg(count > 0, "scenario %s: no allocation counted", s->name);
   return count;
 }
@@ -1391,15 +1241,13 @@ START_TEST(test_scenario_faults)
   const char *vars[] = {fail_var, option};
   for (long n = 1; n <= count + 1; n++) {
     for (int every = 0; every < 2; every++) {
-      struct run r;
+      struct tl_test_proc r;
       snprintf(fail_var, sizeof fail_var, "TASKLOCAL_TEST_FAIL_ALLOC=%ld%s", n, every ? "+" : "");
-      char **env = make_env(vars, 2);
-      run_argv(argv, env, RUN_DEADLINE_S, &r);
-      free(env);
+      run_with(&r, argv, vars, 2, RUN_DEADLINE_S);
       ck_assert_msg(!r.timed_out && WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0,
                     "scenario %s with %s%s%s (of %ld allocations): %s; stderr: %.600s", s->name, fail_var,
-                    option ? " " : "", option ? option : "", count, describe(&r, how, sizeof how), r.err.data);
-      run_free(&r);
+                    option ? " " : "", option ? option : "", count, tl_test_describe(&r, how, sizeof how), r.err.data);
+      tl_test_proc_free(&r);
     }
   }
 }
@@ -1429,15 +1277,13 @@ START_TEST(test_scenario_valgrind)
   char fail_var[64], how[64];
   const char *vars[] = {fail_var};
   for (long n = 1; n <= count; n++) {
-    struct run r;
+    struct tl_test_proc r;
     snprintf(fail_var, sizeof fail_var, "TASKLOCAL_TEST_FAIL_ALLOC=%ld", n);
-    char **env = make_env(vars, 1);
-    run_argv(argv, env, VALGRIND_DEADLINE_S, &r);
-    free(env);
+    run_with(&r, argv, vars, 1, VALGRIND_DEADLINE_S);
     ck_assert_msg(!r.timed_out && WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0,
                   "scenario %s under valgrind with %s (of %ld allocations): %s; valgrind says: %.1500s", s->name,
-                  fail_var, count, describe(&r, how, sizeof how), r.err.data);
-    run_free(&r);
+                  fail_var, count, tl_test_describe(&r, how, sizeof how), r.err.data);
+    tl_test_proc_free(&r);
   }
 }
 END_TEST
@@ -1449,7 +1295,7 @@ static Suite *faults_suite(void)
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_scenario_faults, 0, NSCENARIOS * NOPTIONS);
   suite_add_tcase(s, tc);
-  if (!UNDER_ASAN) {
+  if (!TL_TEST_UNDER_ASAN) {
     tc = tcase_create("programs");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_program_faults, 0, nprograms);

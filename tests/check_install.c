@@ -6,26 +6,18 @@
  * through pkg-config, a program built from it, tasklocal-run and the man
  * pages. Nothing is installed into the real system.
  */
-#define _GNU_SOURCE
-#include <check.h>
-#include <errno.h>
+#include "testutil.h"
+
 #include <limits.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include "testutil.h"
 
 #define TCASE_TIMEOUT_S 180
 
 /* The program is built from a temporary directory: the sanitizer build
  * of the suites links a sanitized library, which only a program built with
  * the same sanitizers can load first. */
-#if defined(__SANITIZE_ADDRESS__)
+#if TL_TEST_UNDER_ASAN
 #define PROG_CFLAGS "-fsanitize=address,undefined"
 #define RUN_ENV "ASAN_OPTIONS=verify_asan_link_order=0 "
 #else
@@ -80,7 +72,8 @@ static void teardown(void)
 }
 
 /* Runs a shell command, with stderr joined to stdout; returns its exit
- * status (or -1) and, when out is not NULL, what it printed (to free). */
+ * status (or -1) and, when out is not NULL, what it printed (to free). No
+ * command may take longer than the whole test case. */
 __attribute__((format(printf, 2, 3))) static int sh(char **out, const char *fmt, ...)
 {
   char *cmd, *full;
@@ -90,29 +83,17 @@ __attribute__((format(printf, 2, 3))) static int sh(char **out, const char *fmt,
   va_end(ap);
   ck_assert_msg(n >= 0, "out of memory");
   ck_assert(asprintf(&full, "( %s ) 2>&1", cmd) >= 0);
-  FILE *p = popen(full, "r");
-  ck_assert_msg(p != NULL, "popen: %s", strerror(errno));
-  size_t len = 0, cap = 4096;
-  char *buf = malloc(cap);
-  ck_assert(buf != NULL);
-  size_t got;
-  while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-    len += got;
-    if (cap - len < 2) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-      ck_assert(buf != NULL);
-    }
-  }
-  buf[len] = '\0';
-  int st = pclose(p);
+  char *const argv[] = {(char *)"/bin/sh", (char *)"-c", full, NULL};
+  struct tl_test_proc p;
+  tl_test_exec(&p, argv, environ, TCASE_TIMEOUT_S);
   free(full);
   free(cmd);
+  free(p.err.data);
   if (out != NULL)
-    *out = buf;
+    *out = p.out.data;
   else
-    free(buf);
-  return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    free(p.out.data);
+  return !p.timed_out && WIFEXITED(p.wstatus) ? WEXITSTATUS(p.wstatus) : -1;
 }
 
 /* make, as a user runs it, without the variables of the make that runs

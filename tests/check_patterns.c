@@ -13,23 +13,9 @@
  * TL_BUILD_DIR is the absolute path of build/, holding libtasklocal.so,
  * tests/libtlprobe.so and tests/programs/<name>.
  */
-#define _GNU_SOURCE
-#include <check.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "testutil.h"
 
-#ifndef TL_BUILD_DIR
-#error "TL_BUILD_DIR must be the absolute path of the build directory"
-#endif
+#include <inttypes.h>
 
 #define SHIM_PATH TL_BUILD_DIR "/libtasklocal.so"
 #define PLUGIN_PATH TL_BUILD_DIR "/tests/libtlprobe.so"
@@ -43,8 +29,6 @@
 
 #define MAX_LABELS 8
 #define LABEL_LEN 64
-
-extern char **environ;
 
 /* ------------------------------------------------------------------------
  * What each program is expected to do
@@ -62,21 +46,16 @@ struct label_spec {
   enum kind kind;
 };
 
-struct output {
-  char *data;
-  size_t len;
-};
-
 struct program {
   const char *name;
   int status;   /* exit status of a correct run */
   int threaded; /* several threads probe: lines are ordered only per thread */
   struct label_spec labels[MAX_LABELS];
   /* Optional checks of the plain run's stdout. */
-  void (*check_stdout)(const struct output *out);
+  void (*check_stdout)(const struct tl_test_buf *out);
 };
 
-static void uclink_null_stdout(const struct output *out);
+static void uclink_null_stdout(const struct tl_test_buf *out);
 
 /* Probe counts are those of the programs as written; a program that is
  * changed must be changed here too. */
@@ -132,65 +111,9 @@ static const struct program programs[] = {
  * Running a program
  * ------------------------------------------------------------------------ */
 
-struct run {
-  struct output out; /* stdout */
-  struct output err; /* stderr, shown when something fails */
-  int wstatus;
-  int timed_out;
-};
-
-static void append(struct output *o, const char *buf, size_t n)
-{
-  char *p = realloc(o->data, o->len + n + 1);
-  ck_assert_msg(p != NULL, "out of memory reading a program's output");
-  memcpy(p + o->len, buf, n);
-  o->len += n;
-  p[o->len] = '\0';
-  o->data = p;
-}
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Whether the "NAME=value" strings a and b set the same variable. */
-static int same_name(const char *a, const char *b)
-{
-  size_t n = strcspn(a, "=");
-  return strncmp(a, b, n) == 0 && b[n] == '=';
-}
-
-/* The environment of this process, with `extra` (a NULL-terminated list
- * of "NAME=value") added or replacing variables of the same name. Neither
- * run inherits LD_PRELOAD or TLPROBE_LOG: the plain run is without any
- * preload, the other gets exactly the shim and the plugin. */
-static char **make_env(const char *const *extra)
-{
-  size_t n = 0, k = 0, nextra = 0;
-  char **env;
-
-  while (environ[n] != NULL)
-    n++;
-  while (extra[nextra] != NULL)
-    nextra++;
-  env = calloc(n + nextra + 1, sizeof *env);
-  ck_assert_msg(env != NULL, "out of memory building an environment");
-  for (size_t i = 0; i < n; i++) {
-    int replaced = same_name("LD_PRELOAD=", environ[i]) ||
-                   same_name("TLPROBE_LOG=", environ[i]);
-    for (size_t j = 0; j < nextra && !replaced; j++)
-      replaced = same_name(extra[j], environ[i]);
-    if (!replaced)
-      env[k++] = environ[i];
-  }
-  for (size_t i = 0; i < nextra; i++)
-    env[k++] = (char *)extra[i];
-  env[k] = NULL;
-  return env;
-}
+/* Neither run inherits LD_PRELOAD or TLPROBE_LOG: the plain run is
+ * without any preload, the other gets exactly the shim and the plugin. */
+static const char *const not_inherited[] = {"LD_PRELOAD=", "TLPROBE_LOG=", NULL};
 
 /* In a build with AddressSanitizer the programs carry its runtime, which
  * refuses to start when a preloaded library comes before it; that check
@@ -198,7 +121,7 @@ static char **make_env(const char *const *extra)
  * Returns NULL when nothing is to be set. */
 static char *asan_options(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if TL_TEST_UNDER_ASAN
   const char *old = getenv("ASAN_OPTIONS");
   char *opt = NULL;
   int n;
@@ -214,94 +137,8 @@ static char *asan_options(void)
 #endif
 }
 
-/* Runs `path` with no arguments and the environment `env`, capturing its
- * stdout and stderr; kills it if it runs past the deadline. */
-static void run_program(const char *path, char *const env[], struct run *r)
-{
-  int out_pipe[2], err_pipe[2];
-  struct pollfd fds[2];
-  double deadline = now_s() + RUN_DEADLINE_S;
-  pid_t pid;
-  int open_fds = 2;
-
-  memset(r, 0, sizeof *r);
-  ck_assert_msg(pipe2(out_pipe, O_CLOEXEC) == 0 &&
-                    pipe2(err_pipe, O_CLOEXEC) == 0,
-                "pipe2: %s", strerror(errno));
-  pid = fork();
-  ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    char *const argv[] = {(char *)path, NULL};
-    int null_fd = open("/dev/null", O_RDONLY);
-    if (null_fd >= 0)
-      dup2(null_fd, STDIN_FILENO);
-    dup2(out_pipe[1], STDOUT_FILENO);
-    dup2(err_pipe[1], STDERR_FILENO);
-    execve(path, argv, env);
-    _exit(127);
-  }
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  fds[0].fd = out_pipe[0];
-  fds[1].fd = err_pipe[0];
-  fds[0].events = fds[1].events = POLLIN;
-
-  while (open_fds > 0) {
-    double left = deadline - now_s();
-    int ready;
-
-    if (left <= 0) {
-      r->timed_out = 1;
-      kill(pid, SIGKILL);
-      break;
-    }
-    ready = poll(fds, 2, (int)(left * 1000) + 1);
-    if (ready < 0 && errno == EINTR)
-      continue;
-    ck_assert_msg(ready >= 0, "poll: %s", strerror(errno));
-    for (int i = 0; i < 2; i++) {
-      char buf[4096];
-      ssize_t n;
-
-      if (fds[i].fd < 0 || fds[i].revents == 0)
-        continue;
-      n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        append(i == 0 ? &r->out : &r->err, buf, (size_t)n);
-      } else if (n == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        open_fds--;
-      }
-    }
-  }
-  for (int i = 0; i < 2; i++)
-    if (fds[i].fd >= 0)
-      close(fds[i].fd);
-  while (waitpid(pid, &r->wstatus, 0) < 0)
-    ck_assert_msg(errno == EINTR, "waitpid: %s", strerror(errno));
-  /* Outputs are compared as strings, so make sure both exist. */
-  append(&r->out, "", 0);
-  append(&r->err, "", 0);
-}
-
-/* "exit 0", "signal 11"...: how a run ended, for messages. */
-static const char *describe(const struct run *r, char *buf, size_t size)
-{
-  if (r->timed_out)
-    snprintf(buf, size, "killed after %d s (hung)", RUN_DEADLINE_S);
-  else if (WIFEXITED(r->wstatus))
-    snprintf(buf, size, "exit %d", WEXITSTATUS(r->wstatus));
-  else if (WIFSIGNALED(r->wstatus))
-    snprintf(buf, size, "signal %d (%s)", WTERMSIG(r->wstatus),
-             strsignal(WTERMSIG(r->wstatus)));
-  else
-    snprintf(buf, size, "wait status %#x", (unsigned)r->wstatus);
-  return buf;
-}
-
 /* Describes the first line where two outputs differ. */
-static void first_difference(const struct output *a, const struct output *b,
+static void first_difference(const struct tl_test_buf *a, const struct tl_test_buf *b,
                              char *buf, size_t size)
 {
   const char *pa = a->data, *pb = b->data;
@@ -340,25 +177,14 @@ struct log {
 
 static char *read_file(const char *path)
 {
-  FILE *f = fopen(path, "r");
-  char *data = NULL;
-  size_t len = 0, cap = 0;
-  size_t n;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct tl_test_buf b = {0};
 
-  ck_assert_msg(f != NULL, "cannot open the probe log %s: %s", path,
+  ck_assert_msg(fd >= 0, "cannot open the probe log %s: %s", path,
                 strerror(errno));
-  do {
-    if (cap - len < 4096) {
-      cap = cap * 2 + 4096;
-      data = realloc(data, cap + 1);
-      ck_assert_msg(data != NULL, "out of memory reading %s", path);
-    }
-    n = fread(data + len, 1, cap - len, f);
-    len += n;
-  } while (n > 0);
-  fclose(f);
-  data[len] = '\0';
-  return data;
+  tl_test_buf_read_fd(&b, fd);
+  close(fd);
+  return b.data;
 }
 
 /* Parses every line of the log; any line that is neither a probe nor a
@@ -585,7 +411,7 @@ static void check_log(const struct program *p, const char *path,
   }
 }
 
-static void uclink_null_stdout(const struct output *out)
+static void uclink_null_stdout(const struct tl_test_buf *out)
 {
   const char *last = "atexit: co1 steps 3, co2 steps 2\n";
   size_t n = strlen(last);
@@ -599,7 +425,7 @@ static void uclink_null_stdout(const struct output *out)
 
 /* Stderr under the shim must not carry any report of its own: none was
  * asked for. */
-static void check_no_shim_output(const char *name, const struct run *r)
+static void check_no_shim_output(const char *name, const struct tl_test_proc *r)
 {
   const char *s = r->err.data;
 
@@ -619,11 +445,12 @@ START_TEST(test_pattern)
   char path[512], log_path[512], preload[1024], log_env[600];
   char how_plain[64], how_shim[64], diff[512];
   char *asan = asan_options();
-  /* A NULL asan ends the lists early, which is what it means. */
-  const char *plain_extra[] = {asan, NULL};
-  const char *shim_extra[] = {preload, log_env, asan, NULL};
+  /* A NULL asan is left out, which is what it means. */
+  const char *plain_extra[] = {asan};
+  const char *shim_extra[] = {preload, log_env, asan};
   char **plain_env, **shim_env;
-  struct run plain, shim;
+  char *const argv[] = {path, NULL};
+  struct tl_test_proc plain, shim;
   struct log log;
   const char *tmp = getenv("TMPDIR");
   int fd;
@@ -643,11 +470,11 @@ START_TEST(test_pattern)
   snprintf(preload, sizeof preload, "LD_PRELOAD=%s %s", SHIM_PATH,
            PLUGIN_PATH);
   snprintf(log_env, sizeof log_env, "TLPROBE_LOG=%s", log_path);
-  plain_env = make_env(plain_extra);
-  shim_env = make_env(shim_extra);
+  plain_env = tl_test_env(not_inherited, plain_extra, 1);
+  shim_env = tl_test_env(not_inherited, shim_extra, 3);
 
-  run_program(path, plain_env, &plain);
-  describe(&plain, how_plain, sizeof how_plain);
+  tl_test_exec(&plain, argv, plain_env, RUN_DEADLINE_S);
+  tl_test_describe(&plain, how_plain, sizeof how_plain);
   ck_assert_msg(!plain.timed_out && WIFEXITED(plain.wstatus) &&
                     WEXITSTATUS(plain.wstatus) == p->status,
                 "%s: alone, the program ended with %s instead of exit %d; "
@@ -658,8 +485,8 @@ START_TEST(test_pattern)
   if (p->check_stdout != NULL)
     p->check_stdout(&plain.out);
 
-  run_program(path, shim_env, &shim);
-  describe(&shim, how_shim, sizeof how_shim);
+  tl_test_exec(&shim, argv, shim_env, RUN_DEADLINE_S);
+  tl_test_describe(&shim, how_shim, sizeof how_shim);
   ck_assert_msg(!shim.timed_out && shim.wstatus == plain.wstatus,
                 "%s: under the shim the program ended with %s, alone with "
                 "%s; probe log %s; stderr: %.500s",
@@ -677,10 +504,8 @@ START_TEST(test_pattern)
   /* Kept on failure, for the messages above point into it. */
   unlink(log_path);
   free(log.e);
-  free(plain.out.data);
-  free(plain.err.data);
-  free(shim.out.data);
-  free(shim.err.data);
+  tl_test_proc_free(&plain);
+  tl_test_proc_free(&shim);
   free(plain_env);
   free(shim_env);
   free(asan);
@@ -702,11 +527,5 @@ static Suite *patterns_suite(void)
 
 int main(void)
 {
-  SRunner *sr = srunner_create(patterns_suite());
-  int failed;
-
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return tl_test_run(patterns_suite());
 }

@@ -13,25 +13,14 @@
  *
  * TL_BUILD_DIR is the absolute path of the build directory.
  */
-#define _GNU_SOURCE
-#include <check.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "testutil.h"
+
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <ucontext.h>
-#include <unistd.h>
 
 #include "tasklocal.h"
-#include "testutil.h"
 
 int tl_dump(int fd);                       /* not in every version of the header yet */
 
@@ -47,8 +36,6 @@ int tl_dump(int fd);                       /* not in every version of the header
 #define DEADLINE_S 40
 #define TCASE_TIMEOUT_S 120
 
-extern char **environ;
-
 /* ------------------------------------------------------------------------
  * Running programs
  * ------------------------------------------------------------------------ */
@@ -58,97 +45,29 @@ struct run {
   char *out, *err;
 };
 
-struct child {
-  pid_t pid;
-  int in, out, err;                        /* our ends of its stdin, stdout, stderr */
-};
-
 static int starts_with(const char *s, const char *prefix)
 {
   return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* This process's environment without the variables a case sets, with
- * extra (NULL-terminated) added. Sanitizer builds need their runtime's
- * link-order check off under LD_PRELOAD, and their own leak checker off:
- * the programs leak on purpose, and it would also exit with status 23. */
-static char **make_env(const char *const *extra)
+/* Starts argv with this process's environment without the variables a
+ * case sets, with extra (NULL-terminated) added. Sanitizer builds need
+ * their runtime's link-order check off under LD_PRELOAD, and their own
+ * leak checker off: the programs leak on purpose, and it would also exit
+ * with status 23. */
+static void start(struct tl_test_proc *c, const char *const argv[], const char *const extra[])
 {
-  size_t n = 0, m = 0;
-  while (environ[n] != NULL)
+  static const char *const case_vars[] = {"LD_PRELOAD=", "TASKLOCAL_", "ASAN_OPTIONS=", NULL};
+  const char *vars[16] = {TL_TEST_ASAN_ENV};
+  size_t n = 1;
+  while (extra != NULL && extra[n - 1] != NULL) {
+    ck_assert(n < sizeof vars / sizeof vars[0]);
+    vars[n] = extra[n - 1];
     n++;
-  while (extra != NULL && extra[m] != NULL)
-    m++;
-  char **env = calloc(n + m + 2, sizeof *env);
-  ck_assert_ptr_nonnull(env);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!starts_with(environ[i], "LD_PRELOAD=") && !starts_with(environ[i], "TASKLOCAL_") &&
-        !starts_with(environ[i], "ASAN_OPTIONS="))
-      env[k++] = environ[i];
-  env[k++] = "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0";
-  for (size_t i = 0; i < m; i++)
-    env[k++] = (char *)extra[i];
-  env[k] = NULL;
-  return env;
-}
-
-static void start(struct child *c, const char *const argv[], const char *const extra[])
-{
-  int in[2], out[2], err[2];
-  ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
-  ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-  ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
-  char **env = make_env(extra);
-  fflush(NULL);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    execve(argv[0], (char *const *)argv, env);
-    dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(126);
   }
+  char **env = tl_test_env(case_vars, vars, n);
+  tl_test_spawn(c, (char *const *)argv, env);
   free(env);
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  *c = (struct child){pid, in[1], out[0], err[0]};
-}
-
-struct buf {
-  char *data;
-  size_t len, cap;
-};
-
-static int drain(int fd, struct buf *b)
-{
-  if (b->cap - b->len < 4096) {
-    b->cap = b->cap * 2 + 8192;
-    b->data = realloc(b->data, b->cap);
-    ck_assert_ptr_nonnull(b->data);
-  }
-  ssize_t n = read(fd, b->data + b->len, b->cap - b->len - 1);
-  if (n > 0)
-    b->len += (size_t)n;
-  b->data[b->len] = '\0';
-  return n > 0 || (n < 0 && errno == EINTR);
-}
-
-/* Reads stdout until it holds want (or end of file); returns 1 if found. */
-static int wait_for_output(struct child *c, struct buf *out, const char *want)
-{
-  time_t end = time(NULL) + DEADLINE_S;
-  while (out->data == NULL || strstr(out->data, want) == NULL) {
-    struct pollfd p = {c->out, POLLIN, 0};
-    if (time(NULL) > end || poll(&p, 1, 1000) < 0)
-      return 0;
-    if (p.revents && !drain(c->out, out))
-      return out->data != NULL && strstr(out->data, want) != NULL;
-  }
-  return 1;
 }
 
 /* AddressSanitizer warns that it does not fully support swapcontext, and
@@ -184,46 +103,20 @@ static void strip_sanitizer_notes(char *text)
 }
 
 /* Closes its stdin, reads its output to the end and reaps it. */
-static void finish(struct child *c, struct run *r, struct buf *out)
+static void finish(struct tl_test_proc *c, struct run *r)
 {
-  struct buf err = {0}, none = {0};
-  if (out == NULL)
-    out = &none;
-  if (c->in >= 0)
-    close(c->in);
-  int open_out = 1, open_err = 1;
-  time_t end = time(NULL) + DEADLINE_S;
-  while (open_out || open_err) {
-    struct pollfd p[2] = {{open_out ? c->out : -1, POLLIN, 0}, {open_err ? c->err : -1, POLLIN, 0}};
-    int left = (int)(end - time(NULL));
-    if (left <= 0) {
-      kill(c->pid, SIGKILL);
-      break;
-    }
-    if (poll(p, 2, left * 1000) < 0 && errno != EINTR)
-      break;
-    if (p[0].revents && !drain(c->out, out))
-      open_out = 0;
-    if (p[1].revents && !drain(c->err, &err))
-      open_err = 0;
-  }
-  close(c->out);
-  close(c->err);
-  int status = 0;
-  ck_assert_int_eq(waitpid(c->pid, &status, 0), c->pid);
-  r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  drain(-1, out);
-  drain(-1, &err);
-  r->out = out->data;
-  r->err = err.data;
+  tl_test_reap(c, DEADLINE_S);
+  r->status = WIFEXITED(c->wstatus) ? WEXITSTATUS(c->wstatus) : 128 + WTERMSIG(c->wstatus);
+  r->out = c->out.data;
+  r->err = c->err.data;
   strip_sanitizer_notes(r->err);
 }
 
 static void run(struct run *r, const char *const argv[], const char *const extra[])
 {
-  struct child c;
+  struct tl_test_proc c;
   start(&c, argv, extra);
-  finish(&c, r, NULL);
+  finish(&c, r);
 }
 
 static void run_free(struct run *r)
@@ -580,13 +473,13 @@ END_TEST
 static char *read_file(const char *path)
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct buf b = {0};
+  struct tl_test_buf b = {0};
   if (fd >= 0) {
-    while (drain(fd, &b))
-      continue;
+    tl_test_buf_read_fd(&b, fd);
     close(fd);
+  } else {
+    tl_test_buf_add(&b, "", 0);            /* not written yet: empty */
   }
-  drain(-1, &b);
   return b.data;
 }
 
@@ -605,10 +498,9 @@ static void dump_case(const char *signame, int signo)
   snprintf(opt_sig, sizeof opt_sig, "TASKLOCAL_DUMP_SIGNAL=%s", signame);
   const char *argv[] = {PROG("leak_dump"), NULL};
   const char *env[] = {PRELOAD, opt_sig, opt_log, NULL};
-  struct child c;
-  struct buf out = {0};
+  struct tl_test_proc c;
   start(&c, argv, env);
-  ck_assert_msg(wait_for_output(&c, &out, "ready\n"), "leak_dump did not start");
+  ck_assert_msg(tl_test_read_until(&c, "ready\n", DEADLINE_S), "leak_dump did not start");
   /* Several dumps while the threads switch; wait for each to be written. */
   char *text = NULL;
   for (int i = 1; i <= 3; i++) {
@@ -624,7 +516,7 @@ static void dump_case(const char *signame, int signo)
     ck_assert_msg(count(text, "tasklocal: dump summary: ") >= i, "dump %d not written:\n%.1500s", i, text);
   }
   struct run r;
-  finish(&c, &r, &out);
+  finish(&c, &r);
   ck_assert_int_eq(r.status, 0);
   ck_assert_str_eq(r.out, "ready\nstopped\n");
   ck_assert_str_eq(r.err, "");
@@ -672,11 +564,9 @@ static int dump_to_memory(char **text)
   int fd = memfd_create("dump", MFD_CLOEXEC);
   ck_assert_int_ge(fd, 0);
   int err = tl_dump(fd);
-  struct buf b = {0};
+  struct tl_test_buf b = {0};
   lseek(fd, 0, SEEK_SET);
-  while (drain(fd, &b))
-    continue;
-  drain(-1, &b);
+  tl_test_buf_read_fd(&b, fd);
   close(fd);
   *text = b.data;
   return err;
@@ -688,11 +578,7 @@ START_TEST(tl_dump_in_process)
   attr.name = "dump.key";
   ck_assert_int_eq(tl_key_create_attr(&dump_key, &attr), 0);
   static char stack[128 * 1024];
-  getcontext(&co_ctx);
-  co_ctx.uc_stack.ss_sp = stack;
-  co_ctx.uc_stack.ss_size = sizeof stack;
-  co_ctx.uc_link = &here_ctx;
-  makecontext(&co_ctx, parked, 0);
+  tl_test_context(&co_ctx, stack, sizeof stack, parked, &here_ctx);
   swapcontext(&here_ctx, &co_ctx);
 
   char *text;
@@ -726,11 +612,7 @@ static void dumps_itself(void)
 START_TEST(tl_dump_from_coroutine)
 {
   static char stack[64 * 1024];
-  getcontext(&co_ctx);
-  co_ctx.uc_stack.ss_sp = stack;
-  co_ctx.uc_stack.ss_size = sizeof stack;
-  co_ctx.uc_link = &here_ctx;
-  makecontext(&co_ctx, dumps_itself, 0);
+  tl_test_context(&co_ctx, stack, sizeof stack, dumps_itself, &here_ctx);
   swapcontext(&here_ctx, &co_ctx);
   ck_assert_int_eq(inner_err, 0);
   assert_summary(inner_text, "dump", 1, 0);
@@ -877,6 +759,8 @@ static int secure_child(void)
 {
   printf("secure=%lu\n", getauxval(AT_SECURE));
   fflush(stdout);
+  /* Not tl_test_context: its assertion would have no Check runner to
+   * report to in this process. */
   static char stack[64 * 1024];
   getcontext(&co_ctx);
   co_ctx.uc_stack.ss_sp = stack;

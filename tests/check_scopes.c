@@ -26,11 +26,7 @@ static void start(struct co *c, void (*fn)(void))
 {
   c->stack = malloc(STACK);
   c->done = 0;
-  ck_assert_int_eq(getcontext(&c->ctx), 0);
-  c->ctx.uc_stack.ss_sp = c->stack;
-  c->ctx.uc_stack.ss_size = STACK;
-  c->ctx.uc_link = &c->back;
-  makecontext(&c->ctx, fn, 0);
+  tl_test_context(&c->ctx, c->stack, STACK, fn, &c->back);
 }
 
 static void resume(struct co *c)

@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <sys/time.h>
 #include <tasklocal.h>
-#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -118,13 +117,6 @@ static void *signaler(void *arg)
   return NULL;
 }
 
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 START_TEST(test_signal_mid_switch)
 {
   ck_assert_int_eq(tl_key_create(&key, NULL), 0);
@@ -147,9 +139,9 @@ START_TEST(test_signal_mid_switch)
   atomic_store(&signaling, 1);
   pthread_t sender;
   ck_assert_int_eq(pthread_create(&sender, NULL, signaler, NULL), 0);
-  double start = now_s();
+  double start = tl_test_now_s();
   long rounds = 0;
-  while (now_s() - start < 1.5) {
+  while (tl_test_now_s() - start < 1.5) {
     for (int j = 0; j < 1000; j++) {
       swapcontext(&main_ctx, &co_ctx[0]);
       ck_assert_uint_eq(tl_task_id(tl_current()), atomic_load(&ids[NCO]));

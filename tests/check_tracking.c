@@ -41,15 +41,6 @@ static void setup(void)
   ck_assert_int_eq(tl_key_create(&key, count_destroy), 0);
 }
 
-static void make(ucontext_t *ctx, char *stack, void (*fn)(void), ucontext_t *link)
-{
-  ck_assert_int_eq(getcontext(ctx), 0);
-  ctx->uc_stack.ss_sp = stack;
-  ctx->uc_stack.ss_size = STACK;
-  ctx->uc_link = link;
-  makecontext(ctx, fn, 0);
-}
-
 /* ---- identity and values across switches ---- */
 
 static uint64_t co_ids[3];
@@ -72,7 +63,7 @@ START_TEST(test_identity_across_switches)
   int root_value;
   uint64_t root = tl_task_id(tl_current());
   tl_set(key, &root_value);
-  make(&co_ctx, co_stack, co_identity, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_identity, &main_ctx);
   swapcontext(&main_ctx, &co_ctx);
   ck_assert_uint_eq(tl_task_id(tl_current()), root);
   ck_assert_ptr_eq(tl_get(key), &root_value);
@@ -109,7 +100,7 @@ START_TEST(test_destructor_rounds)
   tl_key_delete(key);
   ck_assert_int_eq(tl_key_create(&key, rebind_destroy), 0);
   rounds = 0;
-  make(&co_ctx, co_stack, co_rebinds, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_rebinds, &main_ctx);
   swapcontext(&main_ctx, &co_ctx);
   ck_assert_int_eq(rounds, 4);
   ck_assert_ptr_null(tl_get(key)); /* nothing leaked into the root */
@@ -128,11 +119,11 @@ static void co_binds_and_yields(void)
 
 START_TEST(test_abandon_destroys_values)
 {
-  make(&co_ctx, co_stack, co_binds_and_yields, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_binds_and_yields, &main_ctx);
   swapcontext(&main_ctx, &co_ctx);
   ck_assert_int_eq(destroyed, 0);
   /* The same ucontext_t made again while its task is suspended. */
-  make(&co_ctx, co_stack, co_rebinds, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_rebinds, &main_ctx);
   ck_assert_int_eq(destroyed, 1);
   ck_assert_ptr_eq(destroyed_value, &abandoned_value);
 }
@@ -149,7 +140,7 @@ START_TEST(test_never_started_memory_flat)
 {
   static ucontext_t ctx[2];
   for (int i = 0; i < 100000; i++)
-    make(&ctx[i & 1], co_stack, never_runs, NULL);
+    tl_test_context(&ctx[i & 1], co_stack, STACK, never_runs, NULL);
   long before = tl_test_rss_kib();
   for (int i = 0; i < 10000000; i++) {
     ctx[i & 1].uc_stack.ss_sp = co_stack;
@@ -223,7 +214,7 @@ static void *resume_once(void *arg)
 
 START_TEST(test_migration)
 {
-  make(&co_ctx, co_stack, co_migrates, &thread_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_migrates, &thread_ctx);
   pthread_t a, b;
   void *ra, *rb;
   sem_init(&resumed, 0, 0);
@@ -263,7 +254,7 @@ START_TEST(test_unseen_switches)
   int root_value;
   uint64_t root = tl_task_id(tl_current());
   tl_set(key, &root_value);
-  make(&co_ctx, co_stack, co_jumps, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_jumps, &main_ctx);
   swapcontext(&main_ctx, &co_ctx);
   if (sigsetjmp(main_jb, 0) == 0)
     siglongjmp(co_jb, 1);
@@ -296,7 +287,7 @@ START_TEST(test_signal_handler_reads)
   tl_set(key, &root_value);
   raise(SIGUSR1);
   ck_assert_ptr_eq(in_handler, &root_value);
-  make(&co_ctx, co_stack, co_signals, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_signals, &main_ctx);
   swapcontext(&main_ctx, &co_ctx);
   ck_assert_ptr_eq(in_handler, &co_value);
 }
@@ -329,10 +320,10 @@ static void co_binds(void)
 
 START_TEST(test_deleted_key_no_destructor)
 {
-  make(&co_ctx, co_stack, co_binds_and_yields, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_binds_and_yields, &main_ctx);
   swapcontext(&main_ctx, &co_ctx);
   ck_assert_int_eq(tl_key_delete(key), 0);
-  make(&co_ctx, co_stack, co_binds, &main_ctx); /* abandons the first task */
+  tl_test_context(&co_ctx, co_stack, STACK, co_binds, &main_ctx); /* abandons the first task */
   ck_assert_int_eq(destroyed, 0);
 }
 END_TEST
@@ -369,7 +360,7 @@ START_TEST(test_fork)
   volatile int stop = 0;
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, spin_switching, (void *)&stop), 0);
-  make(&co_ctx, co_stack, co_yields_twice, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_yields_twice, &main_ctx);
   swapcontext(&main_ctx, &co_ctx);
   co_ids[0] = tl_task_id(tl_current());
   for (int i = 0; i < 20; i++) {
@@ -576,7 +567,7 @@ START_TEST(test_lsan_sees_task_values)
   void *p = malloc(16);
   ck_assert_ptr_nonnull(p);
   tl_set(key, p);
-  make(&co_ctx, co_stack, co_holds_malloc, &main_ctx);
+  tl_test_context(&co_ctx, co_stack, STACK, co_holds_malloc, &main_ctx);
   swapcontext(&main_ctx, &co_ctx);
   /* The values are reachable only through the library's records, kept in
    * mmap'd pages that the library registers with LSan. */
