@@ -511,7 +511,7 @@ START_TEST(test_inline_view_follows_the_task)
   ck_assert_int_eq(tl_key_create(&view_key2, read_in_destructor), 0);
   tl_set(key, &va);
   expect_twice(&va);
-  make(&view_b_ctx, view_b_stack, view_b, &main_ctx);
+  tl_test_context(&view_b_ctx, view_b_stack, STACK, view_b, &main_ctx);
   swapcontext(&view_a_ctx, &view_b_ctx);
   expect_twice(&va);
   swapcontext(&view_a_ctx, &view_b_ctx);
@@ -519,7 +519,7 @@ START_TEST(test_inline_view_follows_the_task)
   /* b is suspended with two values; making its context again abandons
    * it, and its destructors run here, on this stack. */
   ck_assert_int_eq(destroyed, 0);
-  make(&view_b_ctx, view_b_stack, view_b, &main_ctx);
+  tl_test_context(&view_b_ctx, view_b_stack, STACK, view_b, &main_ctx);
   ck_assert(!seen_in_destructor_ok); /* view_key2 was never set in b */
   expect_twice(&va);
   tl_unset(key);
@@ -538,11 +538,11 @@ START_TEST(test_inline_view_in_destructors)
 {
   ck_assert_int_eq(tl_key_create(&view_key2, read_in_destructor), 0);
   tl_set(key, &va);
-  make(&view_b_ctx, view_b_stack, view_b_with_key2, &main_ctx);
+  tl_test_context(&view_b_ctx, view_b_stack, STACK, view_b_with_key2, &main_ctx);
   swapcontext(&view_a_ctx, &view_b_ctx);
   expect_twice(&va);
   seen_in_destructor_ok = 0;
-  make(&view_b_ctx, view_b_stack, view_b_with_key2, &main_ctx); /* abandons the first */
+  tl_test_context(&view_b_ctx, view_b_stack, STACK, view_b_with_key2, &main_ctx); /* abandons the first */
   ck_assert(seen_in_destructor_ok);
   expect_twice(&va);
   tl_unset(key);
