@@ -27,9 +27,9 @@
 #include <stdint.h>
 
 #define TL_VERSION_MAJOR 0
-#define TL_VERSION_MINOR 1
+#define TL_VERSION_MINOR 2
 #define TL_VERSION_PATCH 0
-#define TL_VERSION 100 /* major * 10000 + minor * 100 + patch */
+#define TL_VERSION 200 /* major * 10000 + minor * 100 + patch */
 
 #if defined(TL_DYNAMIC)
 #define TL_API static inline __attribute__((unused)) /* defined by the header, below */
