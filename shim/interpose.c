@@ -45,7 +45,7 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
   if (oucp == NULL || ucp == NULL)
     return;
   struct tl__task *c = tl__task_now();
-  if (!((c->flags & TL__F_MAPPED) && c->ctx == oucp)) {
+  if (!(__atomic_load_n(&c->mapped, __ATOMIC_RELAXED) && c->ctx == oucp)) {
     tl__map_save(c, oucp);
     tl__hint_put(th, oucp, c);
   } else if (TL__UNLIKELY(c->flags & TL__F_MADE)) {
@@ -113,6 +113,15 @@ extern __typeof__(makecontext) tl__own_makecontext __attribute__((alias("makecon
 #pragma GCC diagnostic pop
 #endif
 
+/* Whether the record t still belongs to the task with this id: a copy of
+ * a context may run after its task ended, and the record then holds
+ * another task, or none, or its finished task waiting for release. */
+static int still(const struct tl__task *t, uint64_t id)
+{
+  return t != NULL && id != 0 && t->id == id &&
+         atomic_load_explicit(&t->state, memory_order_relaxed) != TL__FINISHED;
+}
+
 /* The first thing a made context runs. The switch that started it already
  * made it current; this confirms it (a copied context may have been
  * predicted wrong) and ends the switch. */
@@ -122,7 +131,7 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
   if (th == NULL)
     return;
   th->in_switch = 0;
-  if (t == NULL || id == 0 || t->id != id)
+  if (!still(t, id))
     return;                                /* its record ended: it runs untracked */
   tl__flag_set(t, TL__F_STARTED);
   struct tl__task *c = th->current;
@@ -147,14 +156,14 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   if (th == NULL)
     return;
   const ucontext_t *link = *link_slot;
-  int mine = t != NULL && id != 0 && t->id == id;
+  int mine = still(t, id);
   if (mine)
     tl__task_finished(th, t);
   struct tl__task *n = link ? tl__predict(th, link) : NULL;
   if (n == NULL)
     n = &th->root;
   if (mine)
-    tl__task_retire(t);
+    tl__task_retire(th, t);
   atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
   th->prev = NULL;
   th->in_switch = 0;

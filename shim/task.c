@@ -77,12 +77,8 @@ struct tl__task_ext *tl__task_ext(struct tl__task *t)
   return t->x;
 }
 
-static void ext_free(struct tl__task *t)
+static void ext_destroy(struct tl__task_ext *x)
 {
-  struct tl__task_ext *x = t->x;
-  if (x == NULL)
-    return;
-  t->x = NULL;
   tl__free(x->name);
   tl__free(x->bt);
   if (x->held != NULL)
@@ -95,6 +91,15 @@ static void ext_free(struct tl__task *t)
     tl__free(d);
   }
   tl__free(x);
+}
+
+static void ext_free(struct tl__task *t)
+{
+  struct tl__task_ext *x = t->x;
+  if (x == NULL)
+    return;
+  t->x = NULL;
+  ext_destroy(x);
 }
 
 /* Called with S.lock held. The id goes to 0 first: a stale pointer to this
@@ -130,13 +135,14 @@ static void live_del(struct tl__task *t)
 
 /* ------------------------------------------------------------------------
  * The stack-range tree: a treap ordered by (hi ascending, id descending),
- * with the heap priority derived from the id, so a record needs only two
- * links. Called with S.lock held.
+ * with the heap priority derived from the record's address, so a record
+ * needs only two links, and one whose id changes in place (ended_take)
+ * keeps its priority. Called with S.lock held.
  * ------------------------------------------------------------------------ */
 
 static uint64_t prio(const struct tl__task *t)
 {
-  uint64_t x = t->id * 0x9e3779b97f4a7c15ull;
+  uint64_t x = (uint64_t)(uintptr_t)t * 0x9e3779b97f4a7c15ull;
   return x ^ (x >> 29);
 }
 
@@ -231,14 +237,14 @@ static struct tl__task *tree_find(uintptr_t sp)
 static void tree_add(struct tl__task *t)
 {
   S.tree = tree_insert(S.tree, t);
-  tl__flag_set(t, TL__F_IN_TREE);
+  t->in_tree = 1;
 }
 
 static void tree_del(struct tl__task *t)
 {
-  if (t->flags & TL__F_IN_TREE) {
+  if (t->in_tree) {
     S.tree = tree_delete(S.tree, t);
-    tl__flag_clear(t, TL__F_IN_TREE);
+    t->in_tree = 0;
   }
 }
 
@@ -337,18 +343,18 @@ static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
       break;
     }
   }
-  tl__flag_clear(t, TL__F_MAPPED);
+  STORE(t->mapped, 0);
 }
 
 static void map_del(struct tl__task *t)
 {
-  if (!(t->flags & TL__F_MAPPED))
+  if (!LOAD(t->mapped))
     return;
   uint64_t h;
   struct map_shard *s = shard_of(t->ctx, &h);
   if (tl__lock(&s->lock) != 0)
     return;
-  if (t->flags & TL__F_MAPPED) {
+  if (t->mapped) {
     write_begin(s);
     map_unlink(s, h, t);
     write_end(s);
@@ -393,8 +399,9 @@ static struct tl__task *map_get(const void *ctx)
  * its entry at its previous address goes. */
 void tl__map_save(struct tl__task *t, const void *ctx)
 {
-  tl__flag_clear(t, TL__F_MADE);
-  if ((t->flags & TL__F_MAPPED) && t->ctx == ctx)
+  if (t->flags & TL__F_MADE)
+    tl__flag_clear(t, TL__F_MADE);
+  if (LOAD(t->mapped) && t->ctx == ctx)
     return;
   map_del(t);
   uint64_t h;
@@ -417,7 +424,7 @@ void tl__map_save(struct tl__task *t, const void *ctx)
   STORE(t->hnext, *bk);
   STORE(*bk, t);
   s->n++;
-  tl__flag_set(t, TL__F_MAPPED);
+  STORE(t->mapped, 1);
   write_end(s);
   tl__unlock(&s->lock);
 }
@@ -455,20 +462,28 @@ static struct tl__task *hint_get(struct tl__thread *th, const void *ctx)
   if (h->ctx != ctx)
     h = &th->hint[i ^ 1];
   struct tl__task *t = h->task;
-  if (h->ctx != ctx || t == NULL || LOAD(t->id) != h->id || LOAD(t->ctx) != ctx ||
-      !(LOAD(t->flags) & TL__F_MAPPED))
+  if (h->ctx != ctx || t == NULL || LOAD(t->id) != h->id || LOAD(t->ctx) != ctx || !LOAD(t->mapped))
     return NULL;
   return t;
+}
+
+/* Whether t, found in the map or the hints, can be the target of a switch:
+ * a finished task stays mapped until its record is released (see
+ * ended_release), and is skipped like the tree skips it. */
+static int resumable(const struct tl__task *t, uintptr_t sp)
+{
+  return t != NULL && tl__in_stack(t, sp) &&
+         atomic_load_explicit(&t->state, memory_order_relaxed) != TL__FINISHED;
 }
 
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
 {
   uintptr_t sp = (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP];
   struct tl__task *t = hint_get(th, ucp);
-  if (t != NULL && tl__in_stack(t, sp))
+  if (resumable(t, sp))
     return t;
   t = map_get(ucp);
-  if (t != NULL && tl__in_stack(t, sp)) {
+  if (resumable(t, sp)) {
     tl__hint_put(th, ucp, t);
     return t;
   }
@@ -519,9 +534,8 @@ void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
   th->override = saved;
 }
 
-/* Removes an ended or abandoned task from every index and frees it. */
-/* An ended task leaves every index and its record goes, in one pass under
- * the registry lock; *count is the statistic it adds to. */
+/* An ended or abandoned task leaves every index and its record goes, in
+ * one pass under the registry lock; *count is the statistic it adds to. */
 static void task_release(struct tl__task *t, uint64_t *count)
 {
   tl__tools_gone(t);
@@ -539,8 +553,107 @@ static void task_release(struct tl__task *t, uint64_t *count)
   t->x = NULL;
   record_free(t);
   tl__unlock(&S.lock);
-  struct tl__task tmp = {.x = x};
-  ext_free(&tmp);
+  if (x != NULL)
+    ext_destroy(x);
+}
+
+/* A finished task is not released at once: it waits in its thread's ended
+ * list until the thread takes the registry's lock anyway, at its next
+ * makecontext (a full list, the thread's exit and the process's exit
+ * release the list too). A waiting task is FINISHED, which every lookup
+ * skips (tree_find, tl__predict, the reports), and it stays mapped at its
+ * context until a makecontext takes that address over or the list is
+ * released. In the common loop that makes each task in the ucontext_t of
+ * the one before, the new task's map_save then replaces the entry in its
+ * own pass instead of a removal under a lock of its own: a task life takes
+ * the registry's lock once and its shard's lock once, not twice each.
+ * Memory stays proportional to the live tasks: at most TL__ENDED_MAX
+ * records more a thread. */
+
+/* Removes the waiting tasks from the map, except the one at keep, whose
+ * entry the makecontext under way replaces. */
+static void ended_unmap(struct tl__thread *th, const void *keep)
+{
+  for (uint32_t i = 0; i < th->nended; i++) {
+    struct tl__task *t = th->ended[i];
+    if (LOAD(t->mapped) && t->ctx != keep)
+      map_del(t);
+  }
+}
+
+/* Called with S.lock held: counts the tasks that finished on th since the
+ * last call and releases the waiting ones that have left the map (the one
+ * that a makecontext is about to replace, or one whose map_del found its
+ * shard locked by this very thread, waits for the next call). Their
+ * extensions go to xs, for the caller to free without the lock; returns
+ * how many. */
+static uint32_t ended_release(struct tl__thread *th, struct tl__task_ext **xs)
+{
+  uint32_t fin = th->uncounted, kept = 0, n = 0;
+  S.finished += fin;
+  S.live_n -= fin;
+  __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
+  for (uint32_t i = 0; i < th->nended; i++) {
+    struct tl__task *t = th->ended[i];
+    if (LOAD(t->mapped)) {
+      th->ended[kept++] = t;
+      continue;
+    }
+    tree_del(t);
+    if (t->lprev != NULL || S.live == t)
+      live_del(t);
+    if (t->x != NULL)
+      xs[n++] = t->x;
+    t->x = NULL;
+    record_free(t);
+  }
+  th->nended = kept;
+  return n;
+}
+
+static void ext_destroy_all(struct tl__task_ext **xs, uint32_t n)
+{
+  while (n > 0)
+    ext_destroy(xs[--n]);
+}
+
+/* Called with S.lock held, after ended_release. When old, the task last
+ * mapped at the context being made, finished on this thread and waits
+ * there with the same stack, its record becomes the new task's in place:
+ * it stays in the live list, in the map at the same address, and in the
+ * tree at the same position, which holds because the tree orders tasks of
+ * one stack by decreasing id, old is the newest of its stack, and the new
+ * id is newer still (the heap priority comes from the record's address,
+ * which does not change). This is the loop of most programs: make a task
+ * in a context, run it to its end, make the next one in the same context
+ * and stack. Returns old, out of the ended list, or NULL. */
+static struct tl__task *ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi)
+{
+  if (old->lo != lo || old->hi != hi || !old->in_tree)
+    return NULL;
+  for (uint32_t i = 0; i < th->nended; i++) {
+    if (th->ended[i] == old) {
+      if (tree_ceil(hi, UINT64_MAX) != old)
+        return NULL;
+      th->ended[i] = th->ended[--th->nended];
+      return old;
+    }
+  }
+  return NULL;
+}
+
+/* Releases th's waiting tasks now. */
+static void ended_flush(struct tl__thread *th)
+{
+  if (th->nended == 0 && th->uncounted == 0)
+    return;
+  struct tl__task_ext *xs[TL__ENDED_MAX];
+  ended_unmap(th, NULL);
+  if (tl__lock(&S.lock) != 0)
+    return;
+  uint32_t n = ended_release(th, xs);
+  tl__unlock(&S.lock);
+  ext_destroy_all(xs, n);
 }
 
 /* With leak checking on, an abandoned task stays for the exit report with
@@ -607,15 +720,26 @@ void tl__task_finished(struct tl__thread *th, struct tl__task *t)
 {
   th->current = t;
   th->in_switch = 0;
-  tl__destroy_values(th, t);
+  /* A task that never bound a value, opened a binding or deferred a call
+   * (no extension) has nothing to end. */
+  if (t->x != NULL || atomic_load_explicit(&t->vt, memory_order_relaxed) != &tl__empty_vtab)
+    tl__destroy_values(th, t);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
 }
 
 /* Its record goes once uc_link's task has been predicted (which skips
- * finished tasks). */
-void tl__task_retire(struct tl__task *t)
+ * finished tasks): it waits in th's ended list (see ended_release). */
+void tl__task_retire(struct tl__thread *th, struct tl__task *t)
 {
-  task_release(t, &S.finished);
+  tl__tools_gone(t);
+  if (th->nended == TL__ENDED_MAX)
+    ended_flush(th);
+  if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
+    task_release(t, &S.finished);          /* still full: a signal handler interrupted a lock holder */
+    return;
+  }
+  th->ended[th->nended++] = t;
+  __atomic_store_n(&th->uncounted, th->uncounted + 1, __ATOMIC_RELAXED);
 }
 
 /* Whether making a context at t's address abandons t. Once a task has
@@ -639,44 +763,75 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   struct tl__task *cur = tl__task_now();
   uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
 
-  /* The same ucontext_t made again while its task is unfinished. */
-  struct tl__task *old = map_get(ucp);
-  if (old != NULL && abandonable(old, cur))
+  /* The same ucontext_t made again while its task is unfinished. Any
+   * other task mapped there (running, finished, or started where it was
+   * made) keeps its entry until tl__task_commit replaces it in the same
+   * pass as it enters the new task, or loses it here if no task is made. */
+  struct tl__task *old = hint_get(th, ucp);
+  if (old == NULL)
+    old = map_get(ucp);
+  if (old != NULL && abandonable(old, cur)) {
     task_abandon(th, old);
-  else if (old != NULL)
-    map_del(old);
+    old = NULL;
+  }
+  if (th->nended != 0)
+    ended_unmap(th, ucp);
 
-  if (tl__lock(&S.lock) != 0)
+  struct tl__task_ext *xs[TL__ENDED_MAX];
+  uint32_t nxs = 0;
+  if (tl__lock(&S.lock) != 0) {
+    if (old != NULL)
+      map_del(old);
     return NULL;
-  /* A never-started task whose stack the new one takes: programs that make
-   * millions of contexts and never run them reuse the same stacks. */
-  struct tl__task *prevnew = tree_ceil(hi, UINT64_MAX);
-  if (prevnew != NULL && (prevnew->hi != hi || prevnew->lo != lo ||
-                          atomic_load_explicit(&prevnew->state, memory_order_relaxed) != TL__NEW ||
-                          !abandonable(prevnew, cur)))
-    prevnew = NULL;
-  struct tl__task *t = record_alloc();
+  }
+  if (th->nended != 0 || th->uncounted != 0)
+    nxs = ended_release(th, xs);
+  struct tl__task *t = NULL, *prevnew = NULL;
+  if (old != NULL && th->nended != 0)
+    t = ended_take(th, old, lo, hi);
   if (t != NULL) {
-    memset(t, 0, sizeof *t);
-    t->lo = lo;
-    t->hi = hi;
+    if (t->x != NULL)
+      xs[nxs++] = t->x;
+  } else {
+    /* A never-started task whose stack the new one takes: programs that
+     * make millions of contexts and never run them reuse the same stacks. */
+    prevnew = tree_ceil(hi, UINT64_MAX);
+    if (prevnew != NULL && (prevnew->hi != hi || prevnew->lo != lo ||
+                            atomic_load_explicit(&prevnew->state, memory_order_relaxed) != TL__NEW ||
+                            !abandonable(prevnew, cur)))
+      prevnew = NULL;
+    t = record_alloc();
+    if (t != NULL) {
+      memset(t, 0, sizeof *t);
+      t->lo = lo;
+      t->hi = hi;
+    }
+  }
+  if (t != NULL) {
+    /* The id first: it is part of the tree's order. */
+    STORE(t->id, atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed));
+    if (!t->in_tree) {
+      /* Indexed now, in the same pass: nothing can switch to it before
+       * the real makecontext has returned. */
+      tree_add(t);
+      live_add(t);
+    }
     t->vt = &tl__empty_vtab;
-    t->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
     t->entry = entry;
     t->parent = cur ? cur->id : 0;
+    t->flags = 0;
+    t->vg_stack = 0;
+    t->x = NULL;
     atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
-    /* Indexed now, in the same pass: nothing can switch to it before the
-     * real makecontext has returned. */
-    tree_add(t);
-    live_add(t);
     S.made++;
     if (++S.live_n > S.peak)
       S.peak = S.live_n;
   }
   tl__unlock(&S.lock);
+  ext_destroy_all(xs, nxs);
   if (prevnew != NULL)
     task_abandon(th, prevnew);
-  if (t != NULL && tl__inherit(cur, t) != 0) {
+  if (t != NULL && atomic_load_explicit(&tl__inheriting, memory_order_relaxed) != 0 && tl__inherit(cur, t) != 0) {
     /* The child cannot start with what it should inherit: it runs
      * untracked rather than with wrong values. */
     tl__destroy_values(th, t);
@@ -685,18 +840,28 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
       S.made--;
       tl__unlock(&S.lock);
     }
+    t = NULL;
+  }
+  if (t == NULL) {
+    if (old != NULL)
+      map_del(old);
     return NULL;
   }
-  if (t != NULL && tl__opt.backtrace)
+  if (tl__opt.backtrace)
     tl__bt_capture_task(t);
   return t;
 }
 
+/* The new task takes ucp's entry in the map, and the thread's hint for it:
+ * the switch that starts it usually comes next, on this thread. */
 void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
 {
   tl__tools_made(t);
   tl__map_save(t, ucp);
   tl__flag_set(t, TL__F_MADE);
+  struct tl__thread *th = tl__tls;
+  if (th != NULL && th != TL__BUSY)
+    tl__hint_put(th, ucp, t);
 }
 
 /* ------------------------------------------------------------------------
@@ -722,14 +887,18 @@ void tl__root_init(struct tl__thread *th)
 void tl__root_forget(struct tl__thread *th)
 {
   struct tl__task *r = &th->root;
+  struct tl__task_ext *xs[TL__ENDED_MAX];
   map_del(r);
+  ended_unmap(th, NULL);
   if (tl__lock(&S.lock) != 0)
     return;
+  uint32_t n = ended_release(th, xs);
   tree_del(r);
   live_del(r);
   if (S.main == th)
     S.main = NULL;
   tl__unlock(&S.lock);
+  ext_destroy_all(xs, n);
 }
 
 void tl__root_fini(struct tl__thread *th)
@@ -783,6 +952,7 @@ void tl__task_exit(void)
 {
   struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY) {
+    ended_flush(th);
     struct tl__thread *main = S.main;
     struct tl__task *cur = th->current;
     if (main != NULL && main != th) {
@@ -821,12 +991,15 @@ void tl__task_stats(struct tl__stats *st)
 {
   if (tl__lock(&S.lock) != 0)
     return;
+  /* Under the lock, which ended_release takes to move a thread's count of
+   * finished tasks into S.finished: each task is counted once. */
+  uint64_t ended = 0;
+  tl__thread_stats(&st->switches, &st->untracked, &ended);
   st->created = S.made;
-  st->finished = S.finished;
+  st->finished = S.finished + ended;
   st->abandoned = S.abandoned;
   st->peak = S.peak;
   tl__unlock(&S.lock);
-  tl__thread_stats(&st->switches, &st->untracked);
 }
 
 /* ------------------------------------------------------------------------
