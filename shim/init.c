@@ -17,7 +17,6 @@ int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
 int (*tl__real_setcontext)(const ucontext_t *);
 void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
 int tl__interposing;
-_Atomic uint64_t tl__next_id = 1;
 
 static struct {
   _Atomic int state;                       /* 0 not begun, 1 in progress, 2 done */

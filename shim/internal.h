@@ -321,7 +321,6 @@ extern int (*tl__real_setcontext)(const ucontext_t *);
 extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
 void tl__init(void);                       /* idempotent; safe before our constructor */
 extern int tl__interposing;                /* our wrappers are the ones the process calls */
-extern _Atomic uint64_t tl__next_id;       /* task ids */
 
 /* tools.c: telling valgrind about task stacks */
 void tl__tools_made(struct tl__task *t);   /* a task was made */

@@ -45,8 +45,17 @@ static struct {
   struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
   uint64_t kept_n;                         /* how many are kept */
   uint64_t made, finished, abandoned, live_n, peak;
+  uint64_t next_id;                        /* the next task's id */
   struct tl__thread *main;                 /* the state of the thread that loaded us */
-} S;
+} S = {.next_id = 1};
+
+/* A task's id is handed out under S.lock, where its record enters the
+ * registry: a plain increment instead of a locked one, and ids follow the
+ * order in which tasks enter the tree, which it relies on. A thread's root
+ * made by a signal handler that interrupted this thread while it held
+ * S.lock cannot take it: its id comes from the top of the range, counting
+ * down, and it stays out of the indexes. */
+static _Atomic uint64_t orphan_id = UINT64_MAX - 1;
 
 /* ------------------------------------------------------------------------
  * Records
@@ -809,7 +818,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   }
   if (t != NULL) {
     /* The id first: it is part of the tree's order. */
-    STORE(t->id, atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed));
+    STORE(t->id, S.next_id++);
     if (!t->in_tree) {
       /* Indexed now, in the same pass: nothing can switch to it before
        * the real makecontext has returned. */
@@ -872,11 +881,13 @@ void tl__root_init(struct tl__thread *th)
 {
   struct tl__task *r = &th->root;
   r->vt = &tl__empty_vtab;
-  r->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
   r->flags = TL__F_ROOT | TL__F_STARTED;
   atomic_store_explicit(&r->state, TL__RUNNING, memory_order_relaxed);
-  if (tl__lock(&S.lock) != 0)
+  if (tl__lock(&S.lock) != 0) {
+    r->id = atomic_fetch_sub_explicit(&orphan_id, 1, memory_order_relaxed);
     return;
+  }
+  r->id = S.next_id++;
   if (S.main == NULL)
     S.main = th;
   tree_add(r);
