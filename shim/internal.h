@@ -188,6 +188,7 @@ struct tl__thread {
   struct tl__task *ended[TL__ENDED_MAX];   /* finished here, records not yet released */
   uint32_t nended;                         /* entries in ended */
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
+  struct tl__vtab *spare_vt;               /* a freed value table kept for reuse (key.c) */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__task root;                    /* this thread's own stack */
 };
@@ -306,6 +307,7 @@ void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and def
 void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 void (*tl__key_destructor(tl_key_t key))(void *);
 void tl__vtab_free(struct tl__vtab *vt);
+void tl__vtab_spare_drop(struct tl__thread *th); /* frees the table th keeps for reuse */
 /* The table of a scope that never bound anything: a header and one empty
  * entry (vt.e[0]), so that the read path needs no test for "no table".
  * Plain zeroed storage, since C allows no struct with a flexible member

@@ -383,10 +383,42 @@ uint64_t tl__keys_created(void)
  * Value tables
  * ------------------------------------------------------------------------ */
 
+/* A thread keeps one freed table of the smallest size for the next one it
+ * needs: a loop of tasks that each bind a few values and end then neither
+ * allocates nor frees. Larger tables go back to malloc. */
+#define SPARE_CAP 4u
+
+static struct tl__vtab *vtab_alloc(uint32_t cap)
+{
+  size_t size = sizeof(struct tl__vtab) + cap * sizeof(struct tl__ent);
+  struct tl__thread *th = tl__tls;
+  if (cap == SPARE_CAP && th != NULL && th != TL__BUSY && th->spare_vt != NULL) {
+    struct tl__vtab *vt = th->spare_vt;
+    th->spare_vt = NULL;
+    memset(vt, 0, size);
+    return vt;
+  }
+  return tl__calloc(1, size);
+}
+
 void tl__vtab_free(struct tl__vtab *vt)
 {
-  if (vt != &tl__empty_vtab)
-    tl__free(vt);
+  if (vt == &tl__empty_vtab)
+    return;
+  /* Not once the thread exits: nothing would free it after. */
+  struct tl__thread *th = tl__tls;
+  if (vt->mask == SPARE_CAP - 1 && th != NULL && th != TL__BUSY && !th->dying && th->spare_vt == NULL) {
+    th->spare_vt = vt;
+    return;
+  }
+  tl__free(vt);
+}
+
+void tl__vtab_spare_drop(struct tl__thread *th)
+{
+  struct tl__vtab *vt = th->spare_vt;
+  th->spare_vt = NULL;
+  tl__free(vt);
 }
 
 static int entry_dead(uint64_t key)
@@ -433,7 +465,7 @@ static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
   uint32_t cap = 4;
   while (cap <= 8 ? cap < live + 1 : (live + 1) * 4 > cap * 3)
     cap *= 2;
-  struct tl__vtab *vt = tl__calloc(1, sizeof *vt + cap * sizeof vt->e[0]);
+  struct tl__vtab *vt = vtab_alloc(cap);
   if (vt == NULL)
     return NULL;
   vt->mask = cap - 1;

@@ -910,6 +910,7 @@ void tl__root_forget(struct tl__thread *th)
     S.main = NULL;
   tl__unlock(&S.lock);
   ext_destroy_all(xs, n);
+  tl__vtab_spare_drop(th);
 }
 
 void tl__root_fini(struct tl__thread *th)
@@ -977,11 +978,13 @@ void tl__task_exit(void)
   }
   tl__report_exit();
   /* After the report, which shows task names: the roots' extensions are
-   * freed so that leak checkers see nothing of ours left. */
+   * freed, and the value table kept for reuse, so that leak checkers see
+   * nothing of ours left. */
   if (th != NULL && th != TL__BUSY) {
     if (S.main != NULL)
       ext_free(&S.main->root);
     ext_free(&th->root);
+    tl__vtab_spare_drop(th);
   }
 }
 
