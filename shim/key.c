@@ -106,6 +106,17 @@ static int key_peek(tl_key_t key, struct peek *p)
   return key_live(key) ? 0 : EINVAL;
 }
 
+/* The destructor of key when it is live (1), in one pass: the value of a
+ * deleted key is dropped (0). Checked before and after the read, as in
+ * key_peek, because tl_key_create may be filling a reused slot. */
+static int key_destroy_fn(tl_key_t key, void (**destroy)(void *))
+{
+  if (!key_live(key))
+    return 0;
+  *destroy = __atomic_load_n(&rec((uint32_t)key)->attr.destroy, __ATOMIC_RELAXED);
+  return key_live(key);
+}
+
 void (*tl__key_destructor(tl_key_t key))(void *)
 {
   struct peek p;
@@ -551,11 +562,11 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
       void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
       atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
       atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
-      if (value == NULL || !key_live(key))
+      void (*destroy)(void *);
+      if (value == NULL || !key_destroy_fn(key, &destroy))
         continue;                          /* a deleted key's values are dropped */
       if (keep != NULL && keep(key, value, arg))
         continue;
-      void (*destroy)(void *) = tl__key_destructor(key);
       if (destroy != NULL) {
         destroy(value);
         called = 1;
@@ -566,7 +577,12 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
     if (!called)
       break;
   }
-  struct tl__vtab *vt = atomic_exchange_explicit(holder, &tl__empty_vtab, memory_order_relaxed);
+  /* A load and a store, not a locked exchange: no other thread binds in a
+   * scope while it ends (a task's values are bound by the thread running
+   * it, and a custom owner's table comes here in a variable of
+   * tl_disc_end's own). */
+  struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
+  atomic_store_explicit(holder, &tl__empty_vtab, memory_order_release);
   tl__vtab_free(vt);
 }
 
