@@ -626,6 +626,18 @@ static void ext_destroy_all(struct tl__task_ext **xs, uint32_t n)
     ext_destroy(xs[--n]);
 }
 
+/* The task of th's ended list that is mapped at ctx: there can be only
+ * one, and then it is the map's answer for ctx, found without the map. */
+static struct tl__task *ended_at(struct tl__thread *th, const void *ctx)
+{
+  for (uint32_t i = 0; i < th->nended; i++) {
+    struct tl__task *t = th->ended[i];
+    if (t->ctx == ctx && LOAD(t->mapped))
+      return t;
+  }
+  return NULL;
+}
+
 /* Called with S.lock held, after ended_release. When old, the task last
  * mapped at the context being made, finished on this thread and waits
  * there with the same stack, its record becomes the new task's in place:
@@ -776,8 +788,8 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
    * other task mapped there (running, finished, or started where it was
    * made) keeps its entry until tl__task_commit replaces it in the same
    * pass as it enters the new task, or loses it here if no task is made. */
-  struct tl__task *old = hint_get(th, ucp);
-  if (old == NULL)
+  struct tl__task *old = ended_at(th, ucp);
+  if (old == NULL && (old = hint_get(th, ucp)) == NULL)
     old = map_get(ucp);
   if (old != NULL && abandonable(old, cur)) {
     task_abandon(th, old);
@@ -825,7 +837,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
       tree_add(t);
       live_add(t);
     }
-    t->vt = &tl__empty_vtab;
+    atomic_store_explicit(&t->vt, &tl__empty_vtab, memory_order_relaxed);
     t->entry = entry;
     t->parent = cur ? cur->id : 0;
     t->flags = 0;
