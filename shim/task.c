@@ -36,18 +36,21 @@ struct map_shard {
   struct tl__task **retired[32];           /* replaced bucket arrays, kept for readers */
 };
 
+/* What a makecontext changes under the lock comes first, in the lock's
+ * cache line; the map's shards, which it does not touch, come last. */
 static struct {
-  struct tl__lock lock;                    /* the tree, the live list and the pool */
+  struct tl__lock lock;                    /* the tree, the live list, the pool, the counts */
   struct tl__task *tree;
   struct tl__task *live;                   /* made tasks that have not ended, and roots */
   struct tl__task *pool;                   /* free records */
-  struct map_shard map[MAP_SHARDS];
+  uint64_t made, finished, live_n, peak;
+  uint64_t next_id;                        /* the next task's id */
+  uint64_t abandoned;
   struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
   uint64_t kept_n;                         /* how many are kept */
-  uint64_t made, finished, abandoned, live_n, peak;
-  uint64_t next_id;                        /* the next task's id */
   struct tl__thread *main;                 /* the state of the thread that loaded us */
-} S = {.next_id = 1};
+  struct map_shard map[MAP_SHARDS];
+} S __attribute__((aligned(64))) = {.next_id = 1};
 
 /* A task's id is handed out under S.lock, where its record enters the
  * registry: a plain increment instead of a locked one, and ids follow the
