@@ -189,6 +189,7 @@ struct tl__thread {
   uint32_t nended;                         /* entries in ended */
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
   struct tl__vtab *spare_vt;               /* a freed value table kept for reuse (key.c) */
+  uint64_t binds;                          /* bindings made here (key.c, tl__destroy_vals) */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__task root;                    /* this thread's own stack */
 };

@@ -401,15 +401,22 @@ uint64_t tl__keys_created(void)
 
 static struct tl__vtab *vtab_alloc(uint32_t cap)
 {
-  size_t size = sizeof(struct tl__vtab) + cap * sizeof(struct tl__ent);
   struct tl__thread *th = tl__tls;
   if (cap == SPARE_CAP && th != NULL && th != TL__BUSY && th->spare_vt != NULL) {
     struct tl__vtab *vt = th->spare_vt;
     th->spare_vt = NULL;
-    memset(vt, 0, size);
+    memset(vt, 0, sizeof *vt + SPARE_CAP * sizeof vt->e[0]); /* a constant size: inlined */
     return vt;
   }
-  return tl__calloc(1, size);
+  return tl__calloc(1, sizeof(struct tl__vtab) + cap * sizeof(struct tl__ent));
+}
+
+/* How many bindings this thread has made (tl__vtab_put), 0 without state:
+ * a round of destructors after which it has not changed bound nothing. */
+static uint64_t binds_made(void)
+{
+  struct tl__thread *th = tl__tls;
+  return th != NULL && th != TL__BUSY ? th->binds : 0;
 }
 
 void tl__vtab_free(struct tl__vtab *vt)
@@ -490,6 +497,9 @@ static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
 
 int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
 {
+  struct tl__thread *th = tl__tls;
+  if (th != NULL && th != TL__BUSY)
+    th->binds++;
   struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
   struct tl__ent *reuse = NULL;
   uint32_t mask = vt->mask;
@@ -549,6 +559,7 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
 {
   for (int round = 0; round < 4; round++) {
     int called = 0;
+    uint64_t binds = binds_made();
     for (uint32_t i = 0;; i++) {
       /* Re-read the table each time: a destructor may bind values in this
        * scope, which replaces the table. */
@@ -574,7 +585,9 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
         tl__report_dropped(t, key, value);
       }
     }
-    if (!called)
+    /* Destructors run on this thread, and a scope is bound in only by the
+     * thread running it: if they made no binding at all, none is left. */
+    if (!called || binds_made() == binds)
       break;
   }
   /* A load and a store, not a locked exchange: no other thread binds in a
