@@ -113,9 +113,10 @@ extern __typeof__(makecontext) tl__own_makecontext __attribute__((alias("makecon
 #pragma GCC diagnostic pop
 #endif
 
-/* Whether the record t still belongs to the task with this id: a copy of
- * a context may run after its task ended, and the record then holds
- * another task, or none, or its finished task waiting for release. */
+/* Whether the record t still belongs to the live task with this id. A
+ * copy of a made context may start after that task was abandoned, and the
+ * record then holds another task or none; and a finished task whose record
+ * waits for release (task.c, ended_release) must not start or end again. */
 static int still(const struct tl__task *t, uint64_t id)
 {
   return t != NULL && id != 0 && t->id == id &&

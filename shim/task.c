@@ -578,9 +578,13 @@ static void task_release(struct tl__task *t, uint64_t *count)
  * released. In the common loop that makes each task in the ucontext_t of
  * the one before, the new task's map_save then replaces the entry in its
  * own pass instead of a removal under a lock of its own: a task life takes
- * the registry's lock once and its shard's lock once, not twice each.
+ * the registry's lock once and its shard's lock once, not twice each
+ * (and when ended_take can reuse the record in place, no map lock at all).
  * Memory stays proportional to the live tasks: at most TL__ENDED_MAX
- * records more a thread. */
+ * records more a thread. A thread's finished tasks join S.finished and
+ * leave S.live_n at the same moment; tl__task_stats adds the ones not
+ * counted yet, and the peak, taken at makecontext, may include up to
+ * TL__ENDED_MAX finished tasks of each other thread. */
 
 /* Removes the waiting tasks from the map, except the one at keep, whose
  * entry the makecontext under way replaces. */
