@@ -783,6 +783,63 @@ static int abandonable(const struct tl__task *t, const struct tl__task *cur)
   return t != cur && !(t->flags & TL__F_ROOT) && (st == TL__NEW || st == TL__SUSPENDED);
 }
 
+/* Called with S.lock held: t becomes the record of a new task made by
+ * cur, whether it comes from the pool (zeroed, with its stack) or is
+ * reused in place (ended_take). */
+static void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
+{
+  /* The id first: it is part of the tree's order. */
+  STORE(t->id, S.next_id++);
+  if (!t->in_tree) {
+    /* Indexed now, in the same pass: nothing can switch to it before the
+     * real makecontext has returned. */
+    tree_add(t);
+    live_add(t);
+  }
+  atomic_store_explicit(&t->vt, &tl__empty_vtab, memory_order_relaxed);
+  t->entry = entry;
+  t->parent = cur ? cur->id : 0;
+  t->flags = 0;
+  t->vg_stack = 0;
+  t->x = NULL;
+  atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
+  S.made++;
+  if (++S.live_n > S.peak)
+    S.peak = S.live_n;
+}
+
+/* The loop most programs run, in one pass: the only task waiting in th's
+ * ended list finished in this very context, on this very stack, and its
+ * record becomes the new task's (ended_take) under one short hold of the
+ * lock. Nothing else can be at ucp (a map entry is unique), so there is
+ * nothing to abandon; the general path handles everything else. */
+static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, const ucontext_t *ucp, uintptr_t lo,
+                               uintptr_t hi, void (*entry)(void))
+{
+  if (th->nended != 1)
+    return NULL;
+  struct tl__task *t = th->ended[0];
+  if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi)
+    return NULL;
+  if (tl__lock(&S.lock) != 0)
+    return NULL;
+  if (!t->in_tree || tree_ceil(hi, UINT64_MAX) != t) {
+    tl__unlock(&S.lock);
+    return NULL;
+  }
+  uint32_t fin = th->uncounted;
+  S.finished += fin;
+  S.live_n -= fin;
+  __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
+  th->nended = 0;
+  struct tl__task_ext *x = t->x;
+  record_start(t, cur, entry);
+  tl__unlock(&S.lock);
+  if (x != NULL)
+    ext_destroy(x);
+  return t;
+}
+
 struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
 {
   struct tl__thread *th = tl__self();
@@ -790,12 +847,16 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
     return NULL;
   struct tl__task *cur = tl__task_now();
   uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
+  struct tl__task *t = remake(th, cur, ucp, lo, hi, entry), *prevnew = NULL;
+  struct tl__task *old = t;
+  if (t != NULL)
+    goto made;
 
   /* The same ucontext_t made again while its task is unfinished. Any
    * other task mapped there (running, finished, or started where it was
    * made) keeps its entry until tl__task_commit replaces it in the same
    * pass as it enters the new task, or loses it here if no task is made. */
-  struct tl__task *old = ended_at(th, ucp);
+  old = ended_at(th, ucp);
   if (old == NULL && (old = hint_get(th, ucp)) == NULL)
     old = map_get(ucp);
   if (old != NULL && abandonable(old, cur)) {
@@ -814,7 +875,6 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   }
   if (th->nended != 0 || th->uncounted != 0)
     nxs = ended_release(th, xs);
-  struct tl__task *t = NULL, *prevnew = NULL;
   if (old != NULL && th->nended != 0)
     t = ended_take(th, old, lo, hi);
   if (t != NULL) {
@@ -835,30 +895,13 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
       t->hi = hi;
     }
   }
-  if (t != NULL) {
-    /* The id first: it is part of the tree's order. */
-    STORE(t->id, S.next_id++);
-    if (!t->in_tree) {
-      /* Indexed now, in the same pass: nothing can switch to it before
-       * the real makecontext has returned. */
-      tree_add(t);
-      live_add(t);
-    }
-    atomic_store_explicit(&t->vt, &tl__empty_vtab, memory_order_relaxed);
-    t->entry = entry;
-    t->parent = cur ? cur->id : 0;
-    t->flags = 0;
-    t->vg_stack = 0;
-    t->x = NULL;
-    atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
-    S.made++;
-    if (++S.live_n > S.peak)
-      S.peak = S.live_n;
-  }
+  if (t != NULL)
+    record_start(t, cur, entry);
   tl__unlock(&S.lock);
   ext_destroy_all(xs, nxs);
   if (prevnew != NULL)
     task_abandon(th, prevnew);
+made:
   if (t != NULL && atomic_load_explicit(&tl__inheriting, memory_order_relaxed) != 0 && tl__inherit(cur, t) != 0) {
     /* The child cannot start with what it should inherit: it runs
      * untracked rather than with wrong values. */
@@ -885,7 +928,8 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
 void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
 {
   tl__tools_made(t);
-  tl__map_save(t, ucp);
+  if (!(LOAD(t->mapped) && t->ctx == ucp))
+    tl__map_save(t, ucp);                  /* a record reused in place is there already */
   tl__flag_set(t, TL__F_MADE);
   struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY)
