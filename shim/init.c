@@ -30,7 +30,6 @@ void tl__real_exit(int status)
     syscall(SYS_exit_group, status);
 }
 int tl__interposing;
-_Atomic uint64_t tl__next_id = 1;
 
 static struct {
   _Atomic int state;                       /* 0 not begun, 1 in progress, 2 done */

@@ -130,6 +130,8 @@ struct tl__task {
   uint64_t parent;                         /* id of the task that made it */
   _Atomic uint8_t state;                   /* enum tl__state */
   uint8_t flags;                           /* TL__F_* */
+  uint8_t mapped;                          /* ctx is entered in the context map */
+  uint8_t in_tree;                         /* entered in the stack-range tree */
   uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
@@ -179,24 +181,32 @@ struct tl__init_frame {                    /* an initializer running on this thr
 
 struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
 
-/* A task's flags are changed by the thread running it and, now and then,
- * by another one (a makecontext that takes over its context's address):
- * atomic read-modify-writes, so that neither change is lost. */
+/* A task's flags are written only by the thread that owns the task at
+ * the time: its maker until makecontext returns, then the thread running
+ * it. What other threads change (a makecontext that takes over the task's
+ * context address, or abandons it and takes it out of the tree) lives in
+ * bytes of their own, mapped and in_tree, written under the lock of the
+ * index they describe. Distinct bytes are distinct memory locations, so
+ * an unlocked read-modify-write of flags cannot lose another thread's
+ * write; a locked one would cost tens of cycles on every task life. */
 static inline void tl__flag_set(struct tl__task *t, unsigned f)
 {
-  __atomic_fetch_or(&t->flags, (uint8_t)f, __ATOMIC_RELAXED);
+  __atomic_store_n(&t->flags, (uint8_t)(__atomic_load_n(&t->flags, __ATOMIC_RELAXED) | f), __ATOMIC_RELAXED);
 }
 
 static inline void tl__flag_clear(struct tl__task *t, unsigned f)
 {
-  __atomic_fetch_and(&t->flags, (uint8_t)~f, __ATOMIC_RELAXED);
+  __atomic_store_n(&t->flags, (uint8_t)(__atomic_load_n(&t->flags, __ATOMIC_RELAXED) & ~f), __ATOMIC_RELAXED);
 }
 
 #define TL__F_ROOT 0x1u                    /* a thread's own stack */
-#define TL__F_MAPPED 0x2u                  /* ctx is entered in the context map */
-#define TL__F_IN_TREE 0x4u                 /* entered in the stack-range tree */
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */
 #define TL__F_MADE 0x10u                   /* ctx is where it was made, not where a switch saved it */
+
+/* A finished task's record is released in a batch with others, when its
+ * thread next takes the registry's lock anyway (a makecontext), instead of
+ * taking the lock once more at every task's end (task.c, ended_release). */
+#define TL__ENDED_MAX 8
 
 /* Per-thread state. The only thread-local variable of the library is the
  * pointer to this struct (tl__tls, initial-exec). */
@@ -217,6 +227,10 @@ struct tl__thread {
     struct tl__task *task;
     uint64_t id;
   } hint[8];
+  struct tl__task *ended[TL__ENDED_MAX];   /* finished here, records not yet released */
+  uint32_t nended;                         /* entries in ended */
+  uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
+  uint64_t binds;                          /* bindings made here (key.c, tl__destroy_vals) */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__fibers {                      /* what the sanitizers were told (tools.c) */
     void *root;                            /* TSan: this thread's own fiber */
@@ -323,7 +337,7 @@ static inline struct tl__task *tl__task_now(void)
 /* thread.c */
 void tl__thread_setup(void);               /* once, at load */
 void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
-void tl__thread_stats(uint64_t *switches, uint64_t *untracked);
+void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended); /* ended: not yet counted */
 struct tl__thread *tl__thread_list(void);
 
 /* task.c */
@@ -342,7 +356,7 @@ struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp); /* whose stac
 void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
 void tl__map_save(struct tl__task *t, const void *ctx);
 void tl__task_finished(struct tl__thread *th, struct tl__task *t); /* values, defers */
-void tl__task_retire(struct tl__task *t);  /* then its record goes */
+void tl__task_retire(struct tl__thread *th, struct tl__task *t); /* then its record goes */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
 void tl__task_atfork(int phase);           /* -1 before fork, 0 parent, 1 child */
 void tl__task_exit(void);                  /* process exit */
@@ -391,7 +405,6 @@ extern void (*tl__real_jump[4])(struct __jmp_buf_tag *, int);
 void tl__real_exit(int status) __attribute__((noreturn)); /* libc's _exit */
 void tl__init(void);                       /* idempotent; safe before our constructor */
 extern int tl__interposing;                /* our wrappers are the ones the process calls */
-extern _Atomic uint64_t tl__next_id;       /* task ids */
 
 /* tools.c: telling valgrind and the sanitizers about tasks and switches */
 void tl__tools_setup(void);                /* once, at load: which sanitizer is in the process */

@@ -52,7 +52,7 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
   if (oucp == NULL || ucp == NULL)
     return;
   struct tl__task *c = tl__task_now();
-  if (!((c->flags & TL__F_MAPPED) && c->ctx == oucp)) {
+  if (!(__atomic_load_n(&c->mapped, __ATOMIC_RELAXED) && c->ctx == oucp)) {
     tl__map_save(c, oucp);
     tl__hint_put(th, oucp, c);
   } else if (TL__UNLIKELY(c->flags & TL__F_MADE)) {
@@ -120,6 +120,16 @@ extern __typeof__(makecontext) tl__own_makecontext __attribute__((alias("makecon
 #pragma GCC diagnostic pop
 #endif
 
+/* Whether the record t still belongs to the live task with this id. A
+ * copy of a made context may start after that task was abandoned, and the
+ * record then holds another task or none; and a finished task whose record
+ * waits for release (task.c, ended_release) must not start or end again. */
+static int still(const struct tl__task *t, uint64_t id)
+{
+  return t != NULL && id != 0 && t->id == id &&
+         atomic_load_explicit(&t->state, memory_order_relaxed) != TL__FINISHED;
+}
+
 /* The first thing a made context runs. The switch that started it already
  * made it current; this confirms it (a copied context may have been
  * predicted wrong) and ends the switch. */
@@ -130,7 +140,7 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
     return;
   tl__view_drop();
   th->in_switch = 0;
-  if (t == NULL || id == 0 || t->id != id)
+  if (!still(t, id))
     return;                                /* its record ended: it runs untracked */
   tl__flag_set(t, TL__F_STARTED);
   struct tl__task *c = th->current;
@@ -158,7 +168,7 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
     return;
   tl__view_drop();
   const ucontext_t *link = *link_slot;
-  int mine = t != NULL && id != 0 && t->id == id;
+  int mine = still(t, id);
   if (mine)
     tl__task_finished(th, t);
   struct tl__task *n = link ? tl__predict(th, link) : NULL;
@@ -167,7 +177,7 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   if (TL__UNLIKELY(tl__fibers_on))
     tl__fibers_end(th, n, link == NULL);
   if (mine)
-    tl__task_retire(t);
+    tl__task_retire(th, t);
   atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
   th->prev = NULL;
   th->in_switch = 0;

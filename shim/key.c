@@ -110,6 +110,17 @@ static int key_peek(tl_key_t key, struct peek *p)
   return key_live(key) ? 0 : EINVAL;
 }
 
+/* The destructor of key when it is live (1), in one pass: the value of a
+ * deleted key is dropped (0). Checked before and after the read, as in
+ * key_peek, because tl_key_create may be filling a reused slot. */
+static int key_destroy_fn(tl_key_t key, void (**destroy)(void *))
+{
+  if (!key_live(key))
+    return 0;
+  *destroy = __atomic_load_n(&rec(tl__key_slot(key))->attr.destroy, __ATOMIC_RELAXED);
+  return key_live(key);
+}
+
 void (*tl__key_destructor(tl_key_t key))(void *)
 {
   struct peek p;
@@ -430,6 +441,14 @@ static struct tl__vtab *vtab_alloc(uint32_t cap)
   return vt_handle(e, cap);
 }
 
+/* How many bindings this thread has made (tl__vtab_put), 0 without state:
+ * a round of destructors after which it has not changed bound nothing. */
+static uint64_t binds_made(void)
+{
+  struct tl__thread *th = tl__tls;
+  return th != NULL && th != TL__BUSY ? th->binds : 0;
+}
+
 void tl__vtab_free(struct tl__vtab *vt)
 {
   if (vt == tl__vt_empty)
@@ -532,6 +551,9 @@ static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
 
 int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
 {
+  struct tl__thread *th = tl__tls;
+  if (th != NULL && th != TL__BUSY)
+    th->binds++;
   struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
   struct tl__ent *reuse = NULL, *ent = tl__vt_ent(vt);
   uint32_t mask = tl__vt_mask(vt);
@@ -592,6 +614,7 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
 {
   for (int round = 0; round < 4; round++) {
     int called = 0;
+    uint64_t binds = binds_made();
     for (uint32_t i = 0;; i++) {
       /* Re-read the table each time: a destructor may bind values in this
        * scope, which replaces the table. */
@@ -605,11 +628,11 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
       void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
       atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
       atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
-      if (value == NULL || !key_live(key))
+      void (*destroy)(void *);
+      if (value == NULL || !key_destroy_fn(key, &destroy))
         continue;                          /* a deleted key's values are dropped */
       if (keep != NULL && keep(key, value, arg))
         continue;
-      void (*destroy)(void *) = tl__key_destructor(key);
       if (destroy != NULL) {
         destroy(value);
         called = 1;
@@ -617,11 +640,18 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
         tl__report_dropped(t, key, value);
       }
     }
-    if (!called)
+    /* Destructors run on this thread, and a scope is bound in only by the
+     * thread running it: if they made no binding at all, none is left. */
+    if (!called || binds_made() == binds)
       break;
   }
+  /* A load and a store, not a locked exchange: no other thread binds in a
+   * scope while it ends (a task's values are bound by the thread running
+   * it, and a custom owner's table comes here in a variable of
+   * tl_disc_end's own). */
   tl__view_drop();
-  struct tl__vtab *vt = atomic_exchange_explicit(holder, tl__vt_empty, memory_order_relaxed);
+  struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
+  atomic_store_explicit(holder, tl__vt_empty, memory_order_release);
   tl__vtab_free(vt);
 }
 

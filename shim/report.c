@@ -59,7 +59,7 @@ struct local {
 struct snap {
   const struct tl__task *rec;
   uint64_t id, parent;
-  uint32_t state, flags;
+  uint32_t state, flags, mapped;
   uintptr_t lo, hi;
   const void *ctx;
   void (*entry)(void);
@@ -332,6 +332,7 @@ static int collect_task(struct tl__task *t, void *arg)
     s->parent = t->parent;
     s->state = state;
     s->flags = t->flags;
+    s->mapped = __atomic_load_n(&t->mapped, __ATOMIC_RELAXED);
     s->lo = t->lo;
     s->hi = t->hi;
     s->ctx = t->ctx;
@@ -427,7 +428,7 @@ static void describe_task(struct job *j, const struct snap *s)
     int n = -1;
     if (!(s->flags & TL__F_STARTED))
       why = "it never ran";
-    else if (!(s->flags & TL__F_MAPPED) || s->ctx == NULL)
+    else if (!s->mapped || s->ctx == NULL)
       why = "the ucontext_t it saved itself into was reused";
     else
       n = tl__bt_unwind(s->ctx, s->lo, s->hi, pc, TL__BT_MAX, &why);

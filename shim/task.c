@@ -36,17 +36,29 @@ struct map_shard {
   struct tl__task **retired[32];           /* replaced bucket arrays, kept for readers */
 };
 
+/* What a makecontext changes under the lock comes first, in the lock's
+ * cache line; the map's shards, which it does not touch, come last. */
 static struct {
-  struct tl__lock lock;                    /* the tree, the live list and the pool */
+  struct tl__lock lock;                    /* the tree, the live list, the pool, the counts */
   struct tl__task *tree;
   struct tl__task *live;                   /* made tasks that have not ended, and roots */
   struct tl__task *pool;                   /* free records */
-  struct map_shard map[MAP_SHARDS];
+  uint64_t made, finished, live_n, peak;
+  uint64_t next_id;                        /* the next task's id */
+  uint64_t abandoned;
   struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
   uint64_t kept_n;                         /* how many are kept */
-  uint64_t made, finished, abandoned, live_n, peak;
   struct tl__thread *main;                 /* the state of the thread that loaded us */
-} S;
+  struct map_shard map[MAP_SHARDS];
+} S __attribute__((aligned(64))) = {.next_id = 1};
+
+/* A task's id is handed out under S.lock, where its record enters the
+ * registry: a plain increment instead of a locked one, and ids follow the
+ * order in which tasks enter the tree, which it relies on. A thread's root
+ * made by a signal handler that interrupted this thread while it held
+ * S.lock cannot take it: its id comes from the top of the range, counting
+ * down, and it stays out of the indexes. */
+static _Atomic uint64_t orphan_id = UINT64_MAX - 1;
 
 /* ------------------------------------------------------------------------
  * Records
@@ -77,12 +89,8 @@ struct tl__task_ext *tl__task_ext(struct tl__task *t)
   return t->x;
 }
 
-static void ext_free(struct tl__task *t)
+static void ext_destroy(struct tl__task_ext *x)
 {
-  struct tl__task_ext *x = t->x;
-  if (x == NULL)
-    return;
-  t->x = NULL;
   tl__free(x->name);
   tl__free(x->bt);
   if (x->held != NULL)
@@ -95,6 +103,15 @@ static void ext_free(struct tl__task *t)
     tl__free(d);
   }
   tl__free(x);
+}
+
+static void ext_free(struct tl__task *t)
+{
+  struct tl__task_ext *x = t->x;
+  if (x == NULL)
+    return;
+  t->x = NULL;
+  ext_destroy(x);
 }
 
 /* Called with S.lock held. The id goes to 0 first: a stale pointer to this
@@ -130,13 +147,14 @@ static void live_del(struct tl__task *t)
 
 /* ------------------------------------------------------------------------
  * The stack-range tree: a treap ordered by (hi ascending, id descending),
- * with the heap priority derived from the id, so a record needs only two
- * links. Called with S.lock held.
+ * with the heap priority derived from the record's address, so a record
+ * needs only two links, and one whose id changes in place (ended_take)
+ * keeps its priority. Called with S.lock held.
  * ------------------------------------------------------------------------ */
 
 static uint64_t prio(const struct tl__task *t)
 {
-  uint64_t x = t->id * 0x9e3779b97f4a7c15ull;
+  uint64_t x = (uint64_t)(uintptr_t)t * 0x9e3779b97f4a7c15ull;
   return x ^ (x >> 29);
 }
 
@@ -231,14 +249,14 @@ static struct tl__task *tree_find(uintptr_t sp)
 static void tree_add(struct tl__task *t)
 {
   S.tree = tree_insert(S.tree, t);
-  tl__flag_set(t, TL__F_IN_TREE);
+  t->in_tree = 1;
 }
 
 static void tree_del(struct tl__task *t)
 {
-  if (t->flags & TL__F_IN_TREE) {
+  if (t->in_tree) {
     S.tree = tree_delete(S.tree, t);
-    tl__flag_clear(t, TL__F_IN_TREE);
+    t->in_tree = 0;
   }
 }
 
@@ -337,18 +355,18 @@ static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
       break;
     }
   }
-  tl__flag_clear(t, TL__F_MAPPED);
+  STORE(t->mapped, 0);
 }
 
 static void map_del(struct tl__task *t)
 {
-  if (!(t->flags & TL__F_MAPPED))
+  if (!LOAD(t->mapped))
     return;
   uint64_t h;
   struct map_shard *s = shard_of(t->ctx, &h);
   if (tl__lock(&s->lock) != 0)
     return;
-  if (t->flags & TL__F_MAPPED) {
+  if (t->mapped) {
     write_begin(s);
     map_unlink(s, h, t);
     write_end(s);
@@ -393,8 +411,9 @@ static struct tl__task *map_get(const void *ctx)
  * its entry at its previous address goes. */
 void tl__map_save(struct tl__task *t, const void *ctx)
 {
-  tl__flag_clear(t, TL__F_MADE);
-  if ((t->flags & TL__F_MAPPED) && t->ctx == ctx)
+  if (t->flags & TL__F_MADE)
+    tl__flag_clear(t, TL__F_MADE);
+  if (LOAD(t->mapped) && t->ctx == ctx)
     return;
   map_del(t);
   uint64_t h;
@@ -417,7 +436,7 @@ void tl__map_save(struct tl__task *t, const void *ctx)
   STORE(t->hnext, *bk);
   STORE(*bk, t);
   s->n++;
-  tl__flag_set(t, TL__F_MAPPED);
+  STORE(t->mapped, 1);
   write_end(s);
   tl__unlock(&s->lock);
 }
@@ -455,20 +474,28 @@ static struct tl__task *hint_get(struct tl__thread *th, const void *ctx)
   if (h->ctx != ctx)
     h = &th->hint[i ^ 1];
   struct tl__task *t = h->task;
-  if (h->ctx != ctx || t == NULL || LOAD(t->id) != h->id || LOAD(t->ctx) != ctx ||
-      !(LOAD(t->flags) & TL__F_MAPPED))
+  if (h->ctx != ctx || t == NULL || LOAD(t->id) != h->id || LOAD(t->ctx) != ctx || !LOAD(t->mapped))
     return NULL;
   return t;
+}
+
+/* Whether t, found in the map or the hints, can be the target of a switch:
+ * a finished task stays mapped until its record is released (see
+ * ended_release), and is skipped like the tree skips it. */
+static int resumable(const struct tl__task *t, uintptr_t sp)
+{
+  return t != NULL && tl__in_stack(t, sp) &&
+         atomic_load_explicit(&t->state, memory_order_relaxed) != TL__FINISHED;
 }
 
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
 {
   uintptr_t sp = (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP];
   struct tl__task *t = hint_get(th, ucp);
-  if (t != NULL && tl__in_stack(t, sp))
+  if (resumable(t, sp))
     return t;
   t = map_get(ucp);
-  if (t != NULL && tl__in_stack(t, sp)) {
+  if (resumable(t, sp)) {
     tl__hint_put(th, ucp, t);
     return t;
   }
@@ -530,9 +557,8 @@ void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
   tl__view_drop();
 }
 
-/* Removes an ended or abandoned task from every index and frees it. */
-/* An ended task leaves every index and its record goes, in one pass under
- * the registry lock; *count is the statistic it adds to. */
+/* An ended or abandoned task leaves every index and its record goes, in
+ * one pass under the registry lock; *count is the statistic it adds to. */
 static void task_release(struct tl__task *t, uint64_t *count)
 {
   tl__tools_gone(t);
@@ -550,8 +576,123 @@ static void task_release(struct tl__task *t, uint64_t *count)
   t->x = NULL;
   record_free(t);
   tl__unlock(&S.lock);
-  struct tl__task tmp = {.x = x};
-  ext_free(&tmp);
+  if (x != NULL)
+    ext_destroy(x);
+}
+
+/* A finished task is not released at once: it waits in its thread's ended
+ * list until the thread takes the registry's lock anyway, at its next
+ * makecontext (a full list, the thread's exit and the process's exit
+ * release the list too). A waiting task is FINISHED, which every lookup
+ * skips (tree_find, tl__predict, the reports), and it stays mapped at its
+ * context until a makecontext takes that address over or the list is
+ * released. In the common loop that makes each task in the ucontext_t of
+ * the one before, the new task's map_save then replaces the entry in its
+ * own pass instead of a removal under a lock of its own: a task life takes
+ * the registry's lock once and its shard's lock once, not twice each
+ * (and when ended_take can reuse the record in place, no map lock at all).
+ * Memory stays proportional to the live tasks: at most TL__ENDED_MAX
+ * records more a thread. A thread's finished tasks join S.finished and
+ * leave S.live_n at the same moment; tl__task_stats adds the ones not
+ * counted yet, and the peak, taken at makecontext, may include up to
+ * TL__ENDED_MAX finished tasks of each other thread. */
+
+/* Removes the waiting tasks from the map, except the one at keep, whose
+ * entry the makecontext under way replaces. */
+static void ended_unmap(struct tl__thread *th, const void *keep)
+{
+  for (uint32_t i = 0; i < th->nended; i++) {
+    struct tl__task *t = th->ended[i];
+    if (LOAD(t->mapped) && t->ctx != keep)
+      map_del(t);
+  }
+}
+
+/* Called with S.lock held: counts the tasks that finished on th since the
+ * last call and releases the waiting ones that have left the map (the one
+ * that a makecontext is about to replace, or one whose map_del found its
+ * shard locked by this very thread, waits for the next call). Their
+ * extensions go to xs, for the caller to free without the lock; returns
+ * how many. */
+static uint32_t ended_release(struct tl__thread *th, struct tl__task_ext **xs)
+{
+  uint32_t fin = th->uncounted, kept = 0, n = 0;
+  S.finished += fin;
+  S.live_n -= fin;
+  __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
+  for (uint32_t i = 0; i < th->nended; i++) {
+    struct tl__task *t = th->ended[i];
+    if (LOAD(t->mapped)) {
+      th->ended[kept++] = t;
+      continue;
+    }
+    tree_del(t);
+    if (t->lprev != NULL || S.live == t)
+      live_del(t);
+    if (t->x != NULL)
+      xs[n++] = t->x;
+    t->x = NULL;
+    record_free(t);
+  }
+  th->nended = kept;
+  return n;
+}
+
+static void ext_destroy_all(struct tl__task_ext **xs, uint32_t n)
+{
+  while (n > 0)
+    ext_destroy(xs[--n]);
+}
+
+/* The task of th's ended list that is mapped at ctx: there can be only
+ * one, and then it is the map's answer for ctx, found without the map. */
+static struct tl__task *ended_at(struct tl__thread *th, const void *ctx)
+{
+  for (uint32_t i = 0; i < th->nended; i++) {
+    struct tl__task *t = th->ended[i];
+    if (t->ctx == ctx && LOAD(t->mapped))
+      return t;
+  }
+  return NULL;
+}
+
+/* Called with S.lock held, after ended_release. When old, the task last
+ * mapped at the context being made, finished on this thread and waits
+ * there with the same stack, its record becomes the new task's in place:
+ * it stays in the live list, in the map at the same address, and in the
+ * tree at the same position, which holds because the tree orders tasks of
+ * one stack by decreasing id, old is the newest of its stack, and the new
+ * id is newer still (the heap priority comes from the record's address,
+ * which does not change). This is the loop of most programs: make a task
+ * in a context, run it to its end, make the next one in the same context
+ * and stack. Returns old, out of the ended list, or NULL. */
+static struct tl__task *ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi)
+{
+  if (old->lo != lo || old->hi != hi || !old->in_tree)
+    return NULL;
+  for (uint32_t i = 0; i < th->nended; i++) {
+    if (th->ended[i] == old) {
+      if (tree_ceil(hi, UINT64_MAX) != old)
+        return NULL;
+      th->ended[i] = th->ended[--th->nended];
+      return old;
+    }
+  }
+  return NULL;
+}
+
+/* Releases th's waiting tasks now. */
+static void ended_flush(struct tl__thread *th)
+{
+  if (th->nended == 0 && th->uncounted == 0)
+    return;
+  struct tl__task_ext *xs[TL__ENDED_MAX];
+  ended_unmap(th, NULL);
+  if (tl__lock(&S.lock) != 0)
+    return;
+  uint32_t n = ended_release(th, xs);
+  tl__unlock(&S.lock);
+  ext_destroy_all(xs, n);
 }
 
 /* With leak checking on, an abandoned task stays for the exit report with
@@ -608,15 +749,26 @@ void tl__task_finished(struct tl__thread *th, struct tl__task *t)
   tl__view_drop();
   th->current = t;
   th->in_switch = 0;
-  tl__destroy_values(th, t);
+  /* A task that never bound a value, opened a binding or deferred a call
+   * (no extension) has nothing to end. */
+  if (t->x != NULL || atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty)
+    tl__destroy_values(th, t);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
 }
 
 /* Its record goes once uc_link's task has been predicted (which skips
- * finished tasks). */
-void tl__task_retire(struct tl__task *t)
+ * finished tasks): it waits in th's ended list (see ended_release). */
+void tl__task_retire(struct tl__thread *th, struct tl__task *t)
 {
-  task_release(t, &S.finished);
+  tl__tools_gone(t);
+  if (th->nended == TL__ENDED_MAX)
+    ended_flush(th);
+  if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
+    task_release(t, &S.finished);          /* still full: a signal handler interrupted a lock holder */
+    return;
+  }
+  th->ended[th->nended++] = t;
+  __atomic_store_n(&th->uncounted, th->uncounted + 1, __ATOMIC_RELAXED);
 }
 
 /* Whether making a context at t's address abandons t. Once a task has
@@ -632,6 +784,63 @@ static int abandonable(const struct tl__task *t, const struct tl__task *cur)
   return t != cur && !(t->flags & TL__F_ROOT) && (st == TL__NEW || st == TL__SUSPENDED);
 }
 
+/* Called with S.lock held: t becomes the record of a new task made by
+ * cur, whether it comes from the pool (zeroed, with its stack) or is
+ * reused in place (ended_take). */
+static void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
+{
+  /* The id first: it is part of the tree's order. */
+  STORE(t->id, S.next_id++);
+  if (!t->in_tree) {
+    /* Indexed now, in the same pass: nothing can switch to it before the
+     * real makecontext has returned. */
+    tree_add(t);
+    live_add(t);
+  }
+  atomic_store_explicit(&t->vt, tl__vt_empty, memory_order_relaxed);
+  t->entry = entry;
+  t->parent = cur ? cur->id : 0;
+  t->flags = 0;
+  t->vg_stack = 0;
+  t->x = NULL;
+  atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
+  S.made++;
+  if (++S.live_n > S.peak)
+    S.peak = S.live_n;
+}
+
+/* The loop most programs run, in one pass: the only task waiting in th's
+ * ended list finished in this very context, on this very stack, and its
+ * record becomes the new task's (ended_take) under one short hold of the
+ * lock. Nothing else can be at ucp (a map entry is unique), so there is
+ * nothing to abandon; the general path handles everything else. */
+static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, const ucontext_t *ucp, uintptr_t lo,
+                               uintptr_t hi, void (*entry)(void))
+{
+  if (th->nended != 1)
+    return NULL;
+  struct tl__task *t = th->ended[0];
+  if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi)
+    return NULL;
+  if (tl__lock(&S.lock) != 0)
+    return NULL;
+  if (!t->in_tree || tree_ceil(hi, UINT64_MAX) != t) {
+    tl__unlock(&S.lock);
+    return NULL;
+  }
+  uint32_t fin = th->uncounted;
+  S.finished += fin;
+  S.live_n -= fin;
+  __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
+  th->nended = 0;
+  struct tl__task_ext *x = t->x;
+  record_start(t, cur, entry);
+  tl__unlock(&S.lock);
+  if (x != NULL)
+    ext_destroy(x);
+  return t;
+}
+
 struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
 {
   struct tl__thread *th = tl__self();
@@ -639,45 +848,62 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
     return NULL;
   struct tl__task *cur = tl__task_now();
   uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
+  struct tl__task *t = remake(th, cur, ucp, lo, hi, entry), *prevnew = NULL;
+  struct tl__task *old = t;
+  if (t != NULL)
+    goto made;
 
-  /* The same ucontext_t made again while its task is unfinished. */
-  struct tl__task *old = map_get(ucp);
-  if (old != NULL && abandonable(old, cur))
+  /* The same ucontext_t made again while its task is unfinished. Any
+   * other task mapped there (running, finished, or started where it was
+   * made) keeps its entry until tl__task_commit replaces it in the same
+   * pass as it enters the new task, or loses it here if no task is made. */
+  old = ended_at(th, ucp);
+  if (old == NULL && (old = hint_get(th, ucp)) == NULL)
+    old = map_get(ucp);
+  if (old != NULL && abandonable(old, cur)) {
     task_abandon(th, old);
-  else if (old != NULL)
-    map_del(old);
-
-  if (tl__lock(&S.lock) != 0)
-    return NULL;
-  /* A never-started task whose stack the new one takes: programs that make
-   * millions of contexts and never run them reuse the same stacks. */
-  struct tl__task *prevnew = tree_ceil(hi, UINT64_MAX);
-  if (prevnew != NULL && (prevnew->hi != hi || prevnew->lo != lo ||
-                          atomic_load_explicit(&prevnew->state, memory_order_relaxed) != TL__NEW ||
-                          !abandonable(prevnew, cur)))
-    prevnew = NULL;
-  struct tl__task *t = record_alloc();
-  if (t != NULL) {
-    memset(t, 0, sizeof *t);
-    t->lo = lo;
-    t->hi = hi;
-    t->vt = tl__vt_empty;
-    t->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
-    t->entry = entry;
-    t->parent = cur ? cur->id : 0;
-    atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
-    /* Indexed now, in the same pass: nothing can switch to it before the
-     * real makecontext has returned. */
-    tree_add(t);
-    live_add(t);
-    S.made++;
-    if (++S.live_n > S.peak)
-      S.peak = S.live_n;
+    old = NULL;
   }
+  if (th->nended != 0)
+    ended_unmap(th, ucp);
+
+  struct tl__task_ext *xs[TL__ENDED_MAX];
+  uint32_t nxs = 0;
+  if (tl__lock(&S.lock) != 0) {
+    if (old != NULL)
+      map_del(old);
+    return NULL;
+  }
+  if (th->nended != 0 || th->uncounted != 0)
+    nxs = ended_release(th, xs);
+  if (old != NULL && th->nended != 0)
+    t = ended_take(th, old, lo, hi);
+  if (t != NULL) {
+    if (t->x != NULL)
+      xs[nxs++] = t->x;
+  } else {
+    /* A never-started task whose stack the new one takes: programs that
+     * make millions of contexts and never run them reuse the same stacks. */
+    prevnew = tree_ceil(hi, UINT64_MAX);
+    if (prevnew != NULL && (prevnew->hi != hi || prevnew->lo != lo ||
+                            atomic_load_explicit(&prevnew->state, memory_order_relaxed) != TL__NEW ||
+                            !abandonable(prevnew, cur)))
+      prevnew = NULL;
+    t = record_alloc();
+    if (t != NULL) {
+      memset(t, 0, sizeof *t);
+      t->lo = lo;
+      t->hi = hi;
+    }
+  }
+  if (t != NULL)
+    record_start(t, cur, entry);
   tl__unlock(&S.lock);
+  ext_destroy_all(xs, nxs);
   if (prevnew != NULL)
     task_abandon(th, prevnew);
-  if (t != NULL && tl__inherit(cur, t) != 0) {
+made:
+  if (t != NULL && atomic_load_explicit(&tl__inheriting, memory_order_relaxed) != 0 && tl__inherit(cur, t) != 0) {
     /* The child cannot start with what it should inherit: it runs
      * untracked rather than with wrong values. */
     tl__destroy_values(th, t);
@@ -686,18 +912,29 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
       S.made--;
       tl__unlock(&S.lock);
     }
+    t = NULL;
+  }
+  if (t == NULL) {
+    if (old != NULL)
+      map_del(old);
     return NULL;
   }
-  if (t != NULL && tl__opt.backtrace)
+  if (tl__opt.backtrace)
     tl__bt_capture_task(t);
   return t;
 }
 
+/* The new task takes ucp's entry in the map, and the thread's hint for it:
+ * the switch that starts it usually comes next, on this thread. */
 void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
 {
   tl__tools_made(t);
-  tl__map_save(t, ucp);
+  if (!(LOAD(t->mapped) && t->ctx == ucp))
+    tl__map_save(t, ucp);                  /* a record reused in place is there already */
   tl__flag_set(t, TL__F_MADE);
+  struct tl__thread *th = tl__tls;
+  if (th != NULL && th != TL__BUSY)
+    tl__hint_put(th, ucp, t);
 }
 
 /* ------------------------------------------------------------------------
@@ -708,11 +945,13 @@ void tl__root_init(struct tl__thread *th)
 {
   struct tl__task *r = &th->root;
   r->vt = tl__vt_empty;
-  r->id = atomic_fetch_add_explicit(&tl__next_id, 1, memory_order_relaxed);
   r->flags = TL__F_ROOT | TL__F_STARTED;
   atomic_store_explicit(&r->state, TL__RUNNING, memory_order_relaxed);
-  if (tl__lock(&S.lock) != 0)
+  if (tl__lock(&S.lock) != 0) {
+    r->id = atomic_fetch_sub_explicit(&orphan_id, 1, memory_order_relaxed);
     return;
+  }
+  r->id = S.next_id++;
   if (S.main == NULL)
     S.main = th;
   tree_add(r);
@@ -723,14 +962,18 @@ void tl__root_init(struct tl__thread *th)
 void tl__root_forget(struct tl__thread *th)
 {
   struct tl__task *r = &th->root;
+  struct tl__task_ext *xs[TL__ENDED_MAX];
   map_del(r);
+  ended_unmap(th, NULL);
   if (tl__lock(&S.lock) != 0)
     return;
+  uint32_t n = ended_release(th, xs);
   tree_del(r);
   live_del(r);
   if (S.main == th)
     S.main = NULL;
   tl__unlock(&S.lock);
+  ext_destroy_all(xs, n);
 }
 
 void tl__root_fini(struct tl__thread *th)
@@ -785,6 +1028,7 @@ void tl__task_exit(void)
 {
   struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY) {
+    ended_flush(th);
     struct tl__thread *main = S.main;
     struct tl__task *cur = th->current;
     tl__view_drop();
@@ -799,7 +1043,8 @@ void tl__task_exit(void)
   }
   tl__report_exit();
   /* After the report, which shows task names: the roots' extensions are
-   * freed so that leak checkers see nothing of ours left. */
+   * freed, and the value table kept for reuse, so that leak checkers see
+   * nothing of ours left. */
   if (th != NULL && th != TL__BUSY) {
     if (S.main != NULL)
       ext_free(&S.main->root);
@@ -824,12 +1069,15 @@ void tl__task_stats(struct tl__stats *st)
 {
   if (tl__lock(&S.lock) != 0)
     return;
+  /* Under the lock, which ended_release takes to move a thread's count of
+   * finished tasks into S.finished: each task is counted once. */
+  uint64_t ended = 0;
+  tl__thread_stats(&st->switches, &st->untracked, &ended);
   st->created = S.made;
-  st->finished = S.finished;
+  st->finished = S.finished + ended;
   st->abandoned = S.abandoned;
   st->peak = S.peak;
   tl__unlock(&S.lock);
-  tl__thread_stats(&st->switches, &st->untracked);
 }
 
 /* ------------------------------------------------------------------------

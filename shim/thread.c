@@ -232,15 +232,17 @@ void tl__thread_setup(void)
   S.exit_key_ok = pthread_key_create(&S.exit_key, on_thread_exit) == 0;
 }
 
-void tl__thread_stats(uint64_t *switches, uint64_t *untracked)
+void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended)
 {
   *switches = S.dead_switches;
   *untracked = S.dead_untracked;
+  *ended = 0;
   if (tl__lock(&S.lock) != 0)
     return;
   for (struct tl__thread *th = S.threads; th; th = th->next) {
     *switches += th->switches;
     *untracked += th->untracked;
+    *ended += __atomic_load_n(&th->uncounted, __ATOMIC_RELAXED);
   }
   tl__unlock(&S.lock);
 }

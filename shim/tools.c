@@ -60,6 +60,21 @@
 #endif
 #endif
 
+#ifdef TL__HAVE_VALGRIND
+/* Whether valgrind runs the process, asked once: the question costs a
+ * dependent chain of rotations, a few nanoseconds on every makecontext. */
+static int on_valgrind(void)
+{
+  static int on = -1;
+  int v = __atomic_load_n(&on, __ATOMIC_RELAXED);
+  if (TL__UNLIKELY(v < 0)) {
+    v = RUNNING_ON_VALGRIND != 0;
+    __atomic_store_n(&on, v, __ATOMIC_RELAXED);
+  }
+  return v;
+}
+#endif
+
 #define FIB_ASAN 1
 #define FIB_TSAN 2
 
@@ -334,7 +349,7 @@ void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit)
 void tl__tools_made(struct tl__task *t)
 {
 #ifdef TL__HAVE_VALGRIND
-  if (RUNNING_ON_VALGRIND && t->hi > t->lo)
+  if (on_valgrind() && t->hi > t->lo)
     t->vg_stack = VALGRIND_STACK_REGISTER(t->lo, t->hi);
 #else
   (void)t;

@@ -129,6 +129,44 @@ START_TEST(test_abandon_destroys_values)
 }
 END_TEST
 
+/* ---- a context made again after its task finished ---- */
+
+static uint64_t life_ids[64];
+static int life_n;
+static int life_values[64];
+
+static void co_one_life(void)
+{
+  ck_assert_ptr_null(tl_get(key)); /* nothing left from the task before */
+  life_ids[life_n] = tl_task_id(tl_current());
+  tl_set(key, &life_values[life_n]);
+  life_n++;
+}
+
+/* The loop most programs run: each task is made in the ucontext_t and on
+ * the stack of the one before, after that one finished. Every life is a
+ * task of its own, its values are destroyed once, at its end, and the
+ * root is current again after each. */
+START_TEST(test_remade_after_finish)
+{
+  uint64_t root = tl_task_id(tl_current());
+  life_n = 0;
+  for (int i = 0; i < 64; i++) {
+    tl_test_context(&co_ctx, co_stack, STACK, co_one_life, &main_ctx);
+    swapcontext(&main_ctx, &co_ctx);
+    ck_assert_uint_eq(tl_task_id(tl_current()), root);
+    ck_assert_int_eq(destroyed, i + 1);
+    ck_assert_ptr_eq(destroyed_value, &life_values[i]);
+  }
+  ck_assert_int_eq(life_n, 64);
+  for (int i = 0; i < 64; i++) {
+    ck_assert_uint_ne(life_ids[i], root);
+    if (i > 0)
+      ck_assert_uint_gt(life_ids[i], life_ids[i - 1]);
+  }
+}
+END_TEST
+
 static void never_runs(void)
 {
   ck_abort_msg("never started");
@@ -587,6 +625,7 @@ static Suite *tracking_suite(void)
   tcase_add_test(tc, test_inline_view_in_destructors);
   tcase_add_test(tc, test_destructor_rounds);
   tcase_add_test(tc, test_abandon_destroys_values);
+  tcase_add_test(tc, test_remade_after_finish);
   tcase_add_test(tc, test_never_started_memory_flat);
   tcase_add_test(tc, test_twelve_arguments);
   tcase_add_test(tc, test_migration);
