@@ -180,12 +180,13 @@ static struct tl__thread *owner(struct tl__task *t)
  * ------------------------------------------------------------------------ */
 
 /* Where t's fake stack waits while t is suspended; NULL when there is no
- * room (ASan then releases it, as for a task that ends). */
-static void **fake_slot(struct tl__task *t)
+ * room (ASan then releases it, as for a task that ends). make: the room
+ * may be allocated now (not on a path that may leave a signal handler). */
+static void **fake_slot(struct tl__task *t, int make)
 {
   if (t->flags & TL__F_ROOT)
     return &owner(t)->fib.root_fake;
-  struct tl__task_ext *x = tl__task_ext(t);
+  struct tl__task_ext *x = make ? tl__task_ext(t) : t->x;
   return x != NULL ? &x->fiber : NULL;
 }
 
@@ -279,7 +280,7 @@ static void tsan_switch(struct tl__thread *th, struct tl__task *to)
 void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__task *to)
 {
   if (tl__fibers_on == FIB_ASAN) {
-    asan_switch(th, fake_slot(from), to, from == &th->root);
+    asan_switch(th, fake_slot(from, 1), to, from == &th->root);
   } else if (tl__fibers_on == FIB_TSAN) {
     tsan_switch(th, to);
   }
@@ -312,8 +313,7 @@ void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env)
   struct tl__task *t = tl__task_at(th, sp);
   if (t == NULL || t == c)
     return;
-  void **save = (c->flags & TL__F_ROOT) ? &owner(c)->fib.root_fake : c->x != NULL ? &c->x->fiber : NULL;
-  asan_switch(th, save, t, c == &th->root);
+  asan_switch(th, fake_slot(c, 0), t, c == &th->root);
 }
 
 /* A made task started although the switch had predicted wrong: the tools
@@ -321,7 +321,7 @@ void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env)
 void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t)
 {
   if (tl__fibers_on == FIB_ASAN) {
-    asan_switch(th, wrong != NULL ? fake_slot(wrong) : NULL, t, 0);
+    asan_switch(th, wrong != NULL ? fake_slot(wrong, 1) : NULL, t, 0);
   } else if (tl__fibers_on == FIB_TSAN) {
     tsan_switch(th, t);
   }
