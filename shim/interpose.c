@@ -23,7 +23,6 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   struct tl__task *t = tl__predict(th, ucp);
   if (t == NULL)
     t = &th->root;
-  tl__view_drop();
   if (t != c) {
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
@@ -33,6 +32,11 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   th->prev = c;
   th->in_switch = 1;
   th->current = t;
+  /* After the announcement, which keeps tl_get from filling the view again
+   * until the switch is seen done: a signal handler's read before it may
+   * have filled it with c's. */
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  tl__view_drop();
   th->switches++;
 }
 
@@ -152,6 +156,9 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
       atomic_store_explicit(&c->state, (c->flags & TL__F_STARTED) ? TL__SUSPENDED : TL__NEW,
                             memory_order_relaxed);
     th->current = t;
+    /* A signal handler may have filled the view with c's meanwhile. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    tl__view_drop();
   }
   atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
 }
@@ -182,6 +189,10 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   th->prev = NULL;
   th->in_switch = 0;
   th->current = n;
+  /* Again: a signal handler may have filled the view with the finished
+   * task's since the first drop. */
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  tl__view_drop();
   th->switches++;
 }
 

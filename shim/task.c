@@ -1040,11 +1040,11 @@ void tl__task_exit(void)
     tl__destroy_values(th, &th->root);
     tl__thread_scope_end(th);
     th->current = cur;
+    tl__view_drop();
   }
   tl__report_exit();
   /* After the report, which shows task names: the roots' extensions are
-   * freed, and the value table kept for reuse, so that leak checkers see
-   * nothing of ours left. */
+   * freed, so that leak checkers see nothing of ours left. */
   if (th != NULL && th != TL__BUSY) {
     if (S.main != NULL)
       ext_free(&S.main->root);
