@@ -551,8 +551,10 @@ static void run_job(struct job *j)
 }
 
 /* Sets up a job for the calling thread and takes the report lock; returns
- * EDEADLK when this thread is already writing a report. */
-static int job_begin(struct job *j, enum kind kind, int fd)
+ * EDEADLK when this thread is already writing a report. here: capture the
+ * calling stack (reports show where they were asked for; the stats line
+ * alone does not need it). */
+static int job_begin(struct job *j, enum kind kind, int fd, int here)
 {
   memset(j, 0, sizeof *j);
   j->kind = kind;
@@ -565,7 +567,8 @@ static int job_begin(struct job *j, enum kind kind, int fd)
     j->here = th->override != NULL ? th->override : th->current;
   }
   /* The calling stack, captured here, before the report's own frames. */
-  j->here_n = tl__bt_here(j->here_bt, TL__BT_MAX);
+  if (here)
+    j->here_n = tl__bt_here(j->here_bt, TL__BT_MAX);
   return tl__lock(&R.lock);
 }
 
@@ -575,7 +578,7 @@ __attribute__((visibility("default"))) int tl_dump(int fd)
     return EBADF;
   tl__init();
   struct job j;
-  int err = job_begin(&j, DUMP, fd);
+  int err = job_begin(&j, DUMP, fd, 1);
   if (err != 0)
     return err;
   run_job(&j);
@@ -616,7 +619,7 @@ void tl__report_quick_exit(void)
   if (!tl__opt.stats || atomic_exchange_explicit(&R.exited, 1, memory_order_relaxed))
     return;
   struct job j;
-  if (job_begin(&j, LEAK, tl__options_log_fd()) != 0)
+  if (job_begin(&j, LEAK, tl__options_log_fd(), 0) != 0)
     return;
   stats_line(&j);
   tl__unlock(&R.lock);
@@ -629,7 +632,7 @@ void tl__report_exit(void)
   if (!tl__opt.leaks && !tl__opt.stats)
     return;
   struct job j;
-  if (job_begin(&j, LEAK, tl__options_log_fd()) != 0)
+  if (job_begin(&j, LEAK, tl__options_log_fd(), 1) != 0)
     return;
   if (tl__opt.leaks)
     run_job(&j);
