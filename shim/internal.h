@@ -386,7 +386,6 @@ int tl__inherit(struct tl__task *parent, struct tl__task *child); /* at makecont
 void tl__task_scope_end(struct tl__thread *th, struct tl__task *t); /* bindings, values, defers */
 void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and defers */
 void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
-void (*tl__key_destructor(tl_key_t key))(void *);
 void tl__vtab_free(struct tl__vtab *vt);
 struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt); /* NULL for the empty table, or on ENOMEM */
 /* The table of a scope that never bound anything: one empty entry, so that

@@ -121,12 +121,6 @@ static int key_destroy_fn(tl_key_t key, void (**destroy)(void *))
   return key_live(key);
 }
 
-void (*tl__key_destructor(tl_key_t key))(void *)
-{
-  struct peek p;
-  return key_peek(key, &p) == 0 ? p.destroy : NULL;
-}
-
 /* ------------------------------------------------------------------------
  * Names
  * ------------------------------------------------------------------------ */

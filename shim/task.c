@@ -501,10 +501,7 @@ struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
   }
   /* Not saved by a switch we saw (getcontext), or saved by a task that has
    * since saved itself elsewhere: the saved stack pointer tells. */
-  t = find_locked(sp);
-  if (t != NULL)
-    return t;
-  return tl__in_stack(&th->root, sp) ? &th->root : NULL;
+  return tl__task_at(th, sp);
 }
 
 struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp)

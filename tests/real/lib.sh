@@ -103,6 +103,20 @@ need() {
   done
 }
 
+# run_probed STEP PROG PACKAGE: run_pair of PROG, a program of ours on a
+# third-party coroutine library, with the probe plugin after the shim
+# (its log in $work/probe.log); the test skips when PROG was not built
+# because PACKAGE is not installed.
+run_probed() {
+  if [ ! -x "$2" ]; then
+    say "SKIP: $2 was not built ($3 is not installed)"
+    exit 77
+  fi
+  EXTRA_PRELOAD=$TL_PROBE TLPROBE_LOG=$work/probe.log
+  export TLPROBE_LOG
+  run_pair "$1" . "$2"
+}
+
 # check_probes N WHAT: the probe plugin's log ($work/probe.log) shows N
 # labels, each keeping one task and one task-local record through all its
 # probes, its record its own, no two labels sharing a task, and the

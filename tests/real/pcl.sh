@@ -5,14 +5,7 @@
 # program then makes and deletes 200,000 coroutines that never run, on
 # stacks that malloc hands out again: the shim retires each, and its memory
 # stays flat.
-if [ ! -x "$TL_PCL_PROG" ]; then
-  say "SKIP: $TL_PCL_PROG was not built (PCL, libpcl1-dev, is not installed)"
-  exit 77
-fi
-
-EXTRA_PRELOAD=$TL_PROBE TLPROBE_LOG=$work/probe.log
-export TLPROBE_LOG
-run_pair pcl . "$TL_PCL_PROG"
+run_probed pcl "$TL_PCL_PROG" "PCL, libpcl1-dev,"
 same pcl err
 
 check_probes 5 'PCL coroutines (main, 3 generators, 1 nested)'

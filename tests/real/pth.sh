@@ -2,14 +2,7 @@
 # makecontext, switches with swapcontext and setcontext. Under the shim,
 # the probe plugin keeps a task-local record per Pth thread: each must keep
 # one task and one record through all its yields.
-if [ ! -x "$TL_PTH_PROG" ]; then
-  say "SKIP: $TL_PTH_PROG was not built (GNU Pth, libpth-dev, is not installed)"
-  exit 77
-fi
-
-EXTRA_PRELOAD=$TL_PROBE TLPROBE_LOG=$work/probe.log
-export TLPROBE_LOG
-run_pair pth . "$TL_PTH_PROG"
+run_probed pth "$TL_PTH_PROG" "GNU Pth, libpth-dev,"
 same pth err
 
 check_probes 6 'Pth threads (main, 4 workers, 1 child)'
