@@ -334,6 +334,44 @@ static inline struct tl__task *tl__task_now(void)
   return tl__resolve(th, sp);
 }
 
+/* Each thread remembers a few recent answers of the context map (task.c,
+ * tl__hint_put), so that the common switch (the same few contexts again
+ * and again) takes no lock. A hint is only a guess: it counts when the
+ * task still has the same id and still last saved itself at that address.
+ * Records are never unmapped, so reading a stale one is safe. */
+static inline unsigned tl__hint_index(const void *ctx)
+{
+  return (unsigned)((((uint64_t)(uintptr_t)ctx >> 4) * 0x9e3779b97f4a7c15ull) >> 61);
+}
+
+static inline struct tl__task *tl__hint_task(struct tl__thread *th, const void *ctx)
+{
+  const struct tl__hint *h = &th->hint[tl__hint_index(ctx)];
+  if (h->ctx != ctx) {
+    h = &th->hint[tl__hint_index(ctx) ^ 1];
+    if (h->ctx != ctx)
+      return NULL;
+  }
+  struct tl__task *t = h->task;
+  if (t == NULL || __atomic_load_n(&t->id, __ATOMIC_RELAXED) != h->id || __atomic_load_n(&t->ctx, __ATOMIC_RELAXED) != ctx)
+    return NULL;
+  return t;
+}
+
+/* The hints' answer for a switch to ucp, inline for the switch's fast
+ * path: the task last saved at ucp, when it is still mapped there, not
+ * finished, and its stack holds the saved stack pointer; or NULL, and
+ * tl__predict asks the map and the stack ranges. */
+static inline struct tl__task *tl__predict_hint(struct tl__thread *th, const ucontext_t *ucp)
+{
+  struct tl__task *t = tl__hint_task(th, ucp);
+  if (t == NULL || !__atomic_load_n(&t->mapped, __ATOMIC_RELAXED) ||
+      atomic_load_explicit(&t->state, memory_order_relaxed) == TL__FINISHED ||
+      !tl__in_stack(t, (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP]))
+    return NULL;
+  return t;
+}
+
 /* thread.c */
 void tl__thread_setup(void);               /* once, at load */
 void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
@@ -487,7 +525,6 @@ void tl__own_exit(int) __attribute__((noreturn));        /* our longjmp, _longjm
 /* interpose.S */
 void tl__trampoline(void);
 extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampoline, here) */
-void tl__forward_makecontext(void *real, ucontext_t *ucp, void (*fn)(void), int argc,
-                             const uint64_t *args);
+void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void); /* interpose.c; the function to start */
 
 #endif /* TL_INTERNAL_H */

@@ -1,5 +1,8 @@
 /* The parts of the interposition that must be written in assembly.
  *
+ * makecontext: see its definition below; it is here so that its variadic
+ * arguments reach the real function as the program passed them.
+ *
  * swapcontext and setcontext: SPEC 2.2 forbids any frame of ours on the
  * switching task's stack across the real switch. Stack-copying coroutine
  * libraries save only the stack above the frame that yields; a wrapper frame
@@ -130,67 +133,64 @@ tl__trampoline_return:
         .hidden tl__trampoline_end
 tl__trampoline_end:
 
-/* void tl__forward_makecontext(void *real, ucontext_t *ucp, void (*fn)(void),
- *                              int argc, const uint64_t *args)
- * Calls the variadic real makecontext(ucp, fn, argc, args[0..argc-1]) with
- * any number of arguments, each passed as the 64-bit value glibc reads. */
-        .globl  tl__forward_makecontext
-        .hidden tl__forward_makecontext
-        .type   tl__forward_makecontext, @function
+/* makecontext(ucp, func, argc, ...): tl__before_make does the bookkeeping
+ * and says which function the context is to start (tl__trampoline for a
+ * tracked task), and the real makecontext gets the call exactly as the
+ * program made it, with only that function replaced: the variadic
+ * arguments stay in their registers and on the caller's stack, however
+ * many there are, and glibc reads each as the 64-bit value it always
+ * reads (sysdeps/unix/sysv/linux/x86_64/makecontext.c, va_arg of greg_t).
+ * %rax is saved too: it holds the number of vector registers of the
+ * variadic call, which the real function's va_start may read. */
+        .globl  makecontext
+        .type   makecontext, @function
         .p2align 4
-tl__forward_makecontext:
+makecontext:
         .cfi_startproc
         endbr64
-        pushq   %rbp
+        pushq   %rax
         .cfi_adjust_cfa_offset 8
-        .cfi_offset rbp, -16
-        movq    %rsp, %rbp
-        .cfi_def_cfa_register rbp
-        pushq   %rbx
-        pushq   %r12
-        .cfi_offset rbx, -24
-        .cfi_offset r12, -32
-        movq    %rdi, %r11              /* real */
-        movq    %r8, %r12               /* args */
-        movslq  %ecx, %rbx              /* argc */
-        /* Arguments 3 and up (args[3..argc-1]) go on the stack, the first
-         * one lowest; keep %rsp 16-byte aligned at the call. */
-        movq    %rbx, %rax
-        subq    $3, %rax
-        jle     2f
-        leaq    8(,%rax,8), %r10
-        andq    $-16, %r10
-        subq    %r10, %rsp
-        xorq    %r10, %r10
-1:      movq    24(%r12,%r10,8), %r9
-        movq    %r9, (%rsp,%r10,8)
-        incq    %r10
-        cmpq    %rax, %r10
-        jl      1b
-2:      movq    %rsi, %rdi              /* ucp */
-        movq    %rdx, %rsi              /* fn */
-        movq    %rbx, %rdx              /* argc */
-        xorl    %ecx, %ecx
-        xorl    %r8d, %r8d
-        xorl    %r9d, %r9d
-        testq   %rbx, %rbx
-        jle     3f
-        movq    0(%r12), %rcx
-        cmpq    $1, %rbx
-        je      3f
-        movq    8(%r12), %r8
-        cmpq    $2, %rbx
-        je      3f
-        movq    16(%r12), %r9
-3:      xorl    %eax, %eax
-        call    *%r11
-        leaq    -16(%rbp), %rsp
-        popq    %r12
-        popq    %rbx
-        popq    %rbp
-        .cfi_def_cfa rsp, 8
-        ret
+        pushq   %rdi
+        .cfi_adjust_cfa_offset 8
+        pushq   %rsi
+        .cfi_adjust_cfa_offset 8
+        pushq   %rdx
+        .cfi_adjust_cfa_offset 8
+        pushq   %rcx
+        .cfi_adjust_cfa_offset 8
+        pushq   %r8
+        .cfi_adjust_cfa_offset 8
+        pushq   %r9
+        .cfi_adjust_cfa_offset 8
+        call    tl__before_make
+        movq    %rax, %r10
+        popq    %r9
+        .cfi_adjust_cfa_offset -8
+        popq    %r8
+        .cfi_adjust_cfa_offset -8
+        popq    %rcx
+        .cfi_adjust_cfa_offset -8
+        popq    %rdx
+        .cfi_adjust_cfa_offset -8
+        popq    %rsi
+        .cfi_adjust_cfa_offset -8
+        popq    %rdi
+        .cfi_adjust_cfa_offset -8
+        popq    %rax
+        .cfi_adjust_cfa_offset -8
+        movq    %r10, %rsi
+        movq    tl__real_makecontext(%rip), %r11
+        testq   %r11, %r11
+        jz      1f
+        jmp     *%r11
+        /* No libc makecontext was found (tl__init said so): the call does
+         * nothing, as the only safe answer. */
+1:      ret
         .cfi_endproc
-        .size   tl__forward_makecontext, .-tl__forward_makecontext
+        .size   makecontext, .-makecontext
+
+        .globl  tl__own_makecontext
+        .hidden tl__own_makecontext
+        .set    tl__own_makecontext, makecontext
 
         .section .note.GNU-stack,"",@progbits

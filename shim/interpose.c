@@ -1,9 +1,9 @@
 /* The interposed ucontext functions: the C half.
  *
- * swapcontext and setcontext are defined in interpose.S, which calls
- * tl__before_swap/tl__before_set for the bookkeeping and then jumps to the
- * real function. makecontext is plain C: it runs before any switch and
- * leaves nothing on a stack that is switched away from. Made contexts start
+ * swapcontext, setcontext and makecontext are defined in interpose.S,
+ * which calls tl__before_swap, tl__before_set or tl__before_make for the
+ * bookkeeping and then jumps to the real function (for makecontext, so
+ * that its variadic arguments reach glibc untouched). Made contexts start
  * in tl__trampoline (interpose.S), which calls tl__task_begin and, when the
  * program's function returns, tl__task_end.
  */
@@ -15,14 +15,11 @@
 #include <setjmp.h>
 #include <stdlib.h>
 
-/* The task c leaves for the one predicted for ucp, which becomes current
- * before the real switch. The announcement stays open (in_switch) until
- * the thread is seen running in the new task; see tl__resolve. */
-static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t *ucp)
+/* The task c leaves for t, which becomes current before the real switch.
+ * The announcement stays open (in_switch) until the thread is seen
+ * running in the new task; see tl__resolve. */
+static inline void announce_to(struct tl__thread *th, struct tl__task *c, struct tl__task *t)
 {
-  struct tl__task *t = tl__predict(th, ucp);
-  if (t == NULL)
-    t = &th->root;
   if (t != c) {
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
@@ -40,11 +37,15 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   th->switches++;
 }
 
-/* Bookkeeping of swapcontext(oucp, ucp), before the real switch: the
- * running task saves itself at oucp, and the task predicted for ucp becomes
- * the current one. The contexts are read here only, while they are valid;
- * after the switch, any of them may be freed at once. */
-void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
+/* The same, for the task predicted for ucp. */
+static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t *ucp)
+{
+  struct tl__task *t = tl__predict(th, ucp);
+  announce_to(th, c, t != NULL ? t : &th->root);
+}
+
+/* The general case of tl__before_swap. */
+static __attribute__((noinline)) void before_swap_slow(ucontext_t *oucp, const ucontext_t *ucp)
 {
   /* A thread with state has run tl__init, which found the real functions
    * the wrapper jumps to; a thread without runs it now. */
@@ -65,6 +66,32 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
   announce(th, c, ucp);
 }
 
+/* Bookkeeping of swapcontext(oucp, ucp), before the real switch: the
+ * running task saves itself at oucp, and the task predicted for ucp
+ * becomes the current one. The contexts are read here only, while they
+ * are valid; after the switch, any of them may be freed at once.
+ *
+ * Inline here, the switch of every scheduler loop: the running task is
+ * the tracked one (its stack holds the stack pointer), it saves itself
+ * where it did the last time, and the hints know the target. Anything
+ * else takes the general path. */
+void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
+{
+  struct tl__thread *th = tl__tls;
+  if (TL__LIKELY((uintptr_t)th > (uintptr_t)TL__BUSY && oucp != NULL && ucp != NULL)) {
+    struct tl__task *c = th->current;
+    if (TL__LIKELY(tl__in_stack(c, tl__sp()) && c->ctx == oucp && !(c->flags & TL__F_MADE) &&
+                   __atomic_load_n(&c->mapped, __ATOMIC_RELAXED))) {
+      struct tl__task *t = tl__predict_hint(th, ucp);
+      if (TL__LIKELY(t != NULL)) {
+        announce_to(th, c, t);
+        return;
+      }
+    }
+  }
+  before_swap_slow(oucp, ucp);
+}
+
 /* setcontext(ucp): the running task leaves without saving itself. It stays
  * suspended: a context that getcontext saved in it may resume it later. */
 void tl__before_set(const ucontext_t *ucp)
@@ -78,51 +105,31 @@ void tl__before_set(const ucontext_t *ucp)
     announce(th, tl__task_now(), ucp);
 }
 
-/* glibc's makecontext reads each argument as a 64-bit value on x86_64
- * (sysdeps/unix/sysv/linux/x86_64/makecontext.c uses va_arg(ap, greg_t)):
- * reading them the same way and passing them on keeps every bit, whether
- * the program passed ints or pointers. */
-__attribute__((visibility("default"))) void makecontext(ucontext_t *ucp, void (*func)(void), int argc, ...)
+/* Bookkeeping of makecontext(ucp, func, ...), before the real one
+ * (interpose.S), which is then called with the program's arguments as
+ * they are and the function returned here in place of func: the
+ * trampoline for a tracked task, func itself for an untracked one. The
+ * trampoline finds its task, its id and the program's function in
+ * callee-saved registers of the new context, which the real makecontext
+ * leaves alone (it sets RIP, RSP, RBX and the argument registers):
+ * setcontext restores them, and a copy of the context carries them
+ * along. The task is entered in the indexes before the real makecontext
+ * runs; nothing can switch to it before that returns, as the program is
+ * still inside the call that makes it. */
+void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void)
 {
   tl__init();
-  int n = argc > 0 ? argc : 0;
-  if (n > 4096)
-    n = 4096;
-  uint64_t args[n > 0 ? n : 1];
-  va_list ap;
-  va_start(ap, argc);
-  for (int i = 0; i < n; i++)
-    args[i] = va_arg(ap, uint64_t);
-  va_end(ap);
-  if (tl__real_makecontext == NULL)
-    return;
-  struct tl__task *t = NULL;
-  if (ucp != NULL && func != NULL && argc == n)
-    t = tl__task_make(ucp, func);
-  /* Past 4096 arguments only those are passed (glibc would read garbage
-   * beyond what the caller gave anyway). */
-  tl__forward_makecontext((void *)tl__real_makecontext, ucp, t ? tl__trampoline : func, argc > n ? n : argc,
-                          args);
+  if (tl__real_makecontext == NULL || ucp == NULL || func == NULL)
+    return func;
+  struct tl__task *t = tl__task_make(ucp, func);
   if (t == NULL)
-    return;
-  /* The trampoline finds its task, its id and the program's function in
-   * callee-saved registers of the new context: setcontext restores them,
-   * and a copy of the context carries them along. */
+    return func;
   ucp->uc_mcontext.gregs[REG_R12] = (greg_t)(uintptr_t)t;
   ucp->uc_mcontext.gregs[REG_R13] = (greg_t)t->id;
   ucp->uc_mcontext.gregs[REG_R14] = (greg_t)(uintptr_t)func;
   tl__task_commit(t, ucp);
+  return tl__trampoline;
 }
-
-/* glibc declares makecontext leaf and nothrow; the alias needs none of it. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-attributes"
-#endif
-extern __typeof__(makecontext) tl__own_makecontext __attribute__((alias("makecontext")));
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 /* Whether the record t still belongs to the live task with this id. A
  * copy of a made context may start after that task was abandoned, and the

@@ -445,21 +445,11 @@ void tl__map_save(struct tl__task *t, const void *ctx)
  * Switching
  * ------------------------------------------------------------------------ */
 
-/* Each thread remembers a few recent answers of the context map, so that
- * the common switch (the same few contexts again and again) takes no lock.
- * A hint is only a guess: it counts when the task still has the same id
- * and still last saved itself at that address. Records are never unmapped,
- * so reading a stale one is safe. */
-static unsigned hint_index(const void *ctx)
-{
-  return (unsigned)((((uint64_t)(uintptr_t)ctx >> 4) * 0x9e3779b97f4a7c15ull) >> 61);
-}
-
 /* Two-way: the newest answer goes first, the one it displaces second, so
  * two contexts that hash alike (a scheduler and its coroutine) both stay. */
 void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t)
 {
-  unsigned i = hint_index(ctx);
+  unsigned i = tl__hint_index(ctx);
   if (th->hint[i].ctx != ctx)
     th->hint[i ^ 1] = th->hint[i];
   th->hint[i].ctx = ctx;
@@ -469,14 +459,8 @@ void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t)
 
 static struct tl__task *hint_get(struct tl__thread *th, const void *ctx)
 {
-  unsigned i = hint_index(ctx);
-  struct tl__hint *h = &th->hint[i];
-  if (h->ctx != ctx)
-    h = &th->hint[i ^ 1];
-  struct tl__task *t = h->task;
-  if (h->ctx != ctx || t == NULL || LOAD(t->id) != h->id || LOAD(t->ctx) != ctx || !LOAD(t->mapped))
-    return NULL;
-  return t;
+  struct tl__task *t = tl__hint_task(th, ctx);
+  return t != NULL && LOAD(t->mapped) ? t : NULL;
 }
 
 /* Whether t, found in the map or the hints, can be the target of a switch:
@@ -491,8 +475,8 @@ static int resumable(const struct tl__task *t, uintptr_t sp)
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
 {
   uintptr_t sp = (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP];
-  struct tl__task *t = hint_get(th, ucp);
-  if (resumable(t, sp))
+  struct tl__task *t = tl__predict_hint(th, ucp);
+  if (t != NULL)
     return t;
   t = map_get(ucp);
   if (resumable(t, sp)) {
