@@ -386,15 +386,14 @@ struct tl__stats {
 void tl__root_init(struct tl__thread *th);
 void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */
 void tl__root_forget(struct tl__thread *th); /* the root leaves the indexes */
-struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* NULL: untracked */
-void tl__task_commit(struct tl__task *t, const ucontext_t *ucp); /* after the real makecontext */
+struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* before the real makecontext; NULL: untracked */
 void tl__task_stats(struct tl__stats *st);
 struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
 struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp); /* whose stack holds sp, or NULL */
 void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
 void tl__map_save(struct tl__task *t, const void *ctx);
-void tl__task_finished(struct tl__thread *th, struct tl__task *t); /* values, defers */
-void tl__task_retire(struct tl__thread *th, struct tl__task *t); /* then its record goes */
+void tl__task_begin(struct tl__task *t, uint64_t id); /* from tl__trampoline */
+void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot); /* from the trampoline */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
 void tl__task_atfork(int phase);           /* -1 before fork, 0 parent, 1 child */
 void tl__task_exit(void);                  /* process exit */

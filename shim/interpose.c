@@ -5,7 +5,7 @@
  * bookkeeping and then jumps to the real function (for makecontext, so
  * that its variadic arguments reach glibc untouched). Made contexts start
  * in tl__trampoline (interpose.S), which calls tl__task_begin and, when the
- * program's function returns, tl__task_end.
+ * program's function returns, tl__task_end (task.c).
  */
 /* With _FORTIFY_SOURCE, <setjmp.h> renames longjmp to __longjmp_chk: the
  * wrappers below must define the names they say. */
@@ -109,98 +109,15 @@ void tl__before_set(const ucontext_t *ucp)
  * (interpose.S), which is then called with the program's arguments as
  * they are and the function returned here in place of func: the
  * trampoline for a tracked task, func itself for an untracked one. The
- * trampoline finds its task, its id and the program's function in
- * callee-saved registers of the new context, which the real makecontext
- * leaves alone (it sets RIP, RSP, RBX and the argument registers):
- * setcontext restores them, and a copy of the context carries them
- * along. The task is entered in the indexes before the real makecontext
- * runs; nothing can switch to it before that returns, as the program is
- * still inside the call that makes it. */
+ * task is entered in the indexes before the real makecontext runs;
+ * nothing can switch to it before that returns, as the program is still
+ * inside the call that makes it. */
 void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void)
 {
   tl__init();
-  if (tl__real_makecontext == NULL || ucp == NULL || func == NULL)
+  if (tl__real_makecontext == NULL || ucp == NULL || func == NULL || tl__task_make(ucp, func) == NULL)
     return func;
-  struct tl__task *t = tl__task_make(ucp, func);
-  if (t == NULL)
-    return func;
-  ucp->uc_mcontext.gregs[REG_R12] = (greg_t)(uintptr_t)t;
-  ucp->uc_mcontext.gregs[REG_R13] = (greg_t)t->id;
-  ucp->uc_mcontext.gregs[REG_R14] = (greg_t)(uintptr_t)func;
-  tl__task_commit(t, ucp);
   return tl__trampoline;
-}
-
-/* Whether the record t still belongs to the live task with this id. A
- * copy of a made context may start after that task was abandoned, and the
- * record then holds another task or none; and a finished task whose record
- * waits for release (task.c, ended_release) must not start or end again. */
-static int still(const struct tl__task *t, uint64_t id)
-{
-  return t != NULL && id != 0 && t->id == id &&
-         atomic_load_explicit(&t->state, memory_order_relaxed) != TL__FINISHED;
-}
-
-/* The first thing a made context runs. The switch that started it already
- * made it current; this confirms it (a copied context may have been
- * predicted wrong) and ends the switch. */
-void tl__task_begin(struct tl__task *t, uint64_t id)
-{
-  struct tl__thread *th = tl__thread_fresh();
-  if (th == NULL)
-    return;
-  tl__view_drop();
-  th->in_switch = 0;
-  if (!still(t, id))
-    return;                                /* its record ended: it runs untracked */
-  tl__flag_set(t, TL__F_STARTED);
-  struct tl__task *c = th->current;
-  if (c != t) {
-    if (TL__UNLIKELY(tl__fibers_on))
-      tl__fibers_fix(th, c, t);
-    /* The switch predicted another task: it is not running after all. */
-    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
-      atomic_store_explicit(&c->state, (c->flags & TL__F_STARTED) ? TL__SUSPENDED : TL__NEW,
-                            memory_order_relaxed);
-    th->current = t;
-    /* A signal handler may have filled the view with c's meanwhile. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    tl__view_drop();
-  }
-  atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
-}
-
-/* The program's function returned: the task finishes (its values are
- * destroyed on its own stack, with it current), then glibc's
- * __start_context switches to uc_link, which we predict like any switch,
- * or calls exit(0) when uc_link is NULL. link_slot is where glibc keeps
- * uc_link (%rbx). The thread is read afresh: the task may have migrated. */
-void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot)
-{
-  struct tl__thread *th = tl__thread_fresh();
-  if (th == NULL)
-    return;
-  tl__view_drop();
-  const ucontext_t *link = *link_slot;
-  int mine = still(t, id);
-  if (mine)
-    tl__task_finished(th, t);
-  struct tl__task *n = link ? tl__predict(th, link) : NULL;
-  if (n == NULL)
-    n = &th->root;
-  if (TL__UNLIKELY(tl__fibers_on))
-    tl__fibers_end(th, n, link == NULL);
-  if (mine)
-    tl__task_retire(th, t);
-  atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
-  th->prev = NULL;
-  th->in_switch = 0;
-  th->current = n;
-  /* Again: a signal handler may have filled the view with the finished
-   * task's since the first drop. */
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  tl__view_drop();
-  th->switches++;
 }
 
 /* ------------------------------------------------------------------------

@@ -472,13 +472,12 @@ static int resumable(const struct tl__task *t, uintptr_t sp)
          atomic_load_explicit(&t->state, memory_order_relaxed) != TL__FINISHED;
 }
 
-struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
+/* tl__predict when the hints do not know: kept out of line, so that the
+ * common case sets up no frame. */
+static __attribute__((noinline)) struct tl__task *predict_slow(struct tl__thread *th, const ucontext_t *ucp)
 {
   uintptr_t sp = (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP];
-  struct tl__task *t = tl__predict_hint(th, ucp);
-  if (t != NULL)
-    return t;
-  t = map_get(ucp);
+  struct tl__task *t = map_get(ucp);
   if (resumable(t, sp)) {
     tl__hint_put(th, ucp, t);
     return t;
@@ -486,6 +485,12 @@ struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
   /* Not saved by a switch we saw (getcontext), or saved by a task that has
    * since saved itself elsewhere: the saved stack pointer tells. */
   return tl__task_at(th, sp);
+}
+
+struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp)
+{
+  struct tl__task *t = tl__predict_hint(th, ucp);
+  return t != NULL ? t : predict_slow(th, ucp);
 }
 
 struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp)
@@ -723,9 +728,50 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
     task_release(t, &S.abandoned);
 }
 
+/* Whether the record t still belongs to the live task with this id. A
+ * copy of a made context may start after that task was abandoned, and the
+ * record then holds another task or none; and a finished task whose record
+ * waits for release (ended_release) must not start or end again. */
+static int still(const struct tl__task *t, uint64_t id)
+{
+  return t != NULL && id != 0 && t->id == id &&
+         atomic_load_explicit(&t->state, memory_order_relaxed) != TL__FINISHED;
+}
+
+/* The first thing a made context runs (tl__trampoline). The switch that
+ * started it already made it current; this confirms it (a copied context
+ * may have been predicted wrong) and ends the switch. Called from the
+ * trampoline only, on the thread that runs the task now, so the thread
+ * read at the top is fresh whatever thread made the task. */
+void tl__task_begin(struct tl__task *t, uint64_t id)
+{
+  struct tl__thread *th = tl__self();
+  if (th == NULL)
+    return;
+  tl__view_drop();
+  th->in_switch = 0;
+  if (!still(t, id))
+    return;                                /* its record ended: it runs untracked */
+  tl__flag_set(t, TL__F_STARTED);
+  struct tl__task *c = th->current;
+  if (TL__UNLIKELY(c != t)) {
+    if (TL__UNLIKELY(tl__fibers_on))
+      tl__fibers_fix(th, c, t);
+    /* The switch predicted another task: it is not running after all. */
+    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
+      atomic_store_explicit(&c->state, (c->flags & TL__F_STARTED) ? TL__SUSPENDED : TL__NEW,
+                            memory_order_relaxed);
+    th->current = t;
+    /* A signal handler may have filled the view with c's meanwhile. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    tl__view_drop();
+  }
+  atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
+}
+
 /* The task's function returned: its scope ends while it is still the
  * running task, on its own stack. */
-void tl__task_finished(struct tl__thread *th, struct tl__task *t)
+static void task_finished(struct tl__thread *th, struct tl__task *t)
 {
   tl__view_drop();
   th->current = t;
@@ -739,17 +785,54 @@ void tl__task_finished(struct tl__thread *th, struct tl__task *t)
 
 /* Its record goes once uc_link's task has been predicted (which skips
  * finished tasks): it waits in th's ended list (see ended_release). */
-void tl__task_retire(struct tl__thread *th, struct tl__task *t)
+static void task_retire(struct tl__thread *th, struct tl__task *t)
 {
-  tl__tools_gone(t);
-  if (th->nended == TL__ENDED_MAX)
-    ended_flush(th);
+  /* Only a registered stack or a fiber gives the tools anything to do. */
+  if (TL__UNLIKELY(t->vg_stack != 0 || t->x != NULL))
+    tl__tools_gone(t);
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
-    task_release(t, &S.finished);          /* still full: a signal handler interrupted a lock holder */
-    return;
+    ended_flush(th);
+    if (th->nended == TL__ENDED_MAX) {
+      task_release(t, &S.finished);        /* still full: a signal handler interrupted a lock holder */
+      return;
+    }
   }
   th->ended[th->nended++] = t;
   __atomic_store_n(&th->uncounted, th->uncounted + 1, __ATOMIC_RELAXED);
+}
+
+/* The program's function returned (tl__trampoline_return): the task
+ * finishes (its values are destroyed on its own stack, with it current),
+ * then glibc's __start_context switches to uc_link, which we predict like
+ * any switch, or calls exit(0) when uc_link is NULL. link_slot is where
+ * glibc keeps uc_link (%rbx). As in tl__task_begin, the thread read at the
+ * top is the one running the task now, wherever it started. */
+void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot)
+{
+  struct tl__thread *th = tl__self();
+  if (th == NULL)
+    return;
+  tl__view_drop();
+  const ucontext_t *link = *link_slot;
+  int mine = still(t, id);
+  if (TL__LIKELY(mine))
+    task_finished(th, t);
+  struct tl__task *n = link ? tl__predict(th, link) : NULL;
+  if (n == NULL)
+    n = &th->root;
+  if (TL__UNLIKELY(tl__fibers_on))
+    tl__fibers_end(th, n, link == NULL);
+  if (TL__LIKELY(mine))
+    task_retire(th, t);
+  atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
+  th->prev = NULL;
+  th->in_switch = 0;
+  th->current = n;
+  /* Again: a signal handler may have filled the view with the finished
+   * task's since the first drop. */
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  tl__view_drop();
+  th->switches++;
 }
 
 /* Whether making a context at t's address abandons t. Once a task has
@@ -820,6 +903,25 @@ static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, cons
   if (x != NULL)
     ext_destroy(x);
   return t;
+}
+
+/* The new task t is entered for ucp. The trampoline finds the task, its id
+ * and the program's function in callee-saved registers of the new
+ * context, which the real makecontext leaves alone (it sets RIP, RSP, RBX
+ * and the argument registers): setcontext restores them, and a copy of
+ * the context carries them along. The task takes ucp's entry in the map,
+ * and the thread's hint for it: the switch that starts it usually comes
+ * next, on this thread. */
+static void commit(struct tl__thread *th, struct tl__task *t, ucontext_t *ucp, void (*entry)(void))
+{
+  ucp->uc_mcontext.gregs[REG_R12] = (greg_t)(uintptr_t)t;
+  ucp->uc_mcontext.gregs[REG_R13] = (greg_t)t->id;
+  ucp->uc_mcontext.gregs[REG_R14] = (greg_t)(uintptr_t)entry;
+  tl__tools_made(t);
+  if (!(LOAD(t->mapped) && t->ctx == ucp))
+    tl__map_save(t, ucp);                  /* a record reused in place is there already */
+  tl__flag_set(t, TL__F_MADE);
+  tl__hint_put(th, ucp, t);
 }
 
 struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
@@ -902,20 +1004,8 @@ made:
   }
   if (tl__opt.backtrace)
     tl__bt_capture_task(t);
+  commit(th, t, ucp, entry);
   return t;
-}
-
-/* The new task takes ucp's entry in the map, and the thread's hint for it:
- * the switch that starts it usually comes next, on this thread. */
-void tl__task_commit(struct tl__task *t, const ucontext_t *ucp)
-{
-  tl__tools_made(t);
-  if (!(LOAD(t->mapped) && t->ctx == ucp))
-    tl__map_save(t, ucp);                  /* a record reused in place is there already */
-  tl__flag_set(t, TL__F_MADE);
-  struct tl__thread *th = tl__tls;
-  if (th != NULL && th != TL__BUSY)
-    tl__hint_put(th, ucp, t);
 }
 
 /* ------------------------------------------------------------------------
