@@ -31,12 +31,111 @@
 
         .text
 
+/* swapcontext's common case, the switch of every scheduler loop, is done
+ * here without a call: the running task is the tracked one (its stack
+ * holds the stack pointer), it saves itself where it did the last time,
+ * and the thread's hints know the target (tl__predict_hint in internal.h,
+ * which this follows step by step). Anything else goes to tl__before_swap
+ * in C. The offsets below are those of struct tl__thread, struct tl__task
+ * and struct tl__rview; interpose.c checks each one at compile time. */
+#define TH_CURRENT 0x00
+#define TH_PREV 0x10
+#define TH_IN_SWITCH 0x20
+#define TH_SWITCHES 0x28
+#define TH_HINT 0x50
+#define T_LO 0x00
+#define T_HI 0x08
+#define T_ID 0x18
+#define T_CTX 0x20
+#define T_STATE 0x50
+#define T_FLAGS 0x51
+#define T_MAPPED 0x52
+#define UC_RSP 0xa0
+#define VIEW_SPAN 0x08
+#define F_MADE 0x10
+#define S_RUNNING 1
+#define S_SUSPENDED 2
+#define S_FINISHED 3
+
         .globl  swapcontext
         .type   swapcontext, @function
         .p2align 4
 swapcontext:
         .cfi_startproc
         endbr64
+        movq    tl__tls@gottpoff(%rip), %rax
+        movq    %fs:(%rax), %r8                 /* th */
+        cmpq    $1, %r8                         /* no state yet, or TL__BUSY */
+        jbe     .Lswap_slow
+        testq   %rdi, %rdi
+        jz      .Lswap_slow
+        testq   %rsi, %rsi
+        jz      .Lswap_slow
+        /* c = th->current, running here: sp - lo < hi - lo. */
+        movq    TH_CURRENT(%r8), %r9
+        movq    %rsp, %rax
+        subq    T_LO(%r9), %rax
+        movq    T_HI(%r9), %rcx
+        subq    T_LO(%r9), %rcx
+        cmpq    %rcx, %rax
+        jae     .Lswap_slow
+        /* It saves itself at oucp again: c->ctx == oucp, mapped, not MADE. */
+        cmpq    %rdi, T_CTX(%r9)
+        jne     .Lswap_slow
+        testb   $F_MADE, T_FLAGS(%r9)
+        jnz     .Lswap_slow
+        cmpb    $0, T_MAPPED(%r9)
+        je      .Lswap_slow
+        /* The hint for ucp, in either of its two ways (tl__hint_index). */
+        movq    %rsi, %rax
+        shrq    $4, %rax
+        movabsq $0x9e3779b97f4a7c15, %rcx
+        imulq   %rcx, %rax
+        shrq    $61, %rax
+        leaq    (%rax,%rax,2), %rcx
+        leaq    TH_HINT(%r8,%rcx,8), %rcx
+        cmpq    %rsi, (%rcx)
+        je      1f
+        xorq    $1, %rax
+        leaq    (%rax,%rax,2), %rcx
+        leaq    TH_HINT(%r8,%rcx,8), %rcx
+        cmpq    %rsi, (%rcx)
+        jne     .Lswap_slow
+        /* t = the hint's task: same id, still at ucp, mapped, unfinished,
+         * and its stack holds the stack pointer saved in ucp. */
+1:      movq    8(%rcx), %r10
+        testq   %r10, %r10
+        jz      .Lswap_slow
+        movq    T_ID(%r10), %rax
+        cmpq    16(%rcx), %rax
+        jne     .Lswap_slow
+        cmpq    %rsi, T_CTX(%r10)
+        jne     .Lswap_slow
+        cmpb    $0, T_MAPPED(%r10)
+        je      .Lswap_slow
+        cmpb    $S_FINISHED, T_STATE(%r10)
+        je      .Lswap_slow
+        movq    UC_RSP(%rsi), %rax
+        subq    T_LO(%r10), %rax
+        movq    T_HI(%r10), %rcx
+        subq    T_LO(%r10), %rcx
+        cmpq    %rcx, %rax
+        jae     .Lswap_slow
+        /* The announcement, in the order of announce_to (interpose.c). */
+        cmpq    %r9, %r10
+        je      2f
+        cmpl    $0, tl__fibers_on(%rip)
+        jne     .Lswap_slow
+        movb    $S_SUSPENDED, T_STATE(%r9)
+        movb    $S_RUNNING, T_STATE(%r10)
+2:      movq    %r9, TH_PREV(%r8)
+        movl    $1, TH_IN_SWITCH(%r8)
+        movq    %r10, TH_CURRENT(%r8)
+        movq    tl__view@gottpoff(%rip), %rax
+        movq    $0, %fs:VIEW_SPAN(%rax)
+        addq    $1, TH_SWITCHES(%r8)
+        jmp     *tl__real_swapcontext(%rip)
+.Lswap_slow:
         pushq   %rdi
         .cfi_adjust_cfa_offset 8
         pushq   %rsi

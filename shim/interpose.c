@@ -15,11 +15,15 @@
 #include <setjmp.h>
 #include <stdlib.h>
 
-/* The task c leaves for t, which becomes current before the real switch.
- * The announcement stays open (in_switch) until the thread is seen
- * running in the new task; see tl__resolve. */
-static inline void announce_to(struct tl__thread *th, struct tl__task *c, struct tl__task *t)
+/* The task c leaves for the one predicted for ucp, which becomes current
+ * before the real switch. The announcement stays open (in_switch) until
+ * the thread is seen running in the new task; see tl__resolve. The inline
+ * switch of interpose.S makes the same stores in the same order. */
+static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t *ucp)
 {
+  struct tl__task *t = tl__predict(th, ucp);
+  if (t == NULL)
+    t = &th->root;
   if (t != c) {
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
@@ -37,15 +41,12 @@ static inline void announce_to(struct tl__thread *th, struct tl__task *c, struct
   th->switches++;
 }
 
-/* The same, for the task predicted for ucp. */
-static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t *ucp)
-{
-  struct tl__task *t = tl__predict(th, ucp);
-  announce_to(th, c, t != NULL ? t : &th->root);
-}
-
-/* The general case of tl__before_swap. */
-static __attribute__((noinline)) void before_swap_slow(ucontext_t *oucp, const ucontext_t *ucp)
+/* Bookkeeping of swapcontext(oucp, ucp), before the real switch: the
+ * running task saves itself at oucp, and the task predicted for ucp
+ * becomes the current one. The contexts are read here only, while they
+ * are valid; after the switch, any of them may be freed at once. The
+ * common case never comes here: interpose.S does it inline. */
+void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
 {
   /* A thread with state has run tl__init, which found the real functions
    * the wrapper jumps to; a thread without runs it now. */
@@ -66,31 +67,24 @@ static __attribute__((noinline)) void before_swap_slow(ucontext_t *oucp, const u
   announce(th, c, ucp);
 }
 
-/* Bookkeeping of swapcontext(oucp, ucp), before the real switch: the
- * running task saves itself at oucp, and the task predicted for ucp
- * becomes the current one. The contexts are read here only, while they
- * are valid; after the switch, any of them may be freed at once.
- *
- * Inline here, the switch of every scheduler loop: the running task is
- * the tracked one (its stack holds the stack pointer), it saves itself
- * where it did the last time, and the hints know the target. Anything
- * else takes the general path. */
-void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
-{
-  struct tl__thread *th = tl__tls;
-  if (TL__LIKELY((uintptr_t)th > (uintptr_t)TL__BUSY && oucp != NULL && ucp != NULL)) {
-    struct tl__task *c = th->current;
-    if (TL__LIKELY(tl__in_stack(c, tl__sp()) && c->ctx == oucp && !(c->flags & TL__F_MADE) &&
-                   __atomic_load_n(&c->mapped, __ATOMIC_RELAXED))) {
-      struct tl__task *t = tl__predict_hint(th, ucp);
-      if (TL__LIKELY(t != NULL)) {
-        announce_to(th, c, t);
-        return;
-      }
-    }
-  }
-  before_swap_slow(oucp, ucp);
-}
+/* The offsets that the inline switch of interpose.S uses. */
+_Static_assert(offsetof(struct tl__thread, current) == 0x00, "interpose.S: TH_CURRENT");
+_Static_assert(offsetof(struct tl__thread, prev) == 0x10, "interpose.S: TH_PREV");
+_Static_assert(offsetof(struct tl__thread, in_switch) == 0x20 && sizeof(int) == 4, "interpose.S: TH_IN_SWITCH");
+_Static_assert(offsetof(struct tl__thread, switches) == 0x28, "interpose.S: TH_SWITCHES");
+_Static_assert(offsetof(struct tl__thread, hint) == 0x50 && sizeof(struct tl__hint) == 24 &&
+                   offsetof(struct tl__hint, task) == 8 && offsetof(struct tl__hint, id) == 16,
+               "interpose.S: TH_HINT");
+_Static_assert(offsetof(struct tl__task, lo) == 0x00 && offsetof(struct tl__task, hi) == 0x08, "interpose.S: T_LO, T_HI");
+_Static_assert(offsetof(struct tl__task, id) == 0x18 && offsetof(struct tl__task, ctx) == 0x20, "interpose.S: T_ID, T_CTX");
+_Static_assert(offsetof(struct tl__task, state) == 0x50 && offsetof(struct tl__task, flags) == 0x51 &&
+                   offsetof(struct tl__task, mapped) == 0x52,
+               "interpose.S: T_STATE, T_FLAGS, T_MAPPED");
+_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP]) == 0xa0, "interpose.S: UC_RSP");
+_Static_assert(offsetof(struct tl__rview, span) == 0x08, "interpose.S: VIEW_SPAN");
+_Static_assert(TL__F_MADE == 0x10 && TL__RUNNING == 1 && TL__SUSPENDED == 2 && TL__FINISHED == 3,
+               "interpose.S: F_MADE and the states");
+_Static_assert(sizeof(tl__fibers_on) == 4, "interpose.S: tl__fibers_on is compared as a 32-bit int");
 
 /* setcontext(ucp): the running task leaves without saving itself. It stays
  * suspended: a context that getcontext saved in it may resume it later. */
