@@ -42,6 +42,10 @@ struct gens {
 #define W_SCOPED_ONLY (1ull << 33)         /* TL_KEY_SCOPED_ONLY */
 #define W_NO_DESTROY (1ull << 34)          /* no destructor */
 
+/* The generations before the first key: none, so that readers need no
+ * test for a missing array. */
+static struct gens no_gens;
+
 /* The table of a task that never bound anything: one empty entry, so that
  * the read path needs no test for "no table". Its handle is its address
  * with nothing in the low bits: a capacity of 1. */
@@ -58,7 +62,7 @@ static struct {
   uint32_t *names;                         /* open addressing: slot + 1, 0 empty, UINT32_MAX removed */
   uint32_t names_cap, names_used;
   uint64_t created;
-} K;
+} K = {.gens = &no_gens};
 
 /* Readers copy a key's attributes without the lock while tl_key_create may
  * be filling a reused slot; they check the generation before and after.
@@ -88,12 +92,14 @@ static struct keyrec *rec(uint32_t slot)
 _Atomic uint64_t tl__key_deletions;
 #define deletions tl__key_deletions
 
-/* The word of a live key (never 0), or 0 when the key is invalid. */
+/* The word of a live key (never 0), or 0 when the key is invalid. A
+ * generation of 0 needs no test of its own: it matches only a free slot,
+ * whose word is 0. */
 static inline uint64_t key_word(tl_key_t key)
 {
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
   uint32_t slot = tl__key_slot(key), gen = (uint32_t)(key >> 32);
-  if (g == NULL || (key & 1) != 0 || slot >= g->cap || gen == 0)
+  if ((key & 1) != 0 || slot >= g->cap)
     return 0;
   uint64_t w = atomic_load_explicit(&g->word[slot], memory_order_acquire);
   return (uint32_t)w == gen ? w : 0;
@@ -204,8 +210,8 @@ static int slot_reserve(uint32_t slot)
     K.chunk[slot >> CHUNK_BITS] = c;
   }
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
-  if (g == NULL || slot >= g->cap) {
-    uint32_t cap = g ? g->cap * 2 : 1024;
+  if (slot >= g->cap) {
+    uint32_t cap = g->cap ? g->cap * 2 : 1024;
     while (cap <= slot)
       cap *= 2;
     struct gens *n = tl__calloc(1, sizeof *n + cap * sizeof n->word[0]);
@@ -213,7 +219,7 @@ static int slot_reserve(uint32_t slot)
       return ENOMEM;
     n->cap = cap;
     n->older = g;
-    for (uint32_t i = 0; g != NULL && i < g->cap; i++)
+    for (uint32_t i = 0; i < g->cap; i++)
       atomic_store_explicit(&n->word[i], atomic_load_explicit(&g->word[i], memory_order_relaxed),
                             memory_order_relaxed);
     atomic_store_explicit(&K.gens, n, memory_order_release);
@@ -563,7 +569,7 @@ static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
 
 /* The first value of a scope: a table of 4 entries, published with the
  * value already in it. */
-static int vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
+static __attribute__((noinline)) int vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
 {
   struct tl__ent *e = tl__small_alloc(4 * sizeof *e);
   if (e == NULL)
@@ -656,6 +662,46 @@ static inline uint32_t vt_span(struct tl__vtab *vt, struct tl__ent **ent)
   return vt == tl__vt_empty ? 0 : tl__vt_mask(vt) + 1;
 }
 
+/* One round of tl__destroy_vals; whether it called a destructor. Inlined
+ * twice, so that the common round (nothing to keep) has registers for all
+ * it holds. */
+static inline __attribute__((always_inline)) int destroy_round(struct tl__vtab *_Atomic *holder, struct tl__task *t,
+                                                                int (*keep)(tl_key_t, void *, void *), void *arg)
+{
+  int called = 0;
+  struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
+  struct tl__ent *ent;
+  uint32_t n = vt_span(vt, &ent);
+  for (uint32_t i = 0; i < n; i++) {
+    struct tl__ent *e = &ent[i];
+    uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
+    if (key <= TL__TOMB)
+      continue;
+    void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
+    atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
+    atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
+    void (*destroy)(void *);
+    if (value == NULL || !key_destroy_fn(key, &destroy))
+      continue;                            /* a deleted key's values are dropped */
+    if (keep != NULL && keep(key, value, arg))
+      continue;
+    if (destroy != NULL) {
+      destroy(value);
+      called = 1;
+      /* A destructor may bind values in this scope, which may replace the
+       * table: the walk goes on in the new one. */
+      struct tl__vtab *now = atomic_load_explicit(holder, memory_order_relaxed);
+      if (TL__UNLIKELY(now != vt)) {
+        vt = now;
+        n = vt_span(vt, &ent);
+      }
+    } else if (t != NULL) {
+      tl__report_dropped(t, key, value);
+    }
+  }
+  return called;
+}
+
 /* Destroys what a scope holds, in place, as pthreads do at thread exit:
  * each value is unbound, then passed to its key's destructor; if
  * destructors bind new values, the walk repeats, 4 rounds in all. Values
@@ -666,38 +712,8 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
                       int (*keep)(tl_key_t key, void *value, void *arg), void *arg)
 {
   for (int round = 0; round < 4; round++) {
-    int called = 0;
     uint64_t binds = binds_made();
-    struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
-    struct tl__ent *ent;
-    uint32_t n = vt_span(vt, &ent);
-    for (uint32_t i = 0; i < n; i++) {
-      struct tl__ent *e = &ent[i];
-      uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
-      if (key <= TL__TOMB)
-        continue;
-      void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
-      atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
-      atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
-      void (*destroy)(void *);
-      if (value == NULL || !key_destroy_fn(key, &destroy))
-        continue;                          /* a deleted key's values are dropped */
-      if (keep != NULL && keep(key, value, arg))
-        continue;
-      if (destroy != NULL) {
-        destroy(value);
-        called = 1;
-        /* A destructor may bind values in this scope, which may replace
-         * the table: the walk goes on in the new one. */
-        struct tl__vtab *now = atomic_load_explicit(holder, memory_order_relaxed);
-        if (TL__UNLIKELY(now != vt)) {
-          vt = now;
-          n = vt_span(vt, &ent);
-        }
-      } else if (t != NULL) {
-        tl__report_dropped(t, key, value);
-      }
-    }
+    int called = keep == NULL ? destroy_round(holder, t, NULL, NULL) : destroy_round(holder, t, keep, arg);
     /* Destructors run on this thread, and a scope is bound in only by the
      * thread running it: if they made no binding at all, none is left. */
     if (!called || binds_made() == binds)
@@ -821,32 +837,49 @@ int tl__store(tl_key_t key, const void *value, int remove, int scoped)
   return err;
 }
 
+/* Whether vt is a table of at most TL__VT_SMALL entries (not the empty
+ * one): its tag, 2 x (capacity - 1), is then between 6 and
+ * 2 x (TL__VT_SMALL - 1); the empty table's is 0. */
+static inline int vt_small(const struct tl__vtab *vt)
+{
+  uintptr_t tag = (uintptr_t)vt - (uintptr_t)tl__vt_ent(vt);
+  return tag - 1 < 2 * (TL__VT_SMALL - 1);
+}
+
 /* The common case of tl__store in one pass: a live task key without
- * TL_KEY_SCOPED_ONLY, set by the task that runs on the thread's own
- * tracked stack, with no destructors of an ending task running here
- * (th->override), into a table that has the key's home entry for it (see
- * tl__vtab_put). Anything else takes the general path, which decides the
- * same way. */
+ * TL_KEY_SCOPED_ONLY, set by the current task while the stack pointer is
+ * in its stack, into a table that has the key's home entry for it (see
+ * tl__vtab_put). That task is the one tl__task_now would name, also while
+ * an ending task's destructors run here: the ending task is then current,
+ * and when the stack pointer is outside its stack (an abandoned task, whose
+ * destructors run on its maker's stack), the general path asks
+ * tl__task_now, which answers with th->override. Anything else takes the
+ * general path, which decides the same way. */
 int tl_set(tl_key_t key, const void *value)
 {
   struct tl__thread *th = tl__tls;
-  if (TL__UNLIKELY(th == NULL || th == TL__BUSY || th->override != NULL))
+  if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
     return tl__store(key, value, 0, 0);
   struct tl__task *t = th->current;
   uint64_t w = key_word(key);
-  if (TL__UNLIKELY((w & (W_NOT_TASK | W_SCOPED_ONLY)) != 0 || w == 0 || !tl__in_stack(t, tl__sp()) ||
-                   th->in_switch))
+  if (TL__UNLIKELY(w == 0 || (w & (W_NOT_TASK | W_SCOPED_ONLY)) != 0 || !tl__in_stack(t, tl__sp())))
     return tl__store(key, value, 0, 0);
   if (TL__UNLIKELY(w & W_NO_DESTROY) && tl__opt.backtrace)
     return tl__store(key, value, 0, 0);  /* notes where the value was set */
+  /* As tl__task_now: the first access after a switch completes it. */
+  th->in_switch = 0;
   struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_relaxed);
   struct tl__ent *home = tl__vt_home(vt, key);
   uint64_t hk = atomic_load_explicit(&home->key, memory_order_relaxed);
   if (TL__LIKELY(hk == key)) {
     atomic_store_explicit(&home->value, (void *)value, memory_order_release);
-  } else if (TL__LIKELY(hk == TL__EMPTY && vt != tl__vt_empty) && tl__vt_mask(vt) < TL__VT_SMALL) {
+  } else if (TL__LIKELY(hk == TL__EMPTY && vt_small(vt))) {
     atomic_store_explicit(&home->value, (void *)value, memory_order_relaxed);
     atomic_store_explicit(&home->key, key, memory_order_release);
+  } else if (vt == tl__vt_empty) {
+    int err = vtab_first(&t->vt, key, (void *)value);
+    if (err != 0)
+      return err;
   } else {
     return tl__vtab_put(&t->vt, key, (void *)value);
   }
