@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-/* Small blocks: SMALL_CLASSES power-of-two sizes from SMALL_MIN bytes,
+/* Small blocks: TL__SMALL_CLASSES power-of-two sizes from SMALL_MIN bytes,
  * carved from mmap'd runs of SMALL_RUN bytes with nothing added to them, so
  * that a 64-byte value table costs 64 bytes (malloc would add 16). A block
  * is aligned to its size. Freed blocks go to their size's free list,
@@ -19,10 +19,15 @@
  * never go back to the system, like the task records, so a report that
  * reads a table freed meanwhile still reads mapped memory. A run is used
  * from its start as needed, so the pages not yet handed out are never
- * touched and cost nothing. */
+ * touched and cost nothing.
+ *
+ * In front of the shared lists, each thread keeps up to CACHE_MAX freed
+ * blocks of each size (struct tl__small_cache): a task life allocates one
+ * table and frees it, and without the cache that is two atomic exchanges
+ * on a line that every thread writes. */
 #define SMALL_MIN 64u
-#define SMALL_CLASSES 2
 #define SMALL_RUN (64u * 1024)
+#define CACHE_MAX 16
 
 struct small {
   struct tl__lock lock;
@@ -36,8 +41,9 @@ static struct {
   _Atomic long count;                      /* allocations so far */
   long fail_at;                            /* 0: never */
   int fail_after;                          /* fail every allocation from fail_at on */
+  _Atomic int quiet;                       /* the environment was read and asks for no failure */
   _Atomic int read;
-  struct small small[SMALL_CLASSES];
+  struct small small[TL__SMALL_CLASSES];
 } A;
 
 static void read_env(void)
@@ -54,16 +60,25 @@ static void read_env(void)
     }
   }
   atomic_store_explicit(&A.read, 1, memory_order_release);
+  atomic_store_explicit(&A.quiet, A.fail_at == 0, memory_order_release);
 }
 
-static int should_fail(void)
+static __attribute__((noinline)) int should_fail_slow(void)
 {
-  if (TL__UNLIKELY(!atomic_load_explicit(&A.read, memory_order_acquire)))
+  if (!atomic_load_explicit(&A.read, memory_order_acquire))
     read_env();
-  if (TL__LIKELY(A.fail_at == 0))
+  if (A.fail_at == 0)
     return 0;
   long n = atomic_fetch_add_explicit(&A.count, 1, memory_order_relaxed) + 1;
   return n == A.fail_at || (A.fail_after && n > A.fail_at);
+}
+
+/* One load in the common case, where no failure was asked for. */
+static inline int should_fail(void)
+{
+  if (TL__LIKELY(atomic_load_explicit(&A.quiet, memory_order_relaxed)))
+    return 0;
+  return should_fail_slow();
 }
 
 void *tl__alloc(size_t size)
@@ -114,24 +129,36 @@ void *tl__pages(size_t size)
   return should_fail() ? NULL : map_pages(size);
 }
 
-static struct small *small_class(size_t size)
+/* The size class of a block of size bytes, or -1 when no class has that
+ * size exactly. */
+static inline int small_class(size_t size)
 {
-  unsigned c = 0;
-  while ((SMALL_MIN << c) < size)
-    c++;
-  return c < SMALL_CLASSES && (SMALL_MIN << c) == size ? &A.small[c] : NULL;
+  _Static_assert(TL__SMALL_CLASSES == 2, "small_class knows two sizes");
+  return size == SMALL_MIN ? 0 : size == 2 * SMALL_MIN ? 1 : -1;
 }
 
-/* One allocation for the fault-injection counter as for the failures: a
- * block that needs a new run makes one mmap call, which the counter of
- * tests/faults/alloccount.c sees; one from a free list or the current run
- * calls nothing it could see, so it is announced through the counter's
- * hook instead. A thread that already holds the class's lock (a signal
- * handler that interrupted it) gets NULL, as on ENOMEM. */
-void *tl__small_alloc(size_t size)
+/* The calling thread's cache, if it may be used now: not when the thread
+ * has no state (it may be making it), when its cache is closed (thread
+ * exit), or when a signal handler interrupted this very code on the
+ * thread, in which case the handler uses the shared lists. The caller sets
+ * busy around its change, with signal fences only: just the thread and
+ * its own handlers ever touch the cache. */
+static inline struct tl__small_cache *cache_of_thread(void)
 {
-  struct small *s = small_class(size);
-  if (s == NULL || should_fail() || tl__lock(&s->lock) != 0)
+  struct tl__thread *th = tl__tls;
+  if (TL__UNLIKELY(th == NULL || th == TL__BUSY || th->cache.busy))
+    return NULL;
+  return &th->cache;
+}
+
+/* From the shared list or run of class c. A thread that already holds the
+ * class's lock (a signal handler that interrupted it) gets NULL, as on
+ * ENOMEM. */
+static __attribute__((noinline)) void *pool_alloc(int c)
+{
+  struct small *s = &A.small[c];
+  size_t size = (size_t)SMALL_MIN << c;
+  if (tl__lock(&s->lock) != 0)
     return NULL;
   void *p = s->free;
   int mapped = 0;
@@ -159,21 +186,97 @@ void *tl__small_alloc(size_t size)
 
 /* A thread that already holds the lock (a signal handler that interrupted
  * it) cannot give the block back: it stays out of use. */
-void tl__small_free(void *p, size_t size)
+static __attribute__((noinline)) void pool_free(int c, void *p)
 {
-  struct small *s = small_class(size);
-  if (p == NULL || s == NULL || tl__lock(&s->lock) != 0)
+  struct small *s = &A.small[c];
+  if (tl__lock(&s->lock) != 0)
     return;
   *(void **)p = s->free;
   s->free = p;
   tl__unlock(&s->lock);
 }
 
+/* One allocation for the fault-injection counter as for the failures,
+ * wherever the block comes from: a block that needs a new run makes one
+ * mmap call, which the counter of tests/faults/alloccount.c sees; one from
+ * the thread's cache, a free list or the current run calls nothing it
+ * could see, so it is announced through the counter's hook instead. */
+void *tl__small_alloc(size_t size)
+{
+  int c = small_class(size);
+  if (c < 0 || should_fail())
+    return NULL;
+  struct tl__small_cache *sc = cache_of_thread();
+  if (TL__LIKELY(sc != NULL)) {
+    sc->busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    void *p = sc->head[c];
+    if (TL__LIKELY(p != NULL)) {
+      sc->head[c] = *(void **)p;
+      sc->n[c]--;
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    sc->busy = 0;
+    if (TL__LIKELY(p != NULL)) {
+      if (TL__UNLIKELY(A.count_hook != NULL))
+        A.count_hook();
+      return p;
+    }
+  }
+  return pool_alloc(c);
+}
+
+void tl__small_free(void *p, size_t size)
+{
+  int c = small_class(size);
+  if (p == NULL || c < 0)
+    return;
+  struct tl__small_cache *sc = cache_of_thread();
+  if (TL__LIKELY(sc != NULL)) {
+    sc->busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    int kept = sc->n[c] < CACHE_MAX;
+    if (TL__LIKELY(kept)) {
+      *(void **)p = sc->head[c];
+      sc->head[c] = p;
+      sc->n[c]++;
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    sc->busy = 0;
+    if (TL__LIKELY(kept))
+      return;
+  }
+  pool_free(c, p);
+}
+
+/* Called at th's exit on the thread itself, or in a forked child for the
+ * threads that did not survive the fork: the kept blocks go back to the
+ * shared lists, and the cache stays closed (busy) until the state is made
+ * again for a new thread, which clears it. A cache caught busy in a child
+ * (its thread was changing it when another forked) may be half changed: its
+ * blocks stay out of use, at most CACHE_MAX of each size. */
+void tl__small_cache_flush(struct tl__thread *th)
+{
+  struct tl__small_cache *sc = &th->cache;
+  if (sc->busy)
+    return;
+  sc->busy = 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  for (int c = 0; c < TL__SMALL_CLASSES; c++) {
+    void *p;
+    while ((p = sc->head[c]) != NULL) {
+      sc->head[c] = *(void **)p;
+      pool_free(c, p);
+    }
+    sc->n[c] = 0;
+  }
+}
+
 /* fork: taken last and released first, since nothing is locked while a
  * small block is being allocated or freed. */
 void tl__alloc_atfork(int phase)
 {
-  for (int c = 0; c < SMALL_CLASSES; c++) {
+  for (int c = 0; c < TL__SMALL_CLASSES; c++) {
     if (phase < 0)
       tl__lock(&A.small[c].lock);
     else if (phase == 0)

@@ -208,6 +208,17 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
  * taking the lock once more at every task's end (task.c, ended_release). */
 #define TL__ENDED_MAX 8
 
+/* Small blocks (alloc.c) come in TL__SMALL_CLASSES power-of-two sizes. A
+ * thread keeps a few freed blocks of each size for itself, so that a task
+ * life that makes and frees one value table takes no global lock. */
+#define TL__SMALL_CLASSES 2
+
+struct tl__small_cache {
+  void *head[TL__SMALL_CLASSES];           /* freed blocks, linked through their first word */
+  uint8_t n[TL__SMALL_CLASSES];            /* how many on each list */
+  uint8_t busy;                            /* being changed (a signal handler must not), or closed */
+};
+
 /* Per-thread state. The only thread-local variable of the library is the
  * pointer to this struct (tl__tls, initial-exec). */
 struct tl__thread {
@@ -239,6 +250,7 @@ struct tl__thread {
     size_t root_size;
     void *root_fake;                       /* ASan: the root task's saved fake stack */
   } fib;
+  struct tl__small_cache cache;            /* alloc.c: freed small blocks kept for this thread */
   struct tl__task root;                    /* this thread's own stack */
 };
 
@@ -506,6 +518,7 @@ void tl__free(void *p);
 void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
 void *tl__small_alloc(size_t size);        /* 64 or 128 bytes, aligned to the size; not zeroed */
 void tl__small_free(void *p, size_t size); /* from any thread */
+void tl__small_cache_flush(struct tl__thread *th); /* its kept blocks to the pools; closes its cache */
 void tl__alloc_setup(void);                /* once, in tl__init */
 void tl__alloc_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 

@@ -27,11 +27,24 @@ struct keyrec {
   tl_key_attr_t attr;                      /* attr.name is our own copy */
 };
 
+/* For each slot, one word that the lock-free paths read at once: the live
+ * key's generation in the low half (0 while the slot is free) and, in the
+ * high half, what tl_set needs to know of the key's attributes (W_*). One
+ * load then tells that a key is live and how to bind it, with no record to
+ * read and nothing to check again. */
 struct gens {
   uint32_t cap;
   struct gens *older;                      /* kept for readers that still hold it */
-  _Atomic uint32_t gen[];
+  _Atomic uint64_t word[];
 };
+
+#define W_NOT_TASK (1ull << 32)            /* scope other than TL_SCOPE_TASK */
+#define W_SCOPED_ONLY (1ull << 33)         /* TL_KEY_SCOPED_ONLY */
+#define W_NO_DESTROY (1ull << 34)          /* no destructor */
+
+/* The generations before the first key: none, so that readers need no
+ * test for a missing array. */
+static struct gens no_gens;
 
 /* The table of a task that never bound anything: one empty entry, so that
  * the read path needs no test for "no table". Its handle is its address
@@ -49,7 +62,7 @@ static struct {
   uint32_t *names;                         /* open addressing: slot + 1, 0 empty, UINT32_MAX removed */
   uint32_t names_cap, names_used;
   uint64_t created;
-} K;
+} K = {.gens = &no_gens};
 
 /* Readers copy a key's attributes without the lock while tl_key_create may
  * be filling a reused slot; they check the generation before and after.
@@ -79,12 +92,22 @@ static struct keyrec *rec(uint32_t slot)
 _Atomic uint64_t tl__key_deletions;
 #define deletions tl__key_deletions
 
-static inline int key_live(tl_key_t key)
+/* The word of a live key (never 0), or 0 when the key is invalid. A
+ * generation of 0 needs no test of its own: it matches only a free slot,
+ * whose word is 0. */
+static inline uint64_t key_word(tl_key_t key)
 {
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
   uint32_t slot = tl__key_slot(key), gen = (uint32_t)(key >> 32);
-  return g != NULL && (key & 1) == 0 && slot < g->cap && gen != 0 &&
-         atomic_load_explicit(&g->gen[slot], memory_order_relaxed) == gen;
+  if ((key & 1) != 0 || slot >= g->cap)
+    return 0;
+  uint64_t w = atomic_load_explicit(&g->word[slot], memory_order_acquire);
+  return (uint32_t)w == gen ? w : 0;
+}
+
+static inline int key_live(tl_key_t key)
+{
+  return key_word(key) != 0;
 }
 
 int tl__key_valid(tl_key_t key)
@@ -92,33 +115,27 @@ int tl__key_valid(tl_key_t key)
   return key_live(key);
 }
 
-/* The few attributes the common paths need, without copying the rest. */
-struct peek {
-  int scope;
-  unsigned flags;
-  void (*destroy)(void *);
-};
-
-static int key_peek(tl_key_t key, struct peek *p)
+/* Whether slot still holds generation gen, for a slot that held it a
+ * moment ago: the generation arrays only grow, so slot is in range of the
+ * newest one, and no bounds check is needed. */
+static inline int slot_still(uint32_t slot, uint32_t gen)
 {
-  if (!key_live(key))
-    return EINVAL;
-  const tl_key_attr_t *a = &rec(tl__key_slot(key))->attr;
-  p->scope = __atomic_load_n(&a->scope, __ATOMIC_RELAXED);
-  p->flags = __atomic_load_n(&a->flags, __ATOMIC_RELAXED);
-  p->destroy = __atomic_load_n(&a->destroy, __ATOMIC_RELAXED);
-  return key_live(key) ? 0 : EINVAL;
+  struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
+  return (uint32_t)atomic_load_explicit(&g->word[slot], memory_order_relaxed) == gen;
 }
 
-/* The destructor of key when it is live (1), in one pass: the value of a
- * deleted key is dropped (0). Checked before and after the read, as in
- * key_peek, because tl_key_create may be filling a reused slot. */
-static int key_destroy_fn(tl_key_t key, void (**destroy)(void *))
+/* The destructor of a key found in a value table when the key is live
+ * (1), in one check: the value of a deleted key is dropped (0). A key in a
+ * table was live when it was bound, so its record exists (records are
+ * never freed) and may be read before the check; the generation read
+ * after it tells whether what was read belongs to this key, since a slot
+ * never gets a generation back. */
+static inline int key_destroy_fn(tl_key_t key, void (**destroy)(void *))
 {
-  if (!key_live(key))
-    return 0;
-  *destroy = __atomic_load_n(&rec(tl__key_slot(key))->attr.destroy, __ATOMIC_RELAXED);
-  return key_live(key);
+  uint32_t slot = tl__key_slot(key);
+  *destroy = __atomic_load_n(&rec(slot)->attr.destroy, __ATOMIC_RELAXED);
+  atomic_thread_fence(memory_order_acquire);
+  return slot_still(slot, (uint32_t)(key >> 32));
 }
 
 /* ------------------------------------------------------------------------
@@ -193,17 +210,17 @@ static int slot_reserve(uint32_t slot)
     K.chunk[slot >> CHUNK_BITS] = c;
   }
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
-  if (g == NULL || slot >= g->cap) {
-    uint32_t cap = g ? g->cap * 2 : 1024;
+  if (slot >= g->cap) {
+    uint32_t cap = g->cap ? g->cap * 2 : 1024;
     while (cap <= slot)
       cap *= 2;
-    struct gens *n = tl__calloc(1, sizeof *n + cap * sizeof n->gen[0]);
+    struct gens *n = tl__calloc(1, sizeof *n + cap * sizeof n->word[0]);
     if (n == NULL)
       return ENOMEM;
     n->cap = cap;
     n->older = g;
-    for (uint32_t i = 0; g != NULL && i < g->cap; i++)
-      atomic_store_explicit(&n->gen[i], atomic_load_explicit(&g->gen[i], memory_order_relaxed),
+    for (uint32_t i = 0; i < g->cap; i++)
+      atomic_store_explicit(&n->word[i], atomic_load_explicit(&g->word[i], memory_order_relaxed),
                             memory_order_relaxed);
     atomic_store_explicit(&K.gens, n, memory_order_release);
   }
@@ -272,7 +289,7 @@ int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
   else
     K.nslots++;
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
-  uint32_t gen = atomic_load_explicit(&g->gen[slot], memory_order_relaxed);
+  uint32_t gen = (uint32_t)atomic_load_explicit(&g->word[slot], memory_order_relaxed);
   if (gen == 0)
     gen = r->gen ? r->gen : 1;
   r->gen = gen;
@@ -289,7 +306,14 @@ int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
   K.created++;
   if (attr->inherit != TL_INHERIT_NONE)
     atomic_fetch_add_explicit(&tl__inheriting, 1, memory_order_relaxed);
-  atomic_store_explicit(&g->gen[slot], gen, memory_order_release);
+  uint64_t w = gen;
+  if (attr->scope != TL_SCOPE_TASK)
+    w |= W_NOT_TASK;
+  if (attr->flags & TL_KEY_SCOPED_ONLY)
+    w |= W_SCOPED_ONLY;
+  if (attr->destroy == NULL)
+    w |= W_NO_DESTROY;
+  atomic_store_explicit(&g->word[slot], w, memory_order_release);
   *key = (uint64_t)gen << 32 | slot << 1;
   name = NULL;
 out:
@@ -338,7 +362,7 @@ int tl_key_delete(tl_key_t key)
    * of tasks, unreachable, until the entry is reused or the task ends. */
   uint32_t next = r->gen + 1 ? r->gen + 1 : 1;
   atomic_fetch_add_explicit(&deletions, 1, memory_order_seq_cst);
-  atomic_store_explicit(&g->gen[slot], 0, memory_order_release);
+  atomic_store_explicit(&g->word[slot], 0, memory_order_release);
   r->gen = next;
   /* The name leaves the index now; the record itself stays as it is until
    * the slot is reused, because readers copy it without the lock and then
@@ -543,30 +567,64 @@ static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
   return vt;
 }
 
+/* The first value of a scope: a table of 4 entries, published with the
+ * value already in it. */
+static __attribute__((noinline)) int vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
+{
+  struct tl__ent *e = tl__small_alloc(4 * sizeof *e);
+  if (e == NULL)
+    return ENOMEM;
+  memset(e, 0, 4 * sizeof *e);
+  struct tl__vtab *vt = vt_handle(e, 4);
+  struct tl__ent *home = tl__vt_home(vt, key);
+  atomic_store_explicit(&home->value, value, memory_order_relaxed);
+  atomic_store_explicit(&home->key, key, memory_order_relaxed);
+  /* The thread's read view may show the empty table. */
+  tl__view_drop();
+  atomic_store_explicit(holder, vt, memory_order_release);
+  return 0;
+}
+
 int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
 {
   struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY)
     th->binds++;
   struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
+  if (vt == tl__vt_empty)
+    return vtab_first(holder, key, value);
+  /* The common cases, decided by the key's home entry: the key is there
+   * already, or the entry is free in a small table (which may fill up; a
+   * larger one counts what it takes, in vtab_take). An empty entry needs
+   * no tombstone first: a reader stops at it until the key appears, and
+   * the key is stored after the value. */
+  struct tl__ent *home = tl__vt_home(vt, key);
+  uint64_t hk = atomic_load_explicit(&home->key, memory_order_relaxed);
+  if (TL__LIKELY(hk == key)) {
+    atomic_store_explicit(&home->value, value, memory_order_release);
+    return 0;
+  }
+  if (TL__LIKELY(hk == TL__EMPTY) && tl__vt_mask(vt) < TL__VT_SMALL) {
+    atomic_store_explicit(&home->value, value, memory_order_relaxed);
+    atomic_store_explicit(&home->key, key, memory_order_release);
+    return 0;
+  }
   struct tl__ent *reuse = NULL, *ent = tl__vt_ent(vt);
   uint32_t mask = tl__vt_mask(vt);
-  if (vt != tl__vt_empty) {
-    for (uint32_t i = tl__key_slot(key) & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
-      struct tl__ent *e = &ent[i];
-      uint64_t k = atomic_load_explicit(&e->key, memory_order_relaxed);
-      if (k == key) {
-        atomic_store_explicit(&e->value, value, memory_order_release);
-        return 0;
-      }
-      if (k == TL__EMPTY) {
-        if (reuse == NULL && vtab_take(vt))
-          reuse = e;
-        break;
-      }
-      if (reuse == NULL && entry_dead(k))
-        reuse = e;
+  for (uint32_t i = tl__key_slot(key) & mask, n = 0; n <= mask; i = (i + 1) & mask, n++) {
+    struct tl__ent *e = &ent[i];
+    uint64_t k = atomic_load_explicit(&e->key, memory_order_relaxed);
+    if (k == key) {
+      atomic_store_explicit(&e->value, value, memory_order_release);
+      return 0;
     }
+    if (k == TL__EMPTY) {
+      if (reuse == NULL && vtab_take(vt))
+        reuse = e;
+      break;
+    }
+    if (reuse == NULL && entry_dead(k))
+      reuse = e;
   }
   if (reuse != NULL) {
     /* The value first: a reader that sees the key sees its value. */
@@ -597,6 +655,53 @@ int tl__vtab_remove(struct tl__vtab *_Atomic *holder, tl_key_t key)
   return 0;
 }
 
+/* The entries of a table and how many there are (none in the empty one). */
+static inline uint32_t vt_span(struct tl__vtab *vt, struct tl__ent **ent)
+{
+  *ent = tl__vt_ent(vt);
+  return vt == tl__vt_empty ? 0 : tl__vt_mask(vt) + 1;
+}
+
+/* One round of tl__destroy_vals; whether it called a destructor. Inlined
+ * twice, so that the common round (nothing to keep) has registers for all
+ * it holds. */
+static inline __attribute__((always_inline)) int destroy_round(struct tl__vtab *_Atomic *holder, struct tl__task *t,
+                                                                int (*keep)(tl_key_t, void *, void *), void *arg)
+{
+  int called = 0;
+  struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
+  struct tl__ent *ent;
+  uint32_t n = vt_span(vt, &ent);
+  for (uint32_t i = 0; i < n; i++) {
+    struct tl__ent *e = &ent[i];
+    uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
+    if (key <= TL__TOMB)
+      continue;
+    void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
+    atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
+    atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
+    void (*destroy)(void *);
+    if (value == NULL || !key_destroy_fn(key, &destroy))
+      continue;                            /* a deleted key's values are dropped */
+    if (keep != NULL && keep(key, value, arg))
+      continue;
+    if (destroy != NULL) {
+      destroy(value);
+      called = 1;
+      /* A destructor may bind values in this scope, which may replace the
+       * table: the walk goes on in the new one. */
+      struct tl__vtab *now = atomic_load_explicit(holder, memory_order_relaxed);
+      if (TL__UNLIKELY(now != vt)) {
+        vt = now;
+        n = vt_span(vt, &ent);
+      }
+    } else if (t != NULL) {
+      tl__report_dropped(t, key, value);
+    }
+  }
+  return called;
+}
+
 /* Destroys what a scope holds, in place, as pthreads do at thread exit:
  * each value is unbound, then passed to its key's destructor; if
  * destructors bind new values, the walk repeats, 4 rounds in all. Values
@@ -607,33 +712,8 @@ void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
                       int (*keep)(tl_key_t key, void *value, void *arg), void *arg)
 {
   for (int round = 0; round < 4; round++) {
-    int called = 0;
     uint64_t binds = binds_made();
-    for (uint32_t i = 0;; i++) {
-      /* Re-read the table each time: a destructor may bind values in this
-       * scope, which replaces the table. */
-      struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
-      if (vt == tl__vt_empty || i > tl__vt_mask(vt))
-        break;
-      struct tl__ent *e = &tl__vt_ent(vt)[i];
-      uint64_t key = atomic_load_explicit(&e->key, memory_order_relaxed);
-      if (key <= TL__TOMB)
-        continue;
-      void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
-      atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
-      atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
-      void (*destroy)(void *);
-      if (value == NULL || !key_destroy_fn(key, &destroy))
-        continue;                          /* a deleted key's values are dropped */
-      if (keep != NULL && keep(key, value, arg))
-        continue;
-      if (destroy != NULL) {
-        destroy(value);
-        called = 1;
-      } else if (t != NULL) {
-        tl__report_dropped(t, key, value);
-      }
-    }
+    int called = keep == NULL ? destroy_round(holder, t, NULL, NULL) : destroy_round(holder, t, keep, arg);
     /* Destructors run on this thread, and a scope is bound in only by the
      * thread running it: if they made no binding at all, none is left. */
     if (!called || binds_made() == binds)
@@ -723,22 +803,22 @@ int tl_lookup(tl_key_t key, void **value)
  * and the scoped bindings. */
 int tl__store(tl_key_t key, const void *value, int remove, int scoped)
 {
-  struct peek p;
-  if (key_peek(key, &p) != 0)
+  uint64_t w = key_word(key);
+  if (w == 0)
     return EINVAL;
-  if (!scoped && (p.flags & TL_KEY_SCOPED_ONLY))
+  if (!scoped && (w & W_SCOPED_ONLY))
     return EPERM;
   struct tl__task *t = tl__task_now();
   if (t == NULL)
     return ENOMEM;
-  if (p.scope == TL_SCOPE_TASK) {
+  if (!(w & W_NOT_TASK)) {
     /* Task keys, the common case: no scope to look up, no lock. */
     if (remove) {
       tl__vtab_remove(&t->vt, key);
       return 0;
     }
     int err = tl__vtab_put(&t->vt, key, (void *)value);
-    if (err == 0 && p.destroy == NULL && tl__opt.backtrace && value != NULL)
+    if (err == 0 && (w & W_NO_DESTROY) && tl__opt.backtrace && value != NULL)
       tl__bt_note_set(t, key);
     return err;
   }
@@ -757,9 +837,54 @@ int tl__store(tl_key_t key, const void *value, int remove, int scoped)
   return err;
 }
 
+/* Whether vt is a table of at most TL__VT_SMALL entries (not the empty
+ * one): its tag, 2 x (capacity - 1), is then between 6 and
+ * 2 x (TL__VT_SMALL - 1); the empty table's is 0. */
+static inline int vt_small(const struct tl__vtab *vt)
+{
+  uintptr_t tag = (uintptr_t)vt - (uintptr_t)tl__vt_ent(vt);
+  return tag - 1 < 2 * (TL__VT_SMALL - 1);
+}
+
+/* The common case of tl__store in one pass: a live task key without
+ * TL_KEY_SCOPED_ONLY, set by the current task while the stack pointer is
+ * in its stack, into a table that has the key's home entry for it (see
+ * tl__vtab_put). That task is the one tl__task_now would name, also while
+ * an ending task's destructors run here: the ending task is then current,
+ * and when the stack pointer is outside its stack (an abandoned task, whose
+ * destructors run on its maker's stack), the general path asks
+ * tl__task_now, which answers with th->override. Anything else takes the
+ * general path, which decides the same way. */
 int tl_set(tl_key_t key, const void *value)
 {
-  return tl__store(key, value, 0, 0);
+  struct tl__thread *th = tl__tls;
+  if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
+    return tl__store(key, value, 0, 0);
+  struct tl__task *t = th->current;
+  uint64_t w = key_word(key);
+  if (TL__UNLIKELY(w == 0 || (w & (W_NOT_TASK | W_SCOPED_ONLY)) != 0 || !tl__in_stack(t, tl__sp())))
+    return tl__store(key, value, 0, 0);
+  if (TL__UNLIKELY(w & W_NO_DESTROY) && tl__opt.backtrace)
+    return tl__store(key, value, 0, 0);  /* notes where the value was set */
+  /* As tl__task_now: the first access after a switch completes it. */
+  th->in_switch = 0;
+  struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_relaxed);
+  struct tl__ent *home = tl__vt_home(vt, key);
+  uint64_t hk = atomic_load_explicit(&home->key, memory_order_relaxed);
+  if (TL__LIKELY(hk == key)) {
+    atomic_store_explicit(&home->value, (void *)value, memory_order_release);
+  } else if (TL__LIKELY(hk == TL__EMPTY && vt_small(vt))) {
+    atomic_store_explicit(&home->value, (void *)value, memory_order_relaxed);
+    atomic_store_explicit(&home->key, key, memory_order_release);
+  } else if (vt == tl__vt_empty) {
+    int err = vtab_first(&t->vt, key, (void *)value);
+    if (err != 0)
+      return err;
+  } else {
+    return tl__vtab_put(&t->vt, key, (void *)value);
+  }
+  th->binds++;
+  return 0;
 }
 
 int tl_unset(tl_key_t key)

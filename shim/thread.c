@@ -143,6 +143,9 @@ static void on_thread_exit(void *arg)
   struct tl__thread *th = arg;
   th->dying = 1;
   tl__root_fini(th);
+  /* Before the state can go to another thread: the blocks it keeps are
+   * then usable by all. */
+  tl__small_cache_flush(th);
   if (tl__lock(&S.lock) != 0)
     return;
   S.dead_switches += th->switches;
@@ -271,6 +274,7 @@ void tl__thread_atfork(int phase)
       S.threads = th;
     } else {
       tl__root_forget(th);
+      tl__small_cache_flush(th);
       th->next = S.spare;
       S.spare = th;
     }

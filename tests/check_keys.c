@@ -342,6 +342,64 @@ START_TEST(test_values_per_thread)
 }
 END_TEST
 
+/* A thread keeps some freed value tables for itself (shim/alloc.c); they
+ * must go back to everyone when it exits. Each short thread below ends
+ * EXIT_TASKS tasks whose tables were alive at once, so that it keeps as
+ * many as it may; thousands of such threads, one after the other, keep
+ * the memory flat only if what each kept is used again after it. */
+#define EXIT_TASKS 24
+#define EXIT_THREADS 2000
+#define EXIT_STACK (16 * 1024)
+
+static tl_key_t exit_key;
+static ucontext_t exit_main, exit_ctx[EXIT_TASKS];
+static char exit_stacks[EXIT_TASKS][EXIT_STACK] __attribute__((aligned(16)));
+static int exit_vals[EXIT_TASKS];
+static int exit_next;
+
+static void exit_task(void)
+{
+  int i = exit_next;
+  ck_assert_int_eq(tl_set(exit_key, &exit_vals[i]), 0);
+  swapcontext(&exit_ctx[i], &exit_main);
+  ck_assert_ptr_eq(tl_get(exit_key), &exit_vals[i]);
+}
+
+static void *thread_ends_tasks(void *arg)
+{
+  (void)arg;
+  for (int i = 0; i < EXIT_TASKS; i++) {
+    tl_test_context(&exit_ctx[i], exit_stacks[i], EXIT_STACK, exit_task, &exit_main);
+    exit_next = i;
+    ck_assert_int_eq(swapcontext(&exit_main, &exit_ctx[i]), 0);
+  }
+  for (int i = 0; i < EXIT_TASKS; i++)
+    ck_assert_int_eq(swapcontext(&exit_main, &exit_ctx[i]), 0);
+  return NULL;
+}
+
+static void run_exit_threads(int n)
+{
+  for (int i = 0; i < n; i++) {
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, thread_ends_tasks, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+  }
+}
+
+START_TEST(test_thread_exit_returns_tables)
+{
+  ck_assert_int_eq(tl_key_create(&exit_key, NULL), 0);
+  run_exit_threads(100);
+  long before = tl_test_rss_kib();
+  run_exit_threads(EXIT_THREADS);
+  long after = tl_test_rss_kib();
+  /* AddressSanitizer's own memory grows with every thread made. */
+  if (!TL_TEST_UNDER_ASAN)
+    ck_assert_msg(after - before < 512, "RSS grew by %ld KiB over %d threads", after - before, EXIT_THREADS);
+}
+END_TEST
+
 START_TEST(test_available_when_linked)
 {
   /* This test binary links -ltasklocal ahead of libc, so the library's
@@ -407,6 +465,7 @@ static Suite *keys_suite(void)
   tcase_add_test(tc, test_values_model);
   tcase_add_test(tc, test_thread_exit_destructors);
   tcase_add_test(tc, test_values_per_thread);
+  tcase_add_test(tc, test_thread_exit_returns_tables);
   tcase_add_test(tc, test_available_when_linked);
   suite_add_tcase(s, tc);
   return s;

@@ -1,7 +1,8 @@
 /* Signals (SPEC 2.5 and 7): tl_get, tl_current and tl_lookup are
  * async-signal-safe, also on a thread that never used the library, and a
  * signal that arrives in the middle of a switch neither sees a wrong task
- * nor leaves a wrong one behind.
+ * nor leaves a wrong one behind. A handler that binds values (which
+ * allocates) amid the same on its thread leaves the allocator whole.
  *
  * The handler runs on the stack of whatever it interrupted (no
  * sigaltstack), so its own stack pointer says which task was running: the
@@ -217,6 +218,132 @@ START_TEST(test_first_use_in_handler)
 }
 END_TEST
 
+/* ---- small blocks made and freed by a handler, amid the same on its thread ---- */
+
+/* Every task life below binds LIFE_KEYS values, which makes a value table
+ * of the smallest size and frees it at the task's end; the handler closes
+ * the loop and binds LOOP_KEYS thread-scope values, more than fit in that
+ * size, so it frees and makes tables of both sizes in the middle of
+ * whatever the life was doing, allocations and frees included. The
+ * thread's cache of freed blocks must come out of it whole: a block given
+ * out twice would show one table's values in the other's place. */
+#define LIFE_KEYS 4
+#define LOOP_KEYS 6
+
+static tl_key_t life_keys[LIFE_KEYS], loop_keys[LOOP_KEYS];
+static int life_vals[LIFE_KEYS], loop_vals[LOOP_KEYS];
+static atomic_long life_destroyed, loop_destroyed, loop_bound, handled, handler_nomem, handler_bad;
+static ucontext_t life_main, life_ctx;
+static char life_stack[STACK] __attribute__((aligned(16)));
+static long life_bad;
+
+static void count_life(void *v)
+{
+  (void)v;
+  atomic_fetch_add_explicit(&life_destroyed, 1, memory_order_relaxed);
+}
+
+static void count_loop(void *v)
+{
+  (void)v;
+  atomic_fetch_add_explicit(&loop_destroyed, 1, memory_order_relaxed);
+}
+
+/* Each handler finds the thread-scope values that the one before it bound
+ * (their table stayed in use in between, while lives went on), closes the
+ * loop, and binds them again. */
+static int loop_pending[LOOP_KEYS];
+
+static void check_loop_values(void)
+{
+  for (int i = 0; i < LOOP_KEYS; i++)
+    if (loop_pending[i] && tl_get(loop_keys[i]) != &loop_vals[i])
+      atomic_fetch_add_explicit(&handler_bad, 1, memory_order_relaxed);
+  tl_loop_close();
+  for (int i = 0; i < LOOP_KEYS; i++) {
+    loop_pending[i] = 0;
+    if (tl_get(loop_keys[i]) != NULL)
+      atomic_fetch_add_explicit(&handler_bad, 1, memory_order_relaxed);
+  }
+}
+
+static void on_prof_blocks(int sig)
+{
+  (void)sig;
+  int saved = errno;
+  if (!pthread_equal(pthread_self(), switching_thread)) {
+    errno = saved;
+    return;
+  }
+  check_loop_values();
+  for (int i = 0; i < LOOP_KEYS; i++) {
+    int rc = tl_set(loop_keys[i], &loop_vals[i]);
+    loop_pending[i] = rc == 0;
+    if (rc == 0)
+      atomic_fetch_add_explicit(&loop_bound, 1, memory_order_relaxed);
+    else if (rc == ENOMEM)                 /* the interrupted code held a pool's lock */
+      atomic_fetch_add_explicit(&handler_nomem, 1, memory_order_relaxed);
+    else
+      atomic_fetch_add_explicit(&handler_bad, 1, memory_order_relaxed);
+  }
+  atomic_fetch_add_explicit(&handled, 1, memory_order_relaxed);
+  errno = saved;
+}
+
+static void short_life(void)
+{
+  for (int i = 0; i < LIFE_KEYS; i++)
+    if (tl_set(life_keys[i], &life_vals[i]) != 0)
+      life_bad++;
+  for (volatile int spin = 0; spin < 200; spin++)
+    ;
+  for (int i = 0; i < LIFE_KEYS; i++)
+    if (tl_get(life_keys[i]) != &life_vals[i])
+      life_bad++;
+}
+
+START_TEST(test_handler_blocks_amid_lives)
+{
+  for (int i = 0; i < LIFE_KEYS; i++)
+    ck_assert_int_eq(tl_key_create(&life_keys[i], count_life), 0);
+  tl_key_attr_t a = TL_KEY_ATTR_INIT;
+  a.scope = TL_SCOPE_THREAD;
+  a.destroy = count_loop;
+  for (int i = 0; i < LOOP_KEYS; i++)
+    ck_assert_int_eq(tl_key_create_attr(&loop_keys[i], &a), 0);
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_prof_blocks;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  ck_assert_int_eq(sigaction(SIGPROF, &sa, NULL), 0);
+  switching_thread = pthread_self();
+  atomic_store(&signaling, 1);
+  pthread_t sender;
+  ck_assert_int_eq(pthread_create(&sender, NULL, signaler, NULL), 0);
+  double start = tl_test_now_s();
+  long lives = 0;
+  while (tl_test_now_s() - start < 1.0) {
+    for (int j = 0; j < 1000; j++, lives++) {
+      tl_test_context(&life_ctx, life_stack, STACK, short_life, &life_main);
+      ck_assert_int_eq(swapcontext(&life_main, &life_ctx), 0);
+    }
+  }
+  atomic_store(&signaling, 0);
+  ck_assert_int_eq(pthread_join(sender, NULL), 0);
+  signal(SIGPROF, SIG_IGN);
+  check_loop_values();
+  fprintf(stderr, "handler blocks: %ld lives, %ld handlers, %ld binds refused for a held lock\n", lives,
+          atomic_load(&handled), atomic_load(&handler_nomem));
+  ck_assert_int_gt(atomic_load(&handled), 100);
+  ck_assert_int_eq(life_bad, 0);
+  ck_assert_int_eq(atomic_load(&handler_bad), 0);
+  ck_assert_int_eq(atomic_load(&life_destroyed), lives * LIFE_KEYS);
+  ck_assert_int_eq(atomic_load(&loop_destroyed), atomic_load(&loop_bound));
+}
+END_TEST
+
 static Suite *signals_suite(void)
 {
   Suite *s = suite_create("signals");
@@ -224,6 +351,7 @@ static Suite *signals_suite(void)
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_signal_mid_switch);
   tcase_add_test(tc, test_first_use_in_handler);
+  tcase_add_test(tc, test_handler_blocks_amid_lives);
   suite_add_tcase(s, tc);
   return s;
 }

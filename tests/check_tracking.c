@@ -409,6 +409,13 @@ START_TEST(test_fork)
       int ok = tl_key_create(&k2, NULL) == 0 && tl_set(k2, &co_value) == 0 && tl_get(k2) == &co_value;
       swapcontext(&main_ctx, &co_ctx); /* the suspended task resumes in the child */
       ok = ok && co_ids[1] != co_ids[0] && co_ids[2] == 1 && tl_task_id(tl_current()) == co_ids[0];
+      /* Tasks that bind values, whose tables may be the ones the other
+       * thread kept for itself when the fork came (alloc.c gives them to
+       * everyone in the child). */
+      for (int j = 0; j < 100 && ok; j++) {
+        tl_test_context(&co_ctx, co_stack, STACK, co_binds, &main_ctx);
+        ok = swapcontext(&main_ctx, &co_ctx) == 0;
+      }
       _exit(ok ? 0 : 1);
     }
     int status;
