@@ -256,6 +256,18 @@ struct tl__thread {
 
 extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
 
+/* tl__lock, inline when the lock is free: the once-a-task-life lock of
+ * makecontext costs one compare-and-swap and no call. A held lock,
+ * including one this thread holds (a signal handler), takes tl__lock. */
+static inline int tl__lock_fast(struct tl__lock *lock)
+{
+  uintptr_t expected = 0;
+  if (TL__LIKELY(atomic_compare_exchange_strong_explicit(&lock->owner, &expected, (uintptr_t)&tl__tls,
+                                                          memory_order_acquire, memory_order_relaxed)))
+    return 0;
+  return tl__lock(lock);
+}
+
 _Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
 
 /* The read view of the running task, for the inline read path of

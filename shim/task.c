@@ -851,7 +851,7 @@ static int abandonable(const struct tl__task *t, const struct tl__task *cur)
 /* Called with S.lock held: t becomes the record of a new task made by
  * cur, whether it comes from the pool (zeroed, with its stack) or is
  * reused in place (ended_take). */
-static void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
+static inline void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
 {
   /* The id first: it is part of the tree's order. */
   STORE(t->id, S.next_id++);
@@ -886,7 +886,7 @@ static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, cons
   struct tl__task *t = th->ended[0];
   if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi)
     return NULL;
-  if (tl__lock(&S.lock) != 0)
+  if (tl__lock_fast(&S.lock) != 0)
     return NULL;
   if (!t->in_tree || tree_ceil(hi, UINT64_MAX) != t) {
     tl__unlock(&S.lock);
@@ -924,22 +924,19 @@ static void commit(struct tl__thread *th, struct tl__task *t, ucontext_t *ucp, v
   tl__hint_put(th, ucp, t);
 }
 
-struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
+/* The general case of tl__task_make: everything but the loop that remake
+ * serves. *oldp is the task that was mapped at ucp and was not abandoned,
+ * whose entry the new task takes (or loses, if none is made). */
+static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread *th, struct tl__task *cur,
+                                                              const ucontext_t *ucp, uintptr_t lo, uintptr_t hi,
+                                                              void (*entry)(void), struct tl__task **oldp)
 {
-  struct tl__thread *th = tl__self();
-  if (th == NULL)
-    return NULL;
-  struct tl__task *cur = tl__task_now();
-  uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
-  struct tl__task *t = remake(th, cur, ucp, lo, hi, entry), *prevnew = NULL;
-  struct tl__task *old = t;
-  if (t != NULL)
-    goto made;
+  struct tl__task *t = NULL, *prevnew = NULL, *old;
 
   /* The same ucontext_t made again while its task is unfinished. Any
    * other task mapped there (running, finished, or started where it was
-   * made) keeps its entry until tl__task_commit replaces it in the same
-   * pass as it enters the new task, or loses it here if no task is made. */
+   * made) keeps its entry until commit replaces it in the same pass as
+   * it enters the new task, or loses it here if no task is made. */
   old = ended_at(th, ucp);
   if (old == NULL && (old = hint_get(th, ucp)) == NULL)
     old = map_get(ucp);
@@ -953,8 +950,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   struct tl__task_ext *xs[TL__ENDED_MAX];
   uint32_t nxs = 0;
   if (tl__lock(&S.lock) != 0) {
-    if (old != NULL)
-      map_del(old);
+    *oldp = old;
     return NULL;
   }
   if (th->nended != 0 || th->uncounted != 0)
@@ -985,24 +981,52 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   ext_destroy_all(xs, nxs);
   if (prevnew != NULL)
     task_abandon(th, prevnew);
-made:
-  if (t != NULL && atomic_load_explicit(&tl__inheriting, memory_order_relaxed) != 0 && tl__inherit(cur, t) != 0) {
-    /* The child cannot start with what it should inherit: it runs
-     * untracked rather than with wrong values. */
-    tl__destroy_values(th, t);
-    task_release(t, NULL);
-    if (tl__lock(&S.lock) == 0) {
-      S.made--;
-      tl__unlock(&S.lock);
-    }
+  *oldp = old;
+  return t;
+}
+
+/* The child could not start with what it should inherit: it runs
+ * untracked rather than with wrong values. Its values go as an abandoned
+ * task's do, with it current for its destructors. */
+static __attribute__((noinline)) void make_undo(struct tl__thread *th, struct tl__task *t)
+{
+  struct tl__task *cur = th->current;
+  tl__view_drop();
+  th->current = t;
+  tl__destroy_values(th, t);
+  th->current = cur;
+  tl__view_drop();
+  task_release(t, NULL);
+  if (tl__lock(&S.lock) == 0) {
+    S.made--;
+    tl__unlock(&S.lock);
+  }
+}
+
+struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
+{
+  struct tl__thread *th = tl__self();
+  if (th == NULL)
+    return NULL;
+  struct tl__task *cur = tl__task_now();
+  uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
+  struct tl__task *old = NULL;
+  struct tl__task *t = remake(th, cur, ucp, lo, hi, entry);
+  if (TL__UNLIKELY(t == NULL))
+    t = make_general(th, cur, ucp, lo, hi, entry, &old);
+  else
+    old = t;
+  if (t != NULL && TL__UNLIKELY(atomic_load_explicit(&tl__inheriting, memory_order_relaxed) != 0) &&
+      tl__inherit(cur, t) != 0) {
+    make_undo(th, t);
     t = NULL;
   }
-  if (t == NULL) {
+  if (TL__UNLIKELY(t == NULL)) {
     if (old != NULL)
       map_del(old);
     return NULL;
   }
-  if (tl__opt.backtrace)
+  if (TL__UNLIKELY(tl__opt.backtrace))
     tl__bt_capture_task(t);
   commit(th, t, ucp, entry);
   return t;
