@@ -357,6 +357,27 @@ static int record_shared(struct tl__task *child, tl_key_t key, void *value)
 /* The child starts with what its parent had bound when it called
  * makecontext, for the keys that ask for it: the same pointer (SHARE, not
  * the child's to destroy) or copy(value) (COPY, the child's own). */
+/* A copy made for child that could not be bound is destroyed as the
+ * child's values are when its making fails (task.c, make_undo): with the
+ * child as the running task, so that the destructor does not see the
+ * maker's values as its own. */
+static void destroy_as(struct tl__task *child, void (*destroy)(void *), void *value)
+{
+  struct tl__thread *th = tl__self();
+  if (th == NULL) {
+    destroy(value);
+    return;
+  }
+  struct tl__task *cur = th->current, *saved = th->override;
+  tl__view_drop();
+  th->current = child;
+  th->override = child;
+  destroy(value);
+  th->override = saved;
+  th->current = cur;
+  tl__view_drop();
+}
+
 int tl__inherit(struct tl__task *parent, struct tl__task *child)
 {
   if (parent == NULL || atomic_load_explicit(&tl__inheriting, memory_order_relaxed) == 0)
@@ -381,7 +402,7 @@ int tl__inherit(struct tl__task *parent, struct tl__task *child)
       value = a.copy(value);
     if (tl__vtab_put(&child->vt, key, value) != 0) {
       if (a.inherit == TL_INHERIT_COPY && value != NULL && a.destroy != NULL)
-        a.destroy(value);
+        destroy_as(child, a.destroy, value);
       return ENOMEM;
     }
   }

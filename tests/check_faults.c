@@ -564,16 +564,23 @@ static void *copy_int(const void *v)
   return c;
 }
 
+static tl_key_t k_share, k_copy;
+static int have_share, have_copy, parent_share, parent_copy;
+static int *parent_copy_value;
+
+/* A child's copy is destroyed with the child as the running task, also
+ * when the child is dropped because its inheritance failed halfway: its
+ * destructors must not see (or bind into) the maker's values. */
 static void free_int(void *v)
 {
+  if (v != NULL && v != parent_copy_value) {
+    CHECK(tl_task_id(tl_current()) != root_id);
+    CHECK(tl_get(k_copy) == NULL);
+  }
   if (v != NULL)
     copies_freed++;
   free(v);
 }
-
-static tl_key_t k_share, k_copy;
-static int have_share, have_copy, parent_share, parent_copy;
-static int *parent_copy_value;
 
 static void co_inherits(void)
 {
@@ -600,18 +607,21 @@ static void co_inherits(void)
 static void scenario_inherit(void)
 {
   root_id = tl_task_id(tl_current());
+  /* The copied key first: the child inherits it first, so a failure to
+   * record the shared one leaves the child holding a copy to destroy. */
   tl_key_attr_t a = TL_KEY_ATTR_INIT;
-  a.inherit = TL_INHERIT_SHARE;
-  a.destroy = destroy_shared;
-  int rc = tl_key_create_attr(&k_share, &a);
-  OK_OR_NOMEM(rc);
-  have_share = rc == 0;
   a.inherit = TL_INHERIT_COPY;
   a.copy = copy_int;
   a.destroy = free_int;
-  rc = tl_key_create_attr(&k_copy, &a);
+  int rc = tl_key_create_attr(&k_copy, &a);
   OK_OR_NOMEM(rc);
   have_copy = rc == 0;
+  a = (tl_key_attr_t)TL_KEY_ATTR_INIT;
+  a.inherit = TL_INHERIT_SHARE;
+  a.destroy = destroy_shared;
+  rc = tl_key_create_attr(&k_share, &a);
+  OK_OR_NOMEM(rc);
+  have_share = rc == 0;
   if (have_share) {
     rc = tl_set(k_share, &shared_value);
     OK_OR_NOMEM(rc);
