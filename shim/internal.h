@@ -246,6 +246,7 @@ struct tl__thread {
   struct tl__fibers {                      /* what the sanitizers were told (tools.c) */
     void *root;                            /* TSan: this thread's own fiber */
     void *expect;                          /* TSan: the fiber made current last */
+    void *pending;                         /* TSan: to switch to when the C frames are gone */
     const void *root_bottom;               /* ASan's bounds of this thread's own stack */
     size_t root_size;
     void *root_fake;                       /* ASan: the root task's saved fake stack */
@@ -475,6 +476,7 @@ void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__
 void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t); /* t runs, not wrong */
 void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env); /* before a longjmp */
 void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit); /* the task dies */
+void tl__fibers_commit(void);              /* from interpose.S: TSan's pending switch, at no C depth */
 void tl__tools_quiet(int on);              /* memcheck's error reporting off (1) and on (0) */
 
 /* options.c: read once, at load (SPEC 4.1). */

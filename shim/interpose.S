@@ -143,7 +143,10 @@ swapcontext:
         subq    $8, %rsp
         .cfi_adjust_cfa_offset 8
         call    tl__before_swap
-        addq    $8, %rsp
+        cmpl    $0, tl__fibers_on(%rip)
+        je      1f
+        call    tl__fibers_commit
+1:      addq    $8, %rsp
         .cfi_adjust_cfa_offset -8
         popq    %rsi
         .cfi_adjust_cfa_offset -8
@@ -168,7 +171,10 @@ setcontext:
         pushq   %rdi
         .cfi_adjust_cfa_offset 8
         call    tl__before_set
-        popq    %rdi
+        cmpl    $0, tl__fibers_on(%rip)
+        je      1f
+        call    tl__fibers_commit
+1:      popq    %rdi
         .cfi_adjust_cfa_offset -8
         jmp     *tl__real_setcontext(%rip)
         .cfi_endproc
@@ -197,7 +203,10 @@ tl__trampoline:
         movq    %r12, %rdi
         movq    %r13, %rsi
         call    tl__task_begin
-        addq    $8, %rsp
+        cmpl    $0, tl__fibers_on(%rip)
+        je      1f
+        call    tl__fibers_commit
+1:      addq    $8, %rsp
         popq    %r9
         popq    %r8
         popq    %rcx
@@ -222,7 +231,10 @@ tl__trampoline_return:
         movq    %r13, %rsi
         movq    %rbx, %rdx
         call    tl__task_end
-        jmp     *%r15
+        cmpl    $0, tl__fibers_on(%rip)
+        je      1f
+        call    tl__fibers_commit
+1:      jmp     *%r15
         .cfi_endproc
         .size   tl__trampoline_return, .-tl__trampoline_return
 

@@ -269,8 +269,25 @@ static void tsan_switch(struct tl__thread *th, struct tl__task *to)
   if (f == NULL)
     return;
   th->fib.expect = f;
-  if (f != cur)
-    F.tsan_switch(f, 0);
+  th->fib.pending = f != cur ? f : NULL;
+}
+
+/* TSan keeps a shadow call stack per fiber: every instrumented function
+ * pushes on entry and pops on exit, on whichever fiber is current. Were
+ * the switch made here, the C frames of the bookkeeping (entered on the
+ * leaving fiber) would return on the new one, which then drifts by as
+ * many frames as the two paths differ (a swapcontext and a task's end do)
+ * until its shadow stack overflows. So tsan_switch only notes the fiber,
+ * and the assembly wrappers call this once the bookkeeping has returned,
+ * right before the real switch. It must not be instrumented itself. */
+__attribute__((no_sanitize_thread)) void tl__fibers_commit(void)
+{
+  struct tl__thread *th = tl__tls;
+  if (th == NULL || th == TL__BUSY || th->fib.pending == NULL)
+    return;
+  void *f = th->fib.pending;
+  th->fib.pending = NULL;
+  F.tsan_switch(f, 0);
 }
 
 /* ------------------------------------------------------------------------
