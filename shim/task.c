@@ -41,6 +41,7 @@ struct map_shard {
 static struct {
   struct tl__lock lock;                    /* the tree, the live list, the pool, the counts */
   struct tl__task *tree;
+  int tree_changing;                       /* a tree_add or tree_del is under way */
   struct tl__task *live;                   /* made tasks that have not ended, and roots */
   struct tl__task *pool;                   /* free records */
   uint64_t made, finished, live_n, peak;
@@ -246,23 +247,46 @@ static struct tl__task *tree_find(uintptr_t sp)
   return NULL;
 }
 
+/* Changes of the tree are marked (tree_changing) for a signal handler
+ * that interrupts them on the same thread: see find_locked. */
 static void tree_add(struct tl__task *t)
 {
+  S.tree_changing = 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
   S.tree = tree_insert(S.tree, t);
   t->in_tree = 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  S.tree_changing = 0;
 }
 
 static void tree_del(struct tl__task *t)
 {
   if (t->in_tree) {
+    S.tree_changing = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     S.tree = tree_delete(S.tree, t);
     t->in_tree = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    S.tree_changing = 0;
   }
 }
 
+/* The task whose stack holds sp, from the tree. A signal handler that
+ * interrupted this very thread while it held S.lock cannot take the lock
+ * (tl__lock says EDEADLK); no other thread can change the tree meanwhile,
+ * since the lock is held, so the handler reads it as it is, unless the
+ * interrupted code was changing it. That case matters: the interrupted
+ * code is often a read that repairs the current task (tl__resolve), and
+ * the handler would otherwise answer with the very task being repaired. */
 static struct tl__task *find_locked(uintptr_t sp)
 {
-  if (tl__lock(&S.lock) != 0)
+  int rc = tl__lock(&S.lock);
+  if (rc == EDEADLK) {
+    int changing = S.tree_changing;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return changing ? NULL : tree_find(sp);
+  }
+  if (rc != 0)
     return NULL;
   struct tl__task *t = tree_find(sp);
   tl__unlock(&S.lock);
