@@ -313,7 +313,6 @@ _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) =
                "the inline read path of tasklocal.h reads entries as {key, value}");
 
 struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
-struct tl__thread *tl__thread_fresh(void); /* re-reads tl__tls: use after a possible migration */
 
 /* tl__tls holds TL__BUSY while the thread's state is being made: a signal
  * handler that interrupts the set-up sees no state rather than half of it. */

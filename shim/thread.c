@@ -221,15 +221,6 @@ struct tl__thread *tl__thread_init(void)
   return th;
 }
 
-__attribute__((noinline)) struct tl__thread *tl__thread_fresh(void)
-{
-  /* The empty asm keeps the compiler from reusing a thread-local address
-   * computed before a switch: after one, this code may run on another
-   * thread (M:N schedulers move coroutines between threads). */
-  __asm__ volatile("" ::: "memory");
-  return tl__self();
-}
-
 void tl__thread_setup(void)
 {
   S.exit_key_ok = pthread_key_create(&S.exit_key, on_thread_exit) == 0;
