@@ -556,14 +556,20 @@ struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
  * ------------------------------------------------------------------------ */
 
 /* Ends t's scope (bindings, values, deferred calls) with t as the task
- * that reads and writes see, whatever stack this runs on. */
+ * that reads and writes see, whatever stack this runs on: t is current
+ * (the fast paths of tl_get and tl_set trust the current task while the
+ * stack pointer is in its stack) and the override (tl__resolve answers
+ * with it when the stack pointer is elsewhere, as for an abandoned task
+ * whose destructors run on its maker's stack). Both are restored after. */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
 {
-  struct tl__task *saved = th->override;
+  struct tl__task *cur = th->current, *saved = th->override;
   tl__view_drop();
+  th->current = t;
   th->override = t;
   tl__task_scope_end(th, t);
   th->override = saved;
+  th->current = cur;
   tl__view_drop();
 }
 
@@ -743,11 +749,7 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
   atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
   if (tl__opt.leaks && tl__task_ext(t) != NULL)
     t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
-  struct tl__task *cur = th->current;
-  tl__view_drop();
-  th->current = t;
   tl__destroy_values(th, t);
-  th->current = cur;
   if (!task_keep(t))
     task_release(t, &S.abandoned);
 }
@@ -1014,12 +1016,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
  * task's do, with it current for its destructors. */
 static __attribute__((noinline)) void make_undo(struct tl__thread *th, struct tl__task *t)
 {
-  struct tl__task *cur = th->current;
-  tl__view_drop();
-  th->current = t;
   tl__destroy_values(th, t);
-  th->current = cur;
-  tl__view_drop();
   task_release(t, NULL);
   if (tl__lock(&S.lock) == 0) {
     S.made--;
@@ -1151,10 +1148,8 @@ void tl__task_exit(void)
     struct tl__thread *main = S.main;
     struct tl__task *cur = th->current;
     tl__view_drop();
-    if (main != NULL && main != th) {
-      th->current = &main->root;
+    if (main != NULL && main != th)
       tl__destroy_values(th, &main->root);
-    }
     th->current = &th->root;
     tl__destroy_values(th, &th->root);
     tl__thread_scope_end(th);
