@@ -57,6 +57,17 @@
 #define S_SUSPENDED 2
 #define S_FINISHED 3
 
+/* ThreadSanitizer's pending fiber switch (tools.c, tl__fibers_commit),
+ * made once the C bookkeeping has returned, right before the real switch;
+ * only when a sanitizer is in the process. The stack must be aligned for
+ * a call here. */
+        .macro  FIBERS_COMMIT
+        cmpl    $0, tl__fibers_on(%rip)
+        je      .Lno_commit\@
+        call    tl__fibers_commit
+.Lno_commit\@:
+        .endm
+
         .globl  swapcontext
         .type   swapcontext, @function
         .p2align 4
@@ -143,10 +154,8 @@ swapcontext:
         subq    $8, %rsp
         .cfi_adjust_cfa_offset 8
         call    tl__before_swap
-        cmpl    $0, tl__fibers_on(%rip)
-        je      1f
-        call    tl__fibers_commit
-1:      addq    $8, %rsp
+        FIBERS_COMMIT
+        addq    $8, %rsp
         .cfi_adjust_cfa_offset -8
         popq    %rsi
         .cfi_adjust_cfa_offset -8
@@ -171,10 +180,8 @@ setcontext:
         pushq   %rdi
         .cfi_adjust_cfa_offset 8
         call    tl__before_set
-        cmpl    $0, tl__fibers_on(%rip)
-        je      1f
-        call    tl__fibers_commit
-1:      popq    %rdi
+        FIBERS_COMMIT
+        popq    %rdi
         .cfi_adjust_cfa_offset -8
         jmp     *tl__real_setcontext(%rip)
         .cfi_endproc
@@ -203,10 +210,8 @@ tl__trampoline:
         movq    %r12, %rdi
         movq    %r13, %rsi
         call    tl__task_begin
-        cmpl    $0, tl__fibers_on(%rip)
-        je      1f
-        call    tl__fibers_commit
-1:      addq    $8, %rsp
+        FIBERS_COMMIT
+        addq    $8, %rsp
         popq    %r9
         popq    %r8
         popq    %rcx
@@ -231,10 +236,8 @@ tl__trampoline_return:
         movq    %r13, %rsi
         movq    %rbx, %rdx
         call    tl__task_end
-        cmpl    $0, tl__fibers_on(%rip)
-        je      1f
-        call    tl__fibers_commit
-1:      jmp     *%r15
+        FIBERS_COMMIT
+        jmp     *%r15
         .cfi_endproc
         .size   tl__trampoline_return, .-tl__trampoline_return
 
