@@ -368,14 +368,9 @@ static void destroy_as(struct tl__task *child, void (*destroy)(void *), void *va
     destroy(value);
     return;
   }
-  struct tl__task *cur = th->current, *saved = th->override;
-  tl__view_drop();
-  th->current = child;
-  th->override = child;
+  struct tl__as saved = tl__as_begin(th, child);
   destroy(value);
-  th->override = saved;
-  th->current = cur;
-  tl__view_drop();
+  tl__as_end(th, saved);
 }
 
 int tl__inherit(struct tl__task *parent, struct tl__task *child)

@@ -556,21 +556,12 @@ struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
  * ------------------------------------------------------------------------ */
 
 /* Ends t's scope (bindings, values, deferred calls) with t as the task
- * that reads and writes see, whatever stack this runs on: t is current
- * (the fast paths of tl_get and tl_set trust the current task while the
- * stack pointer is in its stack) and the override (tl__resolve answers
- * with it when the stack pointer is elsewhere, as for an abandoned task
- * whose destructors run on its maker's stack). Both are restored after. */
+ * that reads and writes see, whatever stack this runs on (tl__as_begin). */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
 {
-  struct tl__task *cur = th->current, *saved = th->override;
-  tl__view_drop();
-  th->current = t;
-  th->override = t;
+  struct tl__as saved = tl__as_begin(th, t);
   tl__task_scope_end(th, t);
-  th->override = saved;
-  th->current = cur;
-  tl__view_drop();
+  tl__as_end(th, saved);
 }
 
 /* An ended or abandoned task leaves every index and its record goes, in
