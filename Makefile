@@ -40,7 +40,7 @@ LIB_LIBS = $(shell pkg-config --libs libunwind)
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
-LIB_SRC := $(wildcard shim/*.c) shim/interpose.S
+LIB_SRC := $(wildcard shim/*.c) shim/arch/x86_64.S
 LIB_HDR := shim/internal.h include/tasklocal.h
 LIB := $(BUILD)/libtasklocal.so
 
@@ -54,7 +54,7 @@ all: $(LIB)
 $(BUILD)/obj/%.o: shim/%.c $(LIB_HDR) | $(BUILD)/obj
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-$(BUILD)/obj/interpose_s.o: shim/interpose.S | $(BUILD)/obj
+$(BUILD)/obj/interpose_s.o: shim/arch/x86_64.S | $(BUILD)/obj
 	$(CC) $(HARDEN) -fPIC -c $< -o $@
 
 LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c)) $(BUILD)/obj/interpose_s.o
