@@ -41,7 +41,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 LIB_SRC := $(wildcard shim/*.c) shim/arch/x86_64.S
-LIB_HDR := shim/internal.h include/tasklocal.h
+LIB_HDR := shim/internal.h shim/arch.h include/tasklocal.h
 LIB := $(BUILD)/libtasklocal.so
 
 PROGRAMS := $(patsubst tests/programs/%.c,$(BUILD)/tests/programs/%,$(wildcard tests/programs/*.c))

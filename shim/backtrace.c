@@ -273,9 +273,8 @@ int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, in
     *why = "its saved context is no longer readable";
     return -1;
   }
-  /* The copy's floating-point pointer still points into the original. */
-  uc.uc_mcontext.fpregs = &uc.__fpregs_mem;
-  uintptr_t sp = (uintptr_t)uc.uc_mcontext.gregs[REG_RSP];
+  tl__uc_copied(&uc);
+  uintptr_t sp = TL__UC_SP(&uc);
   if (sp < lo || sp >= hi) {
     *why = "its saved stack pointer is outside its stack (the context was reused)";
     return -1;

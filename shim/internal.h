@@ -17,9 +17,8 @@
 #define TL_NO_INLINE 1
 #include "tasklocal.h"
 
-#if !defined(__x86_64__) || !defined(__linux__) || !defined(__GLIBC__)
-#error "tasklocal tracks glibc's x86_64 ucontext implementation; other targets are not supported yet"
-#endif
+/* The registers and instructions that differ between architectures. */
+#include "arch.h"
 
 #define TL__LIKELY(x) __builtin_expect(!!(x), 1)
 #define TL__UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -330,7 +329,7 @@ static inline struct tl__thread *tl__self(void)
 static inline uintptr_t tl__sp(void)
 {
   uintptr_t sp;
-  __asm__("mov %%rsp, %0" : "=r"(sp));
+  __asm__(TL__SP_ASM : "=r"(sp));
   return sp;
 }
 
@@ -417,7 +416,7 @@ static inline struct tl__task *tl__predict_hint(struct tl__thread *th, const uco
   struct tl__task *t = tl__hint_task(th, ucp);
   if (t == NULL || !__atomic_load_n(&t->mapped, __ATOMIC_RELAXED) ||
       atomic_load_explicit(&t->state, memory_order_relaxed) == TL__FINISHED ||
-      !tl__in_stack(t, (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP]))
+      !tl__in_stack(t, TL__UC_SP(ucp)))
     return NULL;
   return t;
 }
@@ -501,7 +500,7 @@ void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__
 void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t); /* t runs, not wrong */
 void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env); /* before a longjmp */
 void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit); /* the task dies */
-void tl__fibers_commit(void);              /* from interpose.S: TSan's pending switch, at no C depth */
+void tl__fibers_commit(void);              /* from arch/<arch>.S: TSan's pending switch, at no C depth */
 void tl__tools_quiet(int on);              /* memcheck's error reporting off (1) and on (0) */
 
 /* options.c: read once, at load (SPEC 4.1). */
@@ -566,14 +565,14 @@ void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tl__message_fd(int fd);               /* where tl__message lines go (TASKLOCAL_LOG) */
 int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
 
-/* interpose.S and interpose.c: our own definitions, by hidden names */
+/* arch/<arch>.S and interpose.c: our own definitions, by hidden names */
 int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
 int tl__own_setcontext(const ucontext_t *);
 void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
 extern void *const tl__own_jump[4];
 void tl__own_exit(int) __attribute__((noreturn));        /* our longjmp, _longjmp, siglongjmp, __longjmp_chk */
 
-/* interpose.S */
+/* arch/<arch>.S */
 void tl__trampoline(void);
 extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampoline, here) */
 void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void); /* interpose.c; the function to start */

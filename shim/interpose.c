@@ -1,10 +1,10 @@
 /* The interposed ucontext functions: the C half.
  *
- * swapcontext, setcontext and makecontext are defined in interpose.S,
+ * swapcontext, setcontext and makecontext are defined in arch/<arch>.S,
  * which calls tl__before_swap, tl__before_set or tl__before_make for the
  * bookkeeping and then jumps to the real function (for makecontext, so
  * that its variadic arguments reach glibc untouched). Made contexts start
- * in tl__trampoline (interpose.S), which calls tl__task_begin and, when the
+ * in tl__trampoline (arch/<arch>.S), which calls tl__task_begin and, when the
  * program's function returns, tl__task_end (task.c).
  */
 /* With _FORTIFY_SOURCE, <setjmp.h> renames longjmp to __longjmp_chk: the
@@ -18,7 +18,7 @@
 /* The task c leaves for the one predicted for ucp, which becomes current
  * before the real switch. The announcement stays open (in_switch) until
  * the thread is seen running in the new task; see tl__resolve. The inline
- * switch of interpose.S makes the same stores in the same order. */
+ * switch of arch/<arch>.S makes the same stores in the same order. */
 static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t *ucp)
 {
   struct tl__task *t = tl__predict(th, ucp);
@@ -45,7 +45,7 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
  * running task saves itself at oucp, and the task predicted for ucp
  * becomes the current one. The contexts are read here only, while they
  * are valid; after the switch, any of them may be freed at once. The
- * common case never comes here: interpose.S does it inline. */
+ * common case never comes here: arch/<arch>.S does it inline. */
 void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
 {
   /* A thread with state has run tl__init, which found the real functions
@@ -67,24 +67,28 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
   announce(th, c, ucp);
 }
 
-/* The offsets that the inline switch of interpose.S uses. */
-_Static_assert(offsetof(struct tl__thread, current) == 0x00, "interpose.S: TH_CURRENT");
-_Static_assert(offsetof(struct tl__thread, prev) == 0x10, "interpose.S: TH_PREV");
-_Static_assert(offsetof(struct tl__thread, in_switch) == 0x20 && sizeof(int) == 4, "interpose.S: TH_IN_SWITCH");
-_Static_assert(offsetof(struct tl__thread, switches) == 0x28, "interpose.S: TH_SWITCHES");
+/* The offsets that the inline switch of arch/<arch>.S uses. */
+_Static_assert(offsetof(struct tl__thread, current) == 0x00, "arch/<arch>.S: TH_CURRENT");
+_Static_assert(offsetof(struct tl__thread, prev) == 0x10, "arch/<arch>.S: TH_PREV");
+_Static_assert(offsetof(struct tl__thread, in_switch) == 0x20 && sizeof(int) == 4, "arch/<arch>.S: TH_IN_SWITCH");
+_Static_assert(offsetof(struct tl__thread, switches) == 0x28, "arch/<arch>.S: TH_SWITCHES");
 _Static_assert(offsetof(struct tl__thread, hint) == 0x50 && sizeof(struct tl__hint) == 24 &&
                    offsetof(struct tl__hint, task) == 8 && offsetof(struct tl__hint, id) == 16,
-               "interpose.S: TH_HINT");
-_Static_assert(offsetof(struct tl__task, lo) == 0x00 && offsetof(struct tl__task, hi) == 0x08, "interpose.S: T_LO, T_HI");
-_Static_assert(offsetof(struct tl__task, id) == 0x18 && offsetof(struct tl__task, ctx) == 0x20, "interpose.S: T_ID, T_CTX");
+               "arch/<arch>.S: TH_HINT");
+_Static_assert(offsetof(struct tl__task, lo) == 0x00 && offsetof(struct tl__task, hi) == 0x08, "arch/<arch>.S: T_LO, T_HI");
+_Static_assert(offsetof(struct tl__task, id) == 0x18 && offsetof(struct tl__task, ctx) == 0x20, "arch/<arch>.S: T_ID, T_CTX");
 _Static_assert(offsetof(struct tl__task, state) == 0x50 && offsetof(struct tl__task, flags) == 0x51 &&
                    offsetof(struct tl__task, mapped) == 0x52,
-               "interpose.S: T_STATE, T_FLAGS, T_MAPPED");
-_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP]) == 0xa0, "interpose.S: UC_RSP");
-_Static_assert(offsetof(struct tl__rview, span) == 0x08, "interpose.S: VIEW_SPAN");
+               "arch/<arch>.S: T_STATE, T_FLAGS, T_MAPPED");
+#if defined(__x86_64__)
+_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP]) == 0xa0, "arch/x86_64.S: UC_RSP");
+#elif defined(__aarch64__)
+_Static_assert(offsetof(ucontext_t, uc_mcontext.sp) == 0x1b0, "arch/aarch64.S: UC_SP");
+#endif
+_Static_assert(offsetof(struct tl__rview, span) == 0x08, "arch/<arch>.S: VIEW_SPAN");
 _Static_assert(TL__F_MADE == 0x10 && TL__RUNNING == 1 && TL__SUSPENDED == 2 && TL__FINISHED == 3,
-               "interpose.S: F_MADE and the states");
-_Static_assert(sizeof(tl__fibers_on) == 4, "interpose.S: tl__fibers_on is compared as a 32-bit int");
+               "arch/<arch>.S: F_MADE and the states");
+_Static_assert(sizeof(tl__fibers_on) == 4, "arch/<arch>.S: tl__fibers_on is compared as a 32-bit int");
 
 /* setcontext(ucp): the running task leaves without saving itself. It stays
  * suspended: a context that getcontext saved in it may resume it later. */
@@ -100,7 +104,7 @@ void tl__before_set(const ucontext_t *ucp)
 }
 
 /* Bookkeeping of makecontext(ucp, func, ...), before the real one
- * (interpose.S), which is then called with the program's arguments as
+ * (arch/<arch>.S), which is then called with the program's arguments as
  * they are and the function returned here in place of func: the
  * trampoline for a tracked task, func itself for an untracked one. The
  * task is entered in the indexes before the real makecontext runs;

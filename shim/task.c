@@ -500,7 +500,7 @@ static int resumable(const struct tl__task *t, uintptr_t sp)
  * common case sets up no frame. */
 static __attribute__((noinline)) struct tl__task *predict_slow(struct tl__thread *th, const ucontext_t *ucp)
 {
-  uintptr_t sp = (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP];
+  uintptr_t sp = TL__UC_SP(ucp);
   struct tl__task *t = map_get(ucp);
   if (resumable(t, sp)) {
     tl__hint_put(th, ucp, t);
@@ -924,16 +924,14 @@ static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, cons
 
 /* The new task t is entered for ucp. The trampoline finds the task, its id
  * and the program's function in callee-saved registers of the new
- * context, which the real makecontext leaves alone (it sets RIP, RSP, RBX
- * and the argument registers): setcontext restores them, and a copy of
- * the context carries them along. The task takes ucp's entry in the map,
+ * context, which the real makecontext leaves alone (arch.h,
+ * tl__uc_set_task): setcontext restores them, and a copy of the context
+ * carries them along. The task takes ucp's entry in the map,
  * and the thread's hint for it: the switch that starts it usually comes
  * next, on this thread. */
 static void commit(struct tl__thread *th, struct tl__task *t, ucontext_t *ucp, void (*entry)(void))
 {
-  ucp->uc_mcontext.gregs[REG_R12] = (greg_t)(uintptr_t)t;
-  ucp->uc_mcontext.gregs[REG_R13] = (greg_t)t->id;
-  ucp->uc_mcontext.gregs[REG_R14] = (greg_t)(uintptr_t)entry;
+  tl__uc_set_task(ucp, t, t->id, entry);
   tl__tools_made(t);
   if (!(LOAD(t->mapped) && t->ctx == ucp))
     tl__map_save(t, ucp);                  /* a record reused in place is there already */

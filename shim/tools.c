@@ -89,6 +89,7 @@ static struct {
   void *(*tsan_create)(unsigned flags);
   void (*tsan_destroy)(void *fiber);
   void (*tsan_switch)(void *fiber, unsigned flags);
+  const uintptr_t *ptr_guard;              /* glibc's pointer guard, where it is a variable (arch.h) */
 } F;
 
 /* The dynamic section's addresses: glibc relocates most of them in place
@@ -158,6 +159,9 @@ void tl__tools_setup(void)
   *(void **)&F.asan_start = dlsym(RTLD_DEFAULT, "__sanitizer_start_switch_fiber");
   *(void **)&F.asan_finish = dlsym(RTLD_DEFAULT, "__sanitizer_finish_switch_fiber");
   if (F.asan_start != NULL && F.asan_finish != NULL) {
+#ifdef TL__JMP_GUARD_SYMBOL
+    F.ptr_guard = dlsym(RTLD_DEFAULT, TL__JMP_GUARD_SYMBOL);
+#endif
     tl__fibers_on = FIB_ASAN;
     return;
   }
@@ -303,17 +307,6 @@ void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__
   }
 }
 
-/* The stack pointer a jmp_buf restores. glibc keeps it mangled
- * (sysdeps/unix/sysv/linux/x86_64/sysdep.h, PTR_MANGLE: xor with the
- * thread's pointer guard at %fs:0x30, then rotate left by 17 bits) in slot
- * JB_RSP, 6, of __jmpbuf (sysdeps/x86_64/jmpbuf-offsets.h). */
-static uintptr_t jmp_sp(const struct __jmp_buf_tag *env)
-{
-  uintptr_t v = (uintptr_t)env->__jmpbuf[6], guard;
-  __asm__("movq %%fs:0x30, %0" : "=r"(guard));
-  return ((v >> 17) | (v << 47)) ^ guard;
-}
-
 /* A longjmp is about to run. Most stay on the stack they start from (error
  * handling), and cost a compare; one that lands on another task's stack
  * is a switch the sanitizer must hear of. Only ASan can follow it (TSan
@@ -323,7 +316,7 @@ void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env)
 {
   if (tl__fibers_on != FIB_ASAN)
     return;
-  uintptr_t sp = jmp_sp(env);
+  uintptr_t sp = tl__jmp_sp(env, F.ptr_guard); /* glibc keeps it mangled (arch.h) */
   struct tl__task *c = tl__task_now();
   if (c == NULL || tl__in_stack(c, sp))
     return;
