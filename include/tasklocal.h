@@ -377,6 +377,42 @@ static inline void *tl__get_inline(tl_key_t key)
 }
 
 #define tl_get(key) tl__get_inline(key)
+#elif !defined(TL_DYNAMIC) && !defined(TL_NO_INLINE) && defined(__GNUC__) && defined(__aarch64__) && defined(__LP64__)
+extern __thread struct tl__rview tl__view;
+
+/* The same read on aarch64, where the thread pointer is tpidr_el0 and the
+ * view's offset from it comes from an initial-exec GOT entry. Each pair of
+ * words (lo and span, then ents and tag) is loaded by one volatile asm
+ * statement that reads tpidr_el0 itself, so that, as on x86_64, no
+ * thread's address is kept across a call: a and b = the two words at byte
+ * `at` of this thread's view. */
+#define TL__VIEW_PAIR(a, b, off, at)                                          \
+  __asm__ volatile("mrs %0, tpidr_el0\n\tadd %0, %0, %2\n\tldp %0, %1, [%0, #" #at "]" \
+                   : "=&r"(a), "=&r"(b)                                       \
+                   : "r"(off))
+
+static inline void *tl__get_inline(tl_key_t key)
+{
+  struct tl__ent_a64 {
+    uint64_t key;
+    void *value;
+  };
+  unsigned long off, sp, lo, span, ents, tag;
+  __asm__("adrp %0, :gottprel:tl__view\n\tldr %0, [%0, #:gottprel_lo12:tl__view]" : "=r"(off));
+  __asm__("mov %0, sp" : "=r"(sp));
+  TL__VIEW_PAIR(lo, span, off, 0);
+  if (__builtin_expect(sp - lo < span, 1)) {
+    TL__VIEW_PAIR(ents, tag, off, 16);
+    const struct tl__ent_a64 *e =
+        (const struct tl__ent_a64 *)(ents + (unsigned long)((uint32_t)key & (uint32_t)tag) * 8);
+    /* Plain loads, as on x86_64. */
+    if (e->key == key)
+      return e->value;
+  }
+  return (tl_get)(key);
+}
+
+#define tl_get(key) tl__get_inline(key)
 #endif
 
 #define TL__WITH_(key, value, w)                                                                   \

@@ -42,6 +42,12 @@ static inline void tl__uc_copied(ucontext_t *uc)
 /* The instruction of tl__sp (internal.h). */
 #define TL__SP_ASM "mov %%rsp, %0"
 
+/* The pause of a spinning wait. */
+static inline void tl__cpu_relax(void)
+{
+  __builtin_ia32_pause();
+}
+
 /* The stack pointer a jmp_buf restores. glibc keeps it mangled
  * (sysdeps/unix/sysv/linux/x86_64/sysdep.h, PTR_MANGLE: xor with the
  * thread's pointer guard at %fs:0x30, then rotate left by 17 bits) in slot
@@ -58,6 +64,9 @@ static inline uintptr_t tl__jmp_sp(const struct __jmp_buf_tag *env, const uintpt
 }
 
 #elif defined(__aarch64__) && defined(__LP64__)
+
+#include <dlfcn.h>
+#include <string.h>
 
 #define TL__ARCH "aarch64"
 
@@ -76,15 +85,31 @@ static inline void tl__uc_set_task(ucontext_t *ucp, const void *t, uint64_t id, 
   ucp->uc_mcontext.regs[22] = (uintptr_t)entry;
 }
 
-/* A copy of a saved context needs no fixing: the floating-point state is
- * inside the context (uc_mcontext.__reserved), not pointed to. */
+/* A copy of a saved context, made for unwinding it. The floating-point
+ * state is inside the context (uc_mcontext.__reserved), not pointed to;
+ * but glibc's swapcontext (sysdeps/unix/sysv/linux/aarch64/swapcontext.S,
+ * since 2.34) saves as pc and x30 a stub of its own, which returns to the
+ * caller's address it saved in x1, so that a resumed context goes back by
+ * RET: the caller's address is put back where an unwinder looks for it.
+ * The stub is known by its function (getcontext saves the caller's own
+ * address as pc and x30). */
 static inline void tl__uc_copied(ucontext_t *uc)
 {
-  (void)uc;
+  Dl_info info;
+  mcontext_t *m = &uc->uc_mcontext;
+  if (m->pc == m->regs[30] && dladdr((void *)(uintptr_t)m->pc, &info) != 0 && info.dli_sname != NULL &&
+      (strcmp(info.dli_sname, "swapcontext") == 0 || strcmp(info.dli_sname, "__swapcontext") == 0))
+    m->pc = m->regs[30] = m->regs[1];
 }
 
 /* The instruction of tl__sp (internal.h). */
 #define TL__SP_ASM "mov %0, sp"
+
+/* The pause of a spinning wait (what Linux's cpu_relax does on arm64). */
+static inline void tl__cpu_relax(void)
+{
+  __asm__ volatile("yield" ::: "memory");
+}
 
 /* The stack pointer a jmp_buf restores. glibc keeps it mangled in slot
  * JB_SP, 13, of __jmpbuf (sysdeps/aarch64/jmpbuf-offsets.h): PTR_MANGLE is

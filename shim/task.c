@@ -414,7 +414,7 @@ static struct tl__task *map_get(const void *ctx)
   for (int tries = 0; tries < 64; tries++) {
     uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
     if (seq & 1) {
-      __builtin_ia32_pause();
+      tl__cpu_relax();
       continue;
     }
     struct tl__task *t = map_walk(s, h, ctx);

@@ -53,7 +53,7 @@ int tl__lock(struct tl__lock *lock)
                                               memory_order_relaxed))
       return 0;
     if (spins < 64)
-      __builtin_ia32_pause();
+      tl__cpu_relax();
     else
       sched_yield();
   }
