@@ -1311,7 +1311,10 @@ static Suite *faults_suite(void)
     tcase_add_loop_test(tc, test_program_faults, 0, nprograms);
     tcase_add_loop_test(tc, test_program_faults_reporting, 0, nprograms);
     suite_add_tcase(s, tc);
-    /* valgrind under ASan does not work, and the plain build is enough. */
+  }
+  /* valgrind under ASan does not work, and the plain build is enough;
+   * nor does it run under qemu-user (the aarch64 suites). */
+  if (!TL_TEST_UNDER_ASAN && !TL_TEST_EMULATED) {
     tc = tcase_create("valgrind");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_scenario_valgrind, 0, NSCENARIOS);

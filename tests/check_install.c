@@ -25,6 +25,22 @@
 #define RUN_ENV ""
 #endif
 
+/* The compiler of the programs built against the installation: the one
+ * of this suite's build (the cross compiler, for the aarch64 suites run
+ * under qemu-user). */
+#ifndef TL_TEST_CC
+#define TL_TEST_CC "cc"
+#endif
+
+/* What lists the libraries a program loads: ldd runs the host's dynamic
+ * linker, which cannot load an emulated aarch64 program; the program's
+ * own one can, asked with LD_TRACE_LOADED_OBJECTS as ldd asks it. */
+#if TL_TEST_EMULATED
+#define LDD "LD_TRACE_LOADED_OBJECTS=1"
+#else
+#define LDD "ldd"
+#endif
+
 static char base[PATH_MAX];                /* one directory for the whole run */
 static char src[PATH_MAX];                 /* the source tree, holding the Makefile */
 
@@ -260,7 +276,7 @@ START_TEST(test_build_and_run)
   ck_assert(snprintf(path, sizeof path, "%s/prog.c", base) < (int)sizeof path);
   write_file(path, linked_prog);
   int rc = sh(&out,
-              "cd '%s' && cc -std=c11 -Wall -Wextra -Werror " PROG_CFLAGS " prog.c -o prog "
+              "cd '%s' && " TL_TEST_CC " -std=c11 -Wall -Wextra -Werror " PROG_CFLAGS " prog.c -o prog "
               "$(" PKG_ENV "pkg-config --cflags --libs tasklocal)",
               base, dest, dest);
   ck_assert_msg(rc == 0, "building with pkg-config failed:\n%s", out);
@@ -278,7 +294,7 @@ START_TEST(test_build_and_run)
                "prog.err");
 
   /* It came from the installation, not from the build tree. */
-  rc = sh(&out, "LD_LIBRARY_PATH='%s/usr/lib' ldd '%s/prog'", dest, base);
+  rc = sh(&out, "LD_LIBRARY_PATH='%s/usr/lib' " LDD " '%s/prog'", dest, base);
   ck_assert_msg(rc == 0 && strstr(out, "/usr/lib/libtasklocal.so.0") != NULL && strstr(out, dest) != NULL,
                 "ldd does not show the installed library:\n%s", out);
   free(out);
@@ -309,7 +325,7 @@ START_TEST(test_tasklocal_run)
   ck_assert(snprintf(path, sizeof path, "%s/dyn.c", base) < (int)sizeof path);
   write_file(path, dynamic_prog);
   rc = sh(&out,
-          "cd '%s' && cc -std=c11 -Wall -Wextra -Werror dyn.c -o dyn "
+          "cd '%s' && " TL_TEST_CC " -std=c11 -Wall -Wextra -Werror dyn.c -o dyn "
           "$(" PKG_ENV "pkg-config --cflags tasklocal) -ldl",
           base, dest, dest);
   ck_assert_msg(rc == 0, "building the header-only program failed:\n%s", out);

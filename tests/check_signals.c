@@ -94,7 +94,9 @@ static void co(int i)
 
 static void make_coroutines(void)
 {
-  for (int i = 0; i < NCO; i++) {
+  /* volatile: i is live across getcontext, which returns twice like
+   * setjmp (gcc for aarch64 warns, -Wclobbered). */
+  for (volatile int i = 0; i < NCO; i++) {
     ck_assert_int_eq(getcontext(&co_ctx[i]), 0);
     co_ctx[i].uc_stack.ss_sp = stacks[i];
     co_ctx[i].uc_stack.ss_size = STACK;

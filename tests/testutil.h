@@ -35,6 +35,15 @@
 #define TL_TEST_UNDER_ASAN 0
 #endif
 
+/* Whether the suite runs under qemu-user: the aarch64 build's suites,
+ * cross-built and run by tests/cross/emulated.sh (make check-cross, which
+ * defines TL_TEST_EMULATED). There valgrind (an x86_64 program) cannot run
+ * the programs, every resident set measured holds the emulator's own
+ * memory too, and programs run several times slower. */
+#ifndef TL_TEST_EMULATED
+#define TL_TEST_EMULATED 0
+#endif
+
 /* ASAN_OPTIONS for a program of the sanitizer build run under LD_PRELOAD:
  * the preloaded shim comes before ASan's runtime, which ASan refuses unless
  * told it is fine, and the leaks that matter are the shim's reports, not

@@ -42,6 +42,13 @@
 #define SAVE_AFTER_SWITCH 0
 #endif
 
+/* The stack pointer saved in a context, by glibc's name for it. */
+#if defined(__aarch64__)
+#define SAVED_SP(uc) ((uintptr_t)(uc)->uc_mcontext.sp)
+#else
+#define SAVED_SP(uc) ((uintptr_t)(uc)->uc_mcontext.gregs[REG_RSP])
+#endif
+
 #define NCO 3
 #define SHARED_STACK_SIZE (256 * 1024)
 #define MAX_YIELDS 8
@@ -192,7 +199,7 @@ static void resume(struct coro *co)
   if (co->status == RUNNING)
     co->status = DEAD;
   else if (SAVE_AFTER_SWITCH)
-    save_image(co, (uintptr_t)co->ctx.uc_mcontext.gregs[REG_RSP]);
+    save_image(co, SAVED_SP(&co->ctx));
 }
 
 int main(void)
