@@ -33,9 +33,13 @@ check-cross:
 CHECK_EXTRA += check-cross
 endif
 
-# Benchmarks of an emulated build are refused before anything runs.
+# Benchmarks of an emulated build are refused before anything runs; the
+# demo runs its programs directly, which only a native build can.
 ifneq ($(ARCH),$(HOST_ARCH))
 ifneq ($(filter bench bench-backtrace,$(MAKECMDGOALS)),)
 $(error make bench ARCH=$(ARCH): on this $(HOST_ARCH) machine $(ARCH) programs run under qemu-user, whose timings say nothing about $(ARCH) hardware, so no figures are printed. Run make bench on an $(ARCH) machine)
+endif
+ifneq ($(filter demo,$(MAKECMDGOALS)),)
+$(error make demo ARCH=$(ARCH): the demo runs on the machine's own architecture; run make demo, or see README, Platforms, for running an $(ARCH) program under qemu-user)
 endif
 endif
