@@ -227,6 +227,7 @@ TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name,
 
 TL_API int tl_available(void);             /* 1 when the library is in use and tracking ucontext */
 TL_API int tl_dump(int fd);                /* the live-task report now ("dump summary"); EBADF; not signal-safe */
+TL_API int tl_trace_flush(void);           /* writes the TASKLOCAL_TRACE file now; ENOTSUP when tracing is off */
 
 /* ------------------------------------------------------------------------
  * Header-only use
@@ -282,6 +283,7 @@ struct tl_api {
   int (*foreach)(tl_task_t *, int (*)(tl_key_t, const char *, void *, void *), void *);
   int (*dump)(int);
   int (*available)(void);
+  int (*trace_flush)(void);                /* new entries go last: older headers check only the size */
 };
 
 #ifndef TL_DYNAMIC
@@ -775,12 +777,13 @@ __attribute__((weak)) int tl__fb_foreach(tl_task_t *task, int (*fn)(tl_key_t, co
 }
 __attribute__((weak)) int tl__fb_dump(int fd) { return fd < 0 ? EBADF : ENOSYS; }
 __attribute__((weak)) int tl__fb_available(void) { return 0; }
+__attribute__((weak)) int tl__fb_trace_flush(void) { return ENOSYS; }
 
 __attribute__((weak)) const struct tl_api tl__fb_api = {
     sizeof(struct tl_api), TL_API_VERSION, tl__fb_key_create, tl__fb_key_create_attr, tl__fb_key_find,
     tl__fb_key_delete, tl__fb_get, tl__fb_lookup, tl__fb_set, tl__fb_unset, tl__fb_bind, tl__fb_unbind,
     tl__fb_loop_close, tl__fb_disc_end, tl__fb_singleton, tl__fb_defer, tl__fb_current, tl__fb_task_id,
-    tl__fb_task_set_name, tl__fb_task_name, tl__fb_foreach, tl__fb_dump, tl__fb_available};
+    tl__fb_task_set_name, tl__fb_task_name, tl__fb_foreach, tl__fb_dump, tl__fb_available, tl__fb_trace_flush};
 
 /* Detection: see "Header-only use" above. */
 __attribute__((weak)) const struct tl_api *tl__dyn_api_slow(void)
@@ -827,6 +830,7 @@ TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name,
 }
 TL_API int tl_dump(int fd) { return tl__dyn_api()->dump(fd); }
 TL_API int tl_available(void) { return tl__dyn_api()->available(); }
+TL_API int tl_trace_flush(void) { return tl__dyn_api()->trace_flush(); }
 #endif /* TL_DYNAMIC */
 
 #ifdef __cplusplus

@@ -27,4 +27,5 @@ const struct tl_api tl_api_v1 = {
     .foreach = tl_foreach,
     .dump = tl_dump,
     .available = tl_available,
+    .trace_flush = tl_trace_flush,
 };

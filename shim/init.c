@@ -133,6 +133,7 @@ static void atfork_child(void)
   tl__task_atfork(1);
   tl__scope_atfork(1);
   tl__key_atfork(1);
+  tl__trace_atfork_child();
 }
 
 void tl__init(void)
@@ -149,6 +150,7 @@ void tl__init(void)
      * error message), and a preloaded allocator may use ucontext. */
     tl__alloc_setup();
     tl__tools_setup();
+    tl__trace_setup();
     tl__thread_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atomic_store_explicit(&S.state, 2, memory_order_release);
@@ -164,6 +166,7 @@ __attribute__((constructor)) static void tl__constructor(void)
 
 __attribute__((destructor)) static void tl__destructor(void)
 {
+  tl__trace_exit();
   tl__task_exit();
 }
 

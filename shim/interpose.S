@@ -36,7 +36,7 @@
  * holds the stack pointer), it saves itself where it did the last time,
  * and the thread's hints know the target (tl__predict_hint in internal.h,
  * which this follows step by step). Anything else goes to tl__before_swap
- * in C. The offsets below are those of struct tl__thread, struct tl__task
+ * in C, and so does every switch while a trace is recorded (trace.c). The offsets below are those of struct tl__thread, struct tl__task
  * and struct tl__rview; interpose.c checks each one at compile time. */
 #define TH_CURRENT 0x00
 #define TH_PREV 0x10
@@ -78,6 +78,10 @@ swapcontext:
         movq    %fs:(%rax), %r8                 /* th */
         cmpq    $1, %r8                         /* no state yet, or TL__BUSY */
         jbe     .Lswap_slow
+#ifndef TL_NO_TRACE
+        cmpl    $0, tl__trace_on(%rip)          /* tracing: the C path records the switch */
+        jne     .Lswap_slow
+#endif
         testq   %rdi, %rdi
         jz      .Lswap_slow
         testq   %rsi, %rsi

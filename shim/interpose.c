@@ -39,6 +39,7 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   tl__view_drop();
   th->switches++;
+  TL__TRACE(tl__trace_event(th, TL__TEV_SWITCH, c->id, t->id));
 }
 
 /* Bookkeeping of swapcontext(oucp, ucp), before the real switch: the
@@ -84,7 +85,8 @@ _Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP]) == 0xa0, "interp
 _Static_assert(offsetof(struct tl__rview, span) == 0x08, "interpose.S: VIEW_SPAN");
 _Static_assert(TL__F_MADE == 0x10 && TL__RUNNING == 1 && TL__SUSPENDED == 2 && TL__FINISHED == 3,
                "interpose.S: F_MADE and the states");
-_Static_assert(sizeof(tl__fibers_on) == 4, "interpose.S: tl__fibers_on is compared as a 32-bit int");
+_Static_assert(sizeof(tl__fibers_on) == 4 && sizeof(tl__trace_on) == 4,
+               "interpose.S: tl__fibers_on and tl__trace_on are compared as 32-bit ints");
 
 /* setcontext(ucp): the running task leaves without saving itself. It stays
  * suspended: a context that getcontext saved in it may resume it later. */
@@ -169,12 +171,14 @@ __attribute__((visibility("default"))) void __longjmp_chk(struct __jmp_buf_tag e
 
 __attribute__((visibility("default"))) void _exit(int status)
 {
+  tl__trace_exit();
   tl__report_quick_exit();
   tl__real_exit(status);
 }
 
 __attribute__((visibility("default"))) void _Exit(int status)
 {
+  tl__trace_exit();
   tl__report_quick_exit();
   tl__real_exit(status);
 }

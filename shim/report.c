@@ -676,8 +676,10 @@ static void *dump_thread(void *arg)
   char buf[64];
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);
-    if (n > 0)
+    if (n > 0) {
       tl_dump(tl__options_log_fd());
+      tl__trace_dump();
+    }
     else if (n == 0 || errno != EINTR)
       break;
   }

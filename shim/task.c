@@ -547,6 +547,7 @@ struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
     th->current = t;
     th->in_switch = 0;
     th->untracked++;
+    TL__TRACE(tl__trace_event(th, TL__TEV_UNTRACKED, c != NULL ? c->id : 0, t->id));
   }
   return t;
 }
@@ -740,6 +741,7 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
   atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
   if (tl__opt.leaks && tl__task_ext(t) != NULL)
     t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
+  TL__TRACE(tl__trace_event(th, TL__TEV_ABANDON, t->id, 0));
   tl__destroy_values(th, t);
   if (!task_keep(t))
     task_release(t, &S.abandoned);
@@ -771,6 +773,7 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
     return;                                /* its record ended: it runs untracked */
   tl__flag_set(t, TL__F_STARTED);
   struct tl__task *c = th->current;
+  TL__TRACE(tl__trace_event(th, TL__TEV_START, id, c != NULL ? c->id : 0));
   if (TL__UNLIKELY(c != t)) {
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_fix(th, c, t);
@@ -850,6 +853,7 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   tl__view_drop();
   th->switches++;
+  TL__TRACE(tl__trace_event(th, mine ? TL__TEV_FINISH : TL__TEV_SWITCH, id, n->id));
 }
 
 /* Whether making a context at t's address abandons t. Once a task has
@@ -1041,6 +1045,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   if (TL__UNLIKELY(tl__opt.backtrace))
     tl__bt_capture_task(t);
   commit(th, t, ucp, entry);
+  TL__TRACE(tl__trace_make(th, t));
   return t;
 }
 
@@ -1220,6 +1225,7 @@ int tl_task_set_name(tl_task_t *task, const char *name)
   }
   char *old = x->name;
   x->name = copy;
+  TL__TRACE(tl__trace_name(t, copy));
   tl__free(old);
   return 0;
 }

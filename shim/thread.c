@@ -143,6 +143,7 @@ static void on_thread_exit(void *arg)
   struct tl__thread *th = arg;
   th->dying = 1;
   tl__root_fini(th);
+  TL__TRACE(tl__trace_thread_exit(th));
   /* Before the state can go to another thread: the blocks it keeps are
    * then usable by all. */
   tl__small_cache_flush(th);
@@ -215,6 +216,7 @@ struct tl__thread *tl__thread_init(void)
   th->tvt = tl__vt_empty;
   tl__root_init(th);
   th->current = &th->root;
+  TL__TRACE(tl__trace_thread(th));
   if (S.exit_key_ok)
     pthread_setspecific(S.exit_key, th);
   tl__tls = th;
