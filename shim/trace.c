@@ -490,7 +490,8 @@ static void tables_make(struct tables *tb)
   uint64_t cap = 64;
   while (cap < 2 * ntasks)
     cap <<= 1;
-  size_t tbytes = cap * sizeof(struct tinfo), nbytes = nnames * sizeof *tb->names;
+  /* Each part starts on a 64-byte boundary: names are 65 bytes each. */
+  size_t tbytes = cap * sizeof(struct tinfo), nbytes = (nnames * sizeof *tb->names + 63) & ~(size_t)63;
   size_t sbytes = SYM_CACHE * sizeof(struct sym);
   size_t bytes = (tbytes + nbytes + sbytes + 4095) & ~(size_t)4095;
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
