@@ -1,6 +1,6 @@
 # make install / make uninstall (SPEC 5): the library with its soname and
-# development symlinks, the header, tasklocal.pc, tasklocal-run and the man
-# pages, under $(DESTDIR)$(PREFIX).
+# development symlinks, the header, tasklocal.pc, tasklocal-run,
+# tasklocal-trace and the man pages, under $(DESTDIR)$(PREFIX).
 #
 #   make install PREFIX=/usr/local DESTDIR=
 #   make uninstall PREFIX=/usr/local DESTDIR=
@@ -16,13 +16,15 @@ pkgconfigdir = $(libdir)/pkgconfig
 mandir = $(PREFIX)/share/man
 
 LIB_REAL := libtasklocal.so.$(VERSION)
-MAN_PAGES := man/tasklocal.3 man/tasklocal-run.1 man/tasklocal.7
+MAN_PAGES := man/tasklocal.3 man/tasklocal-run.1 man/tasklocal-trace.1 man/tasklocal.7
 PC := $(BUILD)/tasklocal.pc
 
 # Every file and link that install makes, as uninstall removes them.
 INSTALLED = $(libdir)/$(LIB_REAL) $(libdir)/$(SONAME) $(libdir)/libtasklocal.so \
             $(includedir)/tasklocal.h $(pkgconfigdir)/tasklocal.pc $(bindir)/tasklocal-run \
-            $(mandir)/man3/tasklocal.3 $(mandir)/man1/tasklocal-run.1 $(mandir)/man7/tasklocal.7
+            $(bindir)/tasklocal-trace \
+            $(mandir)/man3/tasklocal.3 $(mandir)/man1/tasklocal-run.1 $(mandir)/man1/tasklocal-trace.1 \
+            $(mandir)/man7/tasklocal.7
 
 # The paths in tasklocal.pc are written relative to ${prefix} where they lie
 # under it, as pkg-config files usually are. The file is made again on every
@@ -39,7 +41,7 @@ $(PC): tasklocal.pc.in | $(BUILD)/obj
 # full version in its name, the soname link that the dynamic linker loads
 # and the unversioned link that -ltasklocal finds, as shared libraries on
 # Debian have them.
-install: $(LIB) $(PC) include/tasklocal.h scripts/tasklocal-run $(MAN_PAGES)
+install: $(LIB) $(PC) include/tasklocal.h scripts/tasklocal-run scripts/tasklocal-trace $(MAN_PAGES)
 	install -d -m 755 $(DESTDIR)$(libdir) $(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(includedir) \
 	  $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man7
 	install -m 755 $(LIB) $(DESTDIR)$(libdir)/$(LIB_REAL)
@@ -48,8 +50,10 @@ install: $(LIB) $(PC) include/tasklocal.h scripts/tasklocal-run $(MAN_PAGES)
 	install -m 644 include/tasklocal.h $(DESTDIR)$(includedir)/tasklocal.h
 	install -m 644 $(PC) $(DESTDIR)$(pkgconfigdir)/tasklocal.pc
 	install -m 755 scripts/tasklocal-run $(DESTDIR)$(bindir)/tasklocal-run
+	install -m 755 scripts/tasklocal-trace $(DESTDIR)$(bindir)/tasklocal-trace
 	install -m 644 man/tasklocal.3 $(DESTDIR)$(mandir)/man3/tasklocal.3
 	install -m 644 man/tasklocal-run.1 $(DESTDIR)$(mandir)/man1/tasklocal-run.1
+	install -m 644 man/tasklocal-trace.1 $(DESTDIR)$(mandir)/man1/tasklocal-trace.1
 	install -m 644 man/tasklocal.7 $(DESTDIR)$(mandir)/man7/tasklocal.7
 
 # Only what install made: the directories may hold other packages' files.

@@ -181,8 +181,10 @@ START_TEST(test_files_and_soname)
   check_file(dest, "/usr/include/tasklocal.h", 0644);
   check_file(dest, "/usr/lib/pkgconfig/tasklocal.pc", 0644);
   check_file(dest, "/usr/bin/tasklocal-run", 0755);
+  check_file(dest, "/usr/bin/tasklocal-trace", 0755);
   check_file(dest, "/usr/share/man/man3/tasklocal.3", 0644);
   check_file(dest, "/usr/share/man/man1/tasklocal-run.1", 0644);
+  check_file(dest, "/usr/share/man/man1/tasklocal-trace.1", 0644);
   check_file(dest, "/usr/share/man/man7/tasklocal.7", 0644);
 
   char *out;
@@ -305,6 +307,9 @@ START_TEST(test_tasklocal_run)
   int rc = sh(&out, "'%s/usr/bin/tasklocal-run' --version", dest);
   ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-run 0.2.0\n") == 0, "tasklocal-run --version: %s", out);
   free(out);
+  rc = sh(&out, "'%s/usr/bin/tasklocal-trace' --version", dest);
+  ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-trace 0.2.0\n") == 0, "tasklocal-trace --version: %s", out);
+  free(out);
 
   ck_assert(snprintf(path, sizeof path, "%s/dyn.c", base) < (int)sizeof path);
   write_file(path, dynamic_prog);
@@ -328,6 +333,7 @@ START_TEST(test_man_pages)
   static const char *const pages[][2] = {
     {"man3/tasklocal.3", "3 tasklocal"},
     {"man1/tasklocal-run.1", "1 tasklocal-run"},
+    {"man1/tasklocal-trace.1", "1 tasklocal-trace"},
     {"man7/tasklocal.7", "7 tasklocal"},
   };
   const char *dest = install("man");
