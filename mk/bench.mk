@@ -57,3 +57,22 @@ $(BENCH)/ucbench: tests/bench/ucbench.c | $(BENCH)
 $(BENCH)/libtlbenchkeys.so: tests/bench/keys_plugin.c include/tasklocal.h $(LIB) | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -shared -fPIC $< -o $@ $(BENCH_LDFLAGS) \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal
+
+# The library built without the trace hooks (TL_NO_TRACE): what tracing
+# costs when it is off, measured against the same sources without it.
+BENCH_NOTRACE := $(BENCH)/notrace/libtasklocal.so
+$(BENCH_NOTRACE): $(LIB_SRC) $(LIB_HDR) shim/tasklocal.map | $(BENCH)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_LIB) -DTL_NO_TRACE -fcf-protection $(LIB_SRC) -o $@ $(LDFLAGS_LIB)
+
+bench: $(BENCH_NOTRACE)
+
+# Instructions per switch under callgrind: the shim's swapcontext with
+# tracing off, against the library built without the hooks. Deterministic,
+# where timing is not: the honest measure of a cost of a few instructions.
+$(BENCH)/cgswitch: tests/bench/cgswitch.c | $(BENCH)
+	$(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS)
+
+.PHONY: bench-callgrind
+bench-callgrind: $(LIB) $(BENCH_NOTRACE) $(BENCH)/cgswitch
+	@sh tests/bench/callgrind.sh $(BENCH)/cgswitch $(abspath $(LIB)) $(abspath $(BENCH_NOTRACE))

@@ -91,6 +91,7 @@ static struct {
   int tsc;                                 /* timestamps are TSC ticks, else ns */
   uint64_t raw0, ns0;                      /* the calibration point taken at load */
   int per_pid;                             /* the path has %p: each process its own file */
+  int pid;                                 /* the process the rings belong to */
   _Atomic uint64_t exits;                  /* threads exited, numbering their rings */
   _Atomic uint32_t exited;                 /* rings of exited threads kept */
   _Atomic uint64_t recycled;               /* events lost with the rings reused */
@@ -192,6 +193,7 @@ void tl__trace_setup(void)
     if (p[0] == '%' && p[1] != '\0')
       p++;
   }
+  S.pid = (int)getpid();
   S.tsc = kernel_uses_tsc();
   if (S.tsc)
     clock_point(&S.raw0, &S.ns0);
@@ -928,9 +930,12 @@ static int trace_write(int at_exit)
   return j.err < 0 ? 0 : j.err;
 }
 
+/* A child made by vfork (or clone without the atfork handlers) that calls
+ * _exit shares its parent's memory and its rings: it must neither write
+ * the parent's timeline nor mark it written. Its pid tells. */
 void tl__trace_exit(void)
 {
-  if (tl__trace_on && !atomic_exchange_explicit(&S.exit_done, 1, memory_order_relaxed))
+  if (tl__trace_on && (int)getpid() == S.pid && !atomic_exchange_explicit(&S.exit_done, 1, memory_order_relaxed))
     trace_write(1);
 }
 
@@ -975,6 +980,7 @@ void tl__trace_atfork_child(void)
   atomic_store_explicit(&S.untraced, 0, memory_order_relaxed);
   atomic_store_explicit(&S.exit_done, 0, memory_order_relaxed);
   atomic_store_explicit(&S.warned_file, 0, memory_order_relaxed);
+  S.pid = (int)getpid();
   if (!S.per_pid) {
     tl__trace_on = 0;
     return;

@@ -479,8 +479,10 @@ START_TEST(test_bad_size)
 }
 END_TEST
 
-/* _exit skips the exit handlers; the trace is written anyway. A program
- * that never made a task (a launcher, a shell) writes none. */
+/* _exit skips the exit handlers; the trace is written anyway. A vfork
+ * child's _exit writes nothing (it shares its parent's rings), and leaves
+ * the parent's exit to write the file. A program that never made a task
+ * (a launcher, a shell) writes none. */
 START_TEST(test_exit_paths)
 {
   make_dir();
@@ -495,6 +497,16 @@ START_TEST(test_exit_paths)
   printed_counts(p.out.data, "switchins ", want, sizeof want);
   made_slices(&t, got, sizeof got);
   ck_assert_str_eq(got, want);
+
+  char *argv1[] = {(char *)PROG, (char *)"vfork", NULL};
+  const char *vars1[] = {var("TASKLOCAL_TRACE", in_dir("vfork.json"))};
+  run_env(&p, argv1, 1, vars1, 1);
+  expect_exit(&p, 0, "vfork");
+  verify(in_dir("vfork.json"), &t);
+  printed_counts(p.out.data, "switchins ", want, sizeof want);
+  made_slices(&t, got, sizeof got);
+  ck_assert_msg(strcmp(got, want) == 0, "after a vfork child's _exit: slices per task %s, the program counted %s",
+                got, want);
 
   char *argv2[] = {(char *)"/bin/true", NULL};
   const char *vars2[] = {var("TASKLOCAL_TRACE", in_dir("true.json"))};

@@ -5,9 +5,10 @@
 #   tests/bench/run.sh BENCHDIR LIB DYNAMIC
 #
 # BENCHDIR holds the programs (tlget, ucbench, libtlbenchkeys.so, and
-# tlget-dyn when DYNAMIC is "yes"); LIB is libtasklocal.so. DYNAMIC is
-# "no" while the header has no TL_DYNAMIC, "failed" when the variant did
-# not build.
+# tlget-dyn when DYNAMIC is "yes") and notrace/libtasklocal.so, the
+# library built without the trace hooks; LIB is libtasklocal.so. DYNAMIC
+# is "no" while the header has no TL_DYNAMIC, "failed" when the variant
+# did not build.
 #
 # Every figure is a ratio of two measurements made in the same repetition,
 # one right after the other, so that whatever else loads the machine at
@@ -35,7 +36,7 @@ nkeys=${BENCH_KEYS:-100000}
 # The options of the library would change what is measured (backtraces,
 # leak checking); each run below sets the ones it wants.
 unset LD_PRELOAD TASKLOCAL_LEAKS TASKLOCAL_BACKTRACE TASKLOCAL_DUMP_SIGNAL \
-  TASKLOCAL_STATS TASKLOCAL_LOG TASKLOCAL_VERBOSE TLBENCH_KEYS
+  TASKLOCAL_STATS TASKLOCAL_LOG TASKLOCAL_VERBOSE TLBENCH_KEYS TASKLOCAL_TRACE TASKLOCAL_TRACE_SIZE
 
 data=$(mktemp)
 trap 'rm -f "$data" "$data.out" "$data.err"' EXIT
@@ -74,6 +75,12 @@ try() {
 plain() { env -u LD_PRELOAD "$@"; }
 shim() { env LD_PRELOAD="$lib" "$@"; }
 keys() { env LD_PRELOAD="$lib $plugin" "$@"; }
+# Tracing on: the file goes to /dev/null (its writing, at exit, is not
+# timed); a ring of 64K events a thread wraps during the run, as a long
+# run's does, after its pages were first touched.
+traced() { env LD_PRELOAD="$lib" TASKLOCAL_TRACE=/dev/null TASKLOCAL_TRACE_SIZE=64K "$@"; }
+notrace_lib=$bench/notrace/libtasklocal.so
+notrace() { env LD_PRELOAD="$notrace_lib" "$@"; }
 
 # One repetition of the read benchmarks (rows 1, 2 and 6). Row 1 is
 # measured inside one process; rows 2 and 6 compare processes, so the base
@@ -109,8 +116,12 @@ switches() {
     if [ $(((r + k) % 2)) = 1 ]; then
       run "$r" plain plain "$bench/ucbench" switch
       run "$r" shim shim "$bench/ucbench" switch
+      run "$r" trace traced "$bench/ucbench" switch
+      run "$r" notrace notrace "$bench/ucbench" switch
       run "$r" plain plain "$bench/ucbench" life
       run "$r" shim shim "$bench/ucbench" life
+      run "$r" trace traced "$bench/ucbench" life
+      run "$r" notrace notrace "$bench/ucbench" life
       run "$r" keys4 keys env TLBENCH_KEYS=4 "$bench/ucbench" life
       run "$r" plain plain "$bench/ucbench" make
       run "$r" shim shim "$bench/ucbench" make
@@ -120,8 +131,12 @@ switches() {
       run "$r" shim shim "$bench/ucbench" make
       run "$r" plain plain "$bench/ucbench" make
       run "$r" keys4 keys env TLBENCH_KEYS=4 "$bench/ucbench" life
+      run "$r" notrace notrace "$bench/ucbench" life
+      run "$r" trace traced "$bench/ucbench" life
       run "$r" shim shim "$bench/ucbench" life
       run "$r" plain plain "$bench/ucbench" life
+      run "$r" notrace notrace "$bench/ucbench" switch
+      run "$r" trace traced "$bench/ucbench" switch
       run "$r" shim shim "$bench/ucbench" switch
       run "$r" plain plain "$bench/ucbench" switch
     fi
@@ -239,6 +254,10 @@ END {
     printf "%-3s %-44s %s\n", "6", "tl_get, TL_DYNAMIC / linked", "n/a (the TL_DYNAMIC variant failed to build or run)"
   else
     printf "%-3s %-44s %s\n", "6", "tl_get, TL_DYNAMIC / linked", "n/a (TL_DYNAMIC not implemented yet)"
+  row("7", "swapcontext round trip, tracing on / off", "trace.switch", "shim.switch", 1.25, "<= 1.25x")
+  row("", "task life, tracing on / off", "trace.life", "shim.life", 1.25, "<= 1.25x")
+  row("", "swapcontext, tracing off / no trace hooks", "shim.switch", "notrace.switch", 1.01, "<= 1.01x")
+  row("", "task life, tracing off / no trace hooks", "shim.life", "notrace.life", 1.01, "<= 1.01x")
 
   printf "\nnotes:\n"
   printf "- reads are timed inside a running task with the key bound; one empty loop\n"
@@ -254,5 +273,9 @@ END {
     printf "- GNU Pth is not installed (scripts/install-deps --bench): no Pth figure.\n"
   printf "- row 5 has no SPEC target; a ratio near 1.0 there means that creation\n"
   printf "  backtraces cost nothing or that TASKLOCAL_BACKTRACE is not implemented yet.\n"
+  printf "- row 7: tracing on writes a 64K-event ring a thread (the file, at exit, is\n"
+  printf "  not timed); \"no trace hooks\" is the same sources built with TL_NO_TRACE.\n"
+  printf "  Off, tracing costs the inline switch 2 instructions, far below what timing\n"
+  printf "  resolves here: make bench-callgrind counts them.\n"
 }
 ' "$data"

@@ -14,6 +14,7 @@
  *   trace_prog many N        one coroutine resumed N times
  *   trace_prog fork          2 coroutines, then fork: each process goes on with them
  *   trace_prog quick         asym, then _exit(0) (no exit handlers)
+ *   trace_prog vfork         asym, with a vfork child calling _exit half-way
  *
  * Built with -DTRACE_LINKED (and linked with the library, since a
  * set-user-ID program ignores LD_PRELOAD) it first prints "secure N", N
@@ -307,6 +308,20 @@ int main(int argc, char **argv)
     round_robin(0);
     print_counts("parent: ");
     return 0;
+  } else if (strcmp(mode, "vfork") == 0) {
+    nco = 3;
+    for (int i = 0; i < nco; i++) {
+      co[i].yields = 3;
+      make(i, (void (*)(void))asym_main, &sched);
+    }
+    round_robin(2);
+    /* The child shares this process's memory until it calls _exit. */
+    pid_t pid = vfork();
+    if (pid == 0)
+      _exit(0);
+    if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+      return 3;
+    round_robin(0);
   } else if (strcmp(mode, "quick") == 0) {
     asym(3, 2);
     print_counts("");
