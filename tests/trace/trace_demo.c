@@ -98,6 +98,9 @@ static void render_page(int i)
 static void *worker(void *arg)
 {
   int w = (int)(intptr_t)arg;
+  char name[16];
+  snprintf(name, sizeof name, "worker-%d", w);
+  pthread_setname_np(pthread_self(), name);
   for (;;) {
     pthread_mutex_lock(&lock);
     while (queued == 0 && unfinished > 0)
