@@ -88,6 +88,7 @@ struct tl__ring {
 static struct {
   struct tl__lock lock;                    /* one writer at a time; recycling rings */
   struct tl__ring *_Atomic rings;
+  struct tl__ring *top;                    /* the writer's: the newest ring when it took the heads */
   int tsc;                                 /* timestamps are TSC ticks, else ns */
   uint64_t raw0, ns0;                      /* the calibration point taken at load */
   int per_pid;                             /* the path has %p: each process its own file */
@@ -480,7 +481,7 @@ static void tables_make(struct tables *tb)
 {
   memset(tb, 0, sizeof *tb);
   uint64_t ntasks = 16, nnames = 0;
-  for (struct tl__ring *r = atomic_load_explicit(&S.rings, memory_order_acquire); r != NULL; r = r->next) {
+  for (struct tl__ring *r = S.top; r != NULL; r = r->next) {
     struct tev e;
     for (uint64_t i = ring_first(r); i < r->snap; i++) {
       if (!ev_read(r, i, &e))
@@ -507,7 +508,7 @@ static void tables_make(struct tables *tb)
   tb->capnames = (uint32_t)nnames;
   tb->syms = (void *)((char *)p + tbytes + nbytes);
 
-  for (struct tl__ring *r = atomic_load_explicit(&S.rings, memory_order_acquire); r != NULL; r = r->next) {
+  for (struct tl__ring *r = S.top; r != NULL; r = r->next) {
     struct tev e;
     for (uint64_t i = ring_first(r); i < r->snap; i++) {
       if (!ev_read(r, i, &e))
@@ -781,7 +782,7 @@ static void write_ring(struct writer *w, const struct tl__ring *r, int index)
 /* Whether anything but thread starts and exits was recorded. */
 static int anything(void)
 {
-  for (struct tl__ring *r = atomic_load_explicit(&S.rings, memory_order_acquire); r != NULL; r = r->next) {
+  for (struct tl__ring *r = S.top; r != NULL; r = r->next) {
     struct tev e;
     for (uint64_t i = ring_first(r); i < r->snap; i++)
       if (ev_read(r, i, &e) && e.type != TL__TEV_THREAD && e.type != TL__TEV_EXIT)
@@ -824,8 +825,11 @@ struct job {
 /* Writes the file; called with S.lock held, on a stack large enough. */
 static void write_file(struct job *j)
 {
+  /* The rings and their heads, once: rings that threads starting now add
+   * (at the front of the list) are not part of this file. */
   int n = 0;
-  for (struct tl__ring *r = atomic_load_explicit(&S.rings, memory_order_acquire); r != NULL; r = r->next, n++) {
+  S.top = atomic_load_explicit(&S.rings, memory_order_acquire);
+  for (struct tl__ring *r = S.top; r != NULL; r = r->next, n++) {
     r->snap = atomic_load_explicit(&r->head, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
   }
@@ -853,7 +857,7 @@ static void write_file(struct job *j)
   outf(&w->o, "}}");
   /* Threads in the order they started: the list holds the newest first. */
   for (int k = n - 1; k >= 0; k--) {
-    struct tl__ring *r = atomic_load_explicit(&S.rings, memory_order_acquire);
+    struct tl__ring *r = S.top;
     for (int i = 0; i < k && r != NULL; i++)
       r = r->next;
     if (r != NULL)

@@ -17,6 +17,7 @@
 #include "testutil.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
 
@@ -550,6 +551,16 @@ END_TEST
 static ucontext_t main_uc, co_uc;
 static char co_stack[256 * 1024];
 
+/* The coroutine of spin_thread: yields back at once, forever. Its
+ * thread's contexts are found through the thread's own variables. */
+static __thread ucontext_t *spin_back, *spin_self;
+
+static void spin_co(void)
+{
+  for (;;)
+    swapcontext(spin_self, spin_back);
+}
+
 static void named(void)
 {
   tl_task_set_name(NULL, "a \"named\" task");
@@ -604,6 +615,65 @@ static int child_dump(const char *copy)
   }
   return 4;
 }
+
+/* Child: two threads switch as fast as they can, on small rings that
+ * wrap all the time, while the main thread writes the trace again and
+ * again; the last file written while they ran is moved to copy. */
+static _Atomic int spinning = 1;
+
+static void *spin_thread(void *arg)
+{
+  (void)arg;
+  static __thread ucontext_t back, co;
+  static __thread char stack[64 * 1024];
+  spin_back = &back;
+  spin_self = &co;
+  getcontext(&co);
+  co.uc_stack.ss_sp = stack;
+  co.uc_stack.ss_size = sizeof stack;
+  co.uc_link = NULL;
+  makecontext(&co, spin_co, 0);
+  while (spinning)
+    swapcontext(&back, &co);
+  return NULL;
+}
+
+static int child_flush_threads(const char *copy)
+{
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++)
+    if (pthread_create(&t[i], NULL, spin_thread, NULL) != 0)
+      return 2;
+  int bad = 0;
+  for (int i = 0; i < 20; i++) {
+    usleep(5000);
+    bad |= tl_trace_flush() != 0;
+  }
+  bad |= rename(getenv("TASKLOCAL_TRACE"), copy) != 0;
+  spinning = 0;
+  for (int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
+  printf("%s\n", bad ? "failed" : "flushed");
+  return 0;
+}
+
+START_TEST(test_flush_while_switching)
+{
+  make_dir();
+  char *argv[] = {self_path, (char *)"--child-flush-threads", (char *)in_dir("during.json"), NULL};
+  struct tl_test_proc p;
+  const char *vars[] = {var("TASKLOCAL_TRACE", in_dir("trace.json")), "TASKLOCAL_TRACE_SIZE=1K"};
+  run_env(&p, argv, 0, vars, 2);
+  expect_exit(&p, 0, "the concurrent flush scenario");
+  ck_assert_str_eq(p.out.data, "flushed\n");
+  struct trace t;
+  verify(in_dir("during.json"), &t);       /* valid, and no slices overlap */
+  ck_assert_int_eq(t.nthreads, 3);
+  ck_assert_msg(t.dropped > 0, "the rings did not wrap");
+  verify(in_dir("trace.json"), &t);
+  clean_dir();
+}
+END_TEST
 
 START_TEST(test_flush)
 {
@@ -710,6 +780,7 @@ static Suite *trace_suite(void)
   tcase_add_test(tc, test_exit_paths);
   tcase_add_test(tc, test_ring_fails);
   tcase_add_test(tc, test_flush);
+  tcase_add_test(tc, test_flush_while_switching);
   tcase_add_test(tc, test_dump_signal);
   tcase_add_test(tc, test_setuid);
   suite_add_tcase(s, tc);
@@ -721,6 +792,8 @@ int main(int argc, char **argv)
   self_path = argv[0];
   if (argc == 3 && strcmp(argv[1], "--child-flush") == 0)
     return child_flush(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "--child-flush-threads") == 0)
+    return child_flush_threads(argv[2]);
   if (argc == 3 && strcmp(argv[1], "--child-dump") == 0)
     return child_dump(argv[2]);
   return tl_test_run(trace_suite());
