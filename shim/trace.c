@@ -210,12 +210,16 @@ static inline void put(struct tl__ring *r, unsigned type, uint64_t a, uint64_t b
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   struct tev *e = &r->ev[h & r->mask];
   atomic_store_explicit(&e->seq, UINT32_MAX, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release);
-  e->ts = raw_now();
-  e->a = a;
-  e->b = b;
-  e->type = (uint16_t)type;
-  e->aux = (uint16_t)aux;
+  /* The fields below must not be seen before the slot is marked: x86
+   * keeps stores in program order, so only the compiler must be stopped
+   * (a thread fence would be the portable spelling, which ThreadSanitizer
+   * rejects). The fields are relaxed atomics for the concurrent reader. */
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&e->ts, raw_now(), __ATOMIC_RELAXED);
+  __atomic_store_n(&e->a, a, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->b, b, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->type, (uint16_t)type, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->aux, (uint16_t)aux, __ATOMIC_RELAXED);
   atomic_store_explicit(&e->seq, (uint32_t)h, memory_order_release);
 }
 
@@ -442,11 +446,11 @@ static int ev_read(const struct tl__ring *r, uint64_t i, struct tev *e)
   uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
   if (seq != (uint32_t)i)
     return 0;
-  e->ts = s->ts;
-  e->a = s->a;
-  e->b = s->b;
-  e->type = s->type;
-  e->aux = s->aux;
+  e->ts = __atomic_load_n(&s->ts, __ATOMIC_RELAXED);
+  e->a = __atomic_load_n(&s->a, __ATOMIC_RELAXED);
+  e->b = __atomic_load_n(&s->b, __ATOMIC_RELAXED);
+  e->type = __atomic_load_n(&s->type, __ATOMIC_RELAXED);
+  e->aux = __atomic_load_n(&s->aux, __ATOMIC_RELAXED);
   atomic_thread_fence(memory_order_acquire);
   return atomic_load_explicit(&s->seq, memory_order_relaxed) == seq;
 }

@@ -153,16 +153,16 @@ static void expect_exit(const struct tl_test_proc *p, int status, const char *wh
 }
 
 /* What verify.py says of a trace file. */
-#define MAX_THREADS 8
-#define MAX_TASKS 64
+#define MAX_THREADS 300
+#define MAX_TASKS 600
 
 struct trace {
-  long pid, dropped, ring;
+  long pid, dropped, ring, recycled;
   int nthreads, ntasks;
   struct {
     long tid, events, dropped, slices;
-    char order[4096];                      /* the tasks of its slices, in time order */
   } th[MAX_THREADS];
+  char order[4][4096];                     /* the first threads': the tasks of their slices, in time order */
   struct {
     long id, slices;
     int root, nthreads;
@@ -190,14 +190,16 @@ static void verify(const char *path, struct trace *t)
       t->dropped = a;
     } else if (sscanf(line, "ring %ld", &a) == 1) {
       t->ring = a;
+    } else if (sscanf(line, "recycled %ld", &a) == 1) {
+      t->recycled = a;
     } else if (sscanf(line, "thread %ld events %ld dropped %ld slices %ld", &a, &b, &c, &d) == 4) {
       ck_assert(t->nthreads < MAX_THREADS);
       t->th[t->nthreads].tid = a;
       t->th[t->nthreads].events = b;
       t->th[t->nthreads].dropped = c;
       t->th[t->nthreads++].slices = d;
-    } else if (strncmp(line, "order", 5) == 0 && t->nthreads > 0) {
-      snprintf(t->th[t->nthreads - 1].order, sizeof t->th[0].order, "%s", line + 5);
+    } else if (strncmp(line, "order", 5) == 0 && t->nthreads > 0 && t->nthreads <= 4) {
+      snprintf(t->order[t->nthreads - 1], sizeof t->order[0], "%s", line + 5);
     } else if (sscanf(line, "task %ld root=%d slices %ld threads %255s name %n", &a, &root, &b, threads, &used) == 4 &&
                used > 0) {
       ck_assert(t->ntasks < MAX_TASKS);
@@ -362,11 +364,11 @@ START_TEST(test_ring_wraps)
   ck_assert_int_eq(b.dropped, a.th[0].events - 64);
   /* The newest kept: the small trace's slices end the full one's. The
    * first slice of the small ring may have lost its start. */
-  const char *tail = strchr(b.th[0].order + 1, ' ');
+  const char *tail = strchr(b.order[0] + 1, ' ');
   ck_assert(tail != NULL);
-  size_t la = strlen(a.th[0].order), lt = strlen(tail);
-  ck_assert_msg(la > lt && strcmp(a.th[0].order + la - lt, tail) == 0,
-                "the slices kept are not the newest:\nfull: %s\nkept: %s", a.th[0].order, tail);
+  size_t la = strlen(a.order[0]), lt = strlen(tail);
+  ck_assert_msg(la > lt && strcmp(a.order[0] + la - lt, tail) == 0,
+                "the slices kept are not the newest:\nfull: %s\nkept: %s", a.order[0], tail);
   char want[128];
   snprintf(want, sizeof want, "tasklocal: trace: %ld events dropped in %s", b.dropped, in_dir("small.json"));
   ck_assert_msg(strncmp(small.err.data, want, strlen(want)) == 0 && strchr(small.err.data, '\n') ==
@@ -427,6 +429,28 @@ START_TEST(test_fork)
   ck_assert_int_eq(one.made, 2);
   made_slices(&one, got, sizeof got);
   ck_assert_str_eq(got, want);
+  clean_dir();
+}
+END_TEST
+
+/* The rings of exited threads stay for the file, up to 256: past them a
+ * new thread takes the oldest, whose events count as dropped. */
+START_TEST(test_many_threads)
+{
+  make_dir();
+  char *argv[] = {(char *)PROG, (char *)"threads", (char *)"300", NULL};
+  struct tl_test_proc p;
+  const char *vars[] = {var("TASKLOCAL_TRACE", in_dir("trace.json")), "TASKLOCAL_TRACE_SIZE=64"};
+  run_env(&p, argv, 1, vars, 2);
+  expect_exit(&p, 0, "300 threads");
+  ck_assert_str_eq(p.out.data, "300 threads\n");
+  struct trace t;
+  verify(in_dir("trace.json"), &t);
+  /* The main thread, 256 exited threads' rings, and the 44 threads that
+   * reused a ring left theirs in a reused one: 257 rings in all. */
+  ck_assert_int_eq(t.nthreads, 257);
+  ck_assert_msg(t.recycled > 0 && t.dropped >= t.recycled, "recycled %ld, dropped %ld", t.recycled, t.dropped);
+  ck_assert_int_eq(t.made, 256);
   clean_dir();
 }
 END_TEST
@@ -775,6 +799,7 @@ static Suite *trace_suite(void)
   tcase_add_loop_test(tc, test_programs, 0, (int)(sizeof programs / sizeof programs[0]));
   tcase_add_test(tc, test_ring_wraps);
   tcase_add_test(tc, test_fork);
+  tcase_add_test(tc, test_many_threads);
   tcase_add_test(tc, test_unwritable);
   tcase_add_test(tc, test_bad_size);
   tcase_add_test(tc, test_exit_paths);

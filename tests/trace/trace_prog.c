@@ -15,6 +15,7 @@
  *   trace_prog fork          2 coroutines, then fork: each process goes on with them
  *   trace_prog quick         asym, then _exit(0) (no exit handlers)
  *   trace_prog vfork         asym, with a vfork child calling _exit half-way
+ *   trace_prog threads N     N threads one after the other, each resuming a coroutine once
  *
  * Built with -DTRACE_LINKED (and linked with the library, since a
  * set-user-ID program ignores LD_PRELOAD) it first prints "secure N", N
@@ -207,6 +208,24 @@ static void mn(void)
     pthread_join(t[w], NULL);
 }
 
+/* ---- threads ------------------------------------------------------------ */
+
+static void *one_switch(void *arg)
+{
+  (void)arg;
+  ucontext_t back, self;
+  char *stack = malloc(64 * 1024);
+  if (stack == NULL || getcontext(&self) != 0)
+    exit(2);
+  self.uc_stack.ss_sp = stack;
+  self.uc_stack.ss_size = 64 * 1024;
+  self.uc_link = &back;
+  makecontext(&self, (void (*)(void))free, 1, (void *)NULL);
+  swapcontext(&back, &self);
+  free(stack);
+  return NULL;
+}
+
 /* ---- shared ------------------------------------------------------------- */
 
 static char *shared_stack;
@@ -307,6 +326,15 @@ int main(int argc, char **argv)
       return 3;
     round_robin(0);
     print_counts("parent: ");
+    return 0;
+  } else if (strcmp(mode, "threads") == 0 && argc == 3) {
+    int n = atoi(argv[2]);
+    for (int i = 0; i < n; i++) {
+      pthread_t t;
+      if (pthread_create(&t, NULL, one_switch, NULL) != 0 || pthread_join(t, NULL) != 0)
+        return 2;
+    }
+    printf("%d threads\n", n);
     return 0;
   } else if (strcmp(mode, "vfork") == 0) {
     nco = 3;

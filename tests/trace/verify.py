@@ -11,6 +11,7 @@ overlap. Otherwise prints, one per line:
     pid P
     dropped N                     (from otherData)
     ring R                        (events per thread)
+    recycled N                    (events lost with the rings of exited threads reused)
     thread TID events E dropped D slices S
     task ID root=0|1 slices S threads T1,T2 name NAME
     order ID ID ...               (the tasks of the slices, in time order, per thread: one line per thread)
@@ -77,6 +78,7 @@ def main():
     print("pid %d" % pids.pop())
     print("dropped %s" % other.get("dropped", "?"))
     print("ring %s" % other.get("ring_events", "?"))
+    print("recycled %s" % other.get("recycled", "?"))
     for tid in sorted(set(threads) | set(slices)):
         s = sorted(slices[tid])
         for a, b in zip(s, s[1:]):
