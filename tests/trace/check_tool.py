@@ -148,8 +148,10 @@ def check(tool, runner, demo, build, tmp):
     longest = out.split("the ten longest slices:")[1]
     if len(longest.strip().splitlines()) != 11 or "render_page" not in longest:
         fail("the ten longest slices miss the hog's (render_page):\n%s" % longest)
-    if len(re.findall(r"^  \d+\s+trace_demo", out, re.M)) != len(tids):
-        fail("summary does not list the %d threads:\n%s" % (len(tids), out))
+    threads = out.split("threads (busy")[1].split("the ten longest slices:")[0]
+    listed = {int(x) for x in re.findall(r"^  (\d+)\s", threads, re.M)}
+    if listed != tids or "worker-0" not in threads or "worker-1" not in threads:
+        fail("summary does not list the %d threads by name:\n%s" % (len(tids), out))
 
     # usage and errors
     if "Usage:" not in run([tool, "--help"]).stdout:
