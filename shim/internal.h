@@ -433,6 +433,36 @@ struct tl__stats {
   uint64_t created, finished, abandoned, switches, untracked, peak;
 };
 
+/* The registry's counts, changed with its lock held. */
+struct tl__counts {
+  uint64_t made, finished, abandoned;      /* tasks made, and ended each way */
+  uint64_t live, peak;                     /* made tasks not ended yet, and their most */
+  uint64_t next_id;                        /* the next task's id */
+};
+
+int tl__registry_lock(void);               /* 0, or EDEADLK (a signal handler on the holder) */
+int tl__registry_lock_fast(void);
+void tl__registry_unlock(void);
+struct tl__counts *tl__registry_counts(void);
+struct tl__task *tl__record_alloc(void);   /* a free record (not zeroed), or NULL */
+void tl__record_free(struct tl__task *t);
+void tl__live_add(struct tl__task *t);
+int tl__live_has(const struct tl__task *t);
+void tl__live_del(struct tl__task *t);
+int tl__kept_add(struct tl__task *t);      /* an abandoned task kept for the report, if room */
+void tl__registry_atfork(int phase);
+
+void tl__tree_add(struct tl__task *t);     /* the tree: all with the registry's lock held */
+void tl__tree_del(struct tl__task *t);
+struct tl__task *tl__tree_ceil(uintptr_t hi, uint64_t id);
+struct tl__task *tl__tree_find(uintptr_t sp);
+int tl__tree_changing(void);
+
+void tl__map_del(struct tl__task *t);      /* the context map */
+struct tl__task *tl__map_get(const void *ctx);
+void tl__map_atfork(int phase);
+struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx);
+
 void tl__root_init(struct tl__thread *th);
 void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */
 void tl__root_forget(struct tl__thread *th); /* the root leaves the indexes */

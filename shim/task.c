@@ -36,50 +36,81 @@ struct map_shard {
   struct tl__task **retired[32];           /* replaced bucket arrays, kept for readers */
 };
 
-/* What a makecontext changes under the lock comes first, in the lock's
- * cache line; the map's shards, which it does not touch, come last. */
+/* The registry: every record, live or free, and the counts. Its lock also
+ * guards the stack-range tree, which changes with the live list. */
 static struct {
-  struct tl__lock lock;                    /* the tree, the live list, the pool, the counts */
-  struct tl__task *tree;
-  int tree_changing;                       /* a tree_add or tree_del is under way */
+  struct tl__lock lock;                    /* the live list, the pool, the counts, and the tree */
   struct tl__task *live;                   /* made tasks that have not ended, and roots */
   struct tl__task *pool;                   /* free records */
-  uint64_t made, finished, live_n, peak;
-  uint64_t next_id;                        /* the next task's id */
-  uint64_t abandoned;
+  struct tl__counts n;
   struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
   uint64_t kept_n;                         /* how many are kept */
-  struct tl__thread *main;                 /* the state of the thread that loaded us */
-  struct map_shard map[MAP_SHARDS];
-} S __attribute__((aligned(64))) = {.next_id = 1};
+} R __attribute__((aligned(64))) = {.n.next_id = 1};
 
-/* A task's id is handed out under S.lock, where its record enters the
- * registry: a plain increment instead of a locked one, and ids follow the
- * order in which tasks enter the tree, which it relies on. A thread's root
- * made by a signal handler that interrupted this thread while it held
- * S.lock cannot take it: its id comes from the top of the range, counting
- * down, and it stays out of the indexes. */
+/* The stack-range tree; changed with R.lock held. */
+static struct {
+  struct tl__task *root;
+  int changing;                            /* a tree_add or tree_del is under way */
+} T;
+
+/* The context map. */
+static struct {
+  struct map_shard shard[MAP_SHARDS];
+} M;
+
+/* The life of tasks. */
+static struct {
+  struct tl__thread *main;                 /* the state of the thread that loaded us */
+} L;
+
+/* A task's id is handed out under the registry's lock, where its record
+ * enters the registry: a plain increment instead of a locked one, and ids
+ * follow the order in which tasks enter the tree, which it relies on. A
+ * thread's root made by a signal handler that interrupted this thread
+ * while it held the lock cannot take it: its id comes from the top of the
+ * range, counting down, and it stays out of the indexes. */
 static _Atomic uint64_t orphan_id = UINT64_MAX - 1;
 
 /* ------------------------------------------------------------------------
  * Records
  * ------------------------------------------------------------------------ */
 
-/* Called with S.lock held. */
-static struct tl__task *record_alloc(void)
+int tl__registry_lock(void)
 {
-  if (S.pool == NULL) {
+  return tl__lock(&R.lock);
+}
+
+int tl__registry_lock_fast(void)
+{
+  return tl__lock_fast(&R.lock);
+}
+
+void tl__registry_unlock(void)
+{
+  tl__unlock(&R.lock);
+}
+
+/* Called with R.lock held. */
+struct tl__counts *tl__registry_counts(void)
+{
+  return &R.n;
+}
+
+/* Called with R.lock held. */
+struct tl__task *tl__record_alloc(void)
+{
+  if (R.pool == NULL) {
     size_t size = 64 * 1024, n = size / sizeof(struct tl__task);
     char *page = tl__pages(size);
     for (size_t i = 0; page != NULL && i < n; i++) {
       struct tl__task *t = (struct tl__task *)(page + i * sizeof(struct tl__task));
-      t->lnext = S.pool;
-      S.pool = t;
+      t->lnext = R.pool;
+      R.pool = t;
     }
   }
-  struct tl__task *t = S.pool;
+  struct tl__task *t = R.pool;
   if (t != NULL)
-    S.pool = t->lnext;
+    R.pool = t->lnext;
   return t;
 }
 
@@ -115,42 +146,103 @@ static void ext_free(struct tl__task *t)
   ext_destroy(x);
 }
 
-/* Called with S.lock held. The id goes to 0 first: a stale pointer to this
+/* Called with R.lock held. The id goes to 0 first: a stale pointer to this
  * record (a context copied after the task ended) no longer matches. The
  * extension is freed by the caller, outside the lock. */
-static void record_free(struct tl__task *t)
+void tl__record_free(struct tl__task *t)
 {
   t->id = 0;
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
-  t->lnext = S.pool;
-  S.pool = t;
+  t->lnext = R.pool;
+  R.pool = t;
 }
 
-static void live_add(struct tl__task *t)
+/* The live list, with R.lock held. */
+void tl__live_add(struct tl__task *t)
 {
   t->lprev = NULL;
-  t->lnext = S.live;
-  if (S.live)
-    S.live->lprev = t;
-  S.live = t;
+  t->lnext = R.live;
+  if (R.live)
+    R.live->lprev = t;
+  R.live = t;
 }
 
-static void live_del(struct tl__task *t)
+int tl__live_has(const struct tl__task *t)
+{
+  return t->lprev != NULL || R.live == t;
+}
+
+void tl__live_del(struct tl__task *t)
 {
   if (t->lprev)
     t->lprev->lnext = t->lnext;
-  else if (S.live == t)
-    S.live = t->lnext;
+  else if (R.live == t)
+    R.live = t->lnext;
   if (t->lnext)
     t->lnext->lprev = t->lprev;
   t->lnext = t->lprev = NULL;
+}
+
+/* With R.lock held: an abandoned task leaves the live list for the kept
+ * ones, if there is room (TL__KEEP_MAX); returns whether it was kept. */
+int tl__kept_add(struct tl__task *t)
+{
+  if (R.kept_n >= TL__KEEP_MAX)
+    return 0;
+  tl__live_del(t);
+  t->lnext = R.kept;
+  t->lprev = NULL;
+  if (R.kept)
+    R.kept->lprev = t;
+  R.kept = t;
+  R.kept_n++;
+  return 1;
+}
+
+/* Walks the live and kept tasks with R.lock held. */
+int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg)
+{
+  if (tl__lock(&R.lock) != 0)
+    return EDEADLK;
+  int r = 0;
+  for (struct tl__task *t = R.live; t != NULL && r == 0; t = t->lnext)
+    r = fn(t, arg);
+  for (struct tl__task *t = R.kept; t != NULL && r == 0; t = t->lnext)
+    r = fn(t, arg);
+  tl__unlock(&R.lock);
+  return r;
+}
+
+void tl__task_stats(struct tl__stats *st)
+{
+  if (tl__lock(&R.lock) != 0)
+    return;
+  /* Under the lock, which ended_release takes to move a thread's count of
+   * finished tasks into the registry's: each task is counted once. */
+  uint64_t ended = 0;
+  tl__thread_stats(&st->switches, &st->untracked, &ended);
+  st->created = R.n.made;
+  st->finished = R.n.finished + ended;
+  st->abandoned = R.n.abandoned;
+  st->peak = R.n.peak;
+  tl__unlock(&R.lock);
+}
+
+void tl__registry_atfork(int phase)
+{
+  if (phase < 0)
+    tl__lock(&R.lock);
+  else if (phase == 0)
+    tl__unlock(&R.lock);
+  else
+    tl__lock_reset(&R.lock);
 }
 
 /* ------------------------------------------------------------------------
  * The stack-range tree: a treap ordered by (hi ascending, id descending),
  * with the heap priority derived from the record's address, so a record
  * needs only two links, and one whose id changes in place (ended_take)
- * keeps its priority. Called with S.lock held.
+ * keeps its priority. Called with the registry's lock held (R.lock).
  * ------------------------------------------------------------------------ */
 
 static uint64_t prio(const struct tl__task *t)
@@ -218,9 +310,9 @@ static struct tl__task *tree_delete(struct tl__task *root, struct tl__task *n)
 }
 
 /* The first task in tree order at or after (hi, id). */
-static struct tl__task *tree_ceil(uintptr_t hi, uint64_t id)
+struct tl__task *tl__tree_ceil(uintptr_t hi, uint64_t id)
 {
-  struct tl__task *n = S.tree, *best = NULL;
+  struct tl__task *n = T.root, *best = NULL;
   while (n != NULL) {
     if (before(hi, id, n) || (hi == n->hi && id == n->id)) {
       best = n;
@@ -236,43 +328,53 @@ static struct tl__task *tree_ceil(uintptr_t hi, uint64_t id)
  * increasing top; the first one that also starts at or below sp is the
  * innermost for properly nested stacks. The walk is bounded: a pathological
  * layout gives "unknown", never a long stall. */
-static struct tl__task *tree_find(uintptr_t sp)
+struct tl__task *tl__tree_find(uintptr_t sp)
 {
-  struct tl__task *n = tree_ceil(sp + 1, UINT64_MAX);
+  struct tl__task *n = tl__tree_ceil(sp + 1, UINT64_MAX);
   for (int i = 0; n != NULL && i < 64; i++) {
     if (n->lo <= sp && atomic_load_explicit(&n->state, memory_order_relaxed) != TL__FINISHED)
       return n;
-    n = tree_ceil(n->hi, n->id - 1);
+    n = tl__tree_ceil(n->hi, n->id - 1);
   }
   return NULL;
 }
 
-/* Changes of the tree are marked (tree_changing) for a signal handler
- * that interrupts them on the same thread: see find_locked. */
-static void tree_add(struct tl__task *t)
+/* Changes of the tree are marked (T.changing) for a signal handler that
+ * interrupts them on the same thread: see tl__tree_changing. */
+void tl__tree_add(struct tl__task *t)
 {
-  S.tree_changing = 1;
+  T.changing = 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  S.tree = tree_insert(S.tree, t);
+  T.root = tree_insert(T.root, t);
   t->in_tree = 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  S.tree_changing = 0;
+  T.changing = 0;
 }
 
-static void tree_del(struct tl__task *t)
+void tl__tree_del(struct tl__task *t)
 {
   if (t->in_tree) {
-    S.tree_changing = 1;
+    T.changing = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    S.tree = tree_delete(S.tree, t);
+    T.root = tree_delete(T.root, t);
     t->in_tree = 0;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    S.tree_changing = 0;
+    T.changing = 0;
   }
 }
 
+/* Whether a tl__tree_add or tl__tree_del is under way on this thread, for
+ * a signal handler that interrupted it while it held the registry's lock:
+ * the tree may then be half changed. */
+int tl__tree_changing(void)
+{
+  int changing = T.changing;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  return changing;
+}
+
 /* The task whose stack holds sp, from the tree. A signal handler that
- * interrupted this very thread while it held S.lock cannot take the lock
+ * interrupted this very thread while it held the registry's lock cannot take it
  * (tl__lock says EDEADLK); no other thread can change the tree meanwhile,
  * since the lock is held, so the handler reads it as it is, unless the
  * interrupted code was changing it. That case matters: the interrupted
@@ -280,16 +382,13 @@ static void tree_del(struct tl__task *t)
  * the handler would otherwise answer with the very task being repaired. */
 static struct tl__task *find_locked(uintptr_t sp)
 {
-  int rc = tl__lock(&S.lock);
-  if (rc == EDEADLK) {
-    int changing = S.tree_changing;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    return changing ? NULL : tree_find(sp);
-  }
+  int rc = tl__registry_lock();
+  if (rc == EDEADLK)
+    return tl__tree_changing() ? NULL : tl__tree_find(sp);
   if (rc != 0)
     return NULL;
-  struct tl__task *t = tree_find(sp);
-  tl__unlock(&S.lock);
+  struct tl__task *t = tl__tree_find(sp);
+  tl__registry_unlock();
   return t;
 }
 
@@ -310,7 +409,7 @@ static uint64_t addr_hash(const void *p)
 static struct map_shard *shard_of(const void *ctx, uint64_t *h)
 {
   *h = addr_hash(ctx);
-  return &S.map[*h % MAP_SHARDS];
+  return &M.shard[*h % MAP_SHARDS];
 }
 
 /* Fields that the map's readers load while a writer may store them: plain
@@ -382,7 +481,7 @@ static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
   STORE(t->mapped, 0);
 }
 
-static void map_del(struct tl__task *t)
+void tl__map_del(struct tl__task *t)
 {
   if (!LOAD(t->mapped))
     return;
@@ -407,7 +506,7 @@ static struct tl__task *map_walk(struct map_shard *s, uint64_t h, const void *ct
 }
 
 /* The task that last saved itself at ctx, or NULL. */
-static struct tl__task *map_get(const void *ctx)
+struct tl__task *tl__map_get(const void *ctx)
 {
   uint64_t h;
   struct map_shard *s = shard_of(ctx, &h);
@@ -439,7 +538,7 @@ void tl__map_save(struct tl__task *t, const void *ctx)
     tl__flag_clear(t, TL__F_MADE);
   if (LOAD(t->mapped) && t->ctx == ctx)
     return;
-  map_del(t);
+  tl__map_del(t);
   uint64_t h;
   struct map_shard *s = shard_of(ctx, &h);
   if (tl__lock(&s->lock) != 0)
@@ -465,6 +564,19 @@ void tl__map_save(struct tl__task *t, const void *ctx)
   tl__unlock(&s->lock);
 }
 
+void tl__map_atfork(int phase)
+{
+  for (int i = 0; i < MAP_SHARDS; i++) {
+    struct tl__lock *lock = &M.shard[phase == 0 ? MAP_SHARDS - 1 - i : i].lock;
+    if (phase < 0)
+      tl__lock(lock);
+    else if (phase == 0)
+      tl__unlock(lock);
+    else
+      tl__lock_reset(lock);
+  }
+}
+
 /* ------------------------------------------------------------------------
  * Switching
  * ------------------------------------------------------------------------ */
@@ -481,7 +593,7 @@ void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t)
   th->hint[i].id = t->id;
 }
 
-static struct tl__task *hint_get(struct tl__thread *th, const void *ctx)
+struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx)
 {
   struct tl__task *t = tl__hint_task(th, ctx);
   return t != NULL && LOAD(t->mapped) ? t : NULL;
@@ -501,7 +613,7 @@ static int resumable(const struct tl__task *t, uintptr_t sp)
 static __attribute__((noinline)) struct tl__task *predict_slow(struct tl__thread *th, const ucontext_t *ucp)
 {
   uintptr_t sp = (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP];
-  struct tl__task *t = map_get(ucp);
+  struct tl__task *t = tl__map_get(ucp);
   if (resumable(t, sp)) {
     tl__hint_put(th, ucp, t);
     return t;
@@ -564,25 +676,30 @@ void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
   tl__as_end(th, saved);
 }
 
+enum gone { GONE_UNCOUNTED, GONE_FINISHED, GONE_ABANDONED };
+
 /* An ended or abandoned task leaves every index and its record goes, in
- * one pass under the registry lock; *count is the statistic it adds to. */
-static void task_release(struct tl__task *t, uint64_t *count)
+ * one pass under the registry lock; how says which count it adds to. */
+static void task_release(struct tl__task *t, enum gone how)
 {
   tl__tools_gone(t);
-  map_del(t);
-  if (tl__lock(&S.lock) != 0)
+  tl__map_del(t);
+  if (tl__registry_lock() != 0)
     return;
-  tree_del(t);
-  if (t->lprev != NULL || S.live == t) {
-    live_del(t);
-    S.live_n--;
+  struct tl__counts *n = tl__registry_counts();
+  tl__tree_del(t);
+  if (tl__live_has(t)) {
+    tl__live_del(t);
+    n->live--;
   }
-  if (count != NULL)
-    (*count)++;
+  if (how == GONE_FINISHED)
+    n->finished++;
+  else if (how == GONE_ABANDONED)
+    n->abandoned++;
   struct tl__task_ext *x = t->x;
   t->x = NULL;
-  record_free(t);
-  tl__unlock(&S.lock);
+  tl__record_free(t);
+  tl__registry_unlock();
   if (x != NULL)
     ext_destroy(x);
 }
@@ -599,8 +716,8 @@ static void task_release(struct tl__task *t, uint64_t *count)
  * the registry's lock once and its shard's lock once, not twice each
  * (and when ended_take can reuse the record in place, no map lock at all).
  * Memory stays proportional to the live tasks: at most TL__ENDED_MAX
- * records more a thread. A thread's finished tasks join S.finished and
- * leave S.live_n at the same moment; tl__task_stats adds the ones not
+ * records more a thread. A thread's finished tasks join the registry's
+ * count of finished tasks and leave its live count at the same moment; tl__task_stats adds the ones not
  * counted yet, and the peak, taken at makecontext, may include up to
  * TL__ENDED_MAX finished tasks of each other thread. */
 
@@ -611,11 +728,11 @@ static void ended_unmap(struct tl__thread *th, const void *keep)
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];
     if (LOAD(t->mapped) && t->ctx != keep)
-      map_del(t);
+      tl__map_del(t);
   }
 }
 
-/* Called with S.lock held: counts the tasks that finished on th since the
+/* Called with the registry's lock held: counts the tasks that finished on th since the
  * last call and releases the waiting ones that have left the map (the one
  * that a makecontext is about to replace, or one whose map_del found its
  * shard locked by this very thread, waits for the next call). Their
@@ -624,8 +741,9 @@ static void ended_unmap(struct tl__thread *th, const void *keep)
 static uint32_t ended_release(struct tl__thread *th, struct tl__task_ext **xs)
 {
   uint32_t fin = th->uncounted, kept = 0, n = 0;
-  S.finished += fin;
-  S.live_n -= fin;
+  struct tl__counts *c = tl__registry_counts();
+  c->finished += fin;
+  c->live -= fin;
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];
@@ -633,13 +751,13 @@ static uint32_t ended_release(struct tl__thread *th, struct tl__task_ext **xs)
       th->ended[kept++] = t;
       continue;
     }
-    tree_del(t);
-    if (t->lprev != NULL || S.live == t)
-      live_del(t);
+    tl__tree_del(t);
+    if (tl__live_has(t))
+      tl__live_del(t);
     if (t->x != NULL)
       xs[n++] = t->x;
     t->x = NULL;
-    record_free(t);
+    tl__record_free(t);
   }
   th->nended = kept;
   return n;
@@ -663,7 +781,7 @@ static struct tl__task *ended_at(struct tl__thread *th, const void *ctx)
   return NULL;
 }
 
-/* Called with S.lock held, after ended_release. When old, the task last
+/* Called with the registry's lock held, after ended_release. When old, the task last
  * mapped at the context being made, finished on this thread and waits
  * there with the same stack, its record becomes the new task's in place:
  * it stays in the live list, in the map at the same address, and in the
@@ -679,7 +797,7 @@ static struct tl__task *ended_take(struct tl__thread *th, struct tl__task *old, 
     return NULL;
   for (uint32_t i = 0; i < th->nended; i++) {
     if (th->ended[i] == old) {
-      if (tree_ceil(hi, UINT64_MAX) != old)
+      if (tl__tree_ceil(hi, UINT64_MAX) != old)
         return NULL;
       th->ended[i] = th->ended[--th->nended];
       return old;
@@ -695,10 +813,10 @@ static void ended_flush(struct tl__thread *th)
     return;
   struct tl__task_ext *xs[TL__ENDED_MAX];
   ended_unmap(th, NULL);
-  if (tl__lock(&S.lock) != 0)
+  if (tl__registry_lock() != 0)
     return;
   uint32_t n = ended_release(th, xs);
-  tl__unlock(&S.lock);
+  tl__registry_unlock();
   ext_destroy_all(xs, n);
 }
 
@@ -711,23 +829,17 @@ static int task_keep(struct tl__task *t)
   if (!tl__opt.leaks)
     return 0;
   tl__tools_gone(t);
-  map_del(t);
-  if (tl__lock(&S.lock) != 0)
+  tl__map_del(t);
+  if (tl__registry_lock() != 0)
     return 0;
-  int kept = S.kept_n < TL__KEEP_MAX;
+  int kept = tl__kept_add(t);
   if (kept) {
-    S.abandoned++;                         /* else task_release counts it */
-    tree_del(t);
-    live_del(t);
-    S.live_n--;
-    t->lnext = S.kept;
-    t->lprev = NULL;
-    if (S.kept)
-      S.kept->lprev = t;
-    S.kept = t;
-    S.kept_n++;
+    struct tl__counts *n = tl__registry_counts();
+    n->abandoned++;                        /* else task_release counts it */
+    n->live--;
+    tl__tree_del(t);
   }
-  tl__unlock(&S.lock);
+  tl__registry_unlock();
   return kept;
 }
 
@@ -742,7 +854,7 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
     t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
   tl__destroy_values(th, t);
   if (!task_keep(t))
-    task_release(t, &S.abandoned);
+    task_release(t, GONE_ABANDONED);
 }
 
 /* Whether the record t still belongs to the live task with this id. A
@@ -810,7 +922,7 @@ static void task_retire(struct tl__thread *th, struct tl__task *t)
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
     ended_flush(th);
     if (th->nended == TL__ENDED_MAX) {
-      task_release(t, &S.finished);        /* still full: a signal handler interrupted a lock holder */
+      task_release(t, GONE_FINISHED);      /* still full: a signal handler interrupted a lock holder */
       return;
     }
   }
@@ -865,18 +977,19 @@ static int abandonable(const struct tl__task *t, const struct tl__task *cur)
   return t != cur && !(t->flags & TL__F_ROOT) && (st == TL__NEW || st == TL__SUSPENDED);
 }
 
-/* Called with S.lock held: t becomes the record of a new task made by
+/* Called with the registry's lock held: t becomes the record of a new task made by
  * cur, whether it comes from the pool (zeroed, with its stack) or is
  * reused in place (ended_take). */
 static inline void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
 {
+  struct tl__counts *n = tl__registry_counts();
   /* The id first: it is part of the tree's order. */
-  STORE(t->id, S.next_id++);
+  STORE(t->id, n->next_id++);
   if (!t->in_tree) {
     /* Indexed now, in the same pass: nothing can switch to it before the
      * real makecontext has returned. */
-    tree_add(t);
-    live_add(t);
+    tl__tree_add(t);
+    tl__live_add(t);
   }
   atomic_store_explicit(&t->vt, tl__vt_empty, memory_order_relaxed);
   t->entry = entry;
@@ -885,9 +998,9 @@ static inline void record_start(struct tl__task *t, struct tl__task *cur, void (
   t->vg_stack = 0;
   t->x = NULL;
   atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
-  S.made++;
-  if (++S.live_n > S.peak)
-    S.peak = S.live_n;
+  n->made++;
+  if (++n->live > n->peak)
+    n->peak = n->live;
 }
 
 /* The loop most programs run, in one pass: the only task waiting in th's
@@ -903,20 +1016,21 @@ static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, cons
   struct tl__task *t = th->ended[0];
   if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi)
     return NULL;
-  if (tl__lock_fast(&S.lock) != 0)
+  if (tl__registry_lock_fast() != 0)
     return NULL;
-  if (!t->in_tree || tree_ceil(hi, UINT64_MAX) != t) {
-    tl__unlock(&S.lock);
+  if (!t->in_tree || tl__tree_ceil(hi, UINT64_MAX) != t) {
+    tl__registry_unlock();
     return NULL;
   }
   uint32_t fin = th->uncounted;
-  S.finished += fin;
-  S.live_n -= fin;
+  struct tl__counts *n = tl__registry_counts();
+  n->finished += fin;
+  n->live -= fin;
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
   th->nended = 0;
   struct tl__task_ext *x = t->x;
   record_start(t, cur, entry);
-  tl__unlock(&S.lock);
+  tl__registry_unlock();
   if (x != NULL)
     ext_destroy(x);
   return t;
@@ -955,8 +1069,8 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
    * made) keeps its entry until commit replaces it in the same pass as
    * it enters the new task, or loses it here if no task is made. */
   old = ended_at(th, ucp);
-  if (old == NULL && (old = hint_get(th, ucp)) == NULL)
-    old = map_get(ucp);
+  if (old == NULL && (old = tl__hint_get(th, ucp)) == NULL)
+    old = tl__map_get(ucp);
   if (old != NULL && abandonable(old, cur)) {
     task_abandon(th, old);
     old = NULL;
@@ -966,7 +1080,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
 
   struct tl__task_ext *xs[TL__ENDED_MAX];
   uint32_t nxs = 0;
-  if (tl__lock(&S.lock) != 0) {
+  if (tl__registry_lock() != 0) {
     *oldp = old;
     return NULL;
   }
@@ -980,12 +1094,12 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
   } else {
     /* A never-started task whose stack the new one takes: programs that
      * make millions of contexts and never run them reuse the same stacks. */
-    prevnew = tree_ceil(hi, UINT64_MAX);
+    prevnew = tl__tree_ceil(hi, UINT64_MAX);
     if (prevnew != NULL && (prevnew->hi != hi || prevnew->lo != lo ||
                             atomic_load_explicit(&prevnew->state, memory_order_relaxed) != TL__NEW ||
                             !abandonable(prevnew, cur)))
       prevnew = NULL;
-    t = record_alloc();
+    t = tl__record_alloc();
     if (t != NULL) {
       memset(t, 0, sizeof *t);
       t->lo = lo;
@@ -994,7 +1108,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
   }
   if (t != NULL)
     record_start(t, cur, entry);
-  tl__unlock(&S.lock);
+  tl__registry_unlock();
   ext_destroy_all(xs, nxs);
   if (prevnew != NULL)
     task_abandon(th, prevnew);
@@ -1008,10 +1122,10 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
 static __attribute__((noinline)) void make_undo(struct tl__thread *th, struct tl__task *t)
 {
   tl__destroy_values(th, t);
-  task_release(t, NULL);
-  if (tl__lock(&S.lock) == 0) {
-    S.made--;
-    tl__unlock(&S.lock);
+  task_release(t, GONE_UNCOUNTED);
+  if (tl__registry_lock() == 0) {
+    tl__registry_counts()->made--;
+    tl__registry_unlock();
   }
 }
 
@@ -1035,7 +1149,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   }
   if (TL__UNLIKELY(t == NULL)) {
     if (old != NULL)
-      map_del(old);
+      tl__map_del(old);
     return NULL;
   }
   if (TL__UNLIKELY(tl__opt.backtrace))
@@ -1054,32 +1168,32 @@ void tl__root_init(struct tl__thread *th)
   r->vt = tl__vt_empty;
   r->flags = TL__F_ROOT | TL__F_STARTED;
   atomic_store_explicit(&r->state, TL__RUNNING, memory_order_relaxed);
-  if (tl__lock(&S.lock) != 0) {
+  if (tl__registry_lock() != 0) {
     r->id = atomic_fetch_sub_explicit(&orphan_id, 1, memory_order_relaxed);
     return;
   }
-  r->id = S.next_id++;
-  if (S.main == NULL)
-    S.main = th;
-  tree_add(r);
-  live_add(r);
-  tl__unlock(&S.lock);
+  r->id = tl__registry_counts()->next_id++;
+  if (L.main == NULL)
+    L.main = th;
+  tl__tree_add(r);
+  tl__live_add(r);
+  tl__registry_unlock();
 }
 
 void tl__root_forget(struct tl__thread *th)
 {
   struct tl__task *r = &th->root;
   struct tl__task_ext *xs[TL__ENDED_MAX];
-  map_del(r);
+  tl__map_del(r);
   ended_unmap(th, NULL);
-  if (tl__lock(&S.lock) != 0)
+  if (tl__registry_lock() != 0)
     return;
   uint32_t n = ended_release(th, xs);
-  tree_del(r);
-  live_del(r);
-  if (S.main == th)
-    S.main = NULL;
-  tl__unlock(&S.lock);
+  tl__tree_del(r);
+  tl__live_del(r);
+  if (L.main == th)
+    L.main = NULL;
+  tl__registry_unlock();
   ext_destroy_all(xs, n);
 }
 
@@ -1098,35 +1212,38 @@ void tl__root_fini(struct tl__thread *th)
  * Process-wide events
  * ------------------------------------------------------------------------ */
 
+/* Tasks that were running on the threads a forked child does not have can
+ * only be resumed by a switch now; they are suspended. */
+static int suspend_others(struct tl__task *t, void *arg)
+{
+  struct tl__thread *me = arg;
+  if (!(t->flags & TL__F_ROOT) && atomic_load_explicit(&t->state, memory_order_relaxed) == TL__RUNNING &&
+      (me == NULL || me->current != t))
+    atomic_store_explicit(&t->state, TL__SUSPENDED, memory_order_relaxed);
+  return 0;
+}
+
 void tl__task_atfork(int phase)
 {
   if (phase < 0) {
-    tl__lock(&S.lock);
-    for (int i = 0; i < MAP_SHARDS; i++)
-      tl__lock(&S.map[i].lock);
+    tl__registry_atfork(-1);
+    tl__map_atfork(-1);
     tl__thread_atfork(-1);
     return;
   }
   if (phase == 0) {
     tl__thread_atfork(0);
-    for (int i = MAP_SHARDS - 1; i >= 0; i--)
-      tl__unlock(&S.map[i].lock);
-    tl__unlock(&S.lock);
+    tl__map_atfork(0);
+    tl__registry_atfork(0);
     return;
   }
-  for (int i = 0; i < MAP_SHARDS; i++)
-    tl__lock_reset(&S.map[i].lock);
-  tl__lock_reset(&S.lock);
-  /* Tasks that were running on the threads the child does not have can
-   * only be resumed by a switch now; they are suspended. */
+  tl__map_atfork(1);
+  tl__registry_atfork(1);
   struct tl__thread *me = tl__tls;
-  for (struct tl__task *t = S.live; t; t = t->lnext)
-    if (!(t->flags & TL__F_ROOT) && atomic_load_explicit(&t->state, memory_order_relaxed) == TL__RUNNING &&
-        (me == NULL || me->current != t))
-      atomic_store_explicit(&t->state, TL__SUSPENDED, memory_order_relaxed);
+  tl__task_foreach(suspend_others, me);
   tl__thread_atfork(1);
   if (me != NULL)
-    S.main = me;
+    L.main = me;
 }
 
 /* At process exit the main thread's root values are destroyed (SPEC 2.4),
@@ -1136,7 +1253,7 @@ void tl__task_exit(void)
   struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY) {
     ended_flush(th);
-    struct tl__thread *main = S.main;
+    struct tl__thread *main = L.main;
     struct tl__task *cur = th->current;
     tl__view_drop();
     if (main != NULL && main != th)
@@ -1151,38 +1268,10 @@ void tl__task_exit(void)
   /* After the report, which shows task names: the roots' extensions are
    * freed, so that leak checkers see nothing of ours left. */
   if (th != NULL && th != TL__BUSY) {
-    if (S.main != NULL)
-      ext_free(&S.main->root);
+    if (L.main != NULL)
+      ext_free(&L.main->root);
     ext_free(&th->root);
   }
-}
-
-int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg)
-{
-  if (tl__lock(&S.lock) != 0)
-    return EDEADLK;
-  int r = 0;
-  for (struct tl__task *t = S.live; t != NULL && r == 0; t = t->lnext)
-    r = fn(t, arg);
-  for (struct tl__task *t = S.kept; t != NULL && r == 0; t = t->lnext)
-    r = fn(t, arg);
-  tl__unlock(&S.lock);
-  return r;
-}
-
-void tl__task_stats(struct tl__stats *st)
-{
-  if (tl__lock(&S.lock) != 0)
-    return;
-  /* Under the lock, which ended_release takes to move a thread's count of
-   * finished tasks into S.finished: each task is counted once. */
-  uint64_t ended = 0;
-  tl__thread_stats(&st->switches, &st->untracked, &ended);
-  st->created = S.made;
-  st->finished = S.finished + ended;
-  st->abandoned = S.abandoned;
-  st->peak = S.peak;
-  tl__unlock(&S.lock);
 }
 
 /* ------------------------------------------------------------------------
