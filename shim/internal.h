@@ -138,6 +138,13 @@ struct tl__task {
   struct tl__task_ext *x;                  /* rarely used parts, made on demand; NULL at first */
 };
 
+/* Fields of a record that the context map's readers load while a writer
+ * may store them (task.c): plain fields accessed with relaxed atomic
+ * operations, so that the races the map's sequence lock tolerates are well
+ * defined (and quiet under TSan). */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 /* The parts of a task that most tasks never need. */
 struct tl__task_ext {
   char *name;                              /* tl_task_set_name, our copy */
@@ -462,6 +469,15 @@ void tl__map_del(struct tl__task *t);      /* the context map */
 struct tl__task *tl__map_get(const void *ctx);
 void tl__map_atfork(int phase);
 struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx);
+
+void tl__ext_destroy(struct tl__task_ext *x); /* the finished tasks waiting for release */
+void tl__ext_destroy_all(struct tl__task_ext **xs, uint32_t n);
+void tl__ext_free(struct tl__task *t);
+void tl__ended_unmap(struct tl__thread *th, const void *keep);
+uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs);
+struct tl__task *tl__ended_at(struct tl__thread *th, const void *ctx);
+struct tl__task *tl__ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi);
+void tl__ended_flush(struct tl__thread *th);
 
 void tl__root_init(struct tl__thread *th);
 void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */

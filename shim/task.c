@@ -121,7 +121,7 @@ struct tl__task_ext *tl__task_ext(struct tl__task *t)
   return t->x;
 }
 
-static void ext_destroy(struct tl__task_ext *x)
+void tl__ext_destroy(struct tl__task_ext *x)
 {
   tl__free(x->name);
   tl__free(x->bt);
@@ -137,13 +137,13 @@ static void ext_destroy(struct tl__task_ext *x)
   tl__free(x);
 }
 
-static void ext_free(struct tl__task *t)
+void tl__ext_free(struct tl__task *t)
 {
   struct tl__task_ext *x = t->x;
   if (x == NULL)
     return;
   t->x = NULL;
-  ext_destroy(x);
+  tl__ext_destroy(x);
 }
 
 /* Called with R.lock held. The id goes to 0 first: a stale pointer to this
@@ -412,11 +412,6 @@ static struct map_shard *shard_of(const void *ctx, uint64_t *h)
   return &M.shard[*h % MAP_SHARDS];
 }
 
-/* Fields that the map's readers load while a writer may store them: plain
- * fields accessed with relaxed atomic operations, so that the races the
- * sequence lock tolerates are well defined (and quiet under TSan). */
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 static struct tl__task **bucket(struct map_shard *s, uint64_t h)
 {
@@ -701,7 +696,7 @@ static void task_release(struct tl__task *t, enum gone how)
   tl__record_free(t);
   tl__registry_unlock();
   if (x != NULL)
-    ext_destroy(x);
+    tl__ext_destroy(x);
 }
 
 /* A finished task is not released at once: it waits in its thread's ended
@@ -723,7 +718,7 @@ static void task_release(struct tl__task *t, enum gone how)
 
 /* Removes the waiting tasks from the map, except the one at keep, whose
  * entry the makecontext under way replaces. */
-static void ended_unmap(struct tl__thread *th, const void *keep)
+void tl__ended_unmap(struct tl__thread *th, const void *keep)
 {
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];
@@ -738,7 +733,7 @@ static void ended_unmap(struct tl__thread *th, const void *keep)
  * shard locked by this very thread, waits for the next call). Their
  * extensions go to xs, for the caller to free without the lock; returns
  * how many. */
-static uint32_t ended_release(struct tl__thread *th, struct tl__task_ext **xs)
+uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs)
 {
   uint32_t fin = th->uncounted, kept = 0, n = 0;
   struct tl__counts *c = tl__registry_counts();
@@ -763,15 +758,15 @@ static uint32_t ended_release(struct tl__thread *th, struct tl__task_ext **xs)
   return n;
 }
 
-static void ext_destroy_all(struct tl__task_ext **xs, uint32_t n)
+void tl__ext_destroy_all(struct tl__task_ext **xs, uint32_t n)
 {
   while (n > 0)
-    ext_destroy(xs[--n]);
+    tl__ext_destroy(xs[--n]);
 }
 
 /* The task of th's ended list that is mapped at ctx: there can be only
  * one, and then it is the map's answer for ctx, found without the map. */
-static struct tl__task *ended_at(struct tl__thread *th, const void *ctx)
+struct tl__task *tl__ended_at(struct tl__thread *th, const void *ctx)
 {
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];
@@ -791,7 +786,7 @@ static struct tl__task *ended_at(struct tl__thread *th, const void *ctx)
  * which does not change). This is the loop of most programs: make a task
  * in a context, run it to its end, make the next one in the same context
  * and stack. Returns old, out of the ended list, or NULL. */
-static struct tl__task *ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi)
+struct tl__task *tl__ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi)
 {
   if (old->lo != lo || old->hi != hi || !old->in_tree)
     return NULL;
@@ -807,17 +802,17 @@ static struct tl__task *ended_take(struct tl__thread *th, struct tl__task *old, 
 }
 
 /* Releases th's waiting tasks now. */
-static void ended_flush(struct tl__thread *th)
+void tl__ended_flush(struct tl__thread *th)
 {
   if (th->nended == 0 && th->uncounted == 0)
     return;
   struct tl__task_ext *xs[TL__ENDED_MAX];
-  ended_unmap(th, NULL);
+  tl__ended_unmap(th, NULL);
   if (tl__registry_lock() != 0)
     return;
-  uint32_t n = ended_release(th, xs);
+  uint32_t n = tl__ended_release(th, xs);
   tl__registry_unlock();
-  ext_destroy_all(xs, n);
+  tl__ext_destroy_all(xs, n);
 }
 
 /* With leak checking on, an abandoned task stays for the exit report with
@@ -920,7 +915,7 @@ static void task_retire(struct tl__thread *th, struct tl__task *t)
   if (TL__UNLIKELY(t->vg_stack != 0 || t->x != NULL))
     tl__tools_gone(t);
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
-    ended_flush(th);
+    tl__ended_flush(th);
     if (th->nended == TL__ENDED_MAX) {
       task_release(t, GONE_FINISHED);      /* still full: a signal handler interrupted a lock holder */
       return;
@@ -1032,7 +1027,7 @@ static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, cons
   record_start(t, cur, entry);
   tl__registry_unlock();
   if (x != NULL)
-    ext_destroy(x);
+    tl__ext_destroy(x);
   return t;
 }
 
@@ -1068,7 +1063,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
    * other task mapped there (running, finished, or started where it was
    * made) keeps its entry until commit replaces it in the same pass as
    * it enters the new task, or loses it here if no task is made. */
-  old = ended_at(th, ucp);
+  old = tl__ended_at(th, ucp);
   if (old == NULL && (old = tl__hint_get(th, ucp)) == NULL)
     old = tl__map_get(ucp);
   if (old != NULL && abandonable(old, cur)) {
@@ -1076,7 +1071,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
     old = NULL;
   }
   if (th->nended != 0)
-    ended_unmap(th, ucp);
+    tl__ended_unmap(th, ucp);
 
   struct tl__task_ext *xs[TL__ENDED_MAX];
   uint32_t nxs = 0;
@@ -1085,9 +1080,9 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
     return NULL;
   }
   if (th->nended != 0 || th->uncounted != 0)
-    nxs = ended_release(th, xs);
+    nxs = tl__ended_release(th, xs);
   if (old != NULL && th->nended != 0)
-    t = ended_take(th, old, lo, hi);
+    t = tl__ended_take(th, old, lo, hi);
   if (t != NULL) {
     if (t->x != NULL)
       xs[nxs++] = t->x;
@@ -1109,7 +1104,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
   if (t != NULL)
     record_start(t, cur, entry);
   tl__registry_unlock();
-  ext_destroy_all(xs, nxs);
+  tl__ext_destroy_all(xs, nxs);
   if (prevnew != NULL)
     task_abandon(th, prevnew);
   *oldp = old;
@@ -1185,16 +1180,16 @@ void tl__root_forget(struct tl__thread *th)
   struct tl__task *r = &th->root;
   struct tl__task_ext *xs[TL__ENDED_MAX];
   tl__map_del(r);
-  ended_unmap(th, NULL);
+  tl__ended_unmap(th, NULL);
   if (tl__registry_lock() != 0)
     return;
-  uint32_t n = ended_release(th, xs);
+  uint32_t n = tl__ended_release(th, xs);
   tl__tree_del(r);
   tl__live_del(r);
   if (L.main == th)
     L.main = NULL;
   tl__registry_unlock();
-  ext_destroy_all(xs, n);
+  tl__ext_destroy_all(xs, n);
 }
 
 void tl__root_fini(struct tl__thread *th)
@@ -1205,7 +1200,7 @@ void tl__root_fini(struct tl__thread *th)
   tl__destroy_values(th, &th->root);
   tl__thread_scope_end(th);
   tl__root_forget(th);
-  ext_free(&th->root);
+  tl__ext_free(&th->root);
 }
 
 /* ------------------------------------------------------------------------
@@ -1252,7 +1247,7 @@ void tl__task_exit(void)
 {
   struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY) {
-    ended_flush(th);
+    tl__ended_flush(th);
     struct tl__thread *main = L.main;
     struct tl__task *cur = th->current;
     tl__view_drop();
@@ -1269,8 +1264,8 @@ void tl__task_exit(void)
    * freed, so that leak checkers see nothing of ours left. */
   if (th != NULL && th != TL__BUSY) {
     if (L.main != NULL)
-      ext_free(&L.main->root);
-    ext_free(&th->root);
+      tl__ext_free(&L.main->root);
+    tl__ext_free(&th->root);
   }
 }
 
