@@ -3,6 +3,9 @@
  * function, checked for version and size by the header. */
 #include "internal.h"
 
+#include <errno.h>
+#include <string.h>
+
 const struct tl_api tl_api_v1 = {
     .size = sizeof(struct tl_api),
     .version = TL_API_VERSION,
@@ -28,3 +31,68 @@ const struct tl_api tl_api_v1 = {
     .dump = tl_dump,
     .available = tl_available,
 };
+
+/* ------------------------------------------------------------------------
+ * Public
+ * ------------------------------------------------------------------------ */
+
+tl_task_t *tl_current(void)
+{
+  return (tl_task_t *)tl__task_now();
+}
+
+uint64_t tl_task_id(const tl_task_t *task)
+{
+  return task ? ((const struct tl__task *)task)->id : 0;
+}
+
+int tl_task_set_name(tl_task_t *task, const char *name)
+{
+  struct tl__task *t = task ? (struct tl__task *)task : tl__task_now();
+  if (t == NULL)
+    return ENOMEM;                         /* the thread's state could not be made */
+  if (t->id == 0)
+    return EINVAL;
+  char *copy = NULL;
+  if (name != NULL) {
+    size_t len = strlen(name) + 1;
+    if ((copy = tl__alloc(len)) == NULL)
+      return ENOMEM;
+    memcpy(copy, name, len);
+  }
+  struct tl__task_ext *x = tl__task_ext(t);
+  if (x == NULL) {
+    tl__free(copy);
+    return ENOMEM;
+  }
+  char *old = x->name;
+  x->name = copy;
+  tl__free(old);
+  return 0;
+}
+
+const char *tl_task_name(const tl_task_t *task)
+{
+  const struct tl__task *t = task ? (const struct tl__task *)task : tl__task_now();
+  return t != NULL && t->x != NULL ? t->x->name : NULL;
+}
+
+int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name, void *value, void *arg), void *arg)
+{
+  struct tl__task *t = task ? (struct tl__task *)task : tl__task_now();
+  if (t == NULL || fn == NULL || t->id == 0)
+    return EINVAL;
+  for (uint32_t i = 0;; i++) {
+    /* The table is read again at each step: fn may bind values. */
+    struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
+    if (vt == tl__vt_empty || i > tl__vt_mask(vt))
+      return 0;
+    struct tl__ent *e = &tl__vt_ent(vt)[i];
+    uint64_t key = atomic_load_explicit(&e->key, memory_order_acquire);
+    if (key <= TL__TOMB || !tl__key_valid(key))
+      continue;
+    int r = fn(key, tl__key_name(key), atomic_load_explicit(&e->value, memory_order_relaxed), arg);
+    if (r != 0)
+      return r;
+  }
+}
