@@ -500,7 +500,17 @@ struct tl__scope_ref {
   struct tl__lock *lock;                   /* held until tl__scope_leave, or NULL */
 };
 
+/* A key's word (key.c): its generation in the low half, and what tl_set
+ * needs of its attributes in the high half. */
+#define TL__W_NOT_TASK (1ull << 32)        /* scope other than TL_SCOPE_TASK */
+#define TL__W_SCOPED_ONLY (1ull << 33)     /* TL_KEY_SCOPED_ONLY */
+#define TL__W_NO_DESTROY (1ull << 34)      /* no destructor */
+
+uint64_t tl__key_word(tl_key_t key);       /* 0 when the key is invalid */
 int tl__key_valid(tl_key_t key);
+int tl__key_destroy_fn(tl_key_t key, void (**destroy)(void *)); /* its destructor; 0 when deleted */
+int tl__vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value);
+void tl__run_defers(struct tl__defer **list);
 int tl__key_info(tl_key_t key, tl_key_attr_t *attr); /* lock-free copy of the attributes */
 extern _Atomic uint32_t tl__inheriting;   /* live keys with inherit != NONE */
 struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key);

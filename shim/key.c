@@ -38,10 +38,6 @@ struct gens {
   _Atomic uint64_t word[];
 };
 
-#define W_NOT_TASK (1ull << 32)            /* scope other than TL_SCOPE_TASK */
-#define W_SCOPED_ONLY (1ull << 33)         /* TL_KEY_SCOPED_ONLY */
-#define W_NO_DESTROY (1ull << 34)          /* no destructor */
-
 /* The generations before the first key: none, so that readers need no
  * test for a missing array. */
 static struct gens no_gens;
@@ -90,12 +86,11 @@ static struct keyrec *rec(uint32_t slot)
  * table is live: the read path skips the generation check, and the inline
  * read path of tasklocal.h may have a view (internal.h). */
 _Atomic uint64_t tl__key_deletions;
-#define deletions tl__key_deletions
 
 /* The word of a live key (never 0), or 0 when the key is invalid. A
  * generation of 0 needs no test of its own: it matches only a free slot,
  * whose word is 0. */
-static inline uint64_t key_word(tl_key_t key)
+uint64_t tl__key_word(tl_key_t key)
 {
   struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
   uint32_t slot = tl__key_slot(key), gen = (uint32_t)(key >> 32);
@@ -105,14 +100,9 @@ static inline uint64_t key_word(tl_key_t key)
   return (uint32_t)w == gen ? w : 0;
 }
 
-static inline int key_live(tl_key_t key)
-{
-  return key_word(key) != 0;
-}
-
 int tl__key_valid(tl_key_t key)
 {
-  return key_live(key);
+  return tl__key_word(key) != 0;
 }
 
 /* Whether slot still holds generation gen, for a slot that held it a
@@ -130,7 +120,7 @@ static inline int slot_still(uint32_t slot, uint32_t gen)
  * never freed) and may be read before the check; the generation read
  * after it tells whether what was read belongs to this key, since a slot
  * never gets a generation back. */
-static inline int key_destroy_fn(tl_key_t key, void (**destroy)(void *))
+int tl__key_destroy_fn(tl_key_t key, void (**destroy)(void *))
 {
   uint32_t slot = tl__key_slot(key);
   /* Acquire: the generation is read after the destructor, not before (a
@@ -310,11 +300,11 @@ int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
     atomic_fetch_add_explicit(&tl__inheriting, 1, memory_order_relaxed);
   uint64_t w = gen;
   if (attr->scope != TL_SCOPE_TASK)
-    w |= W_NOT_TASK;
+    w |= TL__W_NOT_TASK;
   if (attr->flags & TL_KEY_SCOPED_ONLY)
-    w |= W_SCOPED_ONLY;
+    w |= TL__W_SCOPED_ONLY;
   if (attr->destroy == NULL)
-    w |= W_NO_DESTROY;
+    w |= TL__W_NO_DESTROY;
   atomic_store_explicit(&g->word[slot], w, memory_order_release);
   *key = (uint64_t)gen << 32 | slot << 1;
   name = NULL;
@@ -352,7 +342,7 @@ int tl_key_delete(tl_key_t key)
 {
   if (tl__lock(&K.lock) != 0)
     return EDEADLK;
-  if (!key_live(key)) {
+  if (!tl__key_valid(key)) {
     tl__unlock(&K.lock);
     return EINVAL;
   }
@@ -363,7 +353,7 @@ int tl_key_delete(tl_key_t key)
    * marks a free slot. Values bound under the old key stay in the tables
    * of tasks, unreachable, until the entry is reused or the task ends. */
   uint32_t next = r->gen + 1 ? r->gen + 1 : 1;
-  atomic_fetch_add_explicit(&deletions, 1, memory_order_seq_cst);
+  atomic_fetch_add_explicit(&tl__key_deletions, 1, memory_order_seq_cst);
   atomic_store_explicit(&g->word[slot], 0, memory_order_release);
   r->gen = next;
   /* The name leaves the index now; the record itself stays as it is until
@@ -388,15 +378,15 @@ int tl_key_delete(tl_key_t key)
 
 int tl__key_info(tl_key_t key, tl_key_attr_t *attr)
 {
-  if (!key_live(key))
+  if (!tl__key_valid(key))
     return EINVAL;
   attr_load(attr, &rec(tl__key_slot(key))->attr);
-  return key_live(key) ? 0 : EINVAL;
+  return tl__key_valid(key) ? 0 : EINVAL;
 }
 
 const char *tl__key_name(tl_key_t key)
 {
-  if (!key_live(key))
+  if (!tl__key_valid(key))
     return NULL;
   return __atomic_load_n(&rec(tl__key_slot(key))->attr.name, __ATOMIC_RELAXED);
 }
@@ -497,7 +487,7 @@ struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt)
 
 static int entry_dead(uint64_t key)
 {
-  return key == TL__TOMB || !key_live(key);
+  return key == TL__TOMB || !tl__key_valid(key);
 }
 
 struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key)
@@ -571,7 +561,7 @@ static struct tl__vtab *vtab_rebuild(struct tl__vtab *old)
 
 /* The first value of a scope: a table of 4 entries, published with the
  * value already in it. */
-static __attribute__((noinline)) int vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
+__attribute__((noinline)) int tl__vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
 {
   struct tl__ent *e = tl__small_alloc(4 * sizeof *e);
   if (e == NULL)
@@ -594,7 +584,7 @@ int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
     th->binds++;
   struct tl__vtab *vt = atomic_load_explicit(holder, memory_order_relaxed);
   if (vt == tl__vt_empty)
-    return vtab_first(holder, key, value);
+    return tl__vtab_first(holder, key, value);
   /* The common cases, decided by the key's home entry: the key is there
    * already, or the entry is free in a small table (which may fill up; a
    * larger one counts what it takes, in vtab_take). An empty entry needs
@@ -683,7 +673,7 @@ static inline __attribute__((always_inline)) int destroy_round(struct tl__vtab *
     atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
     atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
     void (*destroy)(void *);
-    if (value == NULL || !key_destroy_fn(key, &destroy))
+    if (value == NULL || !tl__key_destroy_fn(key, &destroy))
       continue;                            /* a deleted key's values are dropped */
     if (keep != NULL && keep(key, value, arg))
       continue;
@@ -789,7 +779,7 @@ void *tl_get(tl_key_t key)
     tl__view_fill(t, vt);
   struct tl__ent *e = tl__vt_home(vt, key);
   if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key) &&
-      (TL__LIKELY(atomic_load_explicit(&deletions, memory_order_relaxed) == 0) || key_live(key)))
+      (TL__LIKELY(atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) == 0) || tl__key_valid(key)))
     return atomic_load_explicit(&e->value, memory_order_relaxed);
   return get_slow(key);
 }
@@ -805,22 +795,22 @@ int tl_lookup(tl_key_t key, void **value)
  * and the scoped bindings. */
 int tl__store(tl_key_t key, const void *value, int remove, int scoped)
 {
-  uint64_t w = key_word(key);
+  uint64_t w = tl__key_word(key);
   if (w == 0)
     return EINVAL;
-  if (!scoped && (w & W_SCOPED_ONLY))
+  if (!scoped && (w & TL__W_SCOPED_ONLY))
     return EPERM;
   struct tl__task *t = tl__task_now();
   if (t == NULL)
     return ENOMEM;
-  if (!(w & W_NOT_TASK)) {
+  if (!(w & TL__W_NOT_TASK)) {
     /* Task keys, the common case: no scope to look up, no lock. */
     if (remove) {
       tl__vtab_remove(&t->vt, key);
       return 0;
     }
     int err = tl__vtab_put(&t->vt, key, (void *)value);
-    if (err == 0 && (w & W_NO_DESTROY) && tl__opt.backtrace && value != NULL)
+    if (err == 0 && (w & TL__W_NO_DESTROY) && tl__opt.backtrace && value != NULL)
       tl__bt_note_set(t, key);
     return err;
   }
@@ -863,10 +853,10 @@ int tl_set(tl_key_t key, const void *value)
   if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
     return tl__store(key, value, 0, 0);
   struct tl__task *t = th->current;
-  uint64_t w = key_word(key);
-  if (TL__UNLIKELY(w == 0 || (w & (W_NOT_TASK | W_SCOPED_ONLY)) != 0 || !tl__in_stack(t, tl__sp())))
+  uint64_t w = tl__key_word(key);
+  if (TL__UNLIKELY(w == 0 || (w & (TL__W_NOT_TASK | TL__W_SCOPED_ONLY)) != 0 || !tl__in_stack(t, tl__sp())))
     return tl__store(key, value, 0, 0);
-  if (TL__UNLIKELY(w & W_NO_DESTROY) && tl__opt.backtrace)
+  if (TL__UNLIKELY(w & TL__W_NO_DESTROY) && tl__opt.backtrace)
     return tl__store(key, value, 0, 0);  /* notes where the value was set */
   /* As tl__task_now: the first access after a switch completes it. */
   th->in_switch = 0;
@@ -879,7 +869,7 @@ int tl_set(tl_key_t key, const void *value)
     atomic_store_explicit(&home->value, (void *)value, memory_order_relaxed);
     atomic_store_explicit(&home->key, key, memory_order_release);
   } else if (vt == tl__vt_empty) {
-    int err = vtab_first(&t->vt, key, (void *)value);
+    int err = tl__vtab_first(&t->vt, key, (void *)value);
     if (err != 0)
       return err;
   } else {

@@ -24,7 +24,6 @@ static struct {
   struct owner **b;
   uint32_t nb, n;
   struct tl__vtab *_Atomic nothing;        /* the table of an owner with no values yet */
-  _Atomic uint64_t secret;                 /* mixed into tokens; set once */
 } C = {.nothing = tl__vt_empty};
 
 /* ------------------------------------------------------------------------
@@ -247,10 +246,14 @@ void *tl_singleton(tl_key_t key, void *(*make)(void *arg), void *arg)
  * Scoped bindings
  * ------------------------------------------------------------------------ */
 
+static struct {
+  _Atomic uint64_t secret;                 /* mixed into tokens; set once */
+} B;
+
 static uint64_t token_check(uint64_t id, uint64_t seq, uint64_t key)
 {
   uint64_t x = id * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ key ^
-               atomic_load_explicit(&C.secret, memory_order_relaxed);
+               atomic_load_explicit(&B.secret, memory_order_relaxed);
   x ^= x >> 31;
   x *= 0x94d049bb133111ebull;
   return x ^ (x >> 29) ^ 0x746c746f6b656e21ull;
@@ -259,14 +262,14 @@ static uint64_t token_check(uint64_t id, uint64_t seq, uint64_t key)
 /* Threads that race here compute the same value from the same bytes. */
 static void secret_init(void)
 {
-  if (atomic_load_explicit(&C.secret, memory_order_relaxed) != 0)
+  if (atomic_load_explicit(&B.secret, memory_order_relaxed) != 0)
     return;
   /* The kernel's 16 random bytes (AT_RANDOM) are not 8-byte aligned. */
   const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
-  uint64_t v = (uint64_t)(uintptr_t)&C;
+  uint64_t v = (uint64_t)(uintptr_t)&B;
   if (r != NULL)
     memcpy(&v, r + 8, sizeof v);
-  atomic_store_explicit(&C.secret, v | 1, memory_order_relaxed);
+  atomic_store_explicit(&B.secret, v | 1, memory_order_relaxed);
 }
 
 int tl_bind(tl_key_t key, const void *value, tl_token_t *token)
@@ -317,7 +320,7 @@ static int bind_restore(const struct tl__bind *b)
 
 int tl_unbind(tl_token_t *token)
 {
-  if (token == NULL || atomic_load_explicit(&C.secret, memory_order_relaxed) == 0 ||
+  if (token == NULL || atomic_load_explicit(&B.secret, memory_order_relaxed) == 0 ||
       token->opaque[3] != token_check(token->opaque[0], token->opaque[1], token->opaque[2]))
     return EINVAL;
   struct tl__task *t = tl__task_now();
@@ -444,7 +447,7 @@ int tl_defer(int scope, void (*fn)(void *arg), void *arg)
 }
 
 /* Last registered first; calls registered meanwhile run too. */
-static void run_defers(struct tl__defer **list)
+void tl__run_defers(struct tl__defer **list)
 {
   struct tl__defer *d;
   while ((d = *list) != NULL) {
@@ -469,7 +472,7 @@ void tl__task_scope_end(struct tl__thread *th, struct tl__task *t)
     tl__destroy_vals(&t->vt, t, x && x->nshared ? is_shared : NULL, x);
     if (x == NULL || x->defers == NULL)
       break;
-    run_defers(&x->defers);
+    tl__run_defers(&x->defers);
     x = t->x;                              /* deferred calls may have made it */
   }
   (void)th;
@@ -483,7 +486,7 @@ void tl__thread_scope_end(struct tl__thread *th)
     tl__destroy_vals(&th->tvt, NULL, NULL, NULL);
     if (th->defers == NULL)
       break;
-    run_defers(&th->defers);
+    tl__run_defers(&th->defers);
   }
 }
 
