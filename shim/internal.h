@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <ucontext.h>
 
 /* The library defines tl_get itself: no inline read path inside it. */
@@ -592,8 +593,52 @@ int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead
 void tl__safe_str(char *dst, size_t size, const char *src); /* a string, read the same way */
 void tl__bt_atfork_child(void);            /* in a forked child: its locks are free */
 
+/* drops.c: values dropped at a task's end for want of a destructor */
+#define TL__NAME_LEN 64                    /* names copied into reports */
+#define TL__DROPS_KEPT 64                  /* dropped values recorded in full */
+enum { TL__DROP_FINISHED, TL__DROP_ABANDONED, TL__DROP_THREAD_EXIT };
+struct tl__drop {                          /* ready is set last: a report skips a record being filled */
+  _Atomic int ready;
+  uint64_t key, task;
+  void *value;
+  void (*entry)(void);
+  int how;                                 /* TL__DROP_* */
+  char key_name[TL__NAME_LEN];
+  char task_name[TL__NAME_LEN];
+  uint32_t bt_n;
+  uintptr_t bt[TL__BT_MAX];
+  uint32_t set_n;                          /* where it was set, with backtraces on */
+  uintptr_t set[TL__BT_MAX];
+};
+void tl__drop_note(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
+uint64_t tl__drops_count(void);
+const struct tl__drop *tl__drop_get(uint64_t i); /* NULL beyond those kept, or while being filled */
+
+/* writer.c: a report's lines */
+enum tl__job_kind { TL__JOB_LEAK, TL__JOB_DUMP };
+struct tl__job {
+  enum tl__job_kind kind;
+  int fd;
+  int err;                                 /* the first write error */
+  pid_t pid;
+  int tag;                                 /* lines end with the pid */
+  const struct tl__thread *self;           /* the calling thread's state, or NULL */
+  const struct tl__task *here;             /* the task running on the calling thread */
+  int here_n;
+  uintptr_t here_bt[TL__BT_MAX];
+  uint64_t tasks, locals;                  /* the summary */
+};
+int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here); /* 0 or EDEADLK */
+void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j)); /* on a stack of its own if need be */
+void tl__job_end(struct tl__job *j);
+void tl__job_line(struct tl__job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n);
+void tl__writer_atfork(int phase);
+
 /* report.c */
-void tl__report_dropped(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
+void tl__report_body(struct tl__job *j);   /* the leak report or the dump */
+
+/* exitreport.c */
 void tl__report_exit(void);                /* leak report and stats line, at process exit */
 void tl__report_quick_exit(void);          /* _exit: the stats line only */
 
@@ -621,6 +666,8 @@ void tl__alloc_atfork(int phase);          /* -1 before fork, 0 parent, 1 child 
 void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tl__message_fd(int fd);               /* where tl__message lines go (TASKLOCAL_LOG) */
 int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
+int tl__formatf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int tl__vline(int fd, const char *suffix, const char *fmt, va_list ap); /* one line to fd: 0 or errno */
 
 /* interpose.S and interpose.c: our own definitions, by hidden names */
 int tl__own_swapcontext(ucontext_t *, const ucontext_t *);

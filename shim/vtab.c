@@ -289,7 +289,7 @@ static inline __attribute__((always_inline)) int destroy_round(struct tl__vtab *
         n = vt_span(vt, &ent);
       }
     } else if (t != NULL) {
-      tl__report_dropped(t, key, value);
+      tl__drop_note(t, key, value);
     }
   }
   return called;
