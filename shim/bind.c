@@ -37,7 +37,7 @@ static void secret_init(void)
   atomic_store_explicit(&B.secret, v | 1, memory_order_relaxed);
 }
 
-int tl_bind(tl_key_t key, const void *value, tl_token_t *token)
+int tl__bind(tl_key_t key, const void *value, tl_token_t *token)
 {
   if (token == NULL)
     return EINVAL;
@@ -83,7 +83,7 @@ static int bind_restore(const struct tl__bind *b)
   return err == EINVAL ? 0 : err;          /* a deleted key has nothing to restore */
 }
 
-int tl_unbind(tl_token_t *token)
+int tl__unbind(tl_token_t *token)
 {
   if (token == NULL || atomic_load_explicit(&B.secret, memory_order_relaxed) == 0 ||
       token->opaque[3] != token_check(token->opaque[0], token->opaque[1], token->opaque[2]))

@@ -17,11 +17,11 @@ static struct {
   ino_t pipe_ino;                          /* that pipe, to tell it from a reused number */
 } P = {.pipe_wr = -1};
 
-__attribute__((visibility("default"))) int tl_dump(int fd)
+/* tl_dump: the report of the live tasks, written to fd now. */
+int tl__dump(int fd)
 {
   if (fd < 0 || fcntl(fd, F_GETFL) < 0)
     return EBADF;
-  tl__init();
   struct tl__job j;
   int err = tl__job_begin(&j, TL__JOB_DUMP, fd, 1);
   if (err != 0)
@@ -65,7 +65,7 @@ static void *dump_thread(void *arg)
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0)
-      tl_dump(tl__options_log_fd());
+      tl__dump(tl__options_log_fd());
     else if (n == 0 || errno != EINTR)
       break;
   }
@@ -120,26 +120,17 @@ static void install_dump_signal(void)
     tl__message("TASKLOCAL_DUMP_SIGNAL: cannot handle signal %d: %s", tl__opt.dump_signal, strerrordesc_np(errno));
 }
 
-static void fork_parent(void)
+/* fork: the child has no dump thread. Its dump signals must reach its own
+ * thread: the pipe shared with the parent is replaced. */
+void tl__dump_atfork(int phase)
 {
-  tl__writer_atfork(0);
-}
-
-/* The child has no dump thread, and its report lock may have been held by
- * a thread it does not have. Its dump signals must reach its own thread:
- * the pipe shared with the parent is replaced. */
-static void fork_child(void)
-{
-  tl__writer_atfork(1);
-  tl__bt_atfork_child();
-  if (tl__opt.dump_signal)
+  if (phase > 0 && tl__opt.dump_signal)
     dump_start();
 }
 
-__attribute__((constructor)) static void report_load(void)
+/* At load: the dump thread and the signal's handler, when asked for. */
+void tl__dump_setup(void)
 {
-  tl__init();
-  pthread_atfork(NULL, fork_parent, fork_child);
   if (tl__opt.dump_signal) {
     dump_start();
     install_dump_signal();

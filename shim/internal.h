@@ -431,6 +431,12 @@ static inline struct tl__task *tl__predict_hint(struct tl__thread *th, const uco
 }
 
 /* thread.c */
+struct tl__thread_hooks {                  /* what the task layers do when a thread's state begins and ends */
+  void (*start)(struct tl__thread *th);    /* its root task begins (tl__root_init) */
+  void (*exit)(struct tl__thread *th);     /* the thread exits: its root's scope ends (tl__root_fini) */
+  void (*drop)(struct tl__thread *th);     /* a forked child has no such thread (tl__root_forget) */
+};
+void tl__thread_hooks(const struct tl__thread_hooks *hooks); /* once, at load, before any state is made */
 void tl__thread_setup(void);               /* once, at load */
 void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
 void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended); /* ended: not yet counted */
@@ -532,8 +538,10 @@ void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and def
 void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 void tl__vtab_free(struct tl__vtab *vt);
 struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt); /* NULL for the empty table, or on ENOMEM */
-/* The table of a scope that never bound anything: one empty entry, so that
- * the read path needs no test for "no table". It is only ever read. */
+/* The table of a scope that never bound anything (thread.c): one empty
+ * entry, so that the read path needs no test for "no table". Its handle is
+ * its address with nothing in the low bits: a capacity of 1. It is only
+ * ever read. */
 extern struct tl__ent tl__empty_ent;
 #define tl__vt_empty ((struct tl__vtab *)(void *)&tl__empty_ent)
 uint64_t tl__keys_created(void);
@@ -642,6 +650,25 @@ void tl__report_body(struct tl__job *j);   /* the leak report or the dump */
 void tl__report_exit(void);                /* leak report and stats line, at process exit */
 void tl__report_quick_exit(void);          /* _exit: the stats line only */
 
+/* The public functions' implementations (api.c calls them). */
+int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr);
+int tl__key_find(tl_key_t *key, const char *name);
+int tl__key_delete(tl_key_t key);
+void *tl__get(tl_key_t key);
+int tl__lookup(tl_key_t key, void **value);
+int tl__set(tl_key_t key, const void *value);
+int tl__bind(tl_key_t key, const void *value, tl_token_t *token);
+int tl__unbind(tl_token_t *token);
+int tl__loop_close(void);
+int tl__disc_end(const struct tl_disc *disc, void *owner);
+void *tl__singleton(tl_key_t key, void *(*make)(void *arg), void *arg);
+int tl__defer(int scope, void (*fn)(void *arg), void *arg);
+int tl__dump(int fd);
+void tl__dump_setup(void);                 /* at load: the dump signal, when asked for */
+void tl__dump_atfork(int phase);
+void tl__task_exit_free(void);             /* after the exit report: the roots' extensions */
+void tl__real_lookup(void);                /* at load: the real functions */
+
 /* Iterates over the live tasks and the abandoned ones kept for the report,
  * with the registry locked: fn must not switch, allocate, or call into the
  * registry. Returns what a non-zero fn returned, else 0. */
@@ -673,8 +700,6 @@ int tl__vline(int fd, const char *suffix, const char *fmt, va_list ap); /* one l
 int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
 int tl__own_setcontext(const ucontext_t *);
 void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
-extern void *const tl__own_jump[4];
-void tl__own_exit(int) __attribute__((noreturn));        /* our longjmp, _longjmp, siglongjmp, __longjmp_chk */
 
 /* interpose.S */
 void tl__trampoline(void);

@@ -48,14 +48,11 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
  * common case never comes here: interpose.S does it inline. */
 void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
 {
-  /* A thread with state has run tl__init, which found the real functions
-   * the wrapper jumps to; a thread without runs it now. */
+  /* The real functions the wrapper jumps to are found by tl__init, which
+   * costs one load once done. */
+  tl__init();
   struct tl__thread *th = tl__self();
-  if (th == NULL) {
-    tl__init();
-    return;
-  }
-  if (oucp == NULL || ucp == NULL)
+  if (th == NULL || oucp == NULL || ucp == NULL)
     return;
   struct tl__task *c = tl__task_now();
   if (!(__atomic_load_n(&c->mapped, __ATOMIC_RELAXED) && c->ctx == oucp)) {
@@ -90,12 +87,9 @@ _Static_assert(sizeof(tl__fibers_on) == 4, "interpose.S: tl__fibers_on is compar
  * suspended: a context that getcontext saved in it may resume it later. */
 void tl__before_set(const ucontext_t *ucp)
 {
+  tl__init();
   struct tl__thread *th = tl__self();
-  if (th == NULL) {
-    tl__init();
-    return;
-  }
-  if (ucp != NULL)
+  if (th != NULL && ucp != NULL)
     announce(th, tl__task_now(), ucp);
 }
 
@@ -164,34 +158,19 @@ __attribute__((visibility("default"))) void __longjmp_chk(struct __jmp_buf_tag e
 
 /* ------------------------------------------------------------------------
  * Process exit by _exit, which skips the exit handlers: only the stats
- * line is written (report.c). _Exit is the same function in glibc.
+ * line is written (exitreport.c). _Exit is the same function in glibc.
  * ------------------------------------------------------------------------ */
 
 __attribute__((visibility("default"))) void _exit(int status)
 {
+  tl__init();
   tl__report_quick_exit();
   tl__real_exit(status);
 }
 
 __attribute__((visibility("default"))) void _Exit(int status)
 {
+  tl__init();
   tl__report_quick_exit();
   tl__real_exit(status);
 }
-
-/* As for makecontext: the aliases need none of glibc's attributes. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-attributes"
-#endif
-extern __typeof__(longjmp) tl__own_longjmp __attribute__((alias("longjmp")));
-extern __typeof__(_longjmp) tl__own__longjmp __attribute__((alias("_longjmp")));
-extern __typeof__(siglongjmp) tl__own_siglongjmp __attribute__((alias("siglongjmp")));
-extern __typeof__(__longjmp_chk) tl__own___longjmp_chk __attribute__((alias("__longjmp_chk")));
-extern __typeof__(_exit) tl__own_exit __attribute__((alias("_exit")));
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-void *const tl__own_jump[4] = {(void *)tl__own_longjmp, (void *)tl__own__longjmp, (void *)tl__own_siglongjmp,
-                               (void *)tl__own___longjmp_chk};

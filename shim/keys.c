@@ -41,11 +41,6 @@ struct gens {
  * test for a missing array. */
 static struct gens no_gens;
 
-/* The table of a task that never bound anything: one empty entry, so that
- * the read path needs no test for "no table". Its handle is its address
- * with nothing in the low bits: a capacity of 1. */
-_Alignas(16) struct tl__ent tl__empty_ent;
-
 _Atomic uint32_t tl__inheriting;
 
 static struct {
@@ -237,7 +232,7 @@ static int check_attr(const tl_key_attr_t *a)
   return 0;
 }
 
-int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
+int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr)
 {
   static const tl_key_attr_t defaults = TL_KEY_ATTR_INIT;
   if (key == NULL)
@@ -247,7 +242,6 @@ int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
   int err = check_attr(attr);
   if (err != 0)
     return err;
-  tl__init();
   char *name = NULL;
   if (attr->name != NULL) {
     size_t len = strlen(attr->name) + 1;
@@ -313,14 +307,7 @@ out:
   return err;
 }
 
-int tl_key_create(tl_key_t *key, void (*destroy)(void *value))
-{
-  tl_key_attr_t attr = TL_KEY_ATTR_INIT;
-  attr.destroy = destroy;
-  return tl_key_create_attr(key, &attr);
-}
-
-int tl_key_find(tl_key_t *key, const char *name)
+int tl__key_find(tl_key_t *key, const char *name)
 {
   if (key == NULL || name == NULL)
     return EINVAL;
@@ -337,7 +324,7 @@ int tl_key_find(tl_key_t *key, const char *name)
   return err;
 }
 
-int tl_key_delete(tl_key_t key)
+int tl__key_delete(tl_key_t key)
 {
   if (tl__lock(&K.lock) != 0)
     return EDEADLK;

@@ -105,7 +105,8 @@ void tl__task_atfork(int phase)
 }
 
 /* At process exit the main thread's root values are destroyed (SPEC 2.4),
- * and those of the thread that called exit() if it is another one. */
+ * and those of the thread that called exit() if it is another one; the
+ * exit report comes next (init.c). */
 void tl__task_exit(void)
 {
   struct tl__thread *th = tl__tls;
@@ -122,9 +123,13 @@ void tl__task_exit(void)
     th->current = cur;
     tl__view_drop();
   }
-  tl__report_exit();
-  /* After the report, which shows task names: the roots' extensions are
-   * freed, so that leak checkers see nothing of ours left. */
+}
+
+/* After the exit report, which shows task names: the roots' extensions
+ * are freed, so that leak checkers see nothing of ours left. */
+void tl__task_exit_free(void)
+{
+  struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY) {
     if (L.main != NULL)
       tl__ext_free(&L.main->root);

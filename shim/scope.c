@@ -127,7 +127,7 @@ void tl__scope_leave(struct tl__scope_ref *ref)
     tl__unlock(ref->lock);
 }
 
-int tl_disc_end(const struct tl_disc *disc, void *owner)
+int tl__disc_end(const struct tl_disc *disc, void *owner)
 {
   if (disc == NULL || owner == NULL)
     return EINVAL;
@@ -161,7 +161,7 @@ int tl_disc_end(const struct tl_disc *disc, void *owner)
  * Deferred calls and the end of a scope
  * ------------------------------------------------------------------------ */
 
-int tl_defer(int scope, void (*fn)(void *arg), void *arg)
+int tl__defer(int scope, void (*fn)(void *arg), void *arg)
 {
   if (fn == NULL || (scope != TL_SCOPE_TASK && scope != TL_SCOPE_THREAD))
     return EINVAL;
@@ -213,7 +213,7 @@ void tl__thread_scope_end(struct tl__thread *th)
   }
 }
 
-int tl_loop_close(void)
+int tl__loop_close(void)
 {
   struct tl__thread *th = tl__self();
   if (th == NULL)

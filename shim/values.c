@@ -9,13 +9,13 @@
 #include <errno.h>
 
 /* ------------------------------------------------------------------------
- * Public: values
+ * Reading and binding
  * ------------------------------------------------------------------------ */
 
 /* The value of key in its scope: 0, ENOENT when unbound (after running the
  * key's initializer, if any), ESRCH for a custom scope with no owner,
  * EINVAL for an invalid key. */
-static int lookup(tl_key_t key, void **value)
+int tl__lookup(tl_key_t key, void **value)
 {
   tl_key_attr_t a;
   if (tl__key_info(key, &a) != 0)
@@ -44,14 +44,14 @@ static int lookup(tl_key_t key, void **value)
 static __attribute__((noinline)) void *get_slow(tl_key_t key)
 {
   void *v = NULL;
-  return lookup(key, &v) == 0 ? v : NULL;
+  return tl__lookup(key, &v) == 0 ? v : NULL;
 }
 
 /* The read path. Every way off the common case is a tail call into
  * get_slow, so this function saves no register and sets up no frame. The
  * first read after a switch takes the slow path once, to note that the
  * switch is complete (tl__task_now clears in_switch). */
-void *tl_get(tl_key_t key)
+void *tl__get(tl_key_t key)
 {
   struct tl__thread *th = tl__tls;
   if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
@@ -69,13 +69,6 @@ void *tl_get(tl_key_t key)
       (TL__LIKELY(atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) == 0) || tl__key_valid(key)))
     return atomic_load_explicit(&e->value, memory_order_relaxed);
   return get_slow(key);
-}
-
-int tl_lookup(tl_key_t key, void **value)
-{
-  if (value == NULL)
-    return EINVAL;
-  return lookup(key, value);
 }
 
 /* Binds (or with remove, unbinds) key in its scope, for tl_set, tl_unset
@@ -134,7 +127,7 @@ static inline int vt_small(const struct tl__vtab *vt)
  * destructors run on its maker's stack), the general path asks
  * tl__task_now, which answers with th->override. Anything else takes the
  * general path, which decides the same way. */
-int tl_set(tl_key_t key, const void *value)
+int tl__set(tl_key_t key, const void *value)
 {
   struct tl__thread *th = tl__tls;
   if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
@@ -164,11 +157,6 @@ int tl_set(tl_key_t key, const void *value)
   }
   th->binds++;
   return 0;
-}
-
-int tl_unset(tl_key_t key)
-{
-  return tl__store(key, NULL, 1, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -221,7 +209,7 @@ int tl__run_init(tl_key_t key, const tl_key_attr_t *a, struct tl__task *t, void 
   return 0;
 }
 
-void *tl_singleton(tl_key_t key, void *(*make)(void *arg), void *arg)
+void *tl__singleton(tl_key_t key, void *(*make)(void *arg), void *arg)
 {
   tl_key_attr_t a;
   if (make == NULL || tl__key_info(key, &a) != 0) {
