@@ -55,7 +55,7 @@
 #else
 #define TL__CAST(type, x) ((type)(x))
 #define TL__BITCAST(type, x) ((type)(x))
-#define TL__UNCONST(type, x) ((type)(x))
+#define TL__UNCONST(type, x) ((type)(uintptr_t)(x)) /* through an integer: quiet under -Wcast-qual */
 #define TL__NULL NULL
 #define TL__EXTERN_DEF
 #endif
@@ -189,7 +189,9 @@ TL_API int tl_unbind(tl_token_t *token);   /* restores the previous state; EINVA
  * run and errno holds the error, as a Python with-statement whose
  * __enter__ raises. Leaving the block cannot report an error: if the
  * unbinding fails (ESRCH or ENOMEM above) the binding outlives the block.
- * Needs GCC or Clang (the cleanup attribute). */
+ * In C it needs GCC or Clang (the cleanup attribute); in C++ it is built
+ * on tl::with, so an exception leaving the block unbinds too (see "C++"
+ * at the end). */
 #define TL_WITH(key, value) TL__WITH_(key, value, TL__CAT_(tl__with_, __COUNTER__))
 
 /* ------------------------------------------------------------------------
@@ -415,9 +417,11 @@ static inline void *tl__get_inline(tl_key_t key)
 #define tl_get(key) tl__get_inline(key)
 #endif
 
+#ifndef __cplusplus
 #define TL__WITH_(key, value, w)                                                                   \
   for (struct tl__with w __attribute__((cleanup(tl__with_end))) = tl__with_begin((key), (value)); \
        w.once; w.once = 0)
+#endif
 
 
 #ifdef TL_DYNAMIC
@@ -428,6 +432,17 @@ static inline void *tl__get_inline(tl_key_t key)
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The definitions below are their own only declarations, so the warnings
+ * that ask for a separate prototype are off for them (and them only). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-declarations"
+#if !defined(__cplusplus) || defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#endif
+#ifdef __clang__
+#pragma GCC diagnostic ignored "-Wmissing-variable-declarations"
+#endif
 
 #define TL__FB_CHUNK 1024u
 #define TL__FB_CHUNKS 1024u
@@ -444,17 +459,17 @@ struct tl__fb_ent {
   void *value;
 };
 
-struct tl__fb_bind {
+struct tl__fb_binding {
   uint64_t seq;
   tl_key_t key;
   void *prev;
   int prev_bound;
 };
 
-struct tl__fb_thread {
+struct tl__fb_perthread {
   struct tl__fb_ent *vals;                 /* indexed by slot */
   uint32_t cap;
-  struct tl__fb_bind *binds;
+  struct tl__fb_binding *binds;
   uint32_t nbinds, capbinds;
   uint64_t seq, id;
   tl_key_t initing;                        /* the key whose init runs now */
@@ -481,7 +496,7 @@ __attribute__((weak)) struct tl__fb_state tl__fb = {PTHREAD_MUTEX_INITIALIZER, {
 #ifdef __cplusplus
 #pragma GCC diagnostic pop
 #endif
-__attribute__((weak)) __thread struct tl__fb_thread *tl__fb_self;
+__attribute__((weak)) __thread struct tl__fb_perthread *tl__fb_self;
 
 __attribute__((weak)) struct tl__fb_key *tl__fb_rec(tl_key_t key)
 {
@@ -497,7 +512,7 @@ __attribute__((weak)) struct tl__fb_key *tl__fb_rec(tl_key_t key)
 
 __attribute__((weak)) void tl__fb_thread_exit(void *arg)
 {
-  struct tl__fb_thread *th = TL__CAST(struct tl__fb_thread *, arg);
+  struct tl__fb_perthread *th = TL__CAST(struct tl__fb_perthread *, arg);
   for (int round = 0; round < 4; round++) {
     int called = 0;
     for (uint32_t i = 0; i < th->cap; i++) {
@@ -525,12 +540,12 @@ __attribute__((weak)) void tl__fb_once(void)
   pthread_key_create(&tl__fb.exit_key, tl__fb_thread_exit);
 }
 
-__attribute__((weak)) struct tl__fb_thread *tl__fb_thread(void)
+__attribute__((weak)) struct tl__fb_perthread *tl__fb_thread(void)
 {
-  struct tl__fb_thread *th = tl__fb_self;
+  struct tl__fb_perthread *th = tl__fb_self;
   if (th == TL__NULL) {
     pthread_once(&tl__fb.once, tl__fb_once);
-    th = TL__CAST(struct tl__fb_thread *, calloc(1, sizeof *th));
+    th = TL__CAST(struct tl__fb_perthread *, calloc(1, sizeof *th));
     if (th == TL__NULL)
       return TL__NULL;
     th->id = __atomic_fetch_add(&tl__fb.next_id, 1, __ATOMIC_RELAXED);
@@ -644,7 +659,7 @@ __attribute__((weak)) int tl__fb_key_delete(tl_key_t key)
 
 __attribute__((weak)) int tl__fb_put(tl_key_t key, void *value, int remove)
 {
-  struct tl__fb_thread *th = tl__fb_thread();
+  struct tl__fb_perthread *th = tl__fb_thread();
   if (th == TL__NULL)
     return ENOMEM;
   uint32_t slot = TL__CAST(uint32_t, key);
@@ -673,7 +688,7 @@ __attribute__((weak)) int tl__fb_lookup(tl_key_t key, void **value)
   struct tl__fb_key *r = tl__fb_rec(key);
   if (r == TL__NULL || value == TL__NULL)
     return EINVAL;
-  struct tl__fb_thread *th = tl__fb_self;
+  struct tl__fb_perthread *th = tl__fb_self;
   uint32_t slot = TL__CAST(uint32_t, key);
   if (th != TL__NULL && slot < th->cap && th->vals[slot].key == key) {
     *value = th->vals[slot].value;
@@ -726,21 +741,21 @@ __attribute__((weak)) uint64_t tl__fb_check(uint64_t id, uint64_t seq, uint64_t 
 
 __attribute__((weak)) int tl__fb_bind(tl_key_t key, const void *value, tl_token_t *token)
 {
-  struct tl__fb_thread *th;
+  struct tl__fb_perthread *th;
   if (token == TL__NULL || tl__fb_rec(key) == TL__NULL)
     return EINVAL;
   if ((th = tl__fb_thread()) == TL__NULL)
     return ENOMEM;
   if (th->nbinds == th->capbinds) {
     uint32_t cap = th->capbinds ? th->capbinds * 2 : 8;
-    struct tl__fb_bind *b = TL__CAST(struct tl__fb_bind *, realloc(th->binds, cap * sizeof *b));
+    struct tl__fb_binding *b = TL__CAST(struct tl__fb_binding *, realloc(th->binds, cap * sizeof *b));
     if (b == TL__NULL)
       return ENOMEM;
     th->binds = b;
     th->capbinds = cap;
   }
   uint32_t slot = TL__CAST(uint32_t, key);
-  struct tl__fb_bind b = {++th->seq, key, TL__NULL, 0};
+  struct tl__fb_binding b = {++th->seq, key, TL__NULL, 0};
   if (slot < th->cap && th->vals[slot].key == key) {
     b.prev = th->vals[slot].value;
     b.prev_bound = 1;
@@ -758,11 +773,11 @@ __attribute__((weak)) int tl__fb_bind(tl_key_t key, const void *value, tl_token_
 
 __attribute__((weak)) int tl__fb_unbind(tl_token_t *token)
 {
-  struct tl__fb_thread *th = tl__fb_self;
+  struct tl__fb_perthread *th = tl__fb_self;
   if (token == TL__NULL || th == TL__NULL || th->nbinds == 0 || token->opaque[0] != th->id ||
       token->opaque[3] != tl__fb_check(token->opaque[0], token->opaque[1], token->opaque[2]))
     return EINVAL;
-  struct tl__fb_bind *top = &th->binds[th->nbinds - 1];
+  struct tl__fb_binding *top = &th->binds[th->nbinds - 1];
   if (top->seq != token->opaque[1] || top->key != token->opaque[2])
     return EINVAL;
   if (tl__fb_rec(top->key) != TL__NULL) {
@@ -873,11 +888,122 @@ TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name,
 }
 TL_API int tl_dump(int fd) { return tl__dyn_api()->dump(fd); }
 TL_API int tl_available(void) { return tl__dyn_api()->available(); }
+#pragma GCC diagnostic pop
 #endif /* TL_DYNAMIC */
 
 #ifdef __cplusplus
 }
-#endif
+
+/* ------------------------------------------------------------------------
+ * C++
+ *
+ * The header is valid C++11 and later, warning-free under -Wall -Wextra
+ * -Wpedantic -Wold-style-cast -Wzero-as-null-pointer-constant
+ * -Wuseless-cast, linked, with TL_DYNAMIC and with TL_NO_INLINE. The
+ * functions above keep C linkage, so C and C++ translation units of one
+ * program share keys and values (and, with TL_DYNAMIC, one fallback).
+ * C++ also gets, from this header alone, the scoped binding tl::with, and
+ * TL_WITH built on it.
+ *
+ * tl::with guard(key, value); binds value to key with tl_bind until the
+ * guard goes out of scope, however the scope is left: its end, return,
+ * break, or an exception passing through. Nothing in it throws. Whether
+ * the binding was made is in the guard: it converts to true while it holds
+ * the binding, and guard.error() is what tl_bind returned (0, or EINVAL,
+ * ESRCH, ENOMEM as above); a guard that could not bind unbinds nothing.
+ * guard.unbind() ends the binding early and returns what tl_unbind did; on
+ * an error (ESRCH, ENOMEM, or EINVAL while a binding made after it is
+ * still open) the guard keeps the binding and its destructor tries again.
+ * It is EINVAL on a guard that holds no binding. The destructor cannot
+ * report an error: a binding it fails to undo outlives the guard, as with
+ * TL_WITH. Guards follow tl_bind's rules, same task and innermost first,
+ * which scopes on the stack give by construction. A guard can be moved
+ * into a new one (to return it from a function), which leaves the old one
+ * holding nothing; it cannot be copied or assigned (assigning would first
+ * have to undo the target's binding, out of order).
+ *
+ * In C++, TL_WITH(key, value) { ... } is a for statement over a tl::with:
+ * it behaves as in C (the block is skipped with errno set when the binding
+ * cannot be made; break and continue leave the TL_WITH block itself), and
+ * an exception leaving the block unbinds as well.
+ *
+ * Callbacks must not throw: a key's destroy, init and copy, a custom
+ * discriminator's current, tl_singleton's make, the fn of tl_defer and of
+ * tl_foreach. The library is C, and an exception thrown out of a callback
+ * crosses the library's frames without any of their clean-up. What then
+ * happens (glibc, tested on x86_64):
+ * - from a callback that the library runs on its own, at a task's end
+ *   (destroy, deferred calls), at thread exit or at process exit, or from
+ *   copy, which runs inside makecontext (declared noexcept by glibc's C++
+ *   headers): no handler is found and std::terminate is called;
+ * - from a callback run inside a call the program made (init inside
+ *   tl_get or tl_lookup, make inside tl_singleton, fn inside tl_foreach,
+ *   destroy inside tl_loop_close or tl_disc_end, current inside any call
+ *   on a custom-scope key): the exception reaches the caller's handler,
+ *   but the library was left in the middle of that call (an initializer
+ *   still marked as running, a scope half destroyed), and what it does
+ *   afterwards is undefined.
+ * Declare C++ callbacks noexcept, lambdas included
+ * (+[](void *p) noexcept { delete static_cast<T *>(p); }): an exception
+ * that would leave one calls std::terminate at once, in every case.
+ * ------------------------------------------------------------------------ */
+
+namespace tl {
+
+class with {
+public:
+  with(tl_key_t key, const void *value) noexcept : token_(), err_(tl_bind(key, value, &token_)), bound_(err_ == 0) {}
+  with(with &&other) noexcept : token_(other.token_), err_(other.err_), bound_(other.bound_) { other.bound_ = false; }
+  with(const with &) = delete;
+  with &operator=(const with &) = delete;
+  with &operator=(with &&) = delete;
+  ~with()
+  {
+    if (bound_)
+      tl_unbind(&token_);
+  }
+
+  explicit operator bool() const noexcept { return bound_; }  /* it holds the binding */
+  int error() const noexcept { return err_; }                 /* what tl_bind returned */
+  int unbind() noexcept                                       /* ends the binding now */
+  {
+    if (!bound_)
+      return EINVAL;
+    int err = tl_unbind(&token_);
+    if (err == 0)
+      bound_ = false;
+    return err;
+  }
+
+private:
+  tl_token_t token_;
+  int err_;
+  bool bound_;
+};
+
+} /* namespace tl */
+
+/* TL_WITH's loop variable in C++: the guard, and whether the block ran. */
+class tl__with_block {
+public:
+  tl__with_block(tl_key_t key, const void *value) noexcept : guard_(key, value), entered_(false) {}
+  bool enter() noexcept
+  {
+    if (entered_)
+      return false;
+    entered_ = true;
+    if (!guard_)
+      errno = guard_.error();
+    return static_cast<bool>(guard_);
+  }
+
+private:
+  tl::with guard_;
+  bool entered_;
+};
+
+#define TL__WITH_(key, value, w) for (::tl__with_block w((key), (value)); w.enter();)
+#endif /* __cplusplus */
 
 #endif /* the language check at the top */
 #endif /* TASKLOCAL_H */
