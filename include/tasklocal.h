@@ -18,6 +18,9 @@
  * define TL_DYNAMIC before including this header and link nothing: the
  * header finds the library at run time and falls back to per-thread storage
  * without it (see "Header-only use" at the end).
+ *
+ * The header is C99 or later and C++11 or later; C++ also gets a scoped
+ * binding, tl::with (see "C++" at the end).
  */
 #ifndef TASKLOCAL_H
 #define TASKLOCAL_H
