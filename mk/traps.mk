@@ -26,7 +26,7 @@ $(TRAPS_DIR)/trap_%: tests/traps/trap_%.c | $(TRAPS_DIR)
 # The C++ trap by both compilers: their exception tables and unwinding
 # code differ. clang++ is installed by scripts/install-deps --cxx
 # (cxx-deps, mk/cxx.mk).
-$(TRAPS_DIR)/trap_cxx: tests/traps/trap_cxx.cpp | $(TRAPS_DIR)
+$(TRAPS_DIR)/trap_cxx: tests/traps/trap_cxx.cpp | $(TRAPS_DIR) cxx-deps
 	$(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@
 
 $(TRAPS_DIR)/trap_cxx_clang: tests/traps/trap_cxx.cpp | $(TRAPS_DIR) cxx-deps
