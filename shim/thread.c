@@ -36,6 +36,7 @@ static struct {
   int exit_key_ok;
   uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
 } S;
+const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked}; /* debug.c */
 
 uintptr_t tl__thread_token(void)
 {
