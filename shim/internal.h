@@ -132,7 +132,7 @@ struct tl__task {
   uint8_t flags;                           /* TL__F_* */
   uint8_t mapped;                          /* ctx is entered in the context map */
   uint8_t in_tree;                         /* entered in the stack-range tree */
-  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
+  uint32_t ran_on;                         /* for debuggers: the low half of its last thread's tl__thread address */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
   struct tl__task_ext *x;                  /* rarely used parts, made on demand; NULL at first */
@@ -143,6 +143,7 @@ struct tl__task_ext {
   char *name;                              /* tl_task_set_name, our copy */
   uintptr_t *bt;                           /* creation backtrace: raw return addresses */
   uint32_t bt_n;
+  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
   struct tl__vtab *held;                   /* an abandoned task kept for the report: its values */
   struct tl__bind *binds;                  /* open scoped bindings, innermost last */
   uint32_t nbinds, capbinds;

@@ -542,8 +542,10 @@ struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
   if (t != c) {
     /* A switch the shim never saw (siglongjmp between coroutines). */
     tl__view_drop();
-    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
+    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING) {
       atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
+      c->ran_on = (uint32_t)(uintptr_t)th;
+    }
     atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
     th->current = t;
     th->in_switch = 0;
@@ -805,8 +807,8 @@ static void task_finished(struct tl__thread *th, struct tl__task *t)
  * finished tasks): it waits in th's ended list (see ended_release). */
 static void task_retire(struct tl__thread *th, struct tl__task *t)
 {
-  /* Only a registered stack or a fiber gives the tools anything to do. */
-  if (TL__UNLIKELY(t->vg_stack != 0 || t->x != NULL))
+  /* Only the extension (a registered stack, a fiber) gives the tools anything to do. */
+  if (TL__UNLIKELY(t->x != NULL))
     tl__tools_gone(t);
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
     ended_flush(th);
@@ -883,7 +885,7 @@ static inline void record_start(struct tl__task *t, struct tl__task *cur, void (
   t->entry = entry;
   t->parent = cur ? cur->id : 0;
   t->flags = 0;
-  t->vg_stack = 0;
+  t->ran_on = 0;
   t->x = NULL;
   atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
   S.made++;
