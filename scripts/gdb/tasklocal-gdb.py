@@ -516,6 +516,10 @@ class Library:
         if not t.lo <= regs["rsp"] < t.hi:
             return None, ("the stack pointer saved in its ucontext_t at 0x%x (0x%x) is outside its stack "
                           "[0x%x, 0x%x): the context was reused" % (t.ctx, regs["rsp"], t.lo, t.hi))
+        try:
+            self.read(regs["rsp"], 8)
+        except gdb.MemoryError:
+            return None, "its stack at 0x%x is not readable (freed, or not in the core)" % regs["rsp"]
         if not self.in_code(regs["rip"]):
             return None, ("the resume address saved in its ucontext_t at 0x%x (0x%x) is in no loaded "
                           "object's code" % (t.ctx, regs["rip"]))
@@ -585,7 +589,8 @@ def symbol(pc, with_module=False):
         text = gdb.execute("info symbol 0x%x" % pc, to_string=True).strip()
     except gdb.error:
         text = ""
-    m = re.match(r"(\S+)(?: \+ (\d+))? in section \S+(?: of (\S+))?", text)
+    # "name + 12 in section .text of /lib/x.so"; C++ names hold spaces.
+    m = re.match(r"(.+?)(?: \+ (\d+))? in section \S+(?: of (\S+))?$", text)
     if not m:
         return "0x%x" % pc
     out = m.group(1) + ("+%#x" % int(m.group(2)) if m.group(2) else "")
@@ -613,6 +618,7 @@ class _FrameId:
 class SavedContextUnwinder(gdb.unwinder.Unwinder):
     def __init__(self):
         super().__init__("tasklocal")
+        self.enabled = False               # gdb does not even call it outside tl bt
         self.regs = None
         self.ptid = None
         self.claimed = None
@@ -638,9 +644,11 @@ class SavedContextUnwinder(gdb.unwinder.Unwinder):
         self.regs = regs
         self.ptid = gdb.selected_thread().ptid
         self.claimed = None
+        self.enabled = True
         gdb.invalidate_cached_frames()
 
     def end(self):
+        self.enabled = False
         self.regs = None
         self.claimed = None
         gdb.invalidate_cached_frames()
@@ -687,24 +695,25 @@ def frames_from(lib, first, skip_level=None):
     lines = []
     frame, i = first, 0
     lo, hi = lib.trampoline
-    while frame is not None and i < MAX_FRAMES:
-        if skip_level is not None and frame.level() <= skip_level:
-            frame = frame.older()
-            continue
-        if lo <= frame.pc() < hi:
-            break
-        lines.append(frame_line(i, frame))
-        i += 1
-        try:
+    try:
+        while frame is not None and i < MAX_FRAMES:
+            if skip_level is not None and frame.level() <= skip_level:
+                frame = frame.older()
+                continue
+            if lo <= frame.pc() < hi:
+                break
+            lines.append(frame_line(i, frame))
+            i += 1
             older = frame.older()
-        except gdb.error as e:
-            lines.append("Backtrace stopped: %s" % e)
-            break
-        if older is None:
-            reason = frame.unwind_stop_reason()
-            if reason not in (gdb.FRAME_UNWIND_NO_REASON, gdb.FRAME_UNWIND_OUTERMOST):
-                lines.append("Backtrace stopped: %s" % gdb.frame_stop_reason_string(reason))
-        frame = older
+            if older is None:
+                reason = frame.unwind_stop_reason()
+                if reason not in (gdb.FRAME_UNWIND_NO_REASON, gdb.FRAME_UNWIND_OUTERMOST):
+                    lines.append("Backtrace stopped: %s" % gdb.frame_stop_reason_string(reason))
+            frame = older
+    except gdb.error as e:
+        # A stack overwritten or unmapped since: what was unwound stands.
+        lines.append("Backtrace stopped: %s" % e)
+        return lines
     if i == MAX_FRAMES and frame is not None:
         lines.append("(more frames follow)")
     return lines
