@@ -150,8 +150,8 @@ class Library:
         self._mapped = False
         self.threads = self._read_threads()
 
-    # The tasks are read when a command first needs them: a million take
-    # gdb about 15 seconds, which tl stats need not wait for.
+    # The tasks are read when a command first needs them: 100,000 take gdb
+    # about 1.6 seconds, which tl stats need not wait for.
     @functools.cached_property
     def tasks(self):
         return self._read_tasks()
