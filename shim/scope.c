@@ -26,7 +26,8 @@ static struct {
   struct tl__vtab *_Atomic nothing;        /* the table of an owner with no values yet */
   _Atomic uint64_t secret;                 /* mixed into tokens; set once */
 } C = {.nothing = tl__vt_empty};
-const struct tl__debug_owners tl__debug_owners = {&C.b, &C.nb, offsetof(struct owner, disc), /* debug.c */
+/* For debuggers (debug.c). */
+const struct tl__debug_owners tl__debug_owners = {&C.b, &C.nb, offsetof(struct owner, disc),
                                                   offsetof(struct owner, owner), offsetof(struct owner, vt),
                                                   offsetof(struct owner, next)};
 

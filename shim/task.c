@@ -52,7 +52,8 @@ static struct {
   struct tl__thread *main;                 /* the state of the thread that loaded us */
   struct map_shard map[MAP_SHARDS];
 } S __attribute__((aligned(64))) = {.next_id = 1};
-const struct tl__debug_tasks tl__debug_tasks = {&S.live, &S.kept, &S.made, &S.finished, &S.abandoned, &S.peak}; /* debug.c */
+/* For debuggers (debug.c). */
+const struct tl__debug_tasks tl__debug_tasks = {&S.live, &S.kept, &S.made, &S.finished, &S.abandoned, &S.peak};
 
 /* A task's id is handed out under S.lock, where its record enters the
  * registry: a plain increment instead of a locked one, and ids follow the

@@ -36,7 +36,8 @@ static struct {
   int exit_key_ok;
   uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
 } S;
-const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked}; /* debug.c */
+/* For debuggers (debug.c). */
+const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked};
 
 uintptr_t tl__thread_token(void)
 {
