@@ -113,8 +113,10 @@ struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp)
   if (t != c) {
     /* A switch the shim never saw (siglongjmp between coroutines). */
     tl__view_drop();
-    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
+    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING) {
       atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
+      c->ran_on = (uint32_t)(uintptr_t)th;
+    }
     atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
     th->current = t;
     th->in_switch = 0;

@@ -133,7 +133,7 @@ struct tl__task {
   uint8_t flags;                           /* TL__F_* */
   uint8_t mapped;                          /* ctx is entered in the context map */
   uint8_t in_tree;                         /* entered in the stack-range tree */
-  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
+  uint32_t ran_on;                         /* for debuggers: the low half of its last thread's tl__thread address */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
   struct tl__task_ext *x;                  /* rarely used parts, made on demand; NULL at first */
@@ -151,6 +151,7 @@ struct tl__task_ext {
   char *name;                              /* tl_task_set_name, our copy */
   uintptr_t *bt;                           /* creation backtrace: raw return addresses */
   uint32_t bt_n;
+  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
   struct tl__vtab *held;                   /* an abandoned task kept for the report: its values */
   struct tl__bind *binds;                  /* open scoped bindings, innermost last */
   uint32_t nbinds, capbinds;
@@ -675,6 +676,47 @@ void tl__real_lookup(void);                /* at load: the real functions */
 #define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
 int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg);
 const char *tl__key_name(tl_key_t key);   /* NULL when unnamed or invalid */
+
+/* debug.c: what the gdb extension (scripts/gdb/tasklocal-gdb.py) reads in
+ * a core file or a live process. It starts from the anchor tl__debug and
+ * reads only what the anchor points to, the fields of the structs the
+ * pointers' types name (struct tl__task, tl__task_ext, tl__thread, from
+ * the library's DWARF), and the record layouts given here as numbers. The
+ * registries are file-static, so each owning file publishes its own part
+ * as a constant initialized where its state is defined; nothing runs and
+ * nothing is written at run time. Change TL__DEBUG_VERSION (and the
+ * extension) when the meaning of any of this changes; a renamed field is
+ * caught by the extension as a layout mismatch. */
+#define TL__DEBUG_VERSION 1
+
+struct tl__debug_tasks {                   /* registry.c */
+  struct tl__task *const *live;            /* the live list (through lnext) */
+  struct tl__task *const *kept;            /* abandoned tasks kept for the report */
+  const uint64_t *made, *finished, *abandoned, *peak;
+};
+
+struct tl__debug_threads {                 /* thread.c */
+  struct tl__thread *const *list;          /* live thread states (through next) */
+  const uint64_t *dead_switches, *dead_untracked;
+};
+
+struct tl__debug_keys {                    /* keys.c */
+  const void *chunks;                      /* pointers to 1 << chunk_bits records each */
+  const uint32_t *nslots;                  /* slots ever used */
+  const uint64_t *created;
+  uint32_t chunk_bits, rec_size, rec_gen, rec_attr; /* rec_gen: uint32_t; rec_attr: tl_key_attr_t */
+};
+
+struct tl__debug_owners {                  /* scope.c: the owners of custom scopes */
+  const void *buckets;                     /* where the bucket array's address is */
+  const uint32_t *nbuckets;
+  uint32_t disc, owner, vt, next;          /* offsets in an owner's record */
+};
+
+extern const struct tl__debug_tasks tl__debug_tasks;
+extern const struct tl__debug_threads tl__debug_threads;
+extern const struct tl__debug_keys tl__debug_keys;
+extern const struct tl__debug_owners tl__debug_owners;
 
 /* alloc.c: every allocation of the library goes through these, so that a
  * test can make the Nth one fail. */

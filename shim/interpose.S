@@ -50,6 +50,7 @@
 #define T_STATE 0x50
 #define T_FLAGS 0x51
 #define T_MAPPED 0x52
+#define T_RAN_ON 0x54
 #define UC_RSP 0xa0
 #define VIEW_SPAN 0x08
 #define F_MADE 0x10
@@ -138,6 +139,7 @@ swapcontext:
         cmpl    $0, tl__fibers_on(%rip)
         jne     .Lswap_slow
         movb    $S_SUSPENDED, T_STATE(%r9)
+        movl    %r8d, T_RAN_ON(%r9)
         movb    $S_RUNNING, T_STATE(%r10)
 2:      movq    %r9, TH_PREV(%r8)
         movl    $1, TH_IN_SWITCH(%r8)

@@ -28,6 +28,7 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
     atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
+    c->ran_on = (uint32_t)(uintptr_t)th;
     atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
   }
   th->prev = c;
@@ -77,6 +78,8 @@ _Static_assert(offsetof(struct tl__task, id) == 0x18 && offsetof(struct tl__task
 _Static_assert(offsetof(struct tl__task, state) == 0x50 && offsetof(struct tl__task, flags) == 0x51 &&
                    offsetof(struct tl__task, mapped) == 0x52,
                "interpose.S: T_STATE, T_FLAGS, T_MAPPED");
+_Static_assert(offsetof(struct tl__task, ran_on) == 0x54 && sizeof(((struct tl__task *)0)->ran_on) == 4,
+               "interpose.S: T_RAN_ON");
 _Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP]) == 0xa0, "interpose.S: UC_RSP");
 _Static_assert(offsetof(struct tl__rview, span) == 0x08, "interpose.S: VIEW_SPAN");
 _Static_assert(TL__F_MADE == 0x10 && TL__RUNNING == 1 && TL__SUSPENDED == 2 && TL__FINISHED == 3,

@@ -53,6 +53,9 @@ static struct {
   uint32_t names_cap, names_used;
   uint64_t created;
 } K = {.gens = &no_gens};
+/* For debuggers (debug.c). */
+const struct tl__debug_keys tl__debug_keys = {K.chunk, &K.nslots, &K.created, CHUNK_BITS, sizeof(struct keyrec),
+                                              offsetof(struct keyrec, gen), offsetof(struct keyrec, attr)};
 
 /* Readers copy a key's attributes without the lock while tl_key_create may
  * be filling a reused slot; they check the generation before and after.

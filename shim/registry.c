@@ -18,6 +18,8 @@ static struct {
   struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
   uint64_t kept_n;                         /* how many are kept */
 } R __attribute__((aligned(64))) = {.n.next_id = 1};
+/* For debuggers (debug.c). */
+const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak};
 
 /* ------------------------------------------------------------------------
  * Records

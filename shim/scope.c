@@ -22,6 +22,10 @@ static struct {
   uint32_t nb, n;
   struct tl__vtab *_Atomic nothing;        /* the table of an owner with no values yet */
 } C = {.nothing = tl__vt_empty};
+/* For debuggers (debug.c). */
+const struct tl__debug_owners tl__debug_owners = {&C.b, &C.nb, offsetof(struct owner, disc),
+                                                  offsetof(struct owner, owner), offsetof(struct owner, vt),
+                                                  offsetof(struct owner, next)};
 
 /* ------------------------------------------------------------------------
  * Custom owners

@@ -143,8 +143,8 @@ static void task_finished(struct tl__thread *th, struct tl__task *t)
  * finished tasks): it waits in th's ended list (see ended_release). */
 static void task_retire(struct tl__thread *th, struct tl__task *t)
 {
-  /* Only a registered stack or a fiber gives the tools anything to do. */
-  if (TL__UNLIKELY(t->vg_stack != 0 || t->x != NULL))
+  /* Only the extension (a registered stack, a fiber) gives the tools anything to do. */
+  if (TL__UNLIKELY(t->x != NULL))
     tl__tools_gone(t);
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
     tl__ended_flush(th);
@@ -222,7 +222,7 @@ static inline void record_start(struct tl__task *t, struct tl__task *cur, void (
   t->entry = entry;
   t->parent = cur ? cur->id : 0;
   t->flags = 0;
-  t->vg_stack = 0;
+  t->ran_on = 0;
   t->x = NULL;
   atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
   n->made++;

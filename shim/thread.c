@@ -41,6 +41,8 @@ static struct {
   uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
   struct tl__thread_hooks hooks;           /* from the top of the library, at load */
 } S;
+/* For debuggers (debug.c). */
+const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked};
 
 void tl__thread_hooks(const struct tl__thread_hooks *hooks)
 {
