@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <ucontext.h>
 
 /* The library defines tl_get itself: no inline read path inside it. */
@@ -132,17 +133,25 @@ struct tl__task {
   uint8_t flags;                           /* TL__F_* */
   uint8_t mapped;                          /* ctx is entered in the context map */
   uint8_t in_tree;                         /* entered in the stack-range tree */
-  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
+  uint32_t ran_on;                         /* for debuggers: the low half of its last thread's tl__thread address */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
   struct tl__task_ext *x;                  /* rarely used parts, made on demand; NULL at first */
 };
+
+/* Fields of a record that the context map's readers load while a writer
+ * may store them (task.c): plain fields accessed with relaxed atomic
+ * operations, so that the races the map's sequence lock tolerates are well
+ * defined (and quiet under TSan). */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* The parts of a task that most tasks never need. */
 struct tl__task_ext {
   char *name;                              /* tl_task_set_name, our copy */
   uintptr_t *bt;                           /* creation backtrace: raw return addresses */
   uint32_t bt_n;
+  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
   struct tl__vtab *held;                   /* an abandoned task kept for the report: its values */
   struct tl__bind *binds;                  /* open scoped bindings, innermost last */
   uint32_t nbinds, capbinds;
@@ -424,6 +433,12 @@ static inline struct tl__task *tl__predict_hint(struct tl__thread *th, const uco
 }
 
 /* thread.c */
+struct tl__thread_hooks {                  /* what the task layers do when a thread's state begins and ends */
+  void (*start)(struct tl__thread *th);    /* its root task begins (tl__root_init) */
+  void (*exit)(struct tl__thread *th);     /* the thread exits: its root's scope ends (tl__root_fini) */
+  void (*drop)(struct tl__thread *th);     /* a forked child has no such thread (tl__root_forget) */
+};
+void tl__thread_hooks(const struct tl__thread_hooks *hooks); /* once, at load, before any state is made */
 void tl__thread_setup(void);               /* once, at load */
 void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
 void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended); /* ended: not yet counted */
@@ -433,6 +448,45 @@ struct tl__thread *tl__thread_list(void);
 struct tl__stats {
   uint64_t created, finished, abandoned, switches, untracked, peak;
 };
+
+/* The registry's counts, changed with its lock held. */
+struct tl__counts {
+  uint64_t made, finished, abandoned;      /* tasks made, and ended each way */
+  uint64_t live, peak;                     /* made tasks not ended yet, and their most */
+  uint64_t next_id;                        /* the next task's id */
+};
+
+int tl__registry_lock(void);               /* 0, or EDEADLK (a signal handler on the holder) */
+int tl__registry_lock_fast(void);
+void tl__registry_unlock(void);
+struct tl__counts *tl__registry_counts(void);
+struct tl__task *tl__record_alloc(void);   /* a free record (not zeroed), or NULL */
+void tl__record_free(struct tl__task *t);
+void tl__live_add(struct tl__task *t);
+int tl__live_has(const struct tl__task *t);
+void tl__live_del(struct tl__task *t);
+int tl__kept_add(struct tl__task *t);      /* an abandoned task kept for the report, if room */
+void tl__registry_atfork(int phase);
+
+void tl__tree_add(struct tl__task *t);     /* the tree: all with the registry's lock held */
+void tl__tree_del(struct tl__task *t);
+struct tl__task *tl__tree_ceil(uintptr_t hi, uint64_t id);
+struct tl__task *tl__tree_find(uintptr_t sp);
+int tl__tree_changing(void);
+
+void tl__map_del(struct tl__task *t);      /* the context map */
+struct tl__task *tl__map_get(const void *ctx);
+void tl__map_atfork(int phase);
+struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx);
+
+void tl__ext_destroy(struct tl__task_ext *x); /* the finished tasks waiting for release */
+void tl__ext_destroy_all(struct tl__task_ext **xs, uint32_t n);
+void tl__ext_free(struct tl__task *t);
+void tl__ended_unmap(struct tl__thread *th, const void *keep);
+uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs);
+struct tl__task *tl__ended_at(struct tl__thread *th, const void *ctx);
+struct tl__task *tl__ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi);
+void tl__ended_flush(struct tl__thread *th);
 
 void tl__root_init(struct tl__thread *th);
 void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */
@@ -455,7 +509,17 @@ struct tl__scope_ref {
   struct tl__lock *lock;                   /* held until tl__scope_leave, or NULL */
 };
 
+/* A key's word (key.c): its generation in the low half, and what tl_set
+ * needs of its attributes in the high half. */
+#define TL__W_NOT_TASK (1ull << 32)        /* scope other than TL_SCOPE_TASK */
+#define TL__W_SCOPED_ONLY (1ull << 33)     /* TL_KEY_SCOPED_ONLY */
+#define TL__W_NO_DESTROY (1ull << 34)      /* no destructor */
+
+uint64_t tl__key_word(tl_key_t key);       /* 0 when the key is invalid */
 int tl__key_valid(tl_key_t key);
+int tl__key_destroy_fn(tl_key_t key, void (**destroy)(void *)); /* its destructor; 0 when deleted */
+int tl__vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value);
+void tl__run_defers(struct tl__defer **list);
 int tl__key_info(tl_key_t key, tl_key_attr_t *attr); /* lock-free copy of the attributes */
 extern _Atomic uint32_t tl__inheriting;   /* live keys with inherit != NONE */
 struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key);
@@ -476,8 +540,10 @@ void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and def
 void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 void tl__vtab_free(struct tl__vtab *vt);
 struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt); /* NULL for the empty table, or on ENOMEM */
-/* The table of a scope that never bound anything: one empty entry, so that
- * the read path needs no test for "no table". It is only ever read. */
+/* The table of a scope that never bound anything (thread.c): one empty
+ * entry, so that the read path needs no test for "no table". Its handle is
+ * its address with nothing in the low bits: a capacity of 1. It is only
+ * ever read. */
 extern struct tl__ent tl__empty_ent;
 #define tl__vt_empty ((struct tl__vtab *)(void *)&tl__empty_ent)
 uint64_t tl__keys_created(void);
@@ -542,6 +608,7 @@ void tl__trace_make(struct tl__thread *th, const struct tl__task *t);
 void tl__trace_name(const struct tl__task *t, const char *name);
 void tl__trace_exit(void);                 /* process exit or _exit: the file, once */
 void tl__trace_dump(void);                 /* the dump signal (its thread, not the handler) */
+int tl__trace_flush(void);                 /* tl_trace_flush (api.c) */
 void tl__trace_atfork_child(void);
 
 /* options.c: read once, at load (SPEC 4.1). */
@@ -578,10 +645,73 @@ int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead
 void tl__safe_str(char *dst, size_t size, const char *src); /* a string, read the same way */
 void tl__bt_atfork_child(void);            /* in a forked child: its locks are free */
 
+/* drops.c: values dropped at a task's end for want of a destructor */
+#define TL__NAME_LEN 64                    /* names copied into reports */
+#define TL__DROPS_KEPT 64                  /* dropped values recorded in full */
+enum { TL__DROP_FINISHED, TL__DROP_ABANDONED, TL__DROP_THREAD_EXIT };
+struct tl__drop {                          /* ready is set last: a report skips a record being filled */
+  _Atomic int ready;
+  uint64_t key, task;
+  void *value;
+  void (*entry)(void);
+  int how;                                 /* TL__DROP_* */
+  char key_name[TL__NAME_LEN];
+  char task_name[TL__NAME_LEN];
+  uint32_t bt_n;
+  uintptr_t bt[TL__BT_MAX];
+  uint32_t set_n;                          /* where it was set, with backtraces on */
+  uintptr_t set[TL__BT_MAX];
+};
+void tl__drop_note(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
+uint64_t tl__drops_count(void);
+const struct tl__drop *tl__drop_get(uint64_t i); /* NULL beyond those kept, or while being filled */
+
+/* writer.c: a report's lines */
+enum tl__job_kind { TL__JOB_LEAK, TL__JOB_DUMP };
+struct tl__job {
+  enum tl__job_kind kind;
+  int fd;
+  int err;                                 /* the first write error */
+  pid_t pid;
+  int tag;                                 /* lines end with the pid */
+  const struct tl__thread *self;           /* the calling thread's state, or NULL */
+  const struct tl__task *here;             /* the task running on the calling thread */
+  int here_n;
+  uintptr_t here_bt[TL__BT_MAX];
+  uint64_t tasks, locals;                  /* the summary */
+};
+int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here); /* 0 or EDEADLK */
+void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j)); /* on a stack of its own if need be */
+void tl__job_end(struct tl__job *j);
+void tl__job_line(struct tl__job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n);
+void tl__writer_atfork(int phase);
+
 /* report.c */
-void tl__report_dropped(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
+void tl__report_body(struct tl__job *j);   /* the leak report or the dump */
+
+/* exitreport.c */
 void tl__report_exit(void);                /* leak report and stats line, at process exit */
 void tl__report_quick_exit(void);          /* _exit: the stats line only */
+
+/* The public functions' implementations (api.c calls them). */
+int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr);
+int tl__key_find(tl_key_t *key, const char *name);
+int tl__key_delete(tl_key_t key);
+void *tl__get(tl_key_t key);
+int tl__lookup(tl_key_t key, void **value);
+int tl__set(tl_key_t key, const void *value);
+int tl__bind(tl_key_t key, const void *value, tl_token_t *token);
+int tl__unbind(tl_token_t *token);
+int tl__loop_close(void);
+int tl__disc_end(const struct tl_disc *disc, void *owner);
+void *tl__singleton(tl_key_t key, void *(*make)(void *arg), void *arg);
+int tl__defer(int scope, void (*fn)(void *arg), void *arg);
+int tl__dump(int fd);
+void tl__dump_setup(void);                 /* at load: the dump signal, when asked for */
+void tl__dump_atfork(int phase);
+void tl__task_exit_free(void);             /* after the exit report: the roots' extensions */
+void tl__real_lookup(void);                /* at load: the real functions */
 
 /* Iterates over the live tasks and the abandoned ones kept for the report,
  * with the registry locked: fn must not switch, allocate, or call into the
@@ -589,6 +719,47 @@ void tl__report_quick_exit(void);          /* _exit: the stats line only */
 #define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
 int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg);
 const char *tl__key_name(tl_key_t key);   /* NULL when unnamed or invalid */
+
+/* debug.c: what the gdb extension (scripts/gdb/tasklocal-gdb.py) reads in
+ * a core file or a live process. It starts from the anchor tl__debug and
+ * reads only what the anchor points to, the fields of the structs the
+ * pointers' types name (struct tl__task, tl__task_ext, tl__thread, from
+ * the library's DWARF), and the record layouts given here as numbers. The
+ * registries are file-static, so each owning file publishes its own part
+ * as a constant initialized where its state is defined; nothing runs and
+ * nothing is written at run time. Change TL__DEBUG_VERSION (and the
+ * extension) when the meaning of any of this changes; a renamed field is
+ * caught by the extension as a layout mismatch. */
+#define TL__DEBUG_VERSION 1
+
+struct tl__debug_tasks {                   /* registry.c */
+  struct tl__task *const *live;            /* the live list (through lnext) */
+  struct tl__task *const *kept;            /* abandoned tasks kept for the report */
+  const uint64_t *made, *finished, *abandoned, *peak;
+};
+
+struct tl__debug_threads {                 /* thread.c */
+  struct tl__thread *const *list;          /* live thread states (through next) */
+  const uint64_t *dead_switches, *dead_untracked;
+};
+
+struct tl__debug_keys {                    /* keys.c */
+  const void *chunks;                      /* pointers to 1 << chunk_bits records each */
+  const uint32_t *nslots;                  /* slots ever used */
+  const uint64_t *created;
+  uint32_t chunk_bits, rec_size, rec_gen, rec_attr; /* rec_gen: uint32_t; rec_attr: tl_key_attr_t */
+};
+
+struct tl__debug_owners {                  /* scope.c: the owners of custom scopes */
+  const void *buckets;                     /* where the bucket array's address is */
+  const uint32_t *nbuckets;
+  uint32_t disc, owner, vt, next;          /* offsets in an owner's record */
+};
+
+extern const struct tl__debug_tasks tl__debug_tasks;
+extern const struct tl__debug_threads tl__debug_threads;
+extern const struct tl__debug_keys tl__debug_keys;
+extern const struct tl__debug_owners tl__debug_owners;
 
 /* alloc.c: every allocation of the library goes through these, so that a
  * test can make the Nth one fail. */
@@ -607,13 +778,13 @@ void tl__alloc_atfork(int phase);          /* -1 before fork, 0 parent, 1 child 
 void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tl__message_fd(int fd);               /* where tl__message lines go (TASKLOCAL_LOG) */
 int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
+int tl__formatf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int tl__vline(int fd, const char *suffix, const char *fmt, va_list ap); /* one line to fd: 0 or errno */
 
 /* interpose.S and interpose.c: our own definitions, by hidden names */
 int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
 int tl__own_setcontext(const ucontext_t *);
 void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
-extern void *const tl__own_jump[4];
-void tl__own_exit(int) __attribute__((noreturn));        /* our longjmp, _longjmp, siglongjmp, __longjmp_chk */
 
 /* interpose.S */
 void tl__trampoline(void);

@@ -1,4 +1,4 @@
-/* Per-thread state and the library's locks.
+/* Per-thread state.
  *
  * Each thread that touches the library gets one struct tl__thread, holding
  * the task that runs on it and its root task (the thread's own stack). The
@@ -7,26 +7,30 @@
  * library (tl_get is async-signal-safe), so it comes from mmap'd pages, not
  * from malloc, and the thread's stack range is read from /proc/self/maps
  * with plain system calls rather than with pthread_getattr_np (which
- * allocates and reads the same file through stdio for the main thread). */
+ * allocates and reads the same file through stdio for the main thread).
+ *
+ * A thread's state begins and ends with its root task, which the task
+ * layers above keep: they say what to do through hooks that the top of
+ * the library registers once at load (tl__thread_hooks), so that this file
+ * names none of their functions. */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 /* Exported (but not part of the API) for the inline read path of
- * tasklocal.h, which mirrors the first fields of struct tl__thread. */
-__attribute__((visibility("default"))) __thread struct tl__thread *tl__tls
-    __attribute__((tls_model("initial-exec")));
-
-/* Exported for the inline read path too; see internal.h. */
+ * tasklocal.h; see internal.h. */
 __attribute__((visibility("default"))) __thread struct tl__rview tl__view
     __attribute__((tls_model("initial-exec")));
+
+/* The value table of a scope that never bound anything (internal.h): a
+ * thread's own scope starts with it, like every task's. */
+_Alignas(16) struct tl__ent tl__empty_ent;
 
 static struct {
   struct tl__lock lock;                    /* guards the lists below */
@@ -35,38 +39,14 @@ static struct {
   pthread_key_t exit_key;                  /* its destructor tells us a thread exits */
   int exit_key_ok;
   uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
+  struct tl__thread_hooks hooks;           /* from the top of the library, at load */
 } S;
+/* For debuggers (debug.c). */
+const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked};
 
-uintptr_t tl__thread_token(void)
+void tl__thread_hooks(const struct tl__thread_hooks *hooks)
 {
-  return (uintptr_t)&tl__tls;
-}
-
-int tl__lock(struct tl__lock *lock)
-{
-  uintptr_t me = tl__thread_token();
-  if (TL__UNLIKELY(atomic_load_explicit(&lock->owner, memory_order_relaxed) == me))
-    return EDEADLK;
-  for (unsigned spins = 0;; spins++) {
-    uintptr_t expected = 0;
-    if (atomic_compare_exchange_weak_explicit(&lock->owner, &expected, me, memory_order_acquire,
-                                              memory_order_relaxed))
-      return 0;
-    if (spins < 64)
-      __builtin_ia32_pause();
-    else
-      sched_yield();
-  }
-}
-
-void tl__unlock(struct tl__lock *lock)
-{
-  atomic_store_explicit(&lock->owner, 0, memory_order_release);
-}
-
-void tl__lock_reset(struct tl__lock *lock)
-{
-  atomic_store_explicit(&lock->owner, 0, memory_order_relaxed);
+  S.hooks = *hooks;
 }
 
 static uintptr_t parse_hex(const char **p)
@@ -142,8 +122,7 @@ static void on_thread_exit(void *arg)
 {
   struct tl__thread *th = arg;
   th->dying = 1;
-  tl__root_fini(th);
-  TL__TRACE(tl__trace_thread_exit(th));
+  S.hooks.exit(th);
   /* Before the state can go to another thread: the blocks it keeps are
    * then usable by all. */
   tl__small_cache_flush(th);
@@ -198,8 +177,11 @@ struct tl__thread *tl__thread_init(void)
     return NULL;
   if (th != NULL)
     return th;
+  /* The library is set up before anything can make a thread's state: its
+   * entry points (the interposed functions, the API) make sure of it. */
+  if (S.hooks.start == NULL)
+    return NULL;
   tl__tls = TL__BUSY;
-  tl__init();
   th = thread_alloc();
   if (th == NULL) {
     tl__tls = NULL;
@@ -214,9 +196,8 @@ struct tl__thread *tl__thread_init(void)
   th->root.lo = lo;
   th->root.hi = hi;
   th->tvt = tl__vt_empty;
-  tl__root_init(th);
+  S.hooks.start(th);
   th->current = &th->root;
-  TL__TRACE(tl__trace_thread(th));
   if (S.exit_key_ok)
     pthread_setspecific(S.exit_key, th);
   tl__tls = th;
@@ -266,7 +247,7 @@ void tl__thread_atfork(int phase)
       th->next = th->prevt = NULL;
       S.threads = th;
     } else {
-      tl__root_forget(th);
+      S.hooks.drop(th);
       tl__small_cache_flush(th);
       th->next = S.spare;
       S.spare = th;

@@ -363,11 +363,14 @@ void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit)
  * Task lifetimes
  * ------------------------------------------------------------------------ */
 
+/* The stack's id is kept in the task's extension, made for it under
+ * valgrind only: the record has no room to spare (SPEC 6). */
 void tl__tools_made(struct tl__task *t)
 {
 #ifdef TL__HAVE_VALGRIND
-  if (on_valgrind() && t->hi > t->lo)
-    t->vg_stack = VALGRIND_STACK_REGISTER(t->lo, t->hi);
+  struct tl__task_ext *x;
+  if (on_valgrind() && t->hi > t->lo && (x = tl__task_ext(t)) != NULL)
+    x->vg_stack = VALGRIND_STACK_REGISTER(t->lo, t->hi);
 #else
   (void)t;
 #endif
@@ -375,13 +378,15 @@ void tl__tools_made(struct tl__task *t)
 
 void tl__tools_gone(struct tl__task *t)
 {
-#ifdef TL__HAVE_VALGRIND
-  if (t->vg_stack != 0)
-    VALGRIND_STACK_DEREGISTER(t->vg_stack);
-#endif
-  t->vg_stack = 0;
   struct tl__task_ext *x = t->x;
-  if (x == NULL || x->fiber == NULL)
+  if (x == NULL)
+    return;
+#ifdef TL__HAVE_VALGRIND
+  if (x->vg_stack != 0)
+    VALGRIND_STACK_DEREGISTER(x->vg_stack);
+#endif
+  x->vg_stack = 0;
+  if (x->fiber == NULL)
     return;
   /* A fiber still current (a task that ended while running untracked)
    * cannot be destroyed: it is left to TSan. A saved ASan fake stack has

@@ -952,9 +952,8 @@ void tl__trace_dump(void)
   trace_write(0);
 }
 
-__attribute__((visibility("default"))) int tl_trace_flush(void)
+int tl__trace_flush(void)
 {
-  tl__init();
   return trace_write(0);
 }
 

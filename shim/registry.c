@@ -1,0 +1,164 @@
+/* The registry of task records: the pool they come from, their extensions,
+ * the list of live tasks and the abandoned ones kept for the leak report,
+ * the ids and the counts. One lock guards all of it, and the stack-range
+ * tree (stacktree.c) with it, so that a makecontext enters a task in both
+ * under one hold of the lock.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+/* The registry: every record, live or free, and the counts. Its lock also
+ * guards the stack-range tree, which changes with the live list. */
+static struct {
+  struct tl__lock lock;                    /* the live list, the pool, the counts, and the tree */
+  struct tl__task *live;                   /* made tasks that have not ended, and roots */
+  struct tl__task *pool;                   /* free records */
+  struct tl__counts n;
+  struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
+  uint64_t kept_n;                         /* how many are kept */
+} R __attribute__((aligned(64))) = {.n.next_id = 1};
+/* For debuggers (debug.c). */
+const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak};
+
+/* ------------------------------------------------------------------------
+ * Records
+ * ------------------------------------------------------------------------ */
+
+int tl__registry_lock(void)
+{
+  return tl__lock(&R.lock);
+}
+
+int tl__registry_lock_fast(void)
+{
+  return tl__lock_fast(&R.lock);
+}
+
+void tl__registry_unlock(void)
+{
+  tl__unlock(&R.lock);
+}
+
+/* Called with R.lock held. */
+struct tl__counts *tl__registry_counts(void)
+{
+  return &R.n;
+}
+
+/* Called with R.lock held. */
+struct tl__task *tl__record_alloc(void)
+{
+  if (R.pool == NULL) {
+    size_t size = 64 * 1024, n = size / sizeof(struct tl__task);
+    char *page = tl__pages(size);
+    for (size_t i = 0; page != NULL && i < n; i++) {
+      struct tl__task *t = (struct tl__task *)(page + i * sizeof(struct tl__task));
+      t->lnext = R.pool;
+      R.pool = t;
+    }
+  }
+  struct tl__task *t = R.pool;
+  if (t != NULL)
+    R.pool = t->lnext;
+  return t;
+}
+
+struct tl__task_ext *tl__task_ext(struct tl__task *t)
+{
+  if (t->x == NULL)
+    t->x = tl__calloc(1, sizeof *t->x);
+  return t->x;
+}
+
+/* Called with R.lock held. The id goes to 0 first: a stale pointer to this
+ * record (a context copied after the task ended) no longer matches. The
+ * extension is freed by the caller, outside the lock. */
+void tl__record_free(struct tl__task *t)
+{
+  t->id = 0;
+  atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
+  t->lnext = R.pool;
+  R.pool = t;
+}
+
+/* The live list, with R.lock held. */
+void tl__live_add(struct tl__task *t)
+{
+  t->lprev = NULL;
+  t->lnext = R.live;
+  if (R.live)
+    R.live->lprev = t;
+  R.live = t;
+}
+
+int tl__live_has(const struct tl__task *t)
+{
+  return t->lprev != NULL || R.live == t;
+}
+
+void tl__live_del(struct tl__task *t)
+{
+  if (t->lprev)
+    t->lprev->lnext = t->lnext;
+  else if (R.live == t)
+    R.live = t->lnext;
+  if (t->lnext)
+    t->lnext->lprev = t->lprev;
+  t->lnext = t->lprev = NULL;
+}
+
+/* With R.lock held: an abandoned task leaves the live list for the kept
+ * ones, if there is room (TL__KEEP_MAX); returns whether it was kept. */
+int tl__kept_add(struct tl__task *t)
+{
+  if (R.kept_n >= TL__KEEP_MAX)
+    return 0;
+  tl__live_del(t);
+  t->lnext = R.kept;
+  t->lprev = NULL;
+  if (R.kept)
+    R.kept->lprev = t;
+  R.kept = t;
+  R.kept_n++;
+  return 1;
+}
+
+/* Walks the live and kept tasks with R.lock held. */
+int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg)
+{
+  if (tl__lock(&R.lock) != 0)
+    return EDEADLK;
+  int r = 0;
+  for (struct tl__task *t = R.live; t != NULL && r == 0; t = t->lnext)
+    r = fn(t, arg);
+  for (struct tl__task *t = R.kept; t != NULL && r == 0; t = t->lnext)
+    r = fn(t, arg);
+  tl__unlock(&R.lock);
+  return r;
+}
+
+void tl__task_stats(struct tl__stats *st)
+{
+  if (tl__lock(&R.lock) != 0)
+    return;
+  /* Under the lock, which ended_release takes to move a thread's count of
+   * finished tasks into the registry's: each task is counted once. */
+  uint64_t ended = 0;
+  tl__thread_stats(&st->switches, &st->untracked, &ended);
+  st->created = R.n.made;
+  st->finished = R.n.finished + ended;
+  st->abandoned = R.n.abandoned;
+  st->peak = R.n.peak;
+  tl__unlock(&R.lock);
+}
+
+void tl__registry_atfork(int phase)
+{
+  if (phase < 0)
+    tl__lock(&R.lock);
+  else if (phase == 0)
+    tl__unlock(&R.lock);
+  else
+    tl__lock_reset(&R.lock);
+}
