@@ -46,7 +46,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
 LIB_SRC := $(wildcard shim/*.c) shim/interpose.S
-LIB_HDR := shim/internal.h include/tasklocal.h
+LIB_HDR := $(wildcard shim/*.h) include/tasklocal.h
 LIB := $(BUILD)/libtasklocal.so
 
 PROGRAMS := $(patsubst tests/programs/%.c,$(BUILD)/tests/programs/%,$(wildcard tests/programs/*.c))

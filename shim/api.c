@@ -11,6 +11,7 @@
  * a call that did.
  */
 #include "internal.h"
+#include "identity.h"
 
 #include <errno.h>
 #include <string.h>

@@ -2,6 +2,7 @@
  * and the end of a task's scope, which undoes both (SPEC 3.4, 3.5, 2.4).
  */
 #include "internal.h"
+#include "identity.h"
 
 #include <errno.h>
 #include <string.h>

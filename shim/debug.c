@@ -8,6 +8,7 @@
  * rather than garbage. The anchor is constant and read only by debuggers.
  */
 #include "internal.h"
+#include "thread.h"
 
 struct tl__debug {
   char magic[16];                          /* "tasklocal-debug", NUL-terminated */

@@ -15,8 +15,48 @@
  * a switch happened that the shim never saw (siglongjmp).
  */
 #include "internal.h"
+#include "identity.h"
 
 #include <errno.h>
+
+/* Each thread remembers a few recent answers of the context map (tl__hint_put), so that the common switch (the same few contexts again
+ * and again) takes no lock. A hint is only a guess: it counts when the
+ * task still has the same id and still last saved itself at that address.
+ * Records are never unmapped, so reading a stale one is safe. */
+static inline unsigned tl__hint_index(const void *ctx)
+{
+  return (unsigned)((((uint64_t)(uintptr_t)ctx >> 4) * 0x9e3779b97f4a7c15ull) >> 61);
+}
+
+static inline struct tl__task *tl__hint_task(struct tl__thread *th, const void *ctx)
+{
+  const struct tl__hint *h = &th->hint[tl__hint_index(ctx)];
+  if (h->ctx != ctx) {
+    h = &th->hint[tl__hint_index(ctx) ^ 1];
+    if (h->ctx != ctx)
+      return NULL;
+  }
+  struct tl__task *t = h->task;
+  if (t == NULL || __atomic_load_n(&t->id, __ATOMIC_RELAXED) != h->id || __atomic_load_n(&t->ctx, __ATOMIC_RELAXED) != ctx)
+    return NULL;
+  return t;
+}
+
+
+/* The hints' answer for a switch to ucp, inline for the switch's fast
+ * path: the task last saved at ucp, when it is still mapped there, not
+ * finished, and its stack holds the saved stack pointer; or NULL, and
+ * tl__predict asks the map and the stack ranges. */
+static inline struct tl__task *tl__predict_hint(struct tl__thread *th, const ucontext_t *ucp)
+{
+  struct tl__task *t = tl__hint_task(th, ucp);
+  if (t == NULL || !__atomic_load_n(&t->mapped, __ATOMIC_RELAXED) ||
+      atomic_load_explicit(&t->state, memory_order_relaxed) == TL__FINISHED ||
+      !tl__in_stack(t, (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP]))
+    return NULL;
+  return t;
+}
+
 
 /* The task whose stack holds sp, from the tree. A signal handler that
  * interrupted this very thread while it held the registry's lock cannot take it

@@ -10,6 +10,7 @@
  * thread's root task are told of it through the hooks registered here.
  */
 #include "internal.h"
+#include "thread.h"
 
 #include <pthread.h>
 

@@ -151,7 +151,6 @@ struct tl__task_ext {
   char *name;                              /* tl_task_set_name, our copy */
   uintptr_t *bt;                           /* creation backtrace: raw return addresses */
   uint32_t bt_n;
-  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
   struct tl__vtab *held;                   /* an abandoned task kept for the report: its values */
   struct tl__bind *binds;                  /* open scoped bindings, innermost last */
   uint32_t nbinds, capbinds;
@@ -211,6 +210,7 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
 #define TL__F_ROOT 0x1u                    /* a thread's own stack */
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */
 #define TL__F_MADE 0x10u                   /* ctx is where it was made, not where a switch saved it */
+#define TL__F_VG 0x20u                     /* its stack is registered with valgrind (tools.c) */
 
 /* A finished task's record is released in a batch with others, when its
  * thread next takes the registry's lock anyway (a makecontext), instead of
@@ -267,18 +267,6 @@ struct tl__thread {
 
 extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
 
-/* tl__lock, inline when the lock is free: the once-a-task-life lock of
- * makecontext costs one compare-and-swap and no call. A held lock,
- * including one this thread holds (a signal handler), takes tl__lock. */
-static inline int tl__lock_fast(struct tl__lock *lock)
-{
-  uintptr_t expected = 0;
-  if (TL__LIKELY(atomic_compare_exchange_strong_explicit(&lock->owner, &expected, (uintptr_t)&tl__tls,
-                                                          memory_order_acquire, memory_order_relaxed)))
-    return 0;
-  return tl__lock(lock);
-}
-
 _Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
 
 /* The read view of the running task, for the inline read path of
@@ -288,12 +276,6 @@ _Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (S
  * thread itself writes its view; a signal handler on it reads a span of 0
  * or a complete view, because the span is written last. */
 extern __thread struct tl__rview tl__view __attribute__((tls_model("initial-exec")));
-
-static inline void tl__view_drop(void)
-{
-  __atomic_store_n(&tl__view.span, 0, __ATOMIC_RELAXED);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-}
 
 /* Keys ever deleted (key.c). The view trusts every entry it finds, so it
  * exists only while no key was ever deleted: a deleted key's values stay
@@ -305,20 +287,6 @@ static inline void tl__view_drop(void)
 extern _Atomic uint64_t tl__key_deletions;
 void tl__views_drop_all(void);             /* thread.c: every thread's view, after a deletion */
 
-static inline void tl__view_fill(const struct tl__task *t, const struct tl__vtab *vt)
-{
-  if (atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) != 0)
-    return;
-  tl__view_drop();
-  tl__view.lo = t->lo;
-  tl__view.ents = (uintptr_t)tl__vt_ent(vt);
-  tl__view.tag = (uintptr_t)vt - (uintptr_t)tl__vt_ent(vt);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&tl__view.span, t->hi - t->lo, __ATOMIC_SEQ_CST);
-  if (atomic_load_explicit(&tl__key_deletions, memory_order_seq_cst) != 0)
-    tl__view_drop();
-}
-
 _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,
                "the inline read path of tasklocal.h reads entries as {key, value}");
 
@@ -327,14 +295,6 @@ struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made o
 /* tl__tls holds TL__BUSY while the thread's state is being made: a signal
  * handler that interrupts the set-up sees no state rather than half of it. */
 #define TL__BUSY ((struct tl__thread *)1)
-
-static inline struct tl__thread *tl__self(void)
-{
-  struct tl__thread *th = tl__tls;
-  if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
-    th = tl__thread_init();
-  return th;
-}
 
 /* The stack pointer, without making the caller set up a frame. */
 static inline uintptr_t tl__sp(void)
@@ -350,87 +310,6 @@ static inline int tl__in_stack(const struct tl__task *t, uintptr_t sp)
 }
 
 struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp); /* slow path of tl__task_now */
-
-/* Code that runs for task t on a stack that need not be t's (the end of
- * t's scope, a destructor of one of its values) makes t current and the
- * override between these two: the fast paths of tl_get and tl_set trust
- * the current task while the stack pointer is in its stack, and
- * tl__resolve answers with the override when it is elsewhere (an
- * abandoned task's destructors run on its maker's stack). */
-struct tl__as {
-  struct tl__task *current, *override;
-};
-
-static inline struct tl__as tl__as_begin(struct tl__thread *th, struct tl__task *t)
-{
-  struct tl__as saved = {th->current, th->override};
-  tl__view_drop();
-  th->current = t;
-  th->override = t;
-  return saved;
-}
-
-static inline void tl__as_end(struct tl__thread *th, struct tl__as saved)
-{
-  th->override = saved.override;
-  th->current = saved.current;
-  tl__view_drop();
-}
-
-/* The task running now, checked against the stack pointer; NULL only when
- * the thread has no state yet and none could be made. */
-static inline struct tl__task *tl__task_now(void)
-{
-  struct tl__thread *th = tl__self();
-  if (TL__UNLIKELY(th == NULL))
-    return NULL;
-  struct tl__task *t = th->current;          /* never NULL once the thread has state */
-  uintptr_t sp = tl__sp();
-  if (TL__LIKELY(tl__in_stack(t, sp))) {
-    if (TL__UNLIKELY(th->in_switch))
-      th->in_switch = 0;
-    return t;
-  }
-  return tl__resolve(th, sp);
-}
-
-/* Each thread remembers a few recent answers of the context map (task.c,
- * tl__hint_put), so that the common switch (the same few contexts again
- * and again) takes no lock. A hint is only a guess: it counts when the
- * task still has the same id and still last saved itself at that address.
- * Records are never unmapped, so reading a stale one is safe. */
-static inline unsigned tl__hint_index(const void *ctx)
-{
-  return (unsigned)((((uint64_t)(uintptr_t)ctx >> 4) * 0x9e3779b97f4a7c15ull) >> 61);
-}
-
-static inline struct tl__task *tl__hint_task(struct tl__thread *th, const void *ctx)
-{
-  const struct tl__hint *h = &th->hint[tl__hint_index(ctx)];
-  if (h->ctx != ctx) {
-    h = &th->hint[tl__hint_index(ctx) ^ 1];
-    if (h->ctx != ctx)
-      return NULL;
-  }
-  struct tl__task *t = h->task;
-  if (t == NULL || __atomic_load_n(&t->id, __ATOMIC_RELAXED) != h->id || __atomic_load_n(&t->ctx, __ATOMIC_RELAXED) != ctx)
-    return NULL;
-  return t;
-}
-
-/* The hints' answer for a switch to ucp, inline for the switch's fast
- * path: the task last saved at ucp, when it is still mapped there, not
- * finished, and its stack holds the saved stack pointer; or NULL, and
- * tl__predict asks the map and the stack ranges. */
-static inline struct tl__task *tl__predict_hint(struct tl__thread *th, const ucontext_t *ucp)
-{
-  struct tl__task *t = tl__hint_task(th, ucp);
-  if (t == NULL || !__atomic_load_n(&t->mapped, __ATOMIC_RELAXED) ||
-      atomic_load_explicit(&t->state, memory_order_relaxed) == TL__FINISHED ||
-      !tl__in_stack(t, (uintptr_t)ucp->uc_mcontext.gregs[REG_RSP]))
-    return NULL;
-  return t;
-}
 
 /* thread.c */
 struct tl__thread_hooks {                  /* what the task layers do when a thread's state begins and ends */
@@ -544,8 +423,6 @@ struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt); /* NULL for the empty table
  * entry, so that the read path needs no test for "no table". Its handle is
  * its address with nothing in the low bits: a capacity of 1. It is only
  * ever read. */
-extern struct tl__ent tl__empty_ent;
-#define tl__vt_empty ((struct tl__vtab *)(void *)&tl__empty_ent)
 uint64_t tl__keys_created(void);
 void tl__key_atfork(int phase);            /* -1 before fork, 0 parent, 1 child */
 

@@ -11,6 +11,7 @@
  * wrappers below must define the names they say. */
 #undef _FORTIFY_SOURCE
 #include "internal.h"
+#include "identity.h"
 
 #include <setjmp.h>
 #include <stdlib.h>

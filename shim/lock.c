@@ -4,6 +4,7 @@
  * leads to the thread's state (thread.c), which is made on first use.
  */
 #include "internal.h"
+#include "lock.h"
 
 #include <errno.h>
 #include <sched.h>

@@ -5,6 +5,7 @@
  * under one hold of the lock.
  */
 #include "internal.h"
+#include "lock.h"
 
 #include <errno.h>
 

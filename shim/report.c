@@ -26,6 +26,7 @@
  * read with tl__safe_read.
  */
 #include "internal.h"
+#include "thread.h"
 
 #include <string.h>
 

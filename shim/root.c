@@ -2,6 +2,7 @@
  * process: fork and exit.
  */
 #include "internal.h"
+#include "thread.h"
 
 /* The life of tasks. */
 static struct {

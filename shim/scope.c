@@ -5,6 +5,7 @@
  * (tl_defer) run when their task or thread ends (SPEC 3.6, 3.7).
  */
 #include "internal.h"
+#include "identity.h"
 
 #include <errno.h>
 

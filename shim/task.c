@@ -3,6 +3,7 @@
  * again (SPEC 2.4).
  */
 #include "internal.h"
+#include "identity.h"
 
 #include <string.h>
 
@@ -145,8 +146,8 @@ static void task_finished(struct tl__thread *th, struct tl__task *t)
  * finished tasks): it waits in th's ended list (see ended_release). */
 static void task_retire(struct tl__thread *th, struct tl__task *t)
 {
-  /* Only the extension (a registered stack, a fiber) gives the tools anything to do. */
-  if (TL__UNLIKELY(t->x != NULL))
+  /* Only a registered stack or a fiber gives the tools anything to do. */
+  if (TL__UNLIKELY((t->flags & TL__F_VG) || t->x != NULL))
     tl__tools_gone(t);
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
     tl__ended_flush(th);

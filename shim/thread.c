@@ -14,6 +14,7 @@
  * the library registers once at load (tl__thread_hooks), so that this file
  * names none of their functions. */
 #include "internal.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,8 +5,26 @@
  * one entry of its value table, and checks the key's generation (keys.c).
  */
 #include "internal.h"
+#include "identity.h"
 
 #include <errno.h>
+
+/* Fills the thread's read view (internal.h, tl__rview) once the running
+ * task is certain. */
+static inline void tl__view_fill(const struct tl__task *t, const struct tl__vtab *vt)
+{
+  if (atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) != 0)
+    return;
+  tl__view_drop();
+  tl__view.lo = t->lo;
+  tl__view.ents = (uintptr_t)tl__vt_ent(vt);
+  tl__view.tag = (uintptr_t)vt - (uintptr_t)tl__vt_ent(vt);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&tl__view.span, t->hi - t->lo, __ATOMIC_SEQ_CST);
+  if (atomic_load_explicit(&tl__key_deletions, memory_order_seq_cst) != 0)
+    tl__view_drop();
+}
+
 
 /* ------------------------------------------------------------------------
  * Reading and binding

@@ -3,6 +3,7 @@
  * ends.
  */
 #include "internal.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <string.h>
