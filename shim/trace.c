@@ -379,14 +379,46 @@ static void outf(struct out *o, const char *f, ...)
   o->len += (size_t)n < room ? (size_t)n : room;
 }
 
-/* A JSON string, quoted and escaped. */
+/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+  unsigned c = s[0], lo = 0x80, hi = 0xbf;
+  size_t n;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    lo = c == 0xe0 ? 0xa0 : 0x80;
+    hi = c == 0xed ? 0x9f : 0xbf;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    lo = c == 0xf0 ? 0x90 : 0x80;
+    hi = c == 0xf4 ? 0x8f : 0xbf;
+  } else {
+    return 0;
+  }
+  if (s[1] < lo || s[1] > hi)
+    return 0;
+  for (size_t i = 2; i < n; i++)
+    if (s[i] < 0x80 || s[i] > 0xbf)
+      return 0;
+  return n;
+}
+
+/* A JSON string, quoted and escaped: at most 256 bytes of s, each of which
+ * may take 6 in the file, so the room is checked as it goes. Bytes that are
+ * not UTF-8 (a task name is whatever the program gave) become '?', which
+ * keeps the file valid JSON. */
 static void out_str(struct out *o, const char *s)
 {
-  if (sizeof o->buf - o->len < 1024)
+  if (sizeof o->buf - o->len < 8)
     out_flush(o);
   o->buf[o->len++] = '"';
   for (size_t i = 0; s[i] != '\0' && i < 256; i++) {
     unsigned char c = (unsigned char)s[i];
+    if (sizeof o->buf - o->len < 8)
+      out_flush(o);
     if (c == '"' || c == '\\') {
       o->buf[o->len++] = '\\';
       o->buf[o->len++] = (char)c;
@@ -396,8 +428,17 @@ static void out_str(struct out *o, const char *s)
       o->buf[o->len + 4] = hex[c >> 4];
       o->buf[o->len + 5] = hex[c & 0xf];
       o->len += 6;
-    } else {
+    } else if (c < 0x80) {
       o->buf[o->len++] = (char)c;
+    } else {
+      size_t n = utf8_len((const unsigned char *)s + i);
+      if (n == 0 || i + n > 256) {
+        o->buf[o->len++] = '?';
+      } else {
+        memcpy(o->buf + o->len, s + i, n);
+        o->len += n;
+        i += n - 1;
+      }
     }
   }
   o->buf[o->len++] = '"';
@@ -618,7 +659,7 @@ static void task_label(struct writer *w, uint64_t id, char *buf, size_t size)
 {
   const struct tinfo *ti = tinfo_get(&w->tb, id, 0);
   const struct sym *s;
-  if (ti != NULL && ti->name != 0)
+  if (ti != NULL && ti->name != 0 && w->tb.names[ti->name - 1][0] != '\0')
     fmt(buf, size, "%s", w->tb.names[ti->name - 1]);
   else if (ti != NULL && (ti->flags & TI_ROOT))
     fmt(buf, size, "(root)");

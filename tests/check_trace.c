@@ -601,6 +601,8 @@ static int child_flush(const char *copy)
   co_uc.uc_link = &main_uc;
   makecontext(&co_uc, named, 0);
   swapcontext(&main_uc, &co_uc);
+  /* Not UTF-8, and a control character: the file must stay valid JSON. */
+  tl_task_set_name(NULL, "root\xff\x01 \xc3\xa9");
   int rc = tl_trace_flush();
   printf("flush %d\n", rc);
   fflush(stdout);
@@ -715,7 +717,9 @@ START_TEST(test_flush)
   /* At the flush the task had run once; by exit, twice, and finished. */
   int found = 0;
   for (int i = 0; i < at_flush.ntasks; i++)
-    if (!at_flush.task[i].root) {
+    if (at_flush.task[i].root)
+      ck_assert_str_eq(at_flush.task[i].name, "root?\x01 \xc3\xa9");
+    else {
       ck_assert_str_eq(at_flush.task[i].name, "a \"named\" task");
       ck_assert_int_eq(at_flush.task[i].slices, 1);
       found++;
