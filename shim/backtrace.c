@@ -43,6 +43,7 @@
 static struct {
   _Atomic int ready;                       /* the fields below are set */
   uintptr_t own_lo, own_hi;                /* the library's executable segments */
+  uintptr_t tramp_lo, tramp_hi;            /* the trampoline, where every task's stack begins */
   int (*hook)(void **pc, int max);
   int pipe_fd[2];                          /* for tl__safe_read without process_vm_readv */
   _Atomic int no_vm_readv;
@@ -97,7 +98,15 @@ static int own_frame(uintptr_t pc)
 
 static int in_trampoline(uintptr_t pc)
 {
-  return pc >= (uintptr_t)tl__trampoline && pc < (uintptr_t)tl__trampoline_end;
+  return pc >= B.tramp_lo && pc < B.tramp_hi;
+}
+
+/* At load (init.c): where the trampoline of interpose.S lies, the frame at
+ * the bottom of every made task's stack, where backtraces stop. */
+void tl__bt_setup(const void *tramp_lo, const void *tramp_hi)
+{
+  B.tramp_lo = (uintptr_t)tramp_lo;
+  B.tramp_hi = (uintptr_t)tramp_hi;
 }
 
 /* The calling stack from the first frame outside the library, stopping at

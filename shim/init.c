@@ -76,6 +76,7 @@ void tl__init(void)
      * error message), and a preloaded allocator may use ucontext. */
     tl__alloc_setup();
     tl__tools_setup();
+    tl__bt_setup((const void *)tl__trampoline, tl__trampoline_end);
     tl__thread_hooks(&thread_hooks);
     tl__thread_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

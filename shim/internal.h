@@ -489,6 +489,7 @@ void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size); /* "fn+0x1c (
 int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead of a fault */
 void tl__safe_str(char *dst, size_t size, const char *src); /* a string, read the same way */
 void tl__bt_atfork_child(void);            /* in a forked child: its locks are free */
+void tl__bt_setup(const void *tramp_lo, const void *tramp_hi); /* at load: the trampoline's code */
 
 /* ========================================================================
  * 5. Keys and values
@@ -651,10 +652,7 @@ void tl__report_quick_exit(void);          /* _exit: the stats line only */
 /* init.c */
 void tl__init(void);                       /* idempotent; safe before our constructor */
 
-/* interpose.S and interpose.c: our own definitions, by hidden names */
-int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
-int tl__own_setcontext(const ucontext_t *);
-void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
+/* interpose.S and interpose.c */
 void tl__trampoline(void);
 extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampoline, here) */
 void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void); /* interpose.c; the function to start */
