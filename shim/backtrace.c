@@ -25,6 +25,12 @@
  * every made task, and at a stack pointer that leaves the task's stack.
  */
 #include "internal.h"
+#include "backtrace.h"
+#include "message.h"
+#include "lock.h"
+#include "alloc.h"
+#include "registry.h"
+#include "valgrind.h"
 
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
@@ -118,9 +124,9 @@ int tl__bt_here(uintptr_t *pc, int max)
   int cap = max + OWN_FRAMES;
   if (cap > (int)(sizeof raw / sizeof raw[0]))
     cap = (int)(sizeof raw / sizeof raw[0]);
-  tl__tools_quiet(1);
+  tl__valgrind_quiet(1);
   int n = B.hook(raw, cap);
-  tl__tools_quiet(0);
+  tl__valgrind_quiet(0);
   /* A replacement hook may put its own frames first; ours follow. */
   int i = 0, k = 0;
   while (i < n && i < 4 && !own_frame((uintptr_t)raw[i]))
@@ -295,9 +301,9 @@ int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, in
     return -1;
   }
   unw_cursor_t cur;
-  tl__tools_quiet(1);
+  tl__valgrind_quiet(1);
   if (unw_init_local(&cur, (unw_context_t *)&uc) < 0) {
-    tl__tools_quiet(0);
+    tl__valgrind_quiet(0);
     *why = "libunwind cannot start from its saved context";
     return -1;
   }
@@ -318,7 +324,7 @@ int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, in
     if (unw_step(&cur) <= 0)
       break;
   }
-  tl__tools_quiet(0);
+  tl__valgrind_quiet(0);
   return n;
 }
 

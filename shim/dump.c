@@ -3,6 +3,11 @@
  * arrives.
  */
 #include "internal.h"
+#include "dump.h"
+#include "message.h"
+#include "options.h"
+#include "writer.h"
+#include "report.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -16,6 +16,10 @@
  */
 #include "internal.h"
 #include "identity.h"
+#include "thread.h"
+#include "stacktree.h"
+#include "ctxmap.h"
+#include "registry.h"
 
 #include <errno.h>
 

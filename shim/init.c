@@ -10,7 +10,20 @@
  * thread's root task are told of it through the hooks registered here.
  */
 #include "internal.h"
+#include "init.h"
+#include "options.h"
+#include "real.h"
+#include "lock.h"
+#include "alloc.h"
 #include "thread.h"
+#include "tools.h"
+#include "backtrace.h"
+#include "keys.h"
+#include "scope.h"
+#include "root.h"
+#include "writer.h"
+#include "dump.h"
+#include "exitreport.h"
 
 #include <pthread.h>
 

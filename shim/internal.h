@@ -16,7 +16,8 @@
  *                ctxmap.c    which task saved itself in a ucontext_t
  *                registry.c  task records, the live list, ids and counts
  *   3. Identity  identity.c  which task runs: the switch's prediction, repair
- *   4. Tools     tools.c     valgrind and the sanitizers' fiber annotations
+ *   4. Tools     valgrind.c  valgrind told of each task's stack
+ *                tools.c     the sanitizers' fiber annotations; a task's tools
  *                backtrace.c creation backtraces, unwinding, symbols
  *   5. Values    keys.c      keys: records, names, generations
  *                drops.c     values dropped for want of a destructor
@@ -38,10 +39,12 @@
  *
  * What a lower layer must know of an event seen above it (a thread begins
  * or ends, the process forks or exits) is dispatched from init.c, or
- * through the hooks it registers (tl__thread_hooks). This file holds the
- * shared types and every internal declaration, layer by layer; inline
- * functions that use another file's symbols live in that file's header
- * (lock.h, thread.h, identity.h). */
+ * through the hooks it registers (tl__thread_hooks).
+ *
+ * This file holds the types that every layer shares. Each file's interface
+ * is in the header of its name (keys.h for keys.c), and a file includes
+ * the headers of the files it calls, all of them listed before it above:
+ * its includes are its dependencies. */
 #ifndef TL_INTERNAL_H
 #define TL_INTERNAL_H
 
@@ -78,11 +81,6 @@
 struct tl__lock {
   _Atomic uintptr_t owner;                 /* 0 when free, else the owner's tl__thread_token() */
 };
-
-uintptr_t tl__thread_token(void);          /* unique per thread, needs no allocation */
-int tl__lock(struct tl__lock *lock);       /* 0, or EDEADLK when this thread already holds it */
-void tl__unlock(struct tl__lock *lock);
-void tl__lock_reset(struct tl__lock *lock); /* in a forked child: the owner thread is gone */
 
 /* ------------------------------------------------------------------------
  * Tasks and threads
@@ -302,18 +300,7 @@ struct tl__thread {
   struct tl__task root;                    /* this thread's own stack */
 };
 
-extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
-
 _Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
-
-/* The read view of the running task, for the inline read path of
- * tasklocal.h (which explains it): per thread, in the TLS block (thread.c).
- * Emptied (span 0) before anything it mirrors may change, by
- * tl__view_drop (thread.h); filled by tl_get once the running task is
- * certain (values.c). Only the thread itself writes its view; a signal
- * handler on it reads a span of 0 or a complete view, because the span is
- * written last. */
-extern __thread struct tl__rview tl__view __attribute__((tls_model("initial-exec")));
 
 _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,
                "the inline read path of tasklocal.h reads entries as {key, value}");
@@ -335,327 +322,9 @@ static inline int tl__in_stack(const struct tl__task *t, uintptr_t sp)
   return sp - t->lo < t->hi - t->lo;
 }
 
-/* ========================================================================
- * 1. Base
- * ======================================================================== */
-
-/* message.c: the one output path */
-void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void tl__message_fd(int fd);               /* where tl__message lines go (TASKLOCAL_LOG) */
-int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
-int tl__formatf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int tl__vline(int fd, const char *suffix, const char *fmt, va_list ap); /* one line to fd: 0 or errno */
-
-/* options.c: read once, at load (SPEC 4.1). */
-struct tl__options {
-  int leaks;                               /* 0 off, 1 report at exit, 2 also exit 23 on leaks */
-  int backtrace;                           /* capture creation backtraces */
-  int dump_signal;                         /* 0, or the signal that dumps the live tasks */
-  int stats;                               /* the stats line at exit */
-  int verbose;                             /* print the effective options */
-  int fibers;                              /* tell a sanitizer in the process about switches */
-  int log_fd;                              /* where reports go: 2, or TASKLOCAL_LOG */
-};
-extern struct tl__options tl__opt;
-void tl__options_read(void);
-int tl__options_log_fd(void);              /* tl__opt.log_fd, or 2 if the program reused its number */
-
-/* real.c: the functions behind ours, found at load */
-extern int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
-extern int (*tl__real_setcontext)(const ucontext_t *);
-extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
-/* The jumps: longjmp, _longjmp, siglongjmp, __longjmp_chk, in that order. */
-extern void (*tl__real_jump[4])(struct __jmp_buf_tag *, int);
-void tl__real_exit(int status) __attribute__((noreturn)); /* libc's _exit */
-extern int tl__interposing;                /* our wrappers are the ones the process calls */
-void tl__real_lookup(void);                /* at load */
-
-/* lock.c: struct tl__lock and its functions are above, with the lock's
- * rationale; tl__lock_fast is in lock.h. */
-
-/* alloc.c: every allocation of the library goes through these, so that a
- * test can make the Nth one fail. */
-void *tl__alloc(size_t size);
-void *tl__calloc(size_t n, size_t size);
-void *tl__realloc(void *p, size_t size);   /* p intact on failure */
-void tl__free(void *p);
-void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
-void *tl__small_alloc(size_t size);        /* 64 or 128 bytes, aligned to the size; not zeroed */
-void tl__small_free(void *p, size_t size); /* from any thread */
-void tl__small_cache_flush(struct tl__thread *th); /* its kept blocks to the pools; closes its cache */
-void tl__alloc_setup(void);                /* once, in tl__init */
-void tl__alloc_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
-
-/* thread.c: per-thread state (tl__self and the read view in thread.h) */
-struct tl__thread_hooks {                  /* what the task layers do when a thread's state begins and ends */
-  void (*start)(struct tl__thread *th);    /* its root task begins (tl__root_init) */
-  void (*exit)(struct tl__thread *th);     /* the thread exits: its root's scope ends (tl__root_fini) */
-  void (*drop)(struct tl__thread *th);     /* a forked child has no such thread (tl__root_forget) */
-};
-void tl__thread_hooks(const struct tl__thread_hooks *hooks); /* once, at load, before any state is made */
-void tl__thread_setup(void);               /* once, at load */
-struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
-void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
-void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended); /* ended: not yet counted */
-struct tl__thread *tl__thread_list(void);
-void tl__views_drop_all(void);             /* every thread's read view, after a key's deletion */
-
-/* ========================================================================
- * 2. Indexes: what finds a task
- * ======================================================================== */
-
-/* stacktree.c: all with the registry's lock held */
-void tl__tree_add(struct tl__task *t);
-void tl__tree_del(struct tl__task *t);
-struct tl__task *tl__tree_ceil(uintptr_t hi, uint64_t id);
-struct tl__task *tl__tree_find(uintptr_t sp);
-int tl__tree_changing(void);
-
-/* ctxmap.c */
-void tl__map_save(struct tl__task *t, const void *ctx);
-void tl__map_del(struct tl__task *t);
-struct tl__task *tl__map_get(const void *ctx);
-void tl__map_atfork(int phase);
-
-/* registry.c */
-struct tl__counts {                        /* changed with the registry's lock held */
-  uint64_t made, finished, abandoned;      /* tasks made, and ended each way */
-  uint64_t live, peak;                     /* made tasks not ended yet, and their most */
-  uint64_t next_id;                        /* the next task's id */
-};
-struct tl__stats {
-  uint64_t created, finished, abandoned, switches, untracked, peak;
-};
-#define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
-
-int tl__registry_lock(void);               /* 0, or EDEADLK (a signal handler on the holder) */
-int tl__registry_lock_fast(void);
-void tl__registry_unlock(void);
-struct tl__counts *tl__registry_counts(void);
-struct tl__task *tl__record_alloc(void);   /* a free record (not zeroed), or NULL */
-void tl__record_free(struct tl__task *t);
-struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
-void tl__live_add(struct tl__task *t);
-int tl__live_has(const struct tl__task *t);
-void tl__live_del(struct tl__task *t);
-int tl__kept_add(struct tl__task *t);      /* an abandoned task kept for the report, if room */
-void tl__registry_atfork(int phase);
-void tl__task_stats(struct tl__stats *st);
-/* Iterates over the live tasks and the abandoned ones kept for the report,
- * with the registry locked: fn must not switch, allocate, or call into the
- * registry. Returns what a non-zero fn returned, else 0. */
-int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg);
-
-/* ========================================================================
- * 3. Identity: which task runs (tl__task_now and tl__as_* in identity.h)
- * ======================================================================== */
-
-void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
-struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx);
-struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
-struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp); /* whose stack holds sp, or NULL */
-struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp); /* slow path of tl__task_now */
-
-/* ========================================================================
- * 4. Tools and backtraces
- * ======================================================================== */
-
-/* tools.c: telling valgrind and the sanitizers about tasks and switches */
-void tl__tools_setup(void);                /* once, at load: which sanitizer is in the process */
-extern int tl__fibers_on;                  /* a sanitizer wants fiber annotations */
-void tl__tools_made(struct tl__task *t);   /* a task was made */
-void tl__tools_gone(struct tl__task *t);   /* a task ended or was abandoned */
-void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__task *to);
-void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t); /* t runs, not wrong */
-void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env); /* before a longjmp */
-void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit); /* the task dies */
-void tl__fibers_commit(void);              /* from interpose.S: TSan's pending switch, at no C depth */
-void tl__tools_quiet(int on);              /* memcheck's error reporting off (1) and on (0) */
-
-/* backtrace.c */
-#define TL__BT_MAX 16                      /* frames kept in a backtrace */
-struct tl__setbt {                         /* where a task last set a key */
-  tl_key_t key;
-  uint32_t n;
-  uintptr_t pc[TL__BT_MAX];
-};
-void tl__bt_capture_task(struct tl__task *t); /* at makecontext, when tl__opt.backtrace */
-int tl__bt_here(uintptr_t *pc, int max);   /* the calling stack, without the library's frames */
-void tl__bt_note_set(struct tl__task *t, tl_key_t key); /* tl_set of a key without destructor */
-const struct tl__setbt *tl__bt_set_of(const struct tl__task *t, tl_key_t key); /* or NULL */
-int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max,
-                  const char **why);       /* a saved context; -1 and *why when it cannot */
-void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size); /* "fn+0x1c (module)" */
-int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead of a fault */
-void tl__safe_str(char *dst, size_t size, const char *src); /* a string, read the same way */
-void tl__bt_atfork_child(void);            /* in a forked child: its locks are free */
-void tl__bt_setup(const void *tramp_lo, const void *tramp_hi); /* at load: the trampoline's code */
-
-/* ========================================================================
- * 5. Keys and values
- * ======================================================================== */
-
-/* keys.c. A key's word holds its generation in the low half and, in the
- * high half, what tl_set needs of its attributes. */
-#define TL__W_NOT_TASK (1ull << 32)        /* scope other than TL_SCOPE_TASK */
-#define TL__W_SCOPED_ONLY (1ull << 33)     /* TL_KEY_SCOPED_ONLY */
-#define TL__W_NO_DESTROY (1ull << 34)      /* no destructor */
-/* Keys ever deleted. The read view trusts every entry it finds, so it
- * exists only while no key was ever deleted: a deleted key's values stay
- * in tables until their entries are reused, and only the library checks a
- * key's generation. tl_key_delete empties every thread's view after
- * counting the deletion; a fill that ran concurrently sees the count after
- * publishing its span and empties the view again (both sides sequentially
- * consistent: one of them sees the other). */
-extern _Atomic uint64_t tl__key_deletions;
-extern _Atomic uint32_t tl__inheriting;   /* live keys with inherit != NONE */
-int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr);
-int tl__key_find(tl_key_t *key, const char *name);
-int tl__key_delete(tl_key_t key);
-uint64_t tl__key_word(tl_key_t key);       /* 0 when the key is invalid */
-int tl__key_valid(tl_key_t key);
-int tl__key_info(tl_key_t key, tl_key_attr_t *attr); /* lock-free copy of the attributes */
-const char *tl__key_name(tl_key_t key);   /* NULL when unnamed or invalid */
-int tl__key_destroy_fn(tl_key_t key, void (**destroy)(void *)); /* its destructor; 0 when deleted */
-uint64_t tl__keys_created(void);
-void tl__key_atfork(int phase);            /* -1 before fork, 0 parent, 1 child */
-
-/* drops.c: values dropped at a task's end for want of a destructor */
-#define TL__NAME_LEN 64                    /* names copied into reports */
-#define TL__DROPS_KEPT 64                  /* dropped values recorded in full */
-enum { TL__DROP_FINISHED, TL__DROP_ABANDONED, TL__DROP_THREAD_EXIT };
-struct tl__drop {                          /* ready is set last: a report skips a record being filled */
-  _Atomic int ready;
-  uint64_t key, task;
-  void *value;
-  void (*entry)(void);
-  int how;                                 /* TL__DROP_* */
-  char key_name[TL__NAME_LEN];
-  char task_name[TL__NAME_LEN];
-  uint32_t bt_n;
-  uintptr_t bt[TL__BT_MAX];
-  uint32_t set_n;                          /* where it was set, with backtraces on */
-  uintptr_t set[TL__BT_MAX];
-};
-void tl__drop_note(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
-uint64_t tl__drops_count(void);
-const struct tl__drop *tl__drop_get(uint64_t i); /* NULL beyond those kept, or while being filled */
-
-/* vtab.c */
-struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key);
-int tl__vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value);
-int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value);
-int tl__vtab_remove(struct tl__vtab *_Atomic *holder, tl_key_t key);
-void tl__vtab_free(struct tl__vtab *vt);
-struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt); /* NULL for the empty table, or on ENOMEM */
-void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
-                      int (*keep)(tl_key_t key, void *value, void *arg), void *arg);
-
-/* scope.c */
-struct tl__scope_ref {
-  struct tl__vtab *_Atomic *holder;        /* the table of the key's scope */
-  struct tl__lock *lock;                   /* held until tl__scope_leave, or NULL */
-};
-int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, struct tl__scope_ref *ref);
-void tl__scope_leave(struct tl__scope_ref *ref);
-int tl__disc_end(const struct tl_disc *disc, void *owner);
-int tl__defer(int scope, void (*fn)(void *arg), void *arg);
-void tl__run_defers(struct tl__defer **list);
-void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and defers */
-int tl__loop_close(void);
-void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
-
-/* values.c */
-void *tl__get(tl_key_t key);
-int tl__lookup(tl_key_t key, void **value);
-int tl__set(tl_key_t key, const void *value);
-int tl__store(tl_key_t key, const void *value, int remove, int scoped);
-int tl__run_init(tl_key_t key, const tl_key_attr_t *a, struct tl__task *t, void *(*make)(void *),
-                 void *arg, int bind_null, void **value);
-void *tl__singleton(tl_key_t key, void *(*make)(void *arg), void *arg);
-
-/* bind.c */
-int tl__bind(tl_key_t key, const void *value, tl_token_t *token);
-int tl__unbind(tl_token_t *token);
-int tl__inherit(struct tl__task *parent, struct tl__task *child); /* at makecontext */
-void tl__task_scope_end(struct tl__thread *th, struct tl__task *t); /* bindings, values, defers */
-
-/* ========================================================================
- * 6. Tasks
- * ======================================================================== */
-
-/* ended.c: finished tasks whose records wait for release */
-void tl__ext_destroy(struct tl__task_ext *x);
-void tl__ext_destroy_all(struct tl__task_ext **xs, uint32_t n);
-void tl__ext_free(struct tl__task *t);
-void tl__ended_unmap(struct tl__thread *th, const void *keep);
-uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs);
-struct tl__task *tl__ended_at(struct tl__thread *th, const void *ctx);
-struct tl__task *tl__ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi);
-void tl__ended_flush(struct tl__thread *th);
-
-/* task.c */
-struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* before the real makecontext; NULL: untracked */
-void tl__task_begin(struct tl__task *t, uint64_t id); /* from tl__trampoline */
-void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot); /* from the trampoline */
-void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
-
-/* root.c */
-void tl__root_init(struct tl__thread *th);
-void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */
-void tl__root_forget(struct tl__thread *th); /* the root leaves the indexes */
-void tl__task_atfork(int phase);           /* -1 before fork, 0 parent, 1 child */
-void tl__task_exit(void);                  /* process exit: the roots' values */
-void tl__task_exit_free(void);             /* after the exit report: the roots' extensions */
-
-/* ========================================================================
- * 7. Reports
- * ======================================================================== */
-
-/* writer.c: a report's lines */
-enum tl__job_kind { TL__JOB_LEAK, TL__JOB_DUMP };
-struct tl__job {
-  enum tl__job_kind kind;
-  int fd;
-  int err;                                 /* the first write error */
-  pid_t pid;
-  int tag;                                 /* lines end with the pid */
-  const struct tl__thread *self;           /* the calling thread's state, or NULL */
-  const struct tl__task *here;             /* the task running on the calling thread */
-  int here_n;
-  uintptr_t here_bt[TL__BT_MAX];
-  uint64_t tasks, locals;                  /* the summary */
-};
-int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here); /* 0 or EDEADLK */
-void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j)); /* on a stack of its own if need be */
-void tl__job_end(struct tl__job *j);
-void tl__job_line(struct tl__job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n);
-void tl__writer_atfork(int phase);
-
-/* report.c */
-void tl__report_body(struct tl__job *j);   /* the leak report or the dump */
-
-/* dump.c */
-int tl__dump(int fd);
-void tl__dump_setup(void);                 /* at load: the dump signal, when asked for */
-void tl__dump_atfork(int phase);
-
-/* exitreport.c */
-void tl__report_exit(void);                /* leak report and stats line, at process exit */
-void tl__report_quick_exit(void);          /* _exit: the stats line only */
-
-/* ========================================================================
- * 8. The top
- * ======================================================================== */
-
-/* init.c */
-void tl__init(void);                       /* idempotent; safe before our constructor */
-
-/* interpose.S and interpose.c */
-void tl__trampoline(void);
+/* interpose.S: the labels of the assembly that C code needs */
+void tl__trampoline(void);                 /* where every made context starts */
 extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampoline, here) */
-void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void); /* interpose.c; the function to start */
 
 /* debug.c: what the gdb extension (scripts/gdb/tasklocal-gdb.py) reads in
  * a core file or a live process. It starts from the anchor tl__debug and
