@@ -11,7 +11,18 @@
  * a call that did.
  */
 #include "internal.h"
+#include "real.h"
+#include "alloc.h"
+#include "thread.h"
+#include "registry.h"
 #include "identity.h"
+#include "keys.h"
+#include "scope.h"
+#include "values.h"
+#include "bind.h"
+#include "dump.h"
+#include "init.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <string.h>

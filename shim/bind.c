@@ -2,7 +2,15 @@
  * and the end of a task's scope, which undoes both (SPEC 3.4, 3.5, 2.4).
  */
 #include "internal.h"
+#include "bind.h"
+#include "alloc.h"
+#include "thread.h"
+#include "registry.h"
 #include "identity.h"
+#include "keys.h"
+#include "vtab.h"
+#include "scope.h"
+#include "values.h"
 
 #include <errno.h>
 #include <string.h>

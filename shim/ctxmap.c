@@ -3,6 +3,9 @@
  * read after control has left it (SPEC 2.2).
  */
 #include "internal.h"
+#include "ctxmap.h"
+#include "lock.h"
+#include "alloc.h"
 
 #define MAP_SHARDS 64
 

@@ -6,6 +6,11 @@
  * increment and marked ready last.
  */
 #include "internal.h"
+#include "drops.h"
+#include "options.h"
+#include "registry.h"
+#include "backtrace.h"
+#include "keys.h"
 
 #include <string.h>
 

@@ -3,6 +3,12 @@
  * arrives.
  */
 #include "internal.h"
+#include "dump.h"
+#include "message.h"
+#include "options.h"
+#include "writer.h"
+#include "report.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,6 +3,13 @@
  * the stats line (TASKLOCAL_STATS); at _exit, the stats line alone.
  */
 #include "internal.h"
+#include "exitreport.h"
+#include "options.h"
+#include "real.h"
+#include "registry.h"
+#include "keys.h"
+#include "writer.h"
+#include "report.h"
 
 #include <stdio.h>
 

@@ -16,6 +16,11 @@
  */
 #include "internal.h"
 #include "identity.h"
+#include "thread.h"
+#include "stacktree.h"
+#include "ctxmap.h"
+#include "registry.h"
+#include "trace.h"
 
 #include <errno.h>
 

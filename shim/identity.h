@@ -1,9 +1,15 @@
-/* identity.c's inline part: the task running now, and the pair that makes
- * a task current for code run on its behalf. */
+/* identity.c: which task runs: the switch's prediction, repair. */
 #ifndef TL_IDENTITY_H
 #define TL_IDENTITY_H
 
+#include "internal.h"
 #include "thread.h"
+
+void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
+struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx);
+struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
+struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp); /* whose stack holds sp, or NULL */
+struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp); /* slow path of tl__task_now */
 
 /* Code that runs for task t on a stack that need not be t's (the end of
  * t's scope, a destructor of one of its values) makes t current and the
@@ -30,7 +36,6 @@ static inline void tl__as_end(struct tl__thread *th, struct tl__as saved)
   th->current = saved.current;
   tl__view_drop();
 }
-
 
 /* The task running now, checked against the stack pointer; NULL only when
  * the thread has no state yet and none could be made. */

@@ -10,7 +10,21 @@
  * thread's root task are told of it through the hooks registered here.
  */
 #include "internal.h"
+#include "init.h"
+#include "options.h"
+#include "real.h"
+#include "lock.h"
+#include "alloc.h"
 #include "thread.h"
+#include "tools.h"
+#include "backtrace.h"
+#include "keys.h"
+#include "scope.h"
+#include "root.h"
+#include "writer.h"
+#include "dump.h"
+#include "exitreport.h"
+#include "trace.h"
 
 #include <pthread.h>
 
@@ -90,7 +104,8 @@ void tl__init(void)
      * error message), and a preloaded allocator may use ucontext. */
     tl__alloc_setup();
     tl__tools_setup();
-    tl__trace_setup();
+    tl__bt_setup((const void *)tl__trampoline, tl__trampoline_end);
+    tl__trace_setup(tl__bt_symbol);
     tl__thread_hooks(&thread_hooks);
     tl__thread_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

@@ -1,7 +1,51 @@
 /* Private interfaces shared by the files of shim/. Nothing here is exported:
  * the library is built with -fvisibility=hidden and a version script, and
  * every internal name starts with tl__ so that it can never collide with
- * the host program's symbols. */
+ * the host program's symbols.
+ *
+ * The library is built in layers, each file calling only the files listed
+ * before it (its own layer's earlier files, and the layers below):
+ *
+ *   1. Base      message.c   the one output path (tl__message, tl__vline)
+ *                options.c   the options, read once at load
+ *                real.c      the real ucontext functions behind ours
+ *                lock.c      locks, and tl__tls, the one thread-local pointer
+ *                alloc.c     every allocation, and the fault injection of tests
+ *                thread.c    per-thread state, made on first use
+ *                trace.c     the timeline of task switches (TASKLOCAL_TRACE)
+ *   2. Indexes   stacktree.c which task's stack holds a stack pointer
+ *                ctxmap.c    which task saved itself in a ucontext_t
+ *                registry.c  task records, the live list, ids and counts
+ *   3. Identity  identity.c  which task runs: the switch's prediction, repair
+ *   4. Tools     valgrind.c  valgrind told of each task's stack
+ *                tools.c     the sanitizers' fiber annotations; a task's tools
+ *                backtrace.c creation backtraces, unwinding, symbols
+ *   5. Values    keys.c      keys: records, names, generations
+ *                drops.c     values dropped for want of a destructor
+ *                vtab.c      value tables and destructor rounds
+ *                scope.c     where values live: thread, custom owners; defers
+ *                values.c    get, lookup, set, unset; initializers, singletons
+ *                bind.c      scoped bindings, inheritance, a task scope's end
+ *   6. Tasks     ended.c     finished tasks waiting for their records' release
+ *                task.c      a task's life: make, start, end, abandon
+ *                root.c      root tasks; fork; the values at process exit
+ *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
+ *                report.c    what a leak report or a dump says
+ *                dump.c      tl_dump and the dump signal
+ *                exitreport.c the reports at exit and at _exit
+ *   8. Top       init.c      set-up at load; thread, fork and exit events
+ *                interpose.S, interpose.c  the interposed functions
+ *                debug.c     the anchor of the gdb extension
+ *                api.c       the public API and its table for TL_DYNAMIC
+ *
+ * What a lower layer must know of an event seen above it (a thread begins
+ * or ends, the process forks or exits) is dispatched from init.c, or
+ * through the hooks it registers (tl__thread_hooks).
+ *
+ * This file holds the types that every layer shares. Each file's interface
+ * is in the header of its name (keys.h for keys.c), and a file includes
+ * the headers of the files it calls, all of them listed before it above:
+ * its includes are its dependencies. */
 #ifndef TL_INTERNAL_H
 #define TL_INTERNAL_H
 
@@ -39,11 +83,6 @@ struct tl__lock {
   _Atomic uintptr_t owner;                 /* 0 when free, else the owner's tl__thread_token() */
 };
 
-uintptr_t tl__thread_token(void);          /* unique per thread, needs no allocation */
-int tl__lock(struct tl__lock *lock);       /* 0, or EDEADLK when this thread already holds it */
-void tl__unlock(struct tl__lock *lock);
-void tl__lock_reset(struct tl__lock *lock); /* in a forked child: the owner thread is gone */
-
 /* ------------------------------------------------------------------------
  * Tasks and threads
  * ------------------------------------------------------------------------ */
@@ -77,7 +116,7 @@ struct tl__ent {
  * capacity kept anywhere else would allow. The entries are aligned to
  * 4 x the capacity in bytes, so the bit just above the tag is zero and
  * h & (h + 2) is the address without the tag. The tag is doubled because
- * keys hold their slot shifted left by one (key.c): key & tag is then the
+ * keys hold their slot shifted left by one (keys.c): key & tag is then the
  * offset of the key's first entry in units of 8 bytes, which an x86
  * address scales for free, and the read path needs no shift.
  *
@@ -110,7 +149,7 @@ static inline struct tl__ent *tl__vt_home(const struct tl__vtab *vt, tl_key_t ke
   return (struct tl__ent *)(base + (uintptr_t)((uint32_t)key & (uint32_t)(h - base)) * 8);
 }
 
-/* The slot of a key (key.c): a key is generation << 32 | slot << 1. */
+/* The slot of a key (keys.c): a key is generation << 32 | slot << 1. */
 static inline uint32_t tl__key_slot(tl_key_t key)
 {
   return (uint32_t)key >> 1;
@@ -140,7 +179,7 @@ struct tl__task {
 };
 
 /* Fields of a record that the context map's readers load while a writer
- * may store them (task.c): plain fields accessed with relaxed atomic
+ * may store them (ctxmap.c): plain fields accessed with relaxed atomic
  * operations, so that the races the map's sequence lock tolerates are well
  * defined (and quiet under TSan). */
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -187,8 +226,6 @@ struct tl__init_frame {                    /* an initializer running on this thr
   struct tl__init_frame *next;
 };
 
-struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
-
 /* A task's flags are written only by the thread that owns the task at
  * the time: its maker until makecontext returns, then the thread running
  * it. What other threads change (a makecontext that takes over the task's
@@ -214,7 +251,7 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
 
 /* A finished task's record is released in a batch with others, when its
  * thread next takes the registry's lock anyway (a makecontext), instead of
- * taking the lock once more at every task's end (task.c, ended_release). */
+ * taking the lock once more at every task's end (ended.c, tl__ended_release). */
 #define TL__ENDED_MAX 8
 
 /* Small blocks (alloc.c) come in TL__SMALL_CLASSES power-of-two sizes. A
@@ -250,7 +287,7 @@ struct tl__thread {
   struct tl__task *ended[TL__ENDED_MAX];   /* finished here, records not yet released */
   uint32_t nended;                         /* entries in ended */
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
-  uint64_t binds;                          /* bindings made here (key.c, tl__destroy_vals) */
+  uint64_t binds;                          /* bindings made here (vtab.c, tl__destroy_vals) */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__fibers {                      /* what the sanitizers were told (tools.c) */
     void *root;                            /* TSan: this thread's own fiber */
@@ -265,32 +302,10 @@ struct tl__thread {
   struct tl__task root;                    /* this thread's own stack */
 };
 
-extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
-
 _Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
-
-/* The read view of the running task, for the inline read path of
- * tasklocal.h (which explains it): per thread, in the TLS block. Emptied
- * (span 0) before anything it mirrors may change, by tl__view_drop; filled
- * by tl_get once the running task is certain, by tl__view_fill. Only the
- * thread itself writes its view; a signal handler on it reads a span of 0
- * or a complete view, because the span is written last. */
-extern __thread struct tl__rview tl__view __attribute__((tls_model("initial-exec")));
-
-/* Keys ever deleted (key.c). The view trusts every entry it finds, so it
- * exists only while no key was ever deleted: a deleted key's values stay
- * in tables until their entries are reused, and only the library checks a
- * key's generation. tl_key_delete empties every thread's view after
- * counting the deletion; a fill that ran concurrently sees the count after
- * publishing its span and empties the view again (both sides sequentially
- * consistent: one of them sees the other). */
-extern _Atomic uint64_t tl__key_deletions;
-void tl__views_drop_all(void);             /* thread.c: every thread's view, after a deletion */
 
 _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,
                "the inline read path of tasklocal.h reads entries as {key, value}");
-
-struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
 
 /* tl__tls holds TL__BUSY while the thread's state is being made: a signal
  * handler that interrupts the set-up sees no state rather than half of it. */
@@ -309,293 +324,9 @@ static inline int tl__in_stack(const struct tl__task *t, uintptr_t sp)
   return sp - t->lo < t->hi - t->lo;
 }
 
-struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp); /* slow path of tl__task_now */
-
-/* thread.c */
-struct tl__thread_hooks {                  /* what the task layers do when a thread's state begins and ends */
-  void (*start)(struct tl__thread *th);    /* its root task begins (tl__root_init) */
-  void (*exit)(struct tl__thread *th);     /* the thread exits: its root's scope ends (tl__root_fini) */
-  void (*drop)(struct tl__thread *th);     /* a forked child has no such thread (tl__root_forget) */
-};
-void tl__thread_hooks(const struct tl__thread_hooks *hooks); /* once, at load, before any state is made */
-void tl__thread_setup(void);               /* once, at load */
-void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
-void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended); /* ended: not yet counted */
-struct tl__thread *tl__thread_list(void);
-
-/* task.c */
-struct tl__stats {
-  uint64_t created, finished, abandoned, switches, untracked, peak;
-};
-
-/* The registry's counts, changed with its lock held. */
-struct tl__counts {
-  uint64_t made, finished, abandoned;      /* tasks made, and ended each way */
-  uint64_t live, peak;                     /* made tasks not ended yet, and their most */
-  uint64_t next_id;                        /* the next task's id */
-};
-
-int tl__registry_lock(void);               /* 0, or EDEADLK (a signal handler on the holder) */
-int tl__registry_lock_fast(void);
-void tl__registry_unlock(void);
-struct tl__counts *tl__registry_counts(void);
-struct tl__task *tl__record_alloc(void);   /* a free record (not zeroed), or NULL */
-void tl__record_free(struct tl__task *t);
-void tl__live_add(struct tl__task *t);
-int tl__live_has(const struct tl__task *t);
-void tl__live_del(struct tl__task *t);
-int tl__kept_add(struct tl__task *t);      /* an abandoned task kept for the report, if room */
-void tl__registry_atfork(int phase);
-
-void tl__tree_add(struct tl__task *t);     /* the tree: all with the registry's lock held */
-void tl__tree_del(struct tl__task *t);
-struct tl__task *tl__tree_ceil(uintptr_t hi, uint64_t id);
-struct tl__task *tl__tree_find(uintptr_t sp);
-int tl__tree_changing(void);
-
-void tl__map_del(struct tl__task *t);      /* the context map */
-struct tl__task *tl__map_get(const void *ctx);
-void tl__map_atfork(int phase);
-struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx);
-
-void tl__ext_destroy(struct tl__task_ext *x); /* the finished tasks waiting for release */
-void tl__ext_destroy_all(struct tl__task_ext **xs, uint32_t n);
-void tl__ext_free(struct tl__task *t);
-void tl__ended_unmap(struct tl__thread *th, const void *keep);
-uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs);
-struct tl__task *tl__ended_at(struct tl__thread *th, const void *ctx);
-struct tl__task *tl__ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi);
-void tl__ended_flush(struct tl__thread *th);
-
-void tl__root_init(struct tl__thread *th);
-void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */
-void tl__root_forget(struct tl__thread *th); /* the root leaves the indexes */
-struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* before the real makecontext; NULL: untracked */
-void tl__task_stats(struct tl__stats *st);
-struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
-struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp); /* whose stack holds sp, or NULL */
-void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
-void tl__map_save(struct tl__task *t, const void *ctx);
-void tl__task_begin(struct tl__task *t, uint64_t id); /* from tl__trampoline */
-void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot); /* from the trampoline */
-void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
-void tl__task_atfork(int phase);           /* -1 before fork, 0 parent, 1 child */
-void tl__task_exit(void);                  /* process exit */
-
-/* key.c */
-struct tl__scope_ref {
-  struct tl__vtab *_Atomic *holder;        /* the table of the key's scope */
-  struct tl__lock *lock;                   /* held until tl__scope_leave, or NULL */
-};
-
-/* A key's word (key.c): its generation in the low half, and what tl_set
- * needs of its attributes in the high half. */
-#define TL__W_NOT_TASK (1ull << 32)        /* scope other than TL_SCOPE_TASK */
-#define TL__W_SCOPED_ONLY (1ull << 33)     /* TL_KEY_SCOPED_ONLY */
-#define TL__W_NO_DESTROY (1ull << 34)      /* no destructor */
-
-uint64_t tl__key_word(tl_key_t key);       /* 0 when the key is invalid */
-int tl__key_valid(tl_key_t key);
-int tl__key_destroy_fn(tl_key_t key, void (**destroy)(void *)); /* its destructor; 0 when deleted */
-int tl__vtab_first(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value);
-void tl__run_defers(struct tl__defer **list);
-int tl__key_info(tl_key_t key, tl_key_attr_t *attr); /* lock-free copy of the attributes */
-extern _Atomic uint32_t tl__inheriting;   /* live keys with inherit != NONE */
-struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key);
-int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value);
-int tl__vtab_remove(struct tl__vtab *_Atomic *holder, tl_key_t key);
-void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
-                      int (*keep)(tl_key_t key, void *value, void *arg), void *arg);
-int tl__store(tl_key_t key, const void *value, int remove, int scoped);
-
-/* scope.c */
-int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, struct tl__scope_ref *ref);
-void tl__scope_leave(struct tl__scope_ref *ref);
-int tl__run_init(tl_key_t key, const tl_key_attr_t *a, struct tl__task *t, void *(*make)(void *),
-                 void *arg, int bind_null, void **value);
-int tl__inherit(struct tl__task *parent, struct tl__task *child); /* at makecontext */
-void tl__task_scope_end(struct tl__thread *th, struct tl__task *t); /* bindings, values, defers */
-void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and defers */
-void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
-void tl__vtab_free(struct tl__vtab *vt);
-struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt); /* NULL for the empty table, or on ENOMEM */
-/* The table of a scope that never bound anything (thread.c): one empty
- * entry, so that the read path needs no test for "no table". Its handle is
- * its address with nothing in the low bits: a capacity of 1. It is only
- * ever read. */
-uint64_t tl__keys_created(void);
-void tl__key_atfork(int phase);            /* -1 before fork, 0 parent, 1 child */
-
-/* init.c */
-extern int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
-extern int (*tl__real_setcontext)(const ucontext_t *);
-extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
-/* The jumps: longjmp, _longjmp, siglongjmp, __longjmp_chk, in that order. */
-extern void (*tl__real_jump[4])(struct __jmp_buf_tag *, int);
-void tl__real_exit(int status) __attribute__((noreturn)); /* libc's _exit */
-void tl__init(void);                       /* idempotent; safe before our constructor */
-extern int tl__interposing;                /* our wrappers are the ones the process calls */
-
-/* tools.c: telling valgrind and the sanitizers about tasks and switches */
-void tl__tools_setup(void);                /* once, at load: which sanitizer is in the process */
-extern int tl__fibers_on;                  /* a sanitizer wants fiber annotations */
-void tl__tools_made(struct tl__task *t);   /* a task was made */
-void tl__tools_gone(struct tl__task *t);   /* a task ended or was abandoned */
-void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__task *to);
-void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t); /* t runs, not wrong */
-void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env); /* before a longjmp */
-void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit); /* the task dies */
-void tl__fibers_commit(void);              /* from interpose.S: TSan's pending switch, at no C depth */
-void tl__tools_quiet(int on);              /* memcheck's error reporting off (1) and on (0) */
-
-/* trace.c: the timeline of task switches (TASKLOCAL_TRACE). Each thread
- * records into a ring of its own, made at thread start; the file is
- * written at exit, at _exit, on the dump signal and by tl_trace_flush.
- * The hooks in the other files are one TL__TRACE line each: with tracing
- * off they cost a load and a branch, and interpose.S's inline switch
- * leaves for the C path when tl__trace_on is set. TL_NO_TRACE (make
- * bench's comparison build) removes them. */
-extern int tl__trace_on;                   /* TASKLOCAL_TRACE is set and usable */
-#ifdef TL_NO_TRACE
-#define TL__TRACE(call) ((void)0)
-#else
-#define TL__TRACE(call)                                                                                      \
-  do {                                                                                                       \
-    if (TL__UNLIKELY(tl__trace_on))                                                                          \
-      call;                                                                                                  \
-  } while (0)
-#endif
-enum tl__tev_type {
-  TL__TEV_THREAD = 1,                      /* a: the root, b: the task current at the ring's start */
-  TL__TEV_SWITCH,                          /* a: from, b: to (swapcontext, setcontext) */
-  TL__TEV_START,                           /* a: the task, b: the task the switch predicted */
-  TL__TEV_FINISH,                          /* a: the task, b: the next one (uc_link's, or the root) */
-  TL__TEV_MAKE,                            /* a: the new task, b: its maker */
-  TL__TEV_ENTRY,                           /* a: the new task, b: its entry function */
-  TL__TEV_ABANDON,                         /* a: the task */
-  TL__TEV_UNTRACKED,                       /* a: the task believed current, b: the one found */
-  TL__TEV_NAME,                            /* a: the task, b: 8 bytes of its name */
-  TL__TEV_EXIT                             /* a: the task current at thread exit */
-};
-void tl__trace_setup(void);                /* once, in tl__init, after the options */
-void tl__trace_thread(struct tl__thread *th); /* thread start: its ring */
-void tl__trace_thread_exit(struct tl__thread *th); /* its ring stays for the file */
-void tl__trace_event(struct tl__thread *th, unsigned type, uint64_t a, uint64_t b);
-void tl__trace_make(struct tl__thread *th, const struct tl__task *t);
-void tl__trace_name(const struct tl__task *t, const char *name);
-void tl__trace_exit(void);                 /* process exit or _exit: the file, once */
-void tl__trace_dump(void);                 /* the dump signal (its thread, not the handler) */
-int tl__trace_flush(void);                 /* tl_trace_flush (api.c) */
-void tl__trace_atfork_child(void);
-
-/* options.c: read once, at load (SPEC 4.1). */
-struct tl__options {
-  int leaks;                               /* 0 off, 1 report at exit, 2 also exit 23 on leaks */
-  int backtrace;                           /* capture creation backtraces */
-  int dump_signal;                         /* 0, or the signal that dumps the live tasks */
-  int stats;                               /* the stats line at exit */
-  int verbose;                             /* print the effective options */
-  int fibers;                              /* tell a sanitizer in the process about switches */
-  int log_fd;                              /* where reports go: 2, or TASKLOCAL_LOG */
-  const char *trace;                       /* TASKLOCAL_TRACE, or NULL */
-  uint32_t trace_size;                     /* TASKLOCAL_TRACE_SIZE: events per thread, a power of two */
-};
-extern struct tl__options tl__opt;
-void tl__options_read(void);
-int tl__options_log_fd(void);              /* tl__opt.log_fd, or 2 if the program reused its number */
-
-/* backtrace.c */
-#define TL__BT_MAX 16                      /* frames kept in a backtrace */
-struct tl__setbt {                         /* where a task last set a key */
-  tl_key_t key;
-  uint32_t n;
-  uintptr_t pc[TL__BT_MAX];
-};
-void tl__bt_capture_task(struct tl__task *t); /* at makecontext, when tl__opt.backtrace */
-int tl__bt_here(uintptr_t *pc, int max);   /* the calling stack, without the library's frames */
-void tl__bt_note_set(struct tl__task *t, tl_key_t key); /* tl_set of a key without destructor */
-const struct tl__setbt *tl__bt_set_of(const struct tl__task *t, tl_key_t key); /* or NULL */
-int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max,
-                  const char **why);       /* a saved context; -1 and *why when it cannot */
-void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size); /* "fn+0x1c (module)" */
-int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead of a fault */
-void tl__safe_str(char *dst, size_t size, const char *src); /* a string, read the same way */
-void tl__bt_atfork_child(void);            /* in a forked child: its locks are free */
-
-/* drops.c: values dropped at a task's end for want of a destructor */
-#define TL__NAME_LEN 64                    /* names copied into reports */
-#define TL__DROPS_KEPT 64                  /* dropped values recorded in full */
-enum { TL__DROP_FINISHED, TL__DROP_ABANDONED, TL__DROP_THREAD_EXIT };
-struct tl__drop {                          /* ready is set last: a report skips a record being filled */
-  _Atomic int ready;
-  uint64_t key, task;
-  void *value;
-  void (*entry)(void);
-  int how;                                 /* TL__DROP_* */
-  char key_name[TL__NAME_LEN];
-  char task_name[TL__NAME_LEN];
-  uint32_t bt_n;
-  uintptr_t bt[TL__BT_MAX];
-  uint32_t set_n;                          /* where it was set, with backtraces on */
-  uintptr_t set[TL__BT_MAX];
-};
-void tl__drop_note(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
-uint64_t tl__drops_count(void);
-const struct tl__drop *tl__drop_get(uint64_t i); /* NULL beyond those kept, or while being filled */
-
-/* writer.c: a report's lines */
-enum tl__job_kind { TL__JOB_LEAK, TL__JOB_DUMP };
-struct tl__job {
-  enum tl__job_kind kind;
-  int fd;
-  int err;                                 /* the first write error */
-  pid_t pid;
-  int tag;                                 /* lines end with the pid */
-  const struct tl__thread *self;           /* the calling thread's state, or NULL */
-  const struct tl__task *here;             /* the task running on the calling thread */
-  int here_n;
-  uintptr_t here_bt[TL__BT_MAX];
-  uint64_t tasks, locals;                  /* the summary */
-};
-int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here); /* 0 or EDEADLK */
-void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j)); /* on a stack of its own if need be */
-void tl__job_end(struct tl__job *j);
-void tl__job_line(struct tl__job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n);
-void tl__writer_atfork(int phase);
-
-/* report.c */
-void tl__report_body(struct tl__job *j);   /* the leak report or the dump */
-
-/* exitreport.c */
-void tl__report_exit(void);                /* leak report and stats line, at process exit */
-void tl__report_quick_exit(void);          /* _exit: the stats line only */
-
-/* The public functions' implementations (api.c calls them). */
-int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr);
-int tl__key_find(tl_key_t *key, const char *name);
-int tl__key_delete(tl_key_t key);
-void *tl__get(tl_key_t key);
-int tl__lookup(tl_key_t key, void **value);
-int tl__set(tl_key_t key, const void *value);
-int tl__bind(tl_key_t key, const void *value, tl_token_t *token);
-int tl__unbind(tl_token_t *token);
-int tl__loop_close(void);
-int tl__disc_end(const struct tl_disc *disc, void *owner);
-void *tl__singleton(tl_key_t key, void *(*make)(void *arg), void *arg);
-int tl__defer(int scope, void (*fn)(void *arg), void *arg);
-int tl__dump(int fd);
-void tl__dump_setup(void);                 /* at load: the dump signal, when asked for */
-void tl__dump_atfork(int phase);
-void tl__task_exit_free(void);             /* after the exit report: the roots' extensions */
-void tl__real_lookup(void);                /* at load: the real functions */
-
-/* Iterates over the live tasks and the abandoned ones kept for the report,
- * with the registry locked: fn must not switch, allocate, or call into the
- * registry. Returns what a non-zero fn returned, else 0. */
-#define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
-int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg);
-const char *tl__key_name(tl_key_t key);   /* NULL when unnamed or invalid */
+/* interpose.S: the labels of the assembly that C code needs */
+void tl__trampoline(void);                 /* where every made context starts */
+extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampoline, here) */
 
 /* debug.c: what the gdb extension (scripts/gdb/tasklocal-gdb.py) reads in
  * a core file or a live process. It starts from the anchor tl__debug and
@@ -637,35 +368,5 @@ extern const struct tl__debug_tasks tl__debug_tasks;
 extern const struct tl__debug_threads tl__debug_threads;
 extern const struct tl__debug_keys tl__debug_keys;
 extern const struct tl__debug_owners tl__debug_owners;
-
-/* alloc.c: every allocation of the library goes through these, so that a
- * test can make the Nth one fail. */
-void *tl__alloc(size_t size);
-void *tl__calloc(size_t n, size_t size);
-void *tl__realloc(void *p, size_t size);   /* p intact on failure */
-void tl__free(void *p);
-void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
-void *tl__small_alloc(size_t size);        /* 64 or 128 bytes, aligned to the size; not zeroed */
-void tl__small_free(void *p, size_t size); /* from any thread */
-void tl__small_cache_flush(struct tl__thread *th); /* its kept blocks to the pools; closes its cache */
-void tl__alloc_setup(void);                /* once, in tl__init */
-void tl__alloc_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
-
-/* message.c */
-void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void tl__message_fd(int fd);               /* where tl__message lines go (TASKLOCAL_LOG) */
-int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
-int tl__formatf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int tl__vline(int fd, const char *suffix, const char *fmt, va_list ap); /* one line to fd: 0 or errno */
-
-/* interpose.S and interpose.c: our own definitions, by hidden names */
-int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
-int tl__own_setcontext(const ucontext_t *);
-void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
-
-/* interpose.S */
-void tl__trampoline(void);
-extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampoline, here) */
-void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void); /* interpose.c; the function to start */
 
 #endif /* TL_INTERNAL_H */

@@ -11,7 +11,17 @@
  * wrappers below must define the names they say. */
 #undef _FORTIFY_SOURCE
 #include "internal.h"
+#include "interpose.h"
+#include "real.h"
+#include "lock.h"
+#include "thread.h"
+#include "ctxmap.h"
 #include "identity.h"
+#include "tools.h"
+#include "task.h"
+#include "exitreport.h"
+#include "init.h"
+#include "trace.h"
 
 #include <setjmp.h>
 #include <stdlib.h>

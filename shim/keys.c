@@ -12,6 +12,10 @@
  * reader holding one reads valid memory.
  */
 #include "internal.h"
+#include "keys.h"
+#include "lock.h"
+#include "alloc.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <string.h>

@@ -5,6 +5,7 @@
  * printf of its own (no locale, no allocation, async-signal-safe) and every
  * line goes out in one write(2), prefixed "tasklocal: ". */
 #include "internal.h"
+#include "message.h"
 
 #include <errno.h>
 #include <string.h>

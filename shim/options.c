@@ -14,6 +14,8 @@
  * options only choose what is printed, so plain getenv is enough for them.
  */
 #include "internal.h"
+#include "options.h"
+#include "message.h"
 
 #include <errno.h>
 #include <fcntl.h>

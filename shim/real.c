@@ -9,6 +9,8 @@
  * without naming them.
  */
 #include "internal.h"
+#include "real.h"
+#include "message.h"
 
 #include <dlfcn.h>
 #include <link.h>

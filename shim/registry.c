@@ -5,7 +5,10 @@
  * under one hold of the lock.
  */
 #include "internal.h"
+#include "registry.h"
 #include "lock.h"
+#include "alloc.h"
+#include "thread.h"
 
 #include <errno.h>
 

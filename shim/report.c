@@ -26,7 +26,15 @@
  * read with tl__safe_read.
  */
 #include "internal.h"
+#include "report.h"
+#include "message.h"
+#include "options.h"
 #include "thread.h"
+#include "registry.h"
+#include "backtrace.h"
+#include "keys.h"
+#include "drops.h"
+#include "writer.h"
 
 #include <string.h>
 

@@ -2,7 +2,15 @@
  * process: fork and exit.
  */
 #include "internal.h"
+#include "root.h"
+#include "lock.h"
 #include "thread.h"
+#include "stacktree.h"
+#include "ctxmap.h"
+#include "registry.h"
+#include "scope.h"
+#include "ended.h"
+#include "task.h"
 
 /* The life of tasks. */
 static struct {

@@ -5,7 +5,13 @@
  * (tl_defer) run when their task or thread ends (SPEC 3.6, 3.7).
  */
 #include "internal.h"
+#include "scope.h"
+#include "lock.h"
+#include "alloc.h"
+#include "thread.h"
+#include "registry.h"
 #include "identity.h"
+#include "vtab.h"
 
 #include <errno.h>
 

@@ -2,6 +2,7 @@
  * and searched with the registry's lock held (registry.c).
  */
 #include "internal.h"
+#include "stacktree.h"
 
 /* The stack-range tree; changed with R.lock held. */
 static struct {

@@ -3,7 +3,20 @@
  * again (SPEC 2.4).
  */
 #include "internal.h"
+#include "task.h"
+#include "options.h"
+#include "thread.h"
+#include "stacktree.h"
+#include "ctxmap.h"
+#include "registry.h"
 #include "identity.h"
+#include "tools.h"
+#include "backtrace.h"
+#include "keys.h"
+#include "vtab.h"
+#include "bind.h"
+#include "ended.h"
+#include "trace.h"
 
 #include <string.h>
 

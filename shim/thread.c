@@ -15,6 +15,8 @@
  * names none of their functions. */
 #include "internal.h"
 #include "thread.h"
+#include "lock.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -39,9 +39,16 @@
  * malloc: lines are formatted by tl__format into a buffer on the stack and
  * written with write(2); the table of tasks it needs is mapped with mmap
  * for the write and unmapped after. Entry functions are named then, and
- * only then, by tl__bt_symbol.
+ * only then, by the symbolizer init.c passes to tl__trace_setup
+ * (backtrace.c's tl__bt_symbol: this file lies in the base layer, below
+ * the switch paths that call it, and backtrace.c above them).
  */
 #include "internal.h"
+#include "trace.h"
+#include "message.h"
+#include "options.h"
+#include "real.h"
+#include "lock.h"
 
 #include <cpuid.h>
 #include <errno.h>
@@ -93,6 +100,7 @@ static struct {
   uint64_t raw0, ns0;                      /* the calibration point taken at load */
   int per_pid;                             /* the path has %p: each process its own file */
   int pid;                                 /* the process the rings belong to */
+  void (*symbol)(uintptr_t pc, int ret, char *buf, size_t size); /* names entry functions */
   _Atomic uint64_t exits;                  /* threads exited, numbering their rings */
   _Atomic uint32_t exited;                 /* rings of exited threads kept */
   _Atomic uint64_t recycled;               /* events lost with the rings reused */
@@ -184,10 +192,11 @@ static uint64_t to_ns(const struct conv *cv, uint64_t raw)
  * Recording
  * ------------------------------------------------------------------------ */
 
-void tl__trace_setup(void)
+void tl__trace_setup(void (*symbol)(uintptr_t pc, int ret, char *buf, size_t size))
 {
   if (tl__opt.trace == NULL)
     return;
+  S.symbol = symbol;
   for (const char *p = tl__opt.trace; *p; p++) {
     if (p[0] == '%' && p[1] == 'p')
       S.per_pid = 1;
@@ -621,7 +630,10 @@ static const struct sym *sym_of(struct tables *tb, uintptr_t entry)
     if (s->entry != 0)
       continue;
     s->entry = entry;
-    tl__bt_symbol(entry, 0, s->text, sizeof s->text);
+    if (S.symbol != NULL)
+      S.symbol(entry, 0, s->text, sizeof s->text);
+    else
+      fmt(s->text, sizeof s->text, "0x%lx", (unsigned long)entry);
     /* "fn+0x0 (module)" names the function itself: the slice says "fn". */
     char *plus = strstr(s->text, "+0x0 (");
     if (plus == NULL && strlen(s->text) > 4 && strcmp(s->text + strlen(s->text) - 4, "+0x0") == 0)

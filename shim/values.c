@@ -5,7 +5,15 @@
  * one entry of its value table, and checks the key's generation (keys.c).
  */
 #include "internal.h"
+#include "values.h"
+#include "options.h"
+#include "lock.h"
+#include "thread.h"
 #include "identity.h"
+#include "backtrace.h"
+#include "keys.h"
+#include "vtab.h"
+#include "scope.h"
 
 #include <errno.h>
 

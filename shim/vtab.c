@@ -3,7 +3,12 @@
  * ends.
  */
 #include "internal.h"
+#include "vtab.h"
+#include "lock.h"
+#include "alloc.h"
 #include "thread.h"
+#include "keys.h"
+#include "drops.h"
 
 #include <errno.h>
 #include <string.h>

@@ -8,6 +8,11 @@
  * kilobytes.
  */
 #include "internal.h"
+#include "writer.h"
+#include "message.h"
+#include "real.h"
+#include "lock.h"
+#include "backtrace.h"
 
 #include <string.h>
 #include <sys/mman.h>
