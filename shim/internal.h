@@ -115,7 +115,7 @@ struct tl__ent {
  * capacity kept anywhere else would allow. The entries are aligned to
  * 4 x the capacity in bytes, so the bit just above the tag is zero and
  * h & (h + 2) is the address without the tag. The tag is doubled because
- * keys hold their slot shifted left by one (key.c): key & tag is then the
+ * keys hold their slot shifted left by one (keys.c): key & tag is then the
  * offset of the key's first entry in units of 8 bytes, which an x86
  * address scales for free, and the read path needs no shift.
  *
@@ -148,7 +148,7 @@ static inline struct tl__ent *tl__vt_home(const struct tl__vtab *vt, tl_key_t ke
   return (struct tl__ent *)(base + (uintptr_t)((uint32_t)key & (uint32_t)(h - base)) * 8);
 }
 
-/* The slot of a key (key.c): a key is generation << 32 | slot << 1. */
+/* The slot of a key (keys.c): a key is generation << 32 | slot << 1. */
 static inline uint32_t tl__key_slot(tl_key_t key)
 {
   return (uint32_t)key >> 1;
@@ -178,7 +178,7 @@ struct tl__task {
 };
 
 /* Fields of a record that the context map's readers load while a writer
- * may store them (task.c): plain fields accessed with relaxed atomic
+ * may store them (ctxmap.c): plain fields accessed with relaxed atomic
  * operations, so that the races the map's sequence lock tolerates are well
  * defined (and quiet under TSan). */
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -250,7 +250,7 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
 
 /* A finished task's record is released in a batch with others, when its
  * thread next takes the registry's lock anyway (a makecontext), instead of
- * taking the lock once more at every task's end (task.c, ended_release). */
+ * taking the lock once more at every task's end (ended.c, tl__ended_release). */
 #define TL__ENDED_MAX 8
 
 /* Small blocks (alloc.c) come in TL__SMALL_CLASSES power-of-two sizes. A
@@ -286,7 +286,7 @@ struct tl__thread {
   struct tl__task *ended[TL__ENDED_MAX];   /* finished here, records not yet released */
   uint32_t nended;                         /* entries in ended */
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
-  uint64_t binds;                          /* bindings made here (key.c, tl__destroy_vals) */
+  uint64_t binds;                          /* bindings made here (vtab.c, tl__destroy_vals) */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__fibers {                      /* what the sanitizers were told (tools.c) */
     void *root;                            /* TSan: this thread's own fiber */
