@@ -89,7 +89,7 @@ uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs)
     if (t->x != NULL)
       xs[n++] = t->x;
     t->x = NULL;
-    tl__record_free(t);
+    tl__record_free(th, t);
   }
   th->nended = kept;
   return n;

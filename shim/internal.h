@@ -171,7 +171,7 @@ struct tl__task {
   _Atomic uint8_t state;                   /* enum tl__state */
   uint8_t flags;                           /* TL__F_* */
   uint8_t mapped;                          /* ctx is entered in the context map */
-  uint8_t in_tree;                         /* entered in the stack-range tree */
+  uint8_t in_tree;                         /* TL__TREE_*: entered in the stack-range tree */
   uint32_t ran_on;                         /* for debuggers: the low half of its last thread's tl__thread address */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
@@ -244,6 +244,11 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
   __atomic_store_n(&t->flags, (uint8_t)(__atomic_load_n(&t->flags, __ATOMIC_RELAXED) & ~f), __ATOMIC_RELAXED);
 }
 
+/* in_tree: in the stack-range tree, and whether a newer task of the same
+ * stack is (stacktree.c keeps it, with the registry's lock held). */
+#define TL__TREE_IN 0x1u
+#define TL__TREE_SHADOWED 0x2u
+
 #define TL__F_ROOT 0x1u                    /* a thread's own stack */
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */
 #define TL__F_MADE 0x10u                   /* ctx is where it was made, not where a switch saved it */
@@ -288,6 +293,11 @@ struct tl__thread {
   uint32_t nended;                         /* entries in ended */
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
   uint64_t binds;                          /* bindings made here (vtab.c, tl__destroy_vals) */
+  /* What a task life of the common loop (task.c, remake) changes, kept
+   * per thread so that it writes nothing other threads write (SPEC 6): */
+  uint64_t made_here, finished_here;       /* tasks made and finished in that loop, counted here */
+  uint64_t id_next, id_end;                /* this thread's block of task ids (registry.c) */
+  struct tl__task *pool;                   /* free task records of this thread (registry.c) */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__fibers {                      /* what the sanitizers were told (tools.c) */
     void *root;                            /* TSan: this thread's own fiber */
@@ -300,7 +310,7 @@ struct tl__thread {
   struct tl__small_cache cache;            /* alloc.c: freed small blocks kept for this thread */
   struct tl__ring *ring;                   /* trace.c: this thread's events, or NULL */
   struct tl__task root;                    /* this thread's own stack */
-};
+} __attribute__((aligned(64)));            /* threads' states share no cache line */
 
 _Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
 
@@ -338,7 +348,7 @@ extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampolin
  * nothing is written at run time. Change TL__DEBUG_VERSION (and the
  * extension) when the meaning of any of this changes; a renamed field is
  * caught by the extension as a layout mismatch. */
-#define TL__DEBUG_VERSION 1
+#define TL__DEBUG_VERSION 2
 
 struct tl__debug_tasks {                   /* registry.c */
   struct tl__task *const *live;            /* the live list (through lnext) */
@@ -348,7 +358,7 @@ struct tl__debug_tasks {                   /* registry.c */
 
 struct tl__debug_threads {                 /* thread.c */
   struct tl__thread *const *list;          /* live thread states (through next) */
-  const uint64_t *dead_switches, *dead_untracked;
+  const uint64_t *dead_switches, *dead_untracked, *dead_made, *dead_finished;
 };
 
 struct tl__debug_keys {                    /* keys.c */

@@ -1,8 +1,17 @@
-/* The registry of task records: the pool they come from, their extensions,
+/* The registry of task records: where they come from, their extensions,
  * the list of live tasks and the abandoned ones kept for the leak report,
- * the ids and the counts. One lock guards all of it, and the stack-range
- * tree (stacktree.c) with it, so that a makecontext enters a task in both
- * under one hold of the lock.
+ * the ids and the counts. One lock guards the lists and the counts, and
+ * the stack-range tree (stacktree.c) with them, so that a makecontext
+ * enters a task in both under one hold of the lock.
+ *
+ * The common loop of a scheduler (make a task in the context and on the
+ * stack of the one that just finished, task.c's remake) takes no lock and
+ * writes nothing another thread writes (SPEC 6: threads scale as without
+ * the shim): its record comes back in place, its id from a block of ids
+ * its thread took for itself, and its counts are its thread's own
+ * (made_here, finished_here), summed when they are read. Free records are
+ * kept per thread too, so that the records of tasks running on different
+ * threads seldom share a cache line.
  */
 #include "internal.h"
 #include "registry.h"
@@ -15,13 +24,18 @@
 /* The registry: every record, live or free, and the counts. Its lock also
  * guards the stack-range tree, which changes with the live list. */
 static struct {
-  struct tl__lock lock;                    /* the live list, the pool, the counts, and the tree */
+  struct tl__lock lock;                    /* the live list, the counts, and the tree */
   struct tl__task *live;                   /* made tasks that have not ended, and roots */
-  struct tl__task *pool;                   /* free records */
   struct tl__counts n;
   struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
   uint64_t kept_n;                         /* how many are kept */
-} R __attribute__((aligned(64))) = {.n.next_id = 1};
+  /* Ids are handed out one at a time where a task enters the tree (under
+   * the lock) and ID_BLOCK at a time to threads (without it), from one
+   * counter, on a cache line of its own. */
+  _Alignas(64) _Atomic uint64_t next_id;
+} R __attribute__((aligned(64))) = {.next_id = 1};
+
+#define ID_BLOCK 1024
 /* For debuggers (debug.c). */
 const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak};
 
@@ -50,21 +64,42 @@ struct tl__counts *tl__registry_counts(void)
   return &R.n;
 }
 
-/* Called with R.lock held. */
-struct tl__task *tl__record_alloc(void)
+uint64_t tl__registry_new_id(void)
 {
-  if (R.pool == NULL) {
+  return atomic_fetch_add_explicit(&R.next_id, 1, memory_order_relaxed);
+}
+
+/* A task reused in place must stay the newest of its stack in the tree,
+ * whose order among equal stacks is by id: its new id is above the old
+ * one. Every id handed out so far is below the counter, so a new block
+ * always is. */
+uint64_t tl__registry_id_after(struct tl__thread *th, uint64_t above)
+{
+  if (TL__UNLIKELY(th->id_next >= th->id_end || th->id_next <= above)) {
+    th->id_next = atomic_fetch_add_explicit(&R.next_id, ID_BLOCK, memory_order_relaxed);
+    th->id_end = th->id_next + ID_BLOCK;
+  }
+  return th->id_next++;
+}
+
+/* Records are carved from pages that are never given back, and kept free
+ * per thread (th->pool); a record freed on another thread than the one it
+ * came from joins that thread's records. Called on th's own thread, or
+ * for the threads a forked child does not have. */
+struct tl__task *tl__record_alloc(struct tl__thread *th)
+{
+  if (th->pool == NULL) {
     size_t size = 64 * 1024, n = size / sizeof(struct tl__task);
     char *page = tl__pages(size);
     for (size_t i = 0; page != NULL && i < n; i++) {
       struct tl__task *t = (struct tl__task *)(page + i * sizeof(struct tl__task));
-      t->lnext = R.pool;
-      R.pool = t;
+      t->lnext = th->pool;
+      th->pool = t;
     }
   }
-  struct tl__task *t = R.pool;
+  struct tl__task *t = th->pool;
   if (t != NULL)
-    R.pool = t->lnext;
+    th->pool = t->lnext;
   return t;
 }
 
@@ -75,15 +110,15 @@ struct tl__task_ext *tl__task_ext(struct tl__task *t)
   return t->x;
 }
 
-/* Called with R.lock held. The id goes to 0 first: a stale pointer to this
- * record (a context copied after the task ended) no longer matches. The
- * extension is freed by the caller, outside the lock. */
-void tl__record_free(struct tl__task *t)
+/* The id goes to 0 first: a stale pointer to this record (a context
+ * copied after the task ended) no longer matches. The extension is freed
+ * by the caller. */
+void tl__record_free(struct tl__thread *th, struct tl__task *t)
 {
-  t->id = 0;
+  STORE(t->id, 0);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
-  t->lnext = R.pool;
-  R.pool = t;
+  t->lnext = th->pool;
+  th->pool = t;
 }
 
 /* The live list, with R.lock held. */
@@ -148,10 +183,12 @@ void tl__task_stats(struct tl__stats *st)
     return;
   /* Under the lock, which ended_release takes to move a thread's count of
    * finished tasks into the registry's: each task is counted once. */
-  uint64_t ended = 0;
-  tl__thread_stats(&st->switches, &st->untracked, &ended);
-  st->created = R.n.made;
-  st->finished = R.n.finished + ended;
+  struct tl__thread_counts c;
+  tl__thread_stats(&c);
+  st->switches = c.switches;
+  st->untracked = c.untracked;
+  st->created = R.n.made + c.made;
+  st->finished = R.n.finished + c.finished + c.ended;
   st->abandoned = R.n.abandoned;
   st->peak = R.n.peak;
   tl__unlock(&R.lock);

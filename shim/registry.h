@@ -7,7 +7,6 @@
 struct tl__counts {                        /* changed with the registry's lock held */
   uint64_t made, finished, abandoned;      /* tasks made, and ended each way */
   uint64_t live, peak;                     /* made tasks not ended yet, and their most */
-  uint64_t next_id;                        /* the next task's id */
 };
 struct tl__stats {
   uint64_t created, finished, abandoned, switches, untracked, peak;
@@ -18,8 +17,10 @@ int tl__registry_lock(void);               /* 0, or EDEADLK (a signal handler on
 int tl__registry_lock_fast(void);
 void tl__registry_unlock(void);
 struct tl__counts *tl__registry_counts(void);
-struct tl__task *tl__record_alloc(void);   /* a free record (not zeroed), or NULL */
-void tl__record_free(struct tl__task *t);
+uint64_t tl__registry_new_id(void);        /* newer than every id handed out so far */
+uint64_t tl__registry_id_after(struct tl__thread *th, uint64_t above); /* from th's block, > above */
+struct tl__task *tl__record_alloc(struct tl__thread *th); /* a free record (not zeroed), or NULL */
+void tl__record_free(struct tl__thread *th, struct tl__task *t); /* to th's records */
 struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
 void tl__live_add(struct tl__task *t);
 int tl__live_has(const struct tl__task *t);

@@ -39,7 +39,7 @@ void tl__root_init(struct tl__thread *th)
     r->id = atomic_fetch_sub_explicit(&orphan_id, 1, memory_order_relaxed);
     return;
   }
-  r->id = tl__registry_counts()->next_id++;
+  r->id = tl__registry_new_id();
   if (L.main == NULL)
     L.main = th;
   tl__tree_add(r);

@@ -1,5 +1,10 @@
 /* The stack-range tree: which task's stack holds a stack pointer. Changed
  * and searched with the registry's lock held (registry.c).
+ *
+ * Each record in the tree also says whether a newer task of the same stack
+ * is there (TL__TREE_SHADOWED), so that the common makecontext knows that
+ * the record it reuses in place is still the newest of its stack with one
+ * load, without the lock (task.c, remake).
  */
 #include "internal.h"
 #include "stacktree.h"
@@ -113,12 +118,18 @@ struct tl__task *tl__tree_find(uintptr_t sp)
 
 /* Changes of the tree are marked (T.changing) for a signal handler that
  * interrupts them on the same thread: see tl__tree_changing. */
+/* A task enters the tree as the newest of its stack (its id is newer than
+ * any handed out before: tl__registry_new_id), which the previous newest
+ * is no longer. */
 void tl__tree_add(struct tl__task *t)
 {
+  struct tl__task *prev = tl__tree_ceil(t->hi, UINT64_MAX);
   T.changing = 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (prev != NULL && prev->hi == t->hi)
+    STORE(prev->in_tree, prev->in_tree | TL__TREE_SHADOWED);
   T.root = tree_insert(T.root, t);
-  t->in_tree = 1;
+  STORE(t->in_tree, TL__TREE_IN);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   T.changing = 0;
 }
@@ -129,7 +140,13 @@ void tl__tree_del(struct tl__task *t)
     T.changing = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     T.root = tree_delete(T.root, t);
-    t->in_tree = 0;
+    /* The newest of its stack leaves: the next one is the newest now. */
+    if (!(t->in_tree & TL__TREE_SHADOWED)) {
+      struct tl__task *next = tl__tree_ceil(t->hi, UINT64_MAX);
+      if (next != NULL && next->hi == t->hi)
+        STORE(next->in_tree, TL__TREE_IN);
+    }
+    STORE(t->in_tree, 0);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     T.changing = 0;
   }

@@ -37,7 +37,7 @@ enum gone { GONE_UNCOUNTED, GONE_FINISHED, GONE_ABANDONED };
 
 /* An ended or abandoned task leaves every index and its record goes, in
  * one pass under the registry lock; how says which count it adds to. */
-static void task_release(struct tl__task *t, enum gone how)
+static void task_release(struct tl__thread *th, struct tl__task *t, enum gone how)
 {
   tl__tools_gone(t);
   tl__map_del(t);
@@ -55,7 +55,7 @@ static void task_release(struct tl__task *t, enum gone how)
     n->abandoned++;
   struct tl__task_ext *x = t->x;
   t->x = NULL;
-  tl__record_free(t);
+  tl__record_free(th, t);
   tl__registry_unlock();
   if (x != NULL)
     tl__ext_destroy(x);
@@ -96,7 +96,7 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
   TL__TRACE(tl__trace_event(th, TL__TEV_ABANDON, t->id, 0));
   tl__destroy_values(th, t);
   if (!task_keep(t))
-    task_release(t, GONE_ABANDONED);
+    task_release(th, t, GONE_ABANDONED);
 }
 
 /* Whether the record t still belongs to the live task with this id. A
@@ -165,7 +165,7 @@ static void task_retire(struct tl__thread *th, struct tl__task *t)
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
     tl__ended_flush(th);
     if (th->nended == TL__ENDED_MAX) {
-      task_release(t, GONE_FINISHED);      /* still full: a signal handler interrupted a lock holder */
+      task_release(th, t, GONE_FINISHED);      /* still full: a signal handler interrupted a lock holder */
       return;
     }
   }
@@ -221,20 +221,9 @@ static int abandonable(const struct tl__task *t, const struct tl__task *cur)
   return t != cur && !(t->flags & TL__F_ROOT) && (st == TL__NEW || st == TL__SUSPENDED);
 }
 
-/* Called with the registry's lock held: t becomes the record of a new task made by
- * cur, whether it comes from the pool (zeroed, with its stack) or is
- * reused in place (ended_take). */
-static inline void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
+/* t's fields as a new task made by cur begins them. */
+static inline void record_fill(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
 {
-  struct tl__counts *n = tl__registry_counts();
-  /* The id first: it is part of the tree's order. */
-  STORE(t->id, n->next_id++);
-  if (!t->in_tree) {
-    /* Indexed now, in the same pass: nothing can switch to it before the
-     * real makecontext has returned. */
-    tl__tree_add(t);
-    tl__live_add(t);
-  }
   atomic_store_explicit(&t->vt, tl__vt_empty, memory_order_relaxed);
   t->entry = entry;
   t->parent = cur ? cur->id : 0;
@@ -242,39 +231,59 @@ static inline void record_start(struct tl__task *t, struct tl__task *cur, void (
   t->ran_on = 0;
   t->x = NULL;
   atomic_store_explicit(&t->state, TL__NEW, memory_order_relaxed);
+}
+
+/* Called with the registry's lock held: t becomes the record of a new task made by
+ * cur, whether it comes from the pool (zeroed, with its stack) or is
+ * reused in place (ended_take). */
+static inline void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
+{
+  struct tl__counts *n = tl__registry_counts();
+  /* The id first: it is part of the tree's order. */
+  STORE(t->id, tl__registry_new_id());
+  if (!t->in_tree) {
+    /* Indexed now, in the same pass: nothing can switch to it before the
+     * real makecontext has returned. */
+    tl__tree_add(t);
+    tl__live_add(t);
+  }
+  record_fill(t, cur, entry);
   n->made++;
   if (++n->live > n->peak)
     n->peak = n->live;
 }
 
-/* The loop most programs run, in one pass: the only task waiting in th's
- * ended list finished in this very context, on this very stack, and its
- * record becomes the new task's (ended_take) under one short hold of the
- * lock. Nothing else can be at ucp (a map entry is unique), so there is
- * nothing to abandon; the general path handles everything else. */
+/* The loop most programs run, without a lock: the only task waiting in
+ * th's ended list, the only one finished here and not counted yet,
+ * finished in this very context, on this very stack, and its record
+ * becomes the new task's. It stays where it is in the live list, in the
+ * map at the same address, and in the tree at the same position, which
+ * holds because the tree orders the tasks of one stack by decreasing id,
+ * the record is the newest of its stack, and the new id is newer still
+ * (tl__registry_id_after); its record says whether a newer task of its
+ * stack is in the tree (stacktree.c). Nothing else can be at ucp (a map entry is
+ * unique), so there is nothing to abandon. The one finished and the one
+ * made are counted on th (the number of live tasks does not change), and
+ * nothing is written that another thread writes: threads that each run
+ * their own loop scale as they do without the shim. Two threads cannot
+ * make tasks on one stack at the same time in a working program, so
+ * nothing can make another task of this stack while the record is reused.
+ * The general path handles everything else. */
 static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, const ucontext_t *ucp, uintptr_t lo,
                                uintptr_t hi, void (*entry)(void))
 {
-  if (th->nended != 1)
+  if (th->nended != 1 || th->uncounted != 1)
     return NULL;
   struct tl__task *t = th->ended[0];
-  if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi)
+  if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi || LOAD(t->in_tree) != TL__TREE_IN)
     return NULL;
-  if (tl__registry_lock_fast() != 0)
-    return NULL;
-  if (!t->in_tree || tl__tree_ceil(hi, UINT64_MAX) != t) {
-    tl__registry_unlock();
-    return NULL;
-  }
-  uint32_t fin = th->uncounted;
-  struct tl__counts *n = tl__registry_counts();
-  n->finished += fin;
-  n->live -= fin;
+  __atomic_store_n(&th->finished_here, th->finished_here + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&th->made_here, th->made_here + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
   th->nended = 0;
   struct tl__task_ext *x = t->x;
-  record_start(t, cur, entry);
-  tl__registry_unlock();
+  STORE(t->id, tl__registry_id_after(th, t->id));
+  record_fill(t, cur, entry);
   if (x != NULL)
     tl__ext_destroy(x);
   return t;
@@ -343,7 +352,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
                             atomic_load_explicit(&prevnew->state, memory_order_relaxed) != TL__NEW ||
                             !abandonable(prevnew, cur)))
       prevnew = NULL;
-    t = tl__record_alloc();
+    t = tl__record_alloc(th);
     if (t != NULL) {
       memset(t, 0, sizeof *t);
       t->lo = lo;
@@ -366,7 +375,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
 static __attribute__((noinline)) void make_undo(struct tl__thread *th, struct tl__task *t)
 {
   tl__destroy_values(th, t);
-  task_release(t, GONE_UNCOUNTED);
+  task_release(th, t, GONE_UNCOUNTED);
   if (tl__registry_lock() == 0) {
     tl__registry_counts()->made--;
     tl__registry_unlock();

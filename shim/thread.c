@@ -42,10 +42,12 @@ static struct {
   pthread_key_t exit_key;                  /* its destructor tells us a thread exits */
   int exit_key_ok;
   uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
+  uint64_t dead_made, dead_finished;
   struct tl__thread_hooks hooks;           /* from the top of the library, at load */
 } S;
 /* For debuggers (debug.c). */
-const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked};
+const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked, &S.dead_made,
+                                                    &S.dead_finished};
 
 void tl__thread_hooks(const struct tl__thread_hooks *hooks)
 {
@@ -133,6 +135,8 @@ static void on_thread_exit(void *arg)
     return;
   S.dead_switches += th->switches;
   S.dead_untracked += th->untracked;
+  S.dead_made += th->made_here;
+  S.dead_finished += th->finished_here;
   if (th->prevt)
     th->prevt->next = th->next;
   else
@@ -162,7 +166,10 @@ static struct tl__thread *thread_alloc(void)
   if (S.spare != NULL) {
     th = S.spare;
     S.spare = th->next;
+    /* A state made again keeps the free task records of its last thread. */
+    struct tl__task *pool = th->pool;
     memset(th, 0, sizeof *th);
+    th->pool = pool;
     th->view = &tl__view;                  /* in the list, it may be written by tl_key_delete */
     th->next = S.threads;
     if (S.threads)
@@ -212,17 +219,24 @@ void tl__thread_setup(void)
   S.exit_key_ok = pthread_key_create(&S.exit_key, on_thread_exit) == 0;
 }
 
-void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended)
+/* The counts each thread keeps, summed over the live threads and the
+ * exited ones. A thread that runs meanwhile may be read in the middle of
+ * moving a finished task from one count to another. */
+void tl__thread_stats(struct tl__thread_counts *c)
 {
-  *switches = S.dead_switches;
-  *untracked = S.dead_untracked;
-  *ended = 0;
+  c->switches = S.dead_switches;
+  c->untracked = S.dead_untracked;
+  c->made = S.dead_made;
+  c->finished = S.dead_finished;
+  c->ended = 0;
   if (tl__lock(&S.lock) != 0)
     return;
   for (struct tl__thread *th = S.threads; th; th = th->next) {
-    *switches += th->switches;
-    *untracked += th->untracked;
-    *ended += __atomic_load_n(&th->uncounted, __ATOMIC_RELAXED);
+    c->switches += __atomic_load_n(&th->switches, __ATOMIC_RELAXED);
+    c->untracked += __atomic_load_n(&th->untracked, __ATOMIC_RELAXED);
+    c->made += __atomic_load_n(&th->made_here, __ATOMIC_RELAXED);
+    c->finished += __atomic_load_n(&th->finished_here, __ATOMIC_RELAXED);
+    c->ended += __atomic_load_n(&th->uncounted, __ATOMIC_RELAXED);
   }
   tl__unlock(&S.lock);
 }

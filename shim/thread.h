@@ -14,7 +14,12 @@ void tl__thread_hooks(const struct tl__thread_hooks *hooks); /* once, at load, b
 void tl__thread_setup(void);               /* once, at load */
 struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
 void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
-void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended); /* ended: not yet counted */
+struct tl__thread_counts {
+  uint64_t switches, untracked;
+  uint64_t made, finished;                 /* made_here and finished_here */
+  uint64_t ended;                          /* finished, not yet in the registry's counts */
+};
+void tl__thread_stats(struct tl__thread_counts *c);
 struct tl__thread *tl__thread_list(void);
 void tl__views_drop_all(void);             /* every thread's read view, after a key's deletion */
 

@@ -28,7 +28,7 @@ import struct
 import gdb
 import gdb.unwinder
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 MAGIC = b"tasklocal-debug\0"
 
 NEW, RUNNING, SUSPENDED, FINISHED, ABANDONED = range(5)
@@ -120,6 +120,8 @@ class Thread:
         self.switches = f["switches"]
         self.untracked = f["untracked"]
         self.uncounted = f["uncounted"]
+        self.made_here = f["made_here"]
+        self.finished_here = f["finished_here"]
         self.tvt = f["tvt"]
         self.next = f["next"]
         self.root = root
@@ -208,7 +210,7 @@ class Library:
             self.ext_l = Layout(ext_type, ("name", "held"))
             thread_type = threads["list"].type.target().target()
             self.thread_l = Layout(thread_type, ("current", "override", "switches", "untracked", "uncounted",
-                                                 "tvt", "next", "root"))
+                                                 "made_here", "finished_here", "tvt", "next", "root"))
             attr_type = gdb.lookup_type("tl_key_attr_t", self.block)
             self.attr_l = Layout(attr_type, ("name", "scope", "disc"))
             for what, want, got in (("struct tl__task", int(anchor["task_size"]), self.task_l.size),
@@ -223,6 +225,8 @@ class Library:
             self.thread_head = int(threads["list"])
             self.dead_switches = self.read_u64(int(threads["dead_switches"]))
             self.dead_untracked = self.read_u64(int(threads["dead_untracked"]))
+            self.dead_made = self.read_u64(int(threads["dead_made"]))
+            self.dead_finished = self.read_u64(int(threads["dead_finished"]))
             self.keys = {n: int(keys[n]) for n in ("chunks", "nslots", "created", "chunk_bits", "rec_size",
                                                    "rec_gen", "rec_attr")}
             self.owners = {n: int(owners[n]) for n in ("buckets", "nbuckets", "disc", "owner", "vt", "next")}
@@ -901,10 +905,13 @@ class TlStats(gdb.Command):
         c = lib.counts
         switches = lib.dead_switches + sum(th.switches for th in lib.threads)
         untracked = lib.dead_untracked + sum(th.untracked for th in lib.threads)
-        finished = c["finished"] + sum(th.uncounted for th in lib.threads)
+        # Tasks of the common loop are counted on their threads (registry.c).
+        made = c["made"] + lib.dead_made + sum(th.made_here for th in lib.threads)
+        finished = (c["finished"] + lib.dead_finished +
+                    sum(th.uncounted + th.finished_here for th in lib.threads))
         keys = lib.read_u64(lib.keys["created"])
         gdb.write("tasklocal: stats: created=%d finished=%d abandoned=%d switches=%d untracked=%d peak=%d "
-                  "keys=%d\n" % (c["made"], finished, c["abandoned"], switches, untracked, c["peak"], keys))
+                  "keys=%d\n" % (made & (2**64 - 1), finished, c["abandoned"], switches, untracked, c["peak"], keys))
 
 
 TlPrefix()

@@ -420,10 +420,10 @@ START_TEST(test_bad_input)
   gdb_free(&r);
 
   /* A library whose anchor has another layout: the extension is told
-   * to expect layout 2 here. */
-  static const char *const other[] = {"python LAYOUT_VERSION = 2", "tl tasks", NULL};
+   * to expect a layout the library does not have. */
+  static const char *const other[] = {"python LAYOUT_VERSION = 99", "tl tasks", NULL};
   r = on_core(TASKS, tasks_core, other);
-  EXPECT(r.err, "^tasklocal: .*libtasklocal\\.so has debug layout 1 and this extension reads layout 2");
+  EXPECT(r.err, "^tasklocal: .*libtasklocal\\.so has debug layout [0-9]+ and this extension reads layout 99");
   REFUSE(r.out, "suspended");
   gdb_free(&r);
 }
