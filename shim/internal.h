@@ -296,6 +296,7 @@ struct tl__thread {
   /* What a task life of the common loop (task.c, remake) changes, kept
    * per thread so that it writes nothing other threads write (SPEC 6): */
   uint64_t made_here, finished_here;       /* tasks made and finished in that loop, counted here */
+  uint64_t abandoned_here;                 /* and never-started tasks retired in theirs */
   uint64_t id_next, id_end;                /* this thread's block of task ids (registry.c) */
   struct tl__task *pool;                   /* free task records of this thread (registry.c) */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
@@ -358,7 +359,7 @@ struct tl__debug_tasks {                   /* registry.c */
 
 struct tl__debug_threads {                 /* thread.c */
   struct tl__thread *const *list;          /* live thread states (through next) */
-  const uint64_t *dead_switches, *dead_untracked, *dead_made, *dead_finished;
+  const uint64_t *dead_switches, *dead_untracked, *dead_made, *dead_finished, *dead_abandoned;
 };
 
 struct tl__debug_keys {                    /* keys.c */

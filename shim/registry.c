@@ -189,7 +189,7 @@ void tl__task_stats(struct tl__stats *st)
   st->untracked = c.untracked;
   st->created = R.n.made + c.made;
   st->finished = R.n.finished + c.finished + c.ended;
-  st->abandoned = R.n.abandoned;
+  st->abandoned = R.n.abandoned + c.abandoned;
   st->peak = R.n.peak;
   tl__unlock(&R.lock);
 }

@@ -122,6 +122,7 @@ class Thread:
         self.uncounted = f["uncounted"]
         self.made_here = f["made_here"]
         self.finished_here = f["finished_here"]
+        self.abandoned_here = f["abandoned_here"]
         self.tvt = f["tvt"]
         self.next = f["next"]
         self.root = root
@@ -210,7 +211,8 @@ class Library:
             self.ext_l = Layout(ext_type, ("name", "held"))
             thread_type = threads["list"].type.target().target()
             self.thread_l = Layout(thread_type, ("current", "override", "switches", "untracked", "uncounted",
-                                                 "made_here", "finished_here", "tvt", "next", "root"))
+                                                 "made_here", "finished_here", "abandoned_here", "tvt",
+                                                 "next", "root"))
             attr_type = gdb.lookup_type("tl_key_attr_t", self.block)
             self.attr_l = Layout(attr_type, ("name", "scope", "disc"))
             for what, want, got in (("struct tl__task", int(anchor["task_size"]), self.task_l.size),
@@ -227,6 +229,7 @@ class Library:
             self.dead_untracked = self.read_u64(int(threads["dead_untracked"]))
             self.dead_made = self.read_u64(int(threads["dead_made"]))
             self.dead_finished = self.read_u64(int(threads["dead_finished"]))
+            self.dead_abandoned = self.read_u64(int(threads["dead_abandoned"]))
             self.keys = {n: int(keys[n]) for n in ("chunks", "nslots", "created", "chunk_bits", "rec_size",
                                                    "rec_gen", "rec_attr")}
             self.owners = {n: int(owners[n]) for n in ("buckets", "nbuckets", "disc", "owner", "vt", "next")}
@@ -909,9 +912,10 @@ class TlStats(gdb.Command):
         made = c["made"] + lib.dead_made + sum(th.made_here for th in lib.threads)
         finished = (c["finished"] + lib.dead_finished +
                     sum(th.uncounted + th.finished_here for th in lib.threads))
+        abandoned = c["abandoned"] + lib.dead_abandoned + sum(th.abandoned_here for th in lib.threads)
         keys = lib.read_u64(lib.keys["created"])
         gdb.write("tasklocal: stats: created=%d finished=%d abandoned=%d switches=%d untracked=%d peak=%d "
-                  "keys=%d\n" % (made & (2**64 - 1), finished, c["abandoned"], switches, untracked, c["peak"], keys))
+                  "keys=%d\n" % (made & (2**64 - 1), finished, abandoned, switches, untracked, c["peak"], keys))
 
 
 TlPrefix()
