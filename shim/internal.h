@@ -299,6 +299,7 @@ struct tl__thread {
   uint64_t abandoned_here;                 /* and never-started tasks retired in theirs */
   uint64_t id_next, id_end;                /* this thread's block of task ids (registry.c) */
   struct tl__task *pool;                   /* free task records of this thread (registry.c) */
+  uint32_t pool_n;                         /* how many */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__fibers {                      /* what the sanitizers were told (tools.c) */
     void *root;                            /* TSan: this thread's own fiber */

@@ -26,6 +26,7 @@
 static struct {
   struct tl__lock lock;                    /* the live list, the counts, and the tree */
   struct tl__task *live;                   /* made tasks that have not ended, and roots */
+  struct tl__task *pool;                   /* free records beyond what threads keep */
   struct tl__counts n;
   struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
   uint64_t kept_n;                         /* how many are kept */
@@ -83,11 +84,26 @@ uint64_t tl__registry_id_after(struct tl__thread *th, uint64_t above)
 }
 
 /* Records are carved from pages that are never given back, and kept free
- * per thread (th->pool); a record freed on another thread than the one it
- * came from joins that thread's records. Called on th's own thread, or
- * for the threads a forked child does not have. */
+ * per thread (th->pool), up to POOL_KEEP; a record freed on another thread
+ * than the one it came from joins that thread's records, and beyond
+ * POOL_KEEP the registry's, which a thread with none takes from before it
+ * carves a new page. So a thread that only makes tasks that another thread
+ * ends (an M:N hand-off) takes back the records its partner frees, and
+ * memory stays proportional to the live tasks. Both are called with R.lock
+ * held, on th's own thread or for a thread a forked child does not have. */
+#define POOL_KEEP 1024
+
 struct tl__task *tl__record_alloc(struct tl__thread *th)
 {
+  if (th->pool == NULL && R.pool != NULL) {
+    for (int i = 0; i < 64 && R.pool != NULL; i++) {
+      struct tl__task *t = R.pool;
+      R.pool = t->lnext;
+      t->lnext = th->pool;
+      th->pool = t;
+      th->pool_n++;
+    }
+  }
   if (th->pool == NULL) {
     size_t size = 64 * 1024, n = size / sizeof(struct tl__task);
     char *page = tl__pages(size);
@@ -95,11 +111,14 @@ struct tl__task *tl__record_alloc(struct tl__thread *th)
       struct tl__task *t = (struct tl__task *)(page + i * sizeof(struct tl__task));
       t->lnext = th->pool;
       th->pool = t;
+      th->pool_n++;
     }
   }
   struct tl__task *t = th->pool;
-  if (t != NULL)
+  if (t != NULL) {
     th->pool = t->lnext;
+    th->pool_n--;
+  }
   return t;
 }
 
@@ -117,8 +136,14 @@ void tl__record_free(struct tl__thread *th, struct tl__task *t)
 {
   STORE(t->id, 0);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
-  t->lnext = th->pool;
-  th->pool = t;
+  if (th->pool_n < POOL_KEEP) {
+    t->lnext = th->pool;
+    th->pool = t;
+    th->pool_n++;
+  } else {
+    t->lnext = R.pool;
+    R.pool = t;
+  }
 }
 
 /* The live list, with R.lock held. */

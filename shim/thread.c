@@ -169,8 +169,10 @@ static struct tl__thread *thread_alloc(void)
     S.spare = th->next;
     /* A state made again keeps the free task records of its last thread. */
     struct tl__task *pool = th->pool;
+    uint32_t pool_n = th->pool_n;
     memset(th, 0, sizeof *th);
     th->pool = pool;
+    th->pool_n = pool_n;
     th->view = &tl__view;                  /* in the list, it may be written by tl_key_delete */
     th->next = S.threads;
     if (S.threads)
