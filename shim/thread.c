@@ -271,6 +271,11 @@ void tl__thread_atfork(int phase)
     } else {
       S.hooks.drop(th);
       tl__small_cache_flush(th);
+      /* The tasks it made and ended stay in the counts, which are the
+       * process's history (its switches go, as they always did). */
+      S.dead_made += th->made_here;
+      S.dead_finished += th->finished_here;
+      S.dead_abandoned += th->abandoned_here;
       th->next = S.spare;
       S.spare = th;
     }
