@@ -39,16 +39,20 @@
  * malloc: lines are formatted by tl__format into a buffer on the stack and
  * written with write(2); the table of tasks it needs is mapped with mmap
  * for the write and unmapped after. Entry functions are named then, and
- * only then, by the symbolizer init.c passes to tl__trace_setup
- * (backtrace.c's tl__bt_symbol: this file lies in the base layer, below
- * the switch paths that call it, and backtrace.c above them).
+ * only then, by backtrace.c's tl__bt_symbol.
  */
 #include "internal.h"
 #include "trace.h"
+#include "traceclock.h"
+#include "traceread.h"
+#include "traceout.h"
+#include "tracejson.h"
+#include "tracefile.h"
 #include "message.h"
 #include "options.h"
 #include "real.h"
 #include "lock.h"
+#include "backtrace.h"
 
 #include <cpuid.h>
 #include <errno.h>
@@ -61,60 +65,36 @@
 #include <unistd.h>
 
 #define TRACE_KEEP_EXITED 256              /* rings of exited threads kept for the file */
-#define NAME_MAX_LEN 64                    /* bytes of a task name kept (8 events of 8) */
-#define SYM_LEN 128
 #define SYM_CACHE 1024                     /* entry functions named per write, at most */
-#define OUT_BUF 8192
 #define WRITER_STACK_NEED (128u << 10)     /* the writer's stack, or one of its own */
 #define WRITER_STACK_SIZE (1u << 20)
 
 int tl__trace_on;
 
-struct tev {
-  uint64_t ts;                             /* raw clock: TSC ticks, or ns */
-  uint64_t a, b;
-  _Atomic uint32_t seq;                    /* the event's index (low 32 bits); ~0 while written */
-  uint16_t type;                           /* enum tl__tev_type */
-  uint16_t aux;                            /* NAME: part | length << 4 */
-};
-
-_Static_assert(sizeof(struct tev) == 32, "an event is 32 bytes");
-
-struct tl__ring {
-  _Atomic uint64_t head;                   /* events reserved so far; stored by the owner only */
-  uint64_t mask;                           /* capacity - 1 */
-  struct tl__ring *next;                   /* every ring, newest first */
-  size_t bytes;                            /* of the mapping */
-  uint64_t exit_seq;                       /* 0 while its thread lives, else its order of exit */
-  uint64_t snap;                           /* head as the writer took it (under S.lock) */
-  int tid;
-  char name[16];                           /* the thread's name, taken at its exit */
-  struct tev ev[] __attribute__((aligned(32)));
-};
-
 static struct {
   struct tl__lock lock;                    /* one writer at a time; recycling rings */
   struct tl__ring *_Atomic rings;
-  struct tl__ring *top;                    /* the writer's: the newest ring when it took the heads */
-  int tsc;                                 /* timestamps are TSC ticks, else ns */
-  uint64_t raw0, ns0;                      /* the calibration point taken at load */
   int per_pid;                             /* the path has %p: each process its own file */
   int pid;                                 /* the process the rings belong to */
-  void (*symbol)(uintptr_t pc, int ret, char *buf, size_t size); /* names entry functions */
   _Atomic uint64_t exits;                  /* threads exited, numbering their rings */
   _Atomic uint32_t exited;                 /* rings of exited threads kept */
   _Atomic uint64_t recycled;               /* events lost with the rings reused */
   _Atomic uint32_t untraced;               /* threads whose ring could not be made */
-  _Atomic int warned_ring, warned_file, exit_done;
+  _Atomic int warned_ring;
 } S;
 
 /* ------------------------------------------------------------------------
  * The clock
  * ------------------------------------------------------------------------ */
 
-static inline uint64_t raw_now(void)
+static struct {
+  int tsc;                                 /* timestamps are TSC ticks, else ns */
+  uint64_t raw0, ns0;                      /* the calibration point taken at load */
+} C;
+
+uint64_t tl__tclock_now(void)
 {
-  if (TL__LIKELY(S.tsc))
+  if (TL__LIKELY(C.tsc))
     return __builtin_ia32_rdtsc();
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -159,31 +139,39 @@ static int kernel_uses_tsc(void)
   return n >= 3 && memcmp(buf, "tsc", 3) == 0 && (buf[3] == '\n' || buf[3] == '\0');
 }
 
-/* Converts raw timestamps to nanoseconds since the load-time point, with
- * the rate measured between that point and one taken now. */
-struct conv {
-  uint64_t raw0, raw1, ns1;                /* ns1: nanoseconds from raw0 to raw1 */
-};
-
-static struct conv conv_now(void)
+void tl__tclock_setup(void)
 {
-  struct conv cv = {S.raw0, 0, 0};
+  C.tsc = kernel_uses_tsc();
+  if (C.tsc)
+    clock_point(&C.raw0, &C.ns0);
+  else
+    C.raw0 = C.ns0 = mono_ns();
+}
+
+int tl__tclock_tsc(void)
+{
+  return C.tsc;
+}
+
+struct tl__tconv tl__tclock_conv(void)
+{
+  struct tl__tconv cv = {C.raw0, 0, 0};
   uint64_t raw1, ns1;
-  if (S.tsc) {
+  if (C.tsc) {
     clock_point(&raw1, &ns1);
   } else {
     raw1 = ns1 = mono_ns();
   }
-  cv.raw1 = raw1 > S.raw0 ? raw1 : S.raw0 + 1;
-  cv.ns1 = ns1 > S.ns0 ? ns1 - S.ns0 : 1;
+  cv.raw1 = raw1 > C.raw0 ? raw1 : C.raw0 + 1;
+  cv.ns1 = ns1 > C.ns0 ? ns1 - C.ns0 : 1;
   return cv;
 }
 
-static uint64_t to_ns(const struct conv *cv, uint64_t raw)
+uint64_t tl__tclock_ns(const struct tl__tconv *cv, uint64_t raw)
 {
   if (raw <= cv->raw0)
     return 0;
-  if (!S.tsc)
+  if (!C.tsc)
     return raw - cv->raw0;
   return (uint64_t)((unsigned __int128)(raw - cv->raw0) * cv->ns1 / (cv->raw1 - cv->raw0));
 }
@@ -192,11 +180,10 @@ static uint64_t to_ns(const struct conv *cv, uint64_t raw)
  * Recording
  * ------------------------------------------------------------------------ */
 
-void tl__trace_setup(void (*symbol)(uintptr_t pc, int ret, char *buf, size_t size))
+void tl__trace_setup(void)
 {
   if (tl__opt.trace == NULL)
     return;
-  S.symbol = symbol;
   for (const char *p = tl__opt.trace; *p; p++) {
     if (p[0] == '%' && p[1] == 'p')
       S.per_pid = 1;
@@ -204,11 +191,7 @@ void tl__trace_setup(void (*symbol)(uintptr_t pc, int ret, char *buf, size_t siz
       p++;
   }
   S.pid = (int)getpid();
-  S.tsc = kernel_uses_tsc();
-  if (S.tsc)
-    clock_point(&S.raw0, &S.ns0);
-  else
-    S.raw0 = S.ns0 = mono_ns();
+  tl__tclock_setup();
   tl__trace_on = 1;
 }
 
@@ -217,14 +200,14 @@ static inline void put(struct tl__ring *r, unsigned type, uint64_t a, uint64_t b
   uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
   atomic_store_explicit(&r->head, h + 1, memory_order_relaxed);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  struct tev *e = &r->ev[h & r->mask];
+  struct tl__tev *e = &r->ev[h & r->mask];
   atomic_store_explicit(&e->seq, UINT32_MAX, memory_order_relaxed);
   /* The fields below must not be seen before the slot is marked: x86
    * keeps stores in program order, so only the compiler must be stopped
    * (a thread fence would be the portable spelling, which ThreadSanitizer
    * rejects). The fields are relaxed atomics for the concurrent reader. */
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&e->ts, raw_now(), __ATOMIC_RELAXED);
+  __atomic_store_n(&e->ts, tl__tclock_now(), __ATOMIC_RELAXED);
   __atomic_store_n(&e->a, a, __ATOMIC_RELAXED);
   __atomic_store_n(&e->b, b, __ATOMIC_RELAXED);
   __atomic_store_n(&e->type, (uint16_t)type, __ATOMIC_RELAXED);
@@ -270,7 +253,7 @@ void tl__trace_thread(struct tl__thread *th)
   struct tl__ring *r = ring_recycle();
   if (r == NULL) {
     size_t page = 4096, cap = tl__opt.trace_size;
-    size_t bytes = (sizeof(struct tl__ring) + cap * sizeof(struct tev) + page - 1) & ~(page - 1);
+    size_t bytes = (sizeof(struct tl__ring) + cap * sizeof(struct tl__tev) + page - 1) & ~(page - 1);
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
       atomic_fetch_add_explicit(&S.untraced, 1, memory_order_relaxed);
@@ -328,7 +311,7 @@ void tl__trace_name(const struct tl__task *t, const char *name)
   struct tl__thread *th = tl__tls;
   if ((uintptr_t)th <= 1 || th->ring == NULL)
     return;
-  size_t len = name != NULL ? strnlen(name, NAME_MAX_LEN) : 0;
+  size_t len = name != NULL ? strnlen(name, TL__TRACE_NAME_MAX) : 0;
   for (size_t part = 0; part == 0 || part * 8 < len; part++) {
     uint64_t chunk = 0;
     size_t n = len - part * 8 < 8 ? len - part * 8 : 8;
@@ -337,29 +320,41 @@ void tl__trace_name(const struct tl__task *t, const char *name)
   }
 }
 
-static int fmt(char *buf, size_t size, const char *f, ...) __attribute__((format(printf, 3, 4)));
-
-static int fmt(char *buf, size_t size, const char *f, ...)
+struct tl__ring *tl__trace_rings(void)
 {
-  va_list ap;
-  va_start(ap, f);
-  int n = tl__format(buf, size, f, ap);
-  va_end(ap);
-  return n;
+  return atomic_load_explicit(&S.rings, memory_order_acquire);
+}
+
+int tl__trace_lock(void)
+{
+  return tl__lock(&S.lock);
+}
+
+void tl__trace_unlock(void)
+{
+  tl__unlock(&S.lock);
+}
+
+int tl__trace_pid(void)
+{
+  return S.pid;
+}
+
+uint64_t tl__trace_recycled(void)
+{
+  return atomic_load_explicit(&S.recycled, memory_order_relaxed);
+}
+
+uint32_t tl__trace_untraced(void)
+{
+  return atomic_load_explicit(&S.untraced, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------------
  * The writer's output
  * ------------------------------------------------------------------------ */
 
-struct out {
-  int fd;
-  int err;                                 /* the first write error */
-  size_t len;
-  char buf[OUT_BUF];
-};
-
-static void out_flush(struct out *o)
+void tl__out_flush(struct tl__out *o)
 {
   for (size_t off = 0; off < o->len && o->err == 0;) {
     ssize_t w = write(o->fd, o->buf + off, o->len - off);
@@ -373,13 +368,11 @@ static void out_flush(struct out *o)
   o->len = 0;
 }
 
-static void outf(struct out *o, const char *f, ...) __attribute__((format(printf, 2, 3)));
-
 /* Appends one formatted piece (at most 1 KiB). */
-static void outf(struct out *o, const char *f, ...)
+void tl__outf(struct tl__out *o, const char *f, ...)
 {
   if (sizeof o->buf - o->len < 1024)
-    out_flush(o);
+    tl__out_flush(o);
   va_list ap;
   va_start(ap, f);
   int n = tl__format(o->buf + o->len, sizeof o->buf - o->len, f, ap);
@@ -419,15 +412,15 @@ static size_t utf8_len(const unsigned char *s)
  * may take 6 in the file, so the room is checked as it goes. Bytes that are
  * not UTF-8 (a task name is whatever the program gave) become '?', which
  * keeps the file valid JSON. */
-static void out_str(struct out *o, const char *s)
+void tl__out_str(struct tl__out *o, const char *s)
 {
   if (sizeof o->buf - o->len < 8)
-    out_flush(o);
+    tl__out_flush(o);
   o->buf[o->len++] = '"';
   for (size_t i = 0; s[i] != '\0' && i < 256; i++) {
     unsigned char c = (unsigned char)s[i];
     if (sizeof o->buf - o->len < 8)
-      out_flush(o);
+      tl__out_flush(o);
     if (c == '"' || c == '\\') {
       o->buf[o->len++] = '\\';
       o->buf[o->len++] = (char)c;
@@ -462,37 +455,32 @@ static void out_str(struct out *o, const char *s)
  * The writer's tables, in memory mapped for one write
  * ------------------------------------------------------------------------ */
 
-struct tinfo {
-  uint64_t id, parent;
-  uintptr_t entry;
-  uint32_t name;                           /* 1 + its index in names, or 0 */
-  uint32_t flags;
-};
+static struct {
+  struct tl__ring *top;                    /* the newest ring when the writer took the heads */
+} R;
 
-#define TI_ROOT 0x1u
-#define TI_MADE 0x2u                       /* its make event was kept */
-#define TI_STARTED 0x4u                    /* its flow's end was written */
+/* The rings and their heads, once: rings that threads starting now add
+ * (at the front of the list) are not part of this file. */
+int tl__rings_take(void)
+{
+  int n = 0;
+  R.top = tl__trace_rings();
+  for (struct tl__ring *r = R.top; r != NULL; r = r->next, n++) {
+    r->snap = atomic_load_explicit(&r->head, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+  }
+  return n;
+}
 
-struct sym {
-  uintptr_t entry;                         /* 0: empty */
-  char text[SYM_LEN];                      /* tl__bt_symbol's "fn+0x0 (module)" */
-  char shorter[SYM_LEN];                   /* "fn" when it names the function's start */
-};
-
-struct tables {
-  struct tinfo *t;
-  uint64_t tmask;
-  char (*names)[NAME_MAX_LEN + 1];
-  uint32_t nnames, capnames;
-  struct sym *syms;
-  void *map;
-  size_t bytes;
-};
+struct tl__ring *tl__rings_taken(void)
+{
+  return R.top;
+}
 
 /* Reads event i of r into *e when it is whole and still there. */
-static int ev_read(const struct tl__ring *r, uint64_t i, struct tev *e)
+int tl__ring_read(const struct tl__ring *r, uint64_t i, struct tl__tev *e)
 {
-  const struct tev *s = &r->ev[i & r->mask];
+  const struct tl__tev *s = &r->ev[i & r->mask];
   uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
   if (seq != (uint32_t)i)
     return 0;
@@ -505,18 +493,18 @@ static int ev_read(const struct tl__ring *r, uint64_t i, struct tev *e)
   return atomic_load_explicit(&s->seq, memory_order_relaxed) == seq;
 }
 
-static uint64_t ring_first(const struct tl__ring *r)
+uint64_t tl__ring_first(const struct tl__ring *r)
 {
   return r->snap > r->mask + 1 ? r->snap - (r->mask + 1) : 0;
 }
 
-static struct tinfo *tinfo_get(struct tables *tb, uint64_t id, int add)
+struct tl__tinfo *tl__ttab_task(struct tl__ttab *tb, uint64_t id, int add)
 {
   if (id == 0 || tb->t == NULL)
     return NULL;
   uint64_t i = (id * 0x9e3779b97f4a7c15ull) >> 20;
   for (uint64_t n = 0; n <= tb->tmask; n++, i++) {
-    struct tinfo *ti = &tb->t[i & tb->tmask];
+    struct tl__tinfo *ti = &tb->t[i & tb->tmask];
     if (ti->id == id)
       return ti;
     if (ti->id == 0) {
@@ -531,14 +519,14 @@ static struct tinfo *tinfo_get(struct tables *tb, uint64_t id, int add)
 
 /* Counts what the tables must hold, maps them, and fills them from every
  * ring's make, entry, name and thread events. */
-static void tables_make(struct tables *tb)
+void tl__ttab_make(struct tl__ttab *tb)
 {
   memset(tb, 0, sizeof *tb);
   uint64_t ntasks = 16, nnames = 0;
-  for (struct tl__ring *r = S.top; r != NULL; r = r->next) {
-    struct tev e;
-    for (uint64_t i = ring_first(r); i < r->snap; i++) {
-      if (!ev_read(r, i, &e))
+  for (struct tl__ring *r = R.top; r != NULL; r = r->next) {
+    struct tl__tev e;
+    for (uint64_t i = tl__ring_first(r); i < r->snap; i++) {
+      if (!tl__ring_read(r, i, &e))
         continue;
       ntasks += e.type == TL__TEV_MAKE || e.type == TL__TEV_THREAD;
       nnames += e.type == TL__TEV_NAME && (e.aux & 0xf) == 0;
@@ -548,8 +536,8 @@ static void tables_make(struct tables *tb)
   while (cap < 2 * ntasks)
     cap <<= 1;
   /* Each part starts on a 64-byte boundary: names are 65 bytes each. */
-  size_t tbytes = cap * sizeof(struct tinfo), nbytes = (nnames * sizeof *tb->names + 63) & ~(size_t)63;
-  size_t sbytes = SYM_CACHE * sizeof(struct sym);
+  size_t tbytes = cap * sizeof(struct tl__tinfo), nbytes = (nnames * sizeof *tb->names + 63) & ~(size_t)63;
+  size_t sbytes = SYM_CACHE * sizeof(struct tl__tsym);
   size_t bytes = (tbytes + nbytes + sbytes + 4095) & ~(size_t)4095;
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
@@ -562,30 +550,30 @@ static void tables_make(struct tables *tb)
   tb->capnames = (uint32_t)nnames;
   tb->syms = (void *)((char *)p + tbytes + nbytes);
 
-  for (struct tl__ring *r = S.top; r != NULL; r = r->next) {
-    struct tev e;
-    for (uint64_t i = ring_first(r); i < r->snap; i++) {
-      if (!ev_read(r, i, &e))
+  for (struct tl__ring *r = R.top; r != NULL; r = r->next) {
+    struct tl__tev e;
+    for (uint64_t i = tl__ring_first(r); i < r->snap; i++) {
+      if (!tl__ring_read(r, i, &e))
         continue;
-      struct tinfo *ti;
+      struct tl__tinfo *ti;
       switch (e.type) {
       case TL__TEV_THREAD:
-        if ((ti = tinfo_get(tb, e.a, 1)) != NULL)
-          ti->flags |= TI_ROOT;
+        if ((ti = tl__ttab_task(tb, e.a, 1)) != NULL)
+          ti->flags |= TL__TI_ROOT;
         break;
       case TL__TEV_MAKE:
-        if ((ti = tinfo_get(tb, e.a, 1)) != NULL) {
+        if ((ti = tl__ttab_task(tb, e.a, 1)) != NULL) {
           ti->parent = e.b;
-          ti->flags |= TI_MADE;
+          ti->flags |= TL__TI_MADE;
         }
         break;
       case TL__TEV_ENTRY:
-        if ((ti = tinfo_get(tb, e.a, 1)) != NULL)
+        if ((ti = tl__ttab_task(tb, e.a, 1)) != NULL)
           ti->entry = (uintptr_t)e.b;
         break;
       case TL__TEV_NAME: {
         unsigned part = e.aux & 0xf, len = e.aux >> 4;
-        if ((ti = tinfo_get(tb, e.a, 1)) == NULL || part * 8 >= NAME_MAX_LEN)
+        if ((ti = tl__ttab_task(tb, e.a, 1)) == NULL || part * 8 >= TL__TRACE_NAME_MAX)
           break;
         if (ti->name == 0) {
           if (tb->nnames == tb->capnames)
@@ -594,8 +582,8 @@ static void tables_make(struct tables *tb)
         }
         char *name = tb->names[ti->name - 1];
         if (part == 0) {
-          memset(name, 0, NAME_MAX_LEN + 1);
-          name[NAME_MAX_LEN] = (char)len;  /* the length, until the name is complete */
+          memset(name, 0, TL__TRACE_NAME_MAX + 1);
+          name[TL__TRACE_NAME_MAX] = (char)len;  /* the length, until the name is complete */
         }
         memcpy(name + part * 8, &e.b, 8);
         break;
@@ -607,33 +595,30 @@ static void tables_make(struct tables *tb)
   }
   /* The length byte goes: the name is what its parts hold, NUL-ended. */
   for (uint32_t i = 0; i < tb->nnames; i++) {
-    unsigned len = (unsigned char)tb->names[i][NAME_MAX_LEN];
-    tb->names[i][len < NAME_MAX_LEN ? len : NAME_MAX_LEN] = '\0';
+    unsigned len = (unsigned char)tb->names[i][TL__TRACE_NAME_MAX];
+    tb->names[i][len < TL__TRACE_NAME_MAX ? len : TL__TRACE_NAME_MAX] = '\0';
   }
 }
 
-static void tables_free(struct tables *tb)
+void tl__ttab_free(struct tl__ttab *tb)
 {
   if (tb->map != NULL)
     munmap(tb->map, tb->bytes);
 }
 
-static const struct sym *sym_of(struct tables *tb, uintptr_t entry)
+const struct tl__tsym *tl__ttab_sym(struct tl__ttab *tb, uintptr_t entry)
 {
   if (tb->syms == NULL || entry == 0)
     return NULL;
   uint64_t i = ((uint64_t)entry * 0x9e3779b97f4a7c15ull) >> 40;
   for (int n = 0; n < SYM_CACHE; n++, i++) {
-    struct sym *s = &tb->syms[i % SYM_CACHE];
+    struct tl__tsym *s = &tb->syms[i % SYM_CACHE];
     if (s->entry == entry)
       return s;
     if (s->entry != 0)
       continue;
     s->entry = entry;
-    if (S.symbol != NULL)
-      S.symbol(entry, 0, s->text, sizeof s->text);
-    else
-      fmt(s->text, sizeof s->text, "0x%lx", (unsigned long)entry);
+    tl__bt_symbol(entry, 0, s->text, sizeof s->text);
     /* "fn+0x0 (module)" names the function itself: the slice says "fn". */
     char *plus = strstr(s->text, "+0x0 (");
     if (plus == NULL && strlen(s->text) > 4 && strcmp(s->text + strlen(s->text) - 4, "+0x0") == 0)
@@ -651,9 +636,9 @@ static const struct sym *sym_of(struct tables *tb, uintptr_t entry)
  * ------------------------------------------------------------------------ */
 
 struct writer {
-  struct out o;
-  struct tables tb;
-  struct conv cv;
+  struct tl__out o;
+  struct tl__ttab tb;
+  struct tl__tconv cv;
   int pid;
   int first;                               /* no event written yet: no comma before the next */
   uint64_t now_ns;                         /* where open slices end */
@@ -662,66 +647,66 @@ struct writer {
 
 static void ev_begin(struct writer *w, const char *ph, const char *name)
 {
-  outf(&w->o, "%s\n{\"ph\":\"%s\",\"pid\":%d,\"name\":", w->first ? "" : ",", ph, w->pid);
-  out_str(&w->o, name);
+  tl__outf(&w->o, "%s\n{\"ph\":\"%s\",\"pid\":%d,\"name\":", w->first ? "" : ",", ph, w->pid);
+  tl__out_str(&w->o, name);
   w->first = 0;
 }
 
 static void task_label(struct writer *w, uint64_t id, char *buf, size_t size)
 {
-  const struct tinfo *ti = tinfo_get(&w->tb, id, 0);
-  const struct sym *s;
+  const struct tl__tinfo *ti = tl__ttab_task(&w->tb, id, 0);
+  const struct tl__tsym *s;
   if (ti != NULL && ti->name != 0 && w->tb.names[ti->name - 1][0] != '\0')
-    fmt(buf, size, "%s", w->tb.names[ti->name - 1]);
-  else if (ti != NULL && (ti->flags & TI_ROOT))
-    fmt(buf, size, "(root)");
-  else if (ti != NULL && (s = sym_of(&w->tb, ti->entry)) != NULL)
-    fmt(buf, size, "%s", s->shorter);
+    tl__formatf(buf, size, "%s", w->tb.names[ti->name - 1]);
+  else if (ti != NULL && (ti->flags & TL__TI_ROOT))
+    tl__formatf(buf, size, "(root)");
+  else if (ti != NULL && (s = tl__ttab_sym(&w->tb, ti->entry)) != NULL)
+    tl__formatf(buf, size, "%s", s->shorter);
   else
-    fmt(buf, size, "task %llu", (unsigned long long)id);
+    tl__formatf(buf, size, "task %llu", (unsigned long long)id);
 }
 
 /* One time task id ran on r's thread, from..to (ns); running: it still
  * runs as the file is written. */
 static void emit_slice(struct writer *w, const struct tl__ring *r, uint64_t id, uint64_t from, uint64_t to, int running)
 {
-  char label[SYM_LEN];
+  char label[TL__TSYM_LEN];
   task_label(w, id, label, sizeof label);
   ev_begin(w, "X", label);
-  outf(&w->o, ",\"cat\":\"task\",\"tid\":%d,\"ts\":" US_FMT ",\"dur\":" US_FMT ",\"args\":{\"task\":%llu", r->tid,
-       US(from), US(to > from ? to - from : 0), (unsigned long long)id);
-  const struct tinfo *ti = tinfo_get(&w->tb, id, 0);
-  if (ti != NULL && (ti->flags & TI_MADE))
-    outf(&w->o, ",\"parent\":%llu", (unsigned long long)ti->parent);
-  const struct sym *s = ti != NULL ? sym_of(&w->tb, ti->entry) : NULL;
+  tl__outf(&w->o, ",\"cat\":\"task\",\"tid\":%d,\"ts\":" US_FMT ",\"dur\":" US_FMT ",\"args\":{\"task\":%llu", r->tid,
+           US(from), US(to > from ? to - from : 0), (unsigned long long)id);
+  const struct tl__tinfo *ti = tl__ttab_task(&w->tb, id, 0);
+  if (ti != NULL && (ti->flags & TL__TI_MADE))
+    tl__outf(&w->o, ",\"parent\":%llu", (unsigned long long)ti->parent);
+  const struct tl__tsym *s = ti != NULL ? tl__ttab_sym(&w->tb, ti->entry) : NULL;
   if (s != NULL) {
-    outf(&w->o, ",\"entry\":");
-    out_str(&w->o, s->text);
+    tl__outf(&w->o, ",\"entry\":");
+    tl__out_str(&w->o, s->text);
   }
-  if (ti != NULL && (ti->flags & TI_ROOT))
-    outf(&w->o, ",\"root\":true");
+  if (ti != NULL && (ti->flags & TL__TI_ROOT))
+    tl__outf(&w->o, ",\"root\":true");
   if (running)
-    outf(&w->o, ",\"running\":true");
-  outf(&w->o, "}}");
+    tl__outf(&w->o, ",\"running\":true");
+  tl__outf(&w->o, "}}");
 }
 
 static void emit_instant(struct writer *w, const struct tl__ring *r, const char *what, uint64_t at, uint64_t id,
                          const char *other, uint64_t other_id)
 {
   ev_begin(w, "i", what);
-  outf(&w->o, ",\"cat\":\"event\",\"s\":\"t\",\"tid\":%d,\"ts\":" US_FMT ",\"args\":{\"task\":%llu", r->tid, US(at),
-       (unsigned long long)id);
+  tl__outf(&w->o, ",\"cat\":\"event\",\"s\":\"t\",\"tid\":%d,\"ts\":" US_FMT ",\"args\":{\"task\":%llu", r->tid, US(at),
+           (unsigned long long)id);
   if (other != NULL)
-    outf(&w->o, ",\"%s\":%llu", other, (unsigned long long)other_id);
-  outf(&w->o, "}}");
+    tl__outf(&w->o, ",\"%s\":%llu", other, (unsigned long long)other_id);
+  tl__outf(&w->o, "}}");
 }
 
 /* The ends of a flow arrow from the task that made id to id's first run. */
 static void emit_flow(struct writer *w, const struct tl__ring *r, const char *ph, uint64_t at, uint64_t id)
 {
   ev_begin(w, ph, "make");
-  outf(&w->o, ",\"cat\":\"make\",%s\"id\":%llu,\"tid\":%d,\"ts\":" US_FMT "}", ph[0] == 'f' ? "\"bp\":\"e\"," : "",
-       (unsigned long long)id, r->tid, US(at));
+  tl__outf(&w->o, ",\"cat\":\"make\",%s\"id\":%llu,\"tid\":%d,\"ts\":" US_FMT "}", ph[0] == 'f' ? "\"bp\":\"e\"," : "",
+           (unsigned long long)id, r->tid, US(at));
 }
 
 /* The name of thread tid: its comm now, or the one taken at its exit. */
@@ -729,11 +714,11 @@ static void thread_name(const struct tl__ring *r, char *buf, size_t size)
 {
   buf[0] = '\0';
   if (r->exit_seq != 0) {
-    fmt(buf, size, "%s", r->name);
+    tl__formatf(buf, size, "%s", r->name);
     return;
   }
   char path[64];
-  fmt(path, sizeof path, "/proc/self/task/%d/comm", r->tid);
+  tl__formatf(path, sizeof path, "/proc/self/task/%d/comm", r->tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     ssize_t n = read(fd, buf, size - 1);
@@ -765,24 +750,24 @@ static void write_ring(struct writer *w, const struct tl__ring *r, int index)
   char name[64];
   thread_name(r, name, sizeof name);
   ev_begin(w, "M", "thread_name");
-  outf(&w->o, ",\"tid\":%d,\"args\":{\"name\":", r->tid);
-  out_str(&w->o, name[0] != '\0' ? name : "thread");
-  outf(&w->o, "}}");
+  tl__outf(&w->o, ",\"tid\":%d,\"args\":{\"name\":", r->tid);
+  tl__out_str(&w->o, name[0] != '\0' ? name : "thread");
+  tl__outf(&w->o, "}}");
   ev_begin(w, "M", "thread_sort_index");
-  outf(&w->o, ",\"tid\":%d,\"args\":{\"sort_index\":%d}}", r->tid, index);
+  tl__outf(&w->o, ",\"tid\":%d,\"args\":{\"sort_index\":%d}}", r->tid, index);
 
   struct replay p = {w, r, 0, 0};
-  uint64_t first = ring_first(r), kept = 0, last = 0;
-  struct tev e;
+  uint64_t first = tl__ring_first(r), kept = 0, last = 0;
+  struct tl__tev e;
   for (uint64_t i = first; i < r->snap; i++) {
-    if (!ev_read(r, i, &e))
+    if (!tl__ring_read(r, i, &e))
       continue;                            /* overwritten while the file is written */
     kept++;
-    uint64_t at = to_ns(&w->cv, e.ts);
+    uint64_t at = tl__tclock_ns(&w->cv, e.ts);
     if (at < last)
       at = last;                           /* one thread's events are in order */
     last = at;
-    struct tinfo *ti;
+    struct tl__tinfo *ti;
     switch (e.type) {
     case TL__TEV_THREAD:
       replay_to(&p, e.b, at);
@@ -792,8 +777,8 @@ static void write_ring(struct writer *w, const struct tl__ring *r, int index)
         replay_to(&p, e.b, at);
       break;
     case TL__TEV_START:
-      if ((ti = tinfo_get(&w->tb, e.a, 0)) != NULL && (ti->flags & (TI_MADE | TI_STARTED)) == TI_MADE) {
-        ti->flags |= TI_STARTED;
+      if ((ti = tl__ttab_task(&w->tb, e.a, 0)) != NULL && (ti->flags & (TL__TI_MADE | TL__TI_STARTED)) == TL__TI_MADE) {
+        ti->flags |= TL__TI_STARTED;
         emit_flow(w, r, "f", at, e.a);
       }
       /* The switch that started it predicted another task: the time
@@ -831,18 +816,18 @@ static void write_ring(struct writer *w, const struct tl__ring *r, int index)
   w->kept += kept;
   w->dropped += dropped;
   ev_begin(w, "M", "tasklocal_thread");
-  outf(&w->o, ",\"tid\":%d,\"args\":{\"events\":%llu,\"dropped\":%llu,\"ring\":%llu,\"exited\":%s}}", r->tid,
-       (unsigned long long)kept, (unsigned long long)dropped, (unsigned long long)(r->mask + 1),
-       r->exit_seq != 0 ? "true" : "false");
+  tl__outf(&w->o, ",\"tid\":%d,\"args\":{\"events\":%llu,\"dropped\":%llu,\"ring\":%llu,\"exited\":%s}}", r->tid,
+           (unsigned long long)kept, (unsigned long long)dropped, (unsigned long long)(r->mask + 1),
+           r->exit_seq != 0 ? "true" : "false");
 }
 
 /* Whether anything but thread starts and exits was recorded. */
-static int anything(void)
+int tl__rings_any(void)
 {
-  for (struct tl__ring *r = S.top; r != NULL; r = r->next) {
-    struct tev e;
-    for (uint64_t i = ring_first(r); i < r->snap; i++)
-      if (ev_read(r, i, &e) && e.type != TL__TEV_THREAD && e.type != TL__TEV_EXIT)
+  for (struct tl__ring *r = R.top; r != NULL; r = r->next) {
+    struct tl__tev e;
+    for (uint64_t i = tl__ring_first(r); i < r->snap; i++)
+      if (tl__ring_read(r, i, &e) && e.type != TL__TEV_THREAD && e.type != TL__TEV_EXIT)
         return 1;
   }
   return 0;
@@ -857,7 +842,7 @@ static int trace_path(char *buf, size_t size)
     const char *piece = p;
     size_t len = 1;
     if (p[0] == '%' && p[1] == 'p') {
-      len = (size_t)fmt(num, sizeof num, "%d", (int)getpid());
+      len = (size_t)tl__formatf(num, sizeof num, "%d", (int)getpid());
       piece = num;
       p++;
     } else if (p[0] == '%' && p[1] == '%') {
@@ -879,69 +864,70 @@ struct job {
   char path[4200];
 };
 
-/* Writes the file; called with S.lock held, on a stack large enough. */
-static void write_file(struct job *j)
+/* Writes the document, from the rings taken. */
+int tl__tjson_write(int fd, int n, uint64_t *dropped)
 {
-  /* The rings and their heads, once: rings that threads starting now add
-   * (at the front of the list) are not part of this file. */
-  int n = 0;
-  S.top = atomic_load_explicit(&S.rings, memory_order_acquire);
-  for (struct tl__ring *r = S.top; r != NULL; r = r->next, n++) {
-    r->snap = atomic_load_explicit(&r->head, memory_order_relaxed);
-    atomic_thread_fence(memory_order_acquire);
-  }
-  if (j->at_exit && !anything()) {
-    j->err = -1;
-    return;
-  }
-  if ((j->err = trace_path(j->path, sizeof j->path)) != 0)
-    return;
   struct writer *w = &(struct writer){.first = 1};
-  w->o.fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (w->o.fd < 0) {
-    j->err = errno;
-    return;
-  }
-  w->cv = conv_now();
+  w->o.fd = fd;
+  w->cv = tl__tclock_conv();
   w->now_ns = w->cv.ns1;
   w->pid = (int)getpid();
-  tables_make(&w->tb);
+  tl__ttab_make(&w->tb);
 
-  outf(&w->o, "{\"traceEvents\":[");
+  tl__outf(&w->o, "{\"traceEvents\":[");
   ev_begin(w, "M", "process_name");
-  outf(&w->o, ",\"args\":{\"name\":");
-  out_str(&w->o, program_invocation_short_name);
-  outf(&w->o, "}}");
+  tl__outf(&w->o, ",\"args\":{\"name\":");
+  tl__out_str(&w->o, program_invocation_short_name);
+  tl__outf(&w->o, "}}");
   /* Threads in the order they started: the list holds the newest first. */
   for (int k = n - 1; k >= 0; k--) {
-    struct tl__ring *r = S.top;
+    struct tl__ring *r = tl__rings_taken();
     for (int i = 0; i < k && r != NULL; i++)
       r = r->next;
     if (r != NULL)
       write_ring(w, r, n - 1 - k);
   }
-  uint64_t recycled = atomic_load_explicit(&S.recycled, memory_order_relaxed);
-  j->dropped = w->dropped + recycled;
-  outf(&w->o, "\n],\n\"displayTimeUnit\":\"ns\",\n\"otherData\":{\"tasklocal\":\"%d.%d.%d\",\"clock\":\"%s\","
-       "\"ring_events\":\"%u\",\"events\":\"%llu\",\"dropped\":\"%llu\",\"recycled\":\"%llu\","
-       "\"untraced_threads\":\"%u\"}}\n",
-       TL_VERSION_MAJOR, TL_VERSION_MINOR, TL_VERSION_PATCH, S.tsc ? "tsc" : "monotonic",
-       (unsigned)tl__opt.trace_size, (unsigned long long)w->kept, (unsigned long long)j->dropped,
-       (unsigned long long)recycled, (unsigned)atomic_load_explicit(&S.untraced, memory_order_relaxed));
-  out_flush(&w->o);
-  j->err = w->o.err;
-  close(w->o.fd);
-  tables_free(&w->tb);
+  uint64_t recycled = tl__trace_recycled();
+  *dropped = w->dropped + recycled;
+  tl__outf(&w->o, "\n],\n\"displayTimeUnit\":\"ns\",\n\"otherData\":{\"tasklocal\":\"%d.%d.%d\",\"clock\":\"%s\","
+           "\"ring_events\":\"%u\",\"events\":\"%llu\",\"dropped\":\"%llu\",\"recycled\":\"%llu\","
+           "\"untraced_threads\":\"%u\"}}\n",
+           TL_VERSION_MAJOR, TL_VERSION_MINOR, TL_VERSION_PATCH, tl__tclock_tsc() ? "tsc" : "monotonic",
+           (unsigned)tl__opt.trace_size, (unsigned long long)w->kept, (unsigned long long)*dropped,
+           (unsigned long long)recycled, (unsigned)tl__trace_untraced());
+  tl__out_flush(&w->o);
+  tl__ttab_free(&w->tb);
+  return w->o.err;
+}
+
+/* Writes the file; called with tl__trace_lock held, on a stack large enough. */
+static void write_file(struct job *j)
+{
+  int n = tl__rings_take();
+  if (j->at_exit && !tl__rings_any()) {
+    j->err = -1;
+    return;
+  }
+  if ((j->err = trace_path(j->path, sizeof j->path)) != 0)
+    return;
+  int fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    j->err = errno;
+    return;
+  }
+  j->err = tl__tjson_write(fd, n, &j->dropped);
+  close(fd);
 }
 
 static struct {
-  struct job *job;
+  struct job *job;                         /* the job run on a stack of its own */
   ucontext_t back, ctx;
-} X;
+  _Atomic int warned_file, exit_done;
+} F;
 
 static void write_entry(void)
 {
-  write_file(X.job);
+  write_file(F.job);
 }
 
 /* Runs write_file, on a stack of its own when the caller's is small: exit()
@@ -955,16 +941,16 @@ static void write_job(struct job *j)
   void *stack = MAP_FAILED;
   if (small && tl__real_makecontext != NULL && tl__real_swapcontext != NULL)
     stack = mmap(NULL, WRITER_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED || getcontext(&X.ctx) != 0) {
+  if (stack == MAP_FAILED || getcontext(&F.ctx) != 0) {
     write_file(j);
   } else {
-    X.job = j;
-    X.ctx.uc_stack.ss_sp = stack;
-    X.ctx.uc_stack.ss_size = WRITER_STACK_SIZE;
-    X.ctx.uc_link = &X.back;
-    tl__real_makecontext(&X.ctx, write_entry, 0);
-    tl__real_swapcontext(&X.back, &X.ctx);
-    X.job = NULL;
+    F.job = j;
+    F.ctx.uc_stack.ss_sp = stack;
+    F.ctx.uc_stack.ss_size = WRITER_STACK_SIZE;
+    F.ctx.uc_link = &F.back;
+    tl__real_makecontext(&F.ctx, write_entry, 0);
+    tl__real_swapcontext(&F.back, &F.ctx);
+    F.job = NULL;
   }
   if (stack != MAP_FAILED)
     munmap(stack, WRITER_STACK_SIZE);
@@ -975,13 +961,13 @@ static int trace_write(int at_exit)
   if (!tl__trace_on)
     return ENOTSUP;
   int saved = errno;
-  int err = tl__lock(&S.lock);
+  int err = tl__trace_lock();
   if (err != 0)
     return err;
   struct job j = {.at_exit = at_exit};
   write_job(&j);
-  tl__unlock(&S.lock);
-  if (j.err > 0 && !atomic_exchange_explicit(&S.warned_file, 1, memory_order_relaxed))
+  tl__trace_unlock();
+  if (j.err > 0 && !atomic_exchange_explicit(&F.warned_file, 1, memory_order_relaxed))
     tl__message("TASKLOCAL_TRACE: cannot write %s: %s; no trace", j.path[0] != '\0' ? j.path : tl__opt.trace,
                 strerrordesc_np(j.err));
   else if (j.err == 0 && at_exit && j.dropped > 0)
@@ -996,7 +982,8 @@ static int trace_write(int at_exit)
  * the parent's timeline nor mark it written. Its pid tells. */
 void tl__trace_exit(void)
 {
-  if (tl__trace_on && (int)getpid() == S.pid && !atomic_exchange_explicit(&S.exit_done, 1, memory_order_relaxed))
+  if (tl__trace_on && (int)getpid() == tl__trace_pid() &&
+      !atomic_exchange_explicit(&F.exit_done, 1, memory_order_relaxed))
     trace_write(1);
 }
 
@@ -1008,6 +995,13 @@ void tl__trace_dump(void)
 int tl__trace_flush(void)
 {
   return trace_write(0);
+}
+
+/* The child starts its file afresh (tl__trace_atfork_child). */
+void tl__trace_file_atfork_child(void)
+{
+  atomic_store_explicit(&F.exit_done, 0, memory_order_relaxed);
+  atomic_store_explicit(&F.warned_file, 0, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------------
@@ -1038,8 +1032,6 @@ void tl__trace_atfork_child(void)
   atomic_store_explicit(&S.exited, 0, memory_order_relaxed);
   atomic_store_explicit(&S.recycled, 0, memory_order_relaxed);
   atomic_store_explicit(&S.untraced, 0, memory_order_relaxed);
-  atomic_store_explicit(&S.exit_done, 0, memory_order_relaxed);
-  atomic_store_explicit(&S.warned_file, 0, memory_order_relaxed);
   S.pid = (int)getpid();
   if (!S.per_pid) {
     tl__trace_on = 0;
