@@ -23,6 +23,7 @@
 #include "dump.h"
 #include "init.h"
 #include "trace.h"
+#include "tracefile.h"
 
 #include <errno.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #include "options.h"
 #include "writer.h"
 #include "report.h"
-#include "trace.h"
+#include "tracefile.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -25,6 +25,7 @@
 #include "dump.h"
 #include "exitreport.h"
 #include "trace.h"
+#include "tracefile.h"
 
 #include <pthread.h>
 
@@ -68,6 +69,7 @@ static void atfork_child(void)
   tl__bt_atfork_child();
   tl__dump_atfork(1);
   tl__trace_atfork_child();
+  tl__trace_file_atfork_child();
 }
 
 /* A thread's state begins with its root task and ends with it; its trace
@@ -105,7 +107,7 @@ void tl__init(void)
     tl__alloc_setup();
     tl__tools_setup();
     tl__bt_setup((const void *)tl__trampoline, tl__trampoline_end);
-    tl__trace_setup(tl__bt_symbol);
+    tl__trace_setup();
     tl__thread_hooks(&thread_hooks);
     tl__thread_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

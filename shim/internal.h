@@ -12,7 +12,8 @@
  *                lock.c      locks, and tl__tls, the one thread-local pointer
  *                alloc.c     every allocation, and the fault injection of tests
  *                thread.c    per-thread state, made on first use
- *                trace.c     the timeline of task switches (TASKLOCAL_TRACE)
+ *                traceclock.c the trace's clock: the TSC or CLOCK_MONOTONIC
+ *                trace.c     the timeline (TASKLOCAL_TRACE): a ring per thread
  *   2. Indexes   stacktree.c which task's stack holds a stack pointer
  *                ctxmap.c    which task saved itself in a ucontext_t
  *                registry.c  task records, the live list, ids and counts
@@ -31,6 +32,10 @@
  *                root.c      root tasks; fork; the values at process exit
  *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
  *                report.c    what a leak report or a dump says
+ *                traceread.c the trace's rings read back: events, tasks, symbols
+ *                traceout.c  the trace file's text: its buffer, JSON strings
+ *                tracejson.c the timeline in Chrome's trace-event JSON
+ *                tracefile.c the trace file: its path, when it is written
  *                dump.c      tl_dump and the dump signal
  *                exitreport.c the reports at exit and at _exit
  *   8. Top       init.c      set-up at load; thread, fork and exit events

@@ -22,6 +22,7 @@
 #include "exitreport.h"
 #include "init.h"
 #include "trace.h"
+#include "tracefile.h"
 
 #include <setjmp.h>
 #include <stdlib.h>
