@@ -14,6 +14,7 @@
 #include "trace.h"
 #include "traceread.h"
 #include "tracejson.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +22,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define WRITER_STACK_NEED (128u << 10)     /* the writer's stack, or one of its own */
-#define WRITER_STACK_SIZE (1u << 20)
 
 /* The path with %p replaced by the pid and %% by %. */
 static int trace_path(char *buf, size_t size)
@@ -75,40 +74,20 @@ static void write_file(struct job *j)
 }
 
 static struct {
-  struct job *job;                         /* the job run on a stack of its own */
-  ucontext_t back, ctx;
   _Atomic int warned_file, exit_done;
 } F;
 
-static void write_entry(void)
+static void write_call(void *arg)
 {
-  write_file(F.job);
+  write_file(arg);
 }
 
 /* Runs write_file, on a stack of its own when the caller's is small: exit()
- * may be called on a coroutine's stack of a few kilobytes. The switch uses
- * libc's functions: the tracker never sees it. */
+ * may be called on a coroutine's stack of a few kilobytes (writer.c). */
 static void write_job(struct job *j)
 {
   struct tl__thread *th = tl__tls;
-  uintptr_t sp = tl__sp();
-  int small = (uintptr_t)th > 1 && tl__in_stack(th->current, sp) && sp - th->current->lo < WRITER_STACK_NEED;
-  void *stack = MAP_FAILED;
-  if (small && tl__real_makecontext != NULL && tl__real_swapcontext != NULL)
-    stack = mmap(NULL, WRITER_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED || getcontext(&F.ctx) != 0) {
-    write_file(j);
-  } else {
-    F.job = j;
-    F.ctx.uc_stack.ss_sp = stack;
-    F.ctx.uc_stack.ss_size = WRITER_STACK_SIZE;
-    F.ctx.uc_link = &F.back;
-    tl__real_makecontext(&F.ctx, write_entry, 0);
-    tl__real_swapcontext(&F.back, &F.ctx);
-    F.job = NULL;
-  }
-  if (stack != MAP_FAILED)
-    munmap(stack, WRITER_STACK_SIZE);
+  tl__run_on_own_stack((uintptr_t)th > 1 ? th->current : NULL, write_call, j);
 }
 
 static int trace_write(int at_exit)

@@ -26,9 +26,10 @@
 static struct {
   struct tl__lock lock;                    /* one job at a time */
   _Atomic int forked;                      /* this process forked, or is a forked child */
-  struct tl__job *job;                     /* the job run on a stack of its own */
-  void (*body)(struct tl__job *j);
-  ucontext_t job_back, job_ctx;
+  struct tl__lock run_lock;                /* the stack of its own: one user at a time */
+  void (*fn)(void *arg);                   /* what runs there */
+  void *arg;
+  ucontext_t back, ctx;
 } W;
 
 void tl__job_line(struct tl__job *j, const char *fmt, ...)
@@ -53,42 +54,68 @@ void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n)
   }
 }
 
-static void job_entry(void)
+static void run_entry(void)
 {
-  W.body(W.job);
+  W.fn(W.arg);
 }
 
-/* Whether the caller's stack is too small for the report: exit() may run
- * on a coroutine stack of a few kilobytes. */
-static int small_stack(const struct tl__job *j)
+/* Whether less than JOB_STACK_NEED is left on the stack of task t, which
+ * runs the caller: exit() may run on a coroutine stack of a few
+ * kilobytes. */
+static int small_stack(const struct tl__task *t)
 {
-  const struct tl__task *t = j->here;
   uintptr_t sp = tl__sp();
   return t != NULL && tl__in_stack(t, sp) && sp - t->lo < JOB_STACK_NEED;
 }
 
-/* Runs body(j), on a stack of its own when the caller's is small. The
- * switch uses libc's functions directly: the tracker never sees it, and
- * nothing on the job's stack asks which task runs. */
-void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j))
+/* Runs fn(arg), on a stack of its own when the caller's (that of task
+ * here) is small: the reports and the trace file are written this way.
+ * The switch uses libc's functions directly: the tracker never sees it,
+ * and nothing on that stack asks which task runs. */
+void tl__run_on_own_stack(const struct tl__task *here, void (*fn)(void *arg), void *arg)
 {
   void *stack = MAP_FAILED;
-  if (small_stack(j) && tl__real_makecontext != NULL && tl__real_swapcontext != NULL)
+  if (small_stack(here) && tl__real_makecontext != NULL && tl__real_swapcontext != NULL &&
+      tl__lock(&W.run_lock) == 0) {
     stack = mmap(NULL, JOB_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED || getcontext(&W.job_ctx) != 0) {
-    body(j);
-  } else {
-    W.job = j;
-    W.body = body;
-    W.job_ctx.uc_stack.ss_sp = stack;
-    W.job_ctx.uc_stack.ss_size = JOB_STACK_SIZE;
-    W.job_ctx.uc_link = &W.job_back;
-    tl__real_makecontext(&W.job_ctx, job_entry, 0);
-    tl__real_swapcontext(&W.job_back, &W.job_ctx);
-    W.job = NULL;
+    if (stack == MAP_FAILED)
+      tl__unlock(&W.run_lock);
   }
-  if (stack != MAP_FAILED)
-    munmap(stack, JOB_STACK_SIZE);
+  if (stack == MAP_FAILED) {
+    fn(arg);
+    return;
+  }
+  if (getcontext(&W.ctx) != 0) {
+    fn(arg);
+  } else {
+    W.fn = fn;
+    W.arg = arg;
+    W.ctx.uc_stack.ss_sp = stack;
+    W.ctx.uc_stack.ss_size = JOB_STACK_SIZE;
+    W.ctx.uc_link = &W.back;
+    tl__real_makecontext(&W.ctx, run_entry, 0);
+    tl__real_swapcontext(&W.back, &W.ctx);
+  }
+  munmap(stack, JOB_STACK_SIZE);
+  tl__unlock(&W.run_lock);
+}
+
+struct job_call {
+  struct tl__job *j;
+  void (*body)(struct tl__job *j);
+};
+
+static void job_call(void *arg)
+{
+  struct job_call *c = arg;
+  c->body(c->j);
+}
+
+/* Runs body(j), on a stack of its own when the caller's is small. */
+void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j))
+{
+  struct job_call c = {j, body};
+  tl__run_on_own_stack(j->here, job_call, &c);
 }
 
 /* Sets up a job for the calling thread and takes the writer's lock;
@@ -126,6 +153,8 @@ void tl__writer_atfork(int phase)
   if (phase < 0)
     return;
   atomic_store_explicit(&W.forked, 1, memory_order_relaxed);
-  if (phase > 0)
+  if (phase > 0) {
     tl__lock_reset(&W.lock);
+    tl__lock_reset(&W.run_lock);
+  }
 }
