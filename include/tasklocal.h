@@ -18,9 +18,21 @@
  * define TL_DYNAMIC before including this header and link nothing: the
  * header finds the library at run time and falls back to per-thread storage
  * without it (see "Header-only use" at the end).
+ *
+ * The header is C99 or later and C++11 or later; C++ also gets a scoped
+ * binding, tl::with (see "C++" at the end).
  */
 #ifndef TASKLOCAL_H
 #define TASKLOCAL_H
+
+/* The header needs C99 (inline functions, declarations in for loops) or
+ * C++11. An older language gets this one error and nothing else of the
+ * header, rather than a cascade of syntax errors. */
+#if !defined(__cplusplus) && (!defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L)
+#error "tasklocal.h needs C99 or later (compile with -std=c99, c11, c17 or gnu variants)"
+#elif defined(__cplusplus) && __cplusplus < 201103L
+#error "tasklocal.h needs C++11 or later (compile with -std=c++11 or later)"
+#else
 
 #include <errno.h>
 #include <stddef.h>
@@ -30,6 +42,26 @@
 #define TL_VERSION_MINOR 2
 #define TL_VERSION_PATCH 0
 #define TL_VERSION 200 /* major * 10000 + minor * 100 + patch */
+
+/* Casts and the null pointer as each language wants them: C casts in C,
+ * the named casts in C++, so that the header stays quiet under
+ * -Wold-style-cast, -Wuseless-cast and -Wzero-as-null-pointer-constant.
+ * TL__EXTERN_DEF goes on a const object the header defines: C++ would
+ * otherwise give it internal linkage, and C warns about an initialized
+ * extern. */
+#ifdef __cplusplus
+#define TL__CAST(type, x) static_cast<type>(x)
+#define TL__BITCAST(type, x) reinterpret_cast<type>(x) /* between integers and pointers */
+#define TL__UNCONST(type, x) const_cast<type>(x)
+#define TL__NULL nullptr
+#define TL__EXTERN_DEF extern
+#else
+#define TL__CAST(type, x) ((type)(x))
+#define TL__BITCAST(type, x) ((type)(x))
+#define TL__UNCONST(type, x) ((type)(uintptr_t)(x)) /* through an integer: quiet under -Wcast-qual */
+#define TL__NULL NULL
+#define TL__EXTERN_DEF
+#endif
 
 #if defined(TL_DYNAMIC)
 #define TL_API static inline __attribute__((unused)) /* defined by the header, below */
@@ -92,7 +124,11 @@ typedef struct tl_key_attr {
   const struct tl_disc *disc;              /* for TL_SCOPE_CUSTOM; must outlive the key */
 } tl_key_attr_t;
 
+#ifdef __cplusplus
+#define TL_KEY_ATTR_INIT {}                /* the defaults: task scope, no inheritance */
+#else
 #define TL_KEY_ATTR_INIT {0}               /* the defaults: task scope, no inheritance */
+#endif
 
 TL_API int tl_key_create(tl_key_t *key, void (*destroy)(void *value));  /* a task key; destroy may be NULL */
 TL_API int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr);  /* EINVAL bad attr, EEXIST name taken */
@@ -156,7 +192,9 @@ TL_API int tl_unbind(tl_token_t *token);   /* restores the previous state; EINVA
  * run and errno holds the error, as a Python with-statement whose
  * __enter__ raises. Leaving the block cannot report an error: if the
  * unbinding fails (ESRCH or ENOMEM above) the binding outlives the block.
- * Needs GCC or Clang (the cleanup attribute). */
+ * In C it needs GCC or Clang (the cleanup attribute); in C++ it is built
+ * on tl::with, so an exception leaving the block unbinds too (see "C++"
+ * at the end). */
 #define TL_WITH(key, value) TL__WITH_(key, value, TL__CAT_(tl__with_, __COUNTER__))
 
 /* ------------------------------------------------------------------------
@@ -227,6 +265,7 @@ TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name,
 
 TL_API int tl_available(void);             /* 1 when the library is in use and tracking ucontext */
 TL_API int tl_dump(int fd);                /* the live-task report now ("dump summary"); EBADF; not signal-safe */
+TL_API int tl_trace_flush(void);           /* writes the TASKLOCAL_TRACE file now; ENOTSUP when tracing is off */
 
 /* ------------------------------------------------------------------------
  * Header-only use
@@ -282,6 +321,7 @@ struct tl_api {
   int (*foreach)(tl_task_t *, int (*)(tl_key_t, const char *, void *, void *), void *);
   int (*dump)(int);
   int (*available)(void);
+  int (*trace_flush)(void);                /* new entries go last: older headers check only the size */
 };
 
 #ifndef TL_DYNAMIC
@@ -347,6 +387,11 @@ struct tl__rview {
   unsigned long ents, tag;                 /* its table: first entry, 2 x (capacity - 1) */
 };
 
+struct tl__rent {                          /* an entry of the table */
+  uint64_t key;
+  void *value;
+};
+
 #if !defined(TL_DYNAMIC) && !defined(TL_NO_INLINE) && defined(__GNUC__) && defined(__x86_64__)
 extern __thread struct tl__rview tl__view;
 
@@ -364,10 +409,8 @@ static inline void *tl__get_inline(tl_key_t key)
   if (__builtin_expect(sp - lo < span, 1)) {
     TL__VIEW_WORD(ents, off, 16);
     TL__VIEW_WORD(tag, off, 24);
-    const struct {
-      uint64_t key;
-      void *value;
-    } *e = (const void *)(ents + (unsigned long)((uint32_t)key & (uint32_t)tag) * 8);
+    const struct tl__rent *e = TL__BITCAST(
+        const struct tl__rent *, ents + TL__CAST(unsigned long, TL__CAST(uint32_t, key) & TL__CAST(uint32_t, tag)) * 8);
     /* Plain loads: only the thread running a task writes its table, and
      * the view is emptied before the table is replaced. */
     if (e->key == key)
@@ -415,9 +458,11 @@ static inline void *tl__get_inline(tl_key_t key)
 #define tl_get(key) tl__get_inline(key)
 #endif
 
+#ifndef __cplusplus
 #define TL__WITH_(key, value, w)                                                                   \
   for (struct tl__with w __attribute__((cleanup(tl__with_end))) = tl__with_begin((key), (value)); \
        w.once; w.once = 0)
+#endif
 
 
 #ifdef TL_DYNAMIC
@@ -428,6 +473,17 @@ static inline void *tl__get_inline(tl_key_t key)
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The definitions below are their own only declarations, so the warnings
+ * that ask for a separate prototype are off for them (and them only). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-declarations"
+#if !defined(__cplusplus) || defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#endif
+#ifdef __clang__
+#pragma GCC diagnostic ignored "-Wmissing-variable-declarations"
+#endif
 
 #define TL__FB_CHUNK 1024u
 #define TL__FB_CHUNKS 1024u
@@ -444,17 +500,17 @@ struct tl__fb_ent {
   void *value;
 };
 
-struct tl__fb_bind {
+struct tl__fb_binding {
   uint64_t seq;
   tl_key_t key;
   void *prev;
   int prev_bound;
 };
 
-struct tl__fb_thread {
+struct tl__fb_perthread {
   struct tl__fb_ent *vals;                 /* indexed by slot */
   uint32_t cap;
-  struct tl__fb_bind *binds;
+  struct tl__fb_binding *binds;
   uint32_t nbinds, capbinds;
   uint64_t seq, id;
   tl_key_t initing;                        /* the key whose init runs now */
@@ -470,24 +526,34 @@ struct tl__fb_state {
   const struct tl_api *api;                /* what detection chose; read with __atomic */
 };
 
-__attribute__((weak)) struct tl__fb_state tl__fb = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, PTHREAD_ONCE_INIT, 0, 1, 0};
-__attribute__((weak)) __thread struct tl__fb_thread *tl__fb_self;
+/* glibc's PTHREAD_MUTEX_INITIALIZER spells the mutex's two list pointers
+ * as 0 (bits/struct_mutex.h), which C++ compilers flag under
+ * -Wzero-as-null-pointer-constant where the macro is expanded: here. */
+#ifdef __cplusplus
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#endif
+__attribute__((weak)) struct tl__fb_state tl__fb = {PTHREAD_MUTEX_INITIALIZER, {TL__NULL}, 0, 0, PTHREAD_ONCE_INIT, 0, 1, TL__NULL};
+#ifdef __cplusplus
+#pragma GCC diagnostic pop
+#endif
+__attribute__((weak)) __thread struct tl__fb_perthread *tl__fb_self;
 
 __attribute__((weak)) struct tl__fb_key *tl__fb_rec(tl_key_t key)
 {
-  uint32_t slot = (uint32_t)key, gen = (uint32_t)(key >> 32);
+  uint32_t slot = TL__CAST(uint32_t, key), gen = TL__CAST(uint32_t, key >> 32);
   if (gen == 0 || slot >= TL__FB_CHUNK * TL__FB_CHUNKS)
-    return NULL;
+    return TL__NULL;
   struct tl__fb_key *c = __atomic_load_n(&tl__fb.chunk[slot / TL__FB_CHUNK], __ATOMIC_ACQUIRE);
-  if (c == NULL)
-    return NULL;
+  if (c == TL__NULL)
+    return TL__NULL;
   struct tl__fb_key *r = &c[slot % TL__FB_CHUNK];
-  return __atomic_load_n(&r->live, __ATOMIC_ACQUIRE) && r->gen == gen ? r : NULL;
+  return __atomic_load_n(&r->live, __ATOMIC_ACQUIRE) && r->gen == gen ? r : TL__NULL;
 }
 
 __attribute__((weak)) void tl__fb_thread_exit(void *arg)
 {
-  struct tl__fb_thread *th = (struct tl__fb_thread *)arg;
+  struct tl__fb_perthread *th = TL__CAST(struct tl__fb_perthread *, arg);
   for (int round = 0; round < 4; round++) {
     int called = 0;
     for (uint32_t i = 0; i < th->cap; i++) {
@@ -496,7 +562,7 @@ __attribute__((weak)) void tl__fb_thread_exit(void *arg)
         continue;
       th->vals[i].key = 0;
       struct tl__fb_key *r = tl__fb_rec(e.key);
-      if (r != NULL && e.value != NULL && r->attr.destroy != NULL) {
+      if (r != TL__NULL && e.value != TL__NULL && r->attr.destroy != TL__NULL) {
         r->attr.destroy(e.value);
         called = 1;
       }
@@ -504,7 +570,7 @@ __attribute__((weak)) void tl__fb_thread_exit(void *arg)
     if (!called)
       break;
   }
-  tl__fb_self = NULL;
+  tl__fb_self = TL__NULL;
   free(th->vals);
   free(th->binds);
   free(th);
@@ -515,14 +581,14 @@ __attribute__((weak)) void tl__fb_once(void)
   pthread_key_create(&tl__fb.exit_key, tl__fb_thread_exit);
 }
 
-__attribute__((weak)) struct tl__fb_thread *tl__fb_thread(void)
+__attribute__((weak)) struct tl__fb_perthread *tl__fb_thread(void)
 {
-  struct tl__fb_thread *th = tl__fb_self;
-  if (th == NULL) {
+  struct tl__fb_perthread *th = tl__fb_self;
+  if (th == TL__NULL) {
     pthread_once(&tl__fb.once, tl__fb_once);
-    th = (struct tl__fb_thread *)calloc(1, sizeof *th);
-    if (th == NULL)
-      return NULL;
+    th = TL__CAST(struct tl__fb_perthread *, calloc(1, sizeof *th));
+    if (th == TL__NULL)
+      return TL__NULL;
     th->id = __atomic_fetch_add(&tl__fb.next_id, 1, __ATOMIC_RELAXED);
     pthread_setspecific(tl__fb.exit_key, th);
     tl__fb_self = th;
@@ -533,38 +599,38 @@ __attribute__((weak)) struct tl__fb_thread *tl__fb_thread(void)
 __attribute__((weak)) int tl__fb_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
 {
   static const tl_key_attr_t defaults = TL_KEY_ATTR_INIT;
-  if (key == NULL)
+  if (key == TL__NULL)
     return EINVAL;
-  if (attr == NULL)
+  if (attr == TL__NULL)
     attr = &defaults;
   if (attr->scope < TL_SCOPE_TASK || attr->scope > TL_SCOPE_CUSTOM || attr->inherit < TL_INHERIT_NONE ||
-      attr->inherit > TL_INHERIT_COPY || (attr->inherit == TL_INHERIT_COPY && attr->copy == NULL) ||
-      (attr->scope == TL_SCOPE_CUSTOM && (attr->disc == NULL || attr->disc->current == NULL)) ||
+      attr->inherit > TL_INHERIT_COPY || (attr->inherit == TL_INHERIT_COPY && attr->copy == TL__NULL) ||
+      (attr->scope == TL_SCOPE_CUSTOM && (attr->disc == TL__NULL || attr->disc->current == TL__NULL)) ||
       (attr->scope != TL_SCOPE_TASK && attr->inherit != TL_INHERIT_NONE) || (attr->flags & ~TL_KEY_SCOPED_ONLY) ||
-      (attr->name != NULL && attr->name[0] == '\0'))
+      (attr->name != TL__NULL && attr->name[0] == '\0'))
     return EINVAL;
   if (attr->scope == TL_SCOPE_CUSTOM)
     return ENOSYS;
-  char *name = NULL;
-  if (attr->name != NULL) {
+  char *name = TL__NULL;
+  if (attr->name != TL__NULL) {
     size_t len = strlen(attr->name) + 1;
-    if ((name = (char *)malloc(len)) == NULL)
+    if ((name = TL__CAST(char *, malloc(len))) == TL__NULL)
       return ENOMEM;
     memcpy(name, attr->name, len);
   }
   int err = 0;
   pthread_mutex_lock(&tl__fb.lock);
-  for (uint32_t i = 0; name != NULL && i < tl__fb.nslots; i++) {
+  for (uint32_t i = 0; name != TL__NULL && i < tl__fb.nslots; i++) {
     struct tl__fb_key *r = &tl__fb.chunk[i / TL__FB_CHUNK][i % TL__FB_CHUNK];
-    if (r->live && r->attr.name != NULL && strcmp(r->attr.name, name) == 0)
+    if (r->live && r->attr.name != TL__NULL && strcmp(r->attr.name, name) == 0)
       err = EEXIST;
   }
   uint32_t slot = tl__fb.free_head ? tl__fb.free_head - 1 : tl__fb.nslots;
   if (err == 0 && slot >= TL__FB_CHUNK * TL__FB_CHUNKS)
     err = EAGAIN;
-  if (err == 0 && tl__fb.chunk[slot / TL__FB_CHUNK] == NULL) {
-    struct tl__fb_key *c = (struct tl__fb_key *)calloc(TL__FB_CHUNK, sizeof *c);
-    if (c == NULL)
+  if (err == 0 && tl__fb.chunk[slot / TL__FB_CHUNK] == TL__NULL) {
+    struct tl__fb_key *c = TL__CAST(struct tl__fb_key *, calloc(TL__FB_CHUNK, sizeof *c));
+    if (c == TL__NULL)
       err = ENOMEM;
     else
       __atomic_store_n(&tl__fb.chunk[slot / TL__FB_CHUNK], c, __ATOMIC_RELEASE);
@@ -580,8 +646,8 @@ __attribute__((weak)) int tl__fb_key_create_attr(tl_key_t *key, const tl_key_att
     r->attr = *attr;
     r->attr.name = name;
     __atomic_store_n(&r->live, 1, __ATOMIC_RELEASE);
-    *key = (uint64_t)r->gen << 32 | slot;
-    name = NULL;
+    *key = TL__CAST(uint64_t, r->gen) << 32 | slot;
+    name = TL__NULL;
   }
   pthread_mutex_unlock(&tl__fb.lock);
   free(name);
@@ -597,14 +663,14 @@ __attribute__((weak)) int tl__fb_key_create(tl_key_t *key, void (*destroy)(void 
 
 __attribute__((weak)) int tl__fb_key_find(tl_key_t *key, const char *name)
 {
-  if (key == NULL || name == NULL)
+  if (key == TL__NULL || name == TL__NULL)
     return EINVAL;
   int err = ENOENT;
   pthread_mutex_lock(&tl__fb.lock);
   for (uint32_t i = 0; i < tl__fb.nslots && err != 0; i++) {
     struct tl__fb_key *r = &tl__fb.chunk[i / TL__FB_CHUNK][i % TL__FB_CHUNK];
-    if (r->live && r->attr.name != NULL && strcmp(r->attr.name, name) == 0) {
-      *key = (uint64_t)r->gen << 32 | i;
+    if (r->live && r->attr.name != TL__NULL && strcmp(r->attr.name, name) == 0) {
+      *key = TL__CAST(uint64_t, r->gen) << 32 | i;
       err = 0;
     }
   }
@@ -615,16 +681,16 @@ __attribute__((weak)) int tl__fb_key_find(tl_key_t *key, const char *name)
 __attribute__((weak)) int tl__fb_key_delete(tl_key_t key)
 {
   int err = EINVAL;
-  char *name = NULL;
+  char *name = TL__NULL;
   pthread_mutex_lock(&tl__fb.lock);
   struct tl__fb_key *r = tl__fb_rec(key);
-  if (r != NULL) {
+  if (r != TL__NULL) {
     __atomic_store_n(&r->live, 0, __ATOMIC_RELEASE);
     r->gen = r->gen + 1 ? r->gen + 1 : 1;  /* the old handle never matches again */
-    name = (char *)r->attr.name;
-    r->attr.name = NULL;
+    name = TL__UNCONST(char *, r->attr.name);
+    r->attr.name = TL__NULL;
     r->next_free = tl__fb.free_head;
-    tl__fb.free_head = (uint32_t)key + 1;
+    tl__fb.free_head = TL__CAST(uint32_t, key) + 1;
     err = 0;
   }
   pthread_mutex_unlock(&tl__fb.lock);
@@ -634,18 +700,18 @@ __attribute__((weak)) int tl__fb_key_delete(tl_key_t key)
 
 __attribute__((weak)) int tl__fb_put(tl_key_t key, void *value, int remove)
 {
-  struct tl__fb_thread *th = tl__fb_thread();
-  if (th == NULL)
+  struct tl__fb_perthread *th = tl__fb_thread();
+  if (th == TL__NULL)
     return ENOMEM;
-  uint32_t slot = (uint32_t)key;
+  uint32_t slot = TL__CAST(uint32_t, key);
   if (slot >= th->cap) {
     if (remove)
       return 0;
     uint32_t cap = th->cap ? th->cap : 16;
     while (cap <= slot)
       cap *= 2;
-    struct tl__fb_ent *v = (struct tl__fb_ent *)calloc(cap, sizeof *v);
-    if (v == NULL)
+    struct tl__fb_ent *v = TL__CAST(struct tl__fb_ent *, calloc(cap, sizeof *v));
+    if (v == TL__NULL)
       return ENOMEM;
     if (th->cap)
       memcpy(v, th->vals, th->cap * sizeof *v);
@@ -654,22 +720,22 @@ __attribute__((weak)) int tl__fb_put(tl_key_t key, void *value, int remove)
     th->cap = cap;
   }
   th->vals[slot].key = remove ? 0 : key;
-  th->vals[slot].value = remove ? NULL : value;
+  th->vals[slot].value = remove ? TL__NULL : value;
   return 0;
 }
 
 __attribute__((weak)) int tl__fb_lookup(tl_key_t key, void **value)
 {
   struct tl__fb_key *r = tl__fb_rec(key);
-  if (r == NULL || value == NULL)
+  if (r == TL__NULL || value == TL__NULL)
     return EINVAL;
-  struct tl__fb_thread *th = tl__fb_self;
-  uint32_t slot = (uint32_t)key;
-  if (th != NULL && slot < th->cap && th->vals[slot].key == key) {
+  struct tl__fb_perthread *th = tl__fb_self;
+  uint32_t slot = TL__CAST(uint32_t, key);
+  if (th != TL__NULL && slot < th->cap && th->vals[slot].key == key) {
     *value = th->vals[slot].value;
     return 0;
   }
-  if (r->attr.init == NULL || (th = tl__fb_thread()) == NULL || th->initing == key)
+  if (r->attr.init == TL__NULL || (th = tl__fb_thread()) == TL__NULL || th->initing == key)
     return ENOENT;
   th->initing = key;
   void *v = r->attr.init(r->attr.init_arg);
@@ -682,33 +748,33 @@ __attribute__((weak)) int tl__fb_lookup(tl_key_t key, void **value)
 
 __attribute__((weak)) void *tl__fb_get(tl_key_t key)
 {
-  void *v = NULL;
-  return tl__fb_lookup(key, &v) == 0 ? v : NULL;
+  void *v = TL__NULL;
+  return tl__fb_lookup(key, &v) == 0 ? v : TL__NULL;
 }
 
 __attribute__((weak)) int tl__fb_set(tl_key_t key, const void *value)
 {
   struct tl__fb_key *r = tl__fb_rec(key);
-  if (r == NULL)
+  if (r == TL__NULL)
     return EINVAL;
   if (r->attr.flags & TL_KEY_SCOPED_ONLY)
     return EPERM;
-  return tl__fb_put(key, (void *)value, 0);
+  return tl__fb_put(key, TL__UNCONST(void *, value), 0);
 }
 
 __attribute__((weak)) int tl__fb_unset(tl_key_t key)
 {
   struct tl__fb_key *r = tl__fb_rec(key);
-  if (r == NULL)
+  if (r == TL__NULL)
     return EINVAL;
   if (r->attr.flags & TL_KEY_SCOPED_ONLY)
     return EPERM;
-  return tl__fb_put(key, NULL, 1);
+  return tl__fb_put(key, TL__NULL, 1);
 }
 
 __attribute__((weak)) uint64_t tl__fb_check(uint64_t id, uint64_t seq, uint64_t key)
 {
-  uint64_t x = id * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ key ^ (uint64_t)(uintptr_t)&tl__fb;
+  uint64_t x = id * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ key ^ TL__BITCAST(uintptr_t, &tl__fb);
   x ^= x >> 31;
   x *= 0x94d049bb133111ebull;
   return x ^ (x >> 29);
@@ -716,26 +782,26 @@ __attribute__((weak)) uint64_t tl__fb_check(uint64_t id, uint64_t seq, uint64_t 
 
 __attribute__((weak)) int tl__fb_bind(tl_key_t key, const void *value, tl_token_t *token)
 {
-  struct tl__fb_thread *th;
-  if (token == NULL || tl__fb_rec(key) == NULL)
+  struct tl__fb_perthread *th;
+  if (token == TL__NULL || tl__fb_rec(key) == TL__NULL)
     return EINVAL;
-  if ((th = tl__fb_thread()) == NULL)
+  if ((th = tl__fb_thread()) == TL__NULL)
     return ENOMEM;
   if (th->nbinds == th->capbinds) {
     uint32_t cap = th->capbinds ? th->capbinds * 2 : 8;
-    struct tl__fb_bind *b = (struct tl__fb_bind *)realloc(th->binds, cap * sizeof *b);
-    if (b == NULL)
+    struct tl__fb_binding *b = TL__CAST(struct tl__fb_binding *, realloc(th->binds, cap * sizeof *b));
+    if (b == TL__NULL)
       return ENOMEM;
     th->binds = b;
     th->capbinds = cap;
   }
-  uint32_t slot = (uint32_t)key;
-  struct tl__fb_bind b = {++th->seq, key, NULL, 0};
+  uint32_t slot = TL__CAST(uint32_t, key);
+  struct tl__fb_binding b = {++th->seq, key, TL__NULL, 0};
   if (slot < th->cap && th->vals[slot].key == key) {
     b.prev = th->vals[slot].value;
     b.prev_bound = 1;
   }
-  int err = tl__fb_put(key, (void *)value, 0);
+  int err = tl__fb_put(key, TL__UNCONST(void *, value), 0);
   if (err != 0)
     return err;
   th->binds[th->nbinds++] = b;
@@ -748,14 +814,14 @@ __attribute__((weak)) int tl__fb_bind(tl_key_t key, const void *value, tl_token_
 
 __attribute__((weak)) int tl__fb_unbind(tl_token_t *token)
 {
-  struct tl__fb_thread *th = tl__fb_self;
-  if (token == NULL || th == NULL || th->nbinds == 0 || token->opaque[0] != th->id ||
+  struct tl__fb_perthread *th = tl__fb_self;
+  if (token == TL__NULL || th == TL__NULL || th->nbinds == 0 || token->opaque[0] != th->id ||
       token->opaque[3] != tl__fb_check(token->opaque[0], token->opaque[1], token->opaque[2]))
     return EINVAL;
-  struct tl__fb_bind *top = &th->binds[th->nbinds - 1];
+  struct tl__fb_binding *top = &th->binds[th->nbinds - 1];
   if (top->seq != token->opaque[1] || top->key != token->opaque[2])
     return EINVAL;
-  if (tl__fb_rec(top->key) != NULL) {
+  if (tl__fb_rec(top->key) != TL__NULL) {
     int err = tl__fb_put(top->key, top->prev, !top->prev_bound);
     if (err != 0)
       return err;
@@ -768,23 +834,23 @@ __attribute__((weak)) int tl__fb_unbind(tl_token_t *token)
 __attribute__((weak)) int tl__fb_loop_close(void) { return ENOSYS; }
 __attribute__((weak)) int tl__fb_disc_end(const struct tl_disc *disc, void *owner)
 {
-  return disc == NULL || owner == NULL ? EINVAL : ENOSYS;
+  return disc == TL__NULL || owner == TL__NULL ? EINVAL : ENOSYS;
 }
 __attribute__((weak)) void *tl__fb_singleton(tl_key_t key, void *(*make)(void *), void *arg)
 {
   (void)arg;
-  errno = make == NULL || tl__fb_rec(key) == NULL ? EINVAL : ENOSYS;
-  return NULL;
+  errno = make == TL__NULL || tl__fb_rec(key) == TL__NULL ? EINVAL : ENOSYS;
+  return TL__NULL;
 }
 __attribute__((weak)) int tl__fb_defer(int scope, void (*fn)(void *), void *arg)
 {
   (void)arg;
-  return fn == NULL || (scope != TL_SCOPE_TASK && scope != TL_SCOPE_THREAD) ? EINVAL : ENOSYS;
+  return fn == TL__NULL || (scope != TL_SCOPE_TASK && scope != TL_SCOPE_THREAD) ? EINVAL : ENOSYS;
 }
 __attribute__((weak)) tl_task_t *tl__fb_current(void)
 {
   errno = ENOSYS;
-  return NULL;
+  return TL__NULL;
 }
 __attribute__((weak)) uint64_t tl__fb_task_id(const tl_task_t *task)
 {
@@ -801,33 +867,34 @@ __attribute__((weak)) const char *tl__fb_task_name(const tl_task_t *task)
 {
   (void)task;
   errno = ENOSYS;
-  return NULL;
+  return TL__NULL;
 }
 __attribute__((weak)) int tl__fb_foreach(tl_task_t *task, int (*fn)(tl_key_t, const char *, void *, void *), void *arg)
 {
   (void)task;
   (void)arg;
-  return fn == NULL ? EINVAL : ENOSYS;
+  return fn == TL__NULL ? EINVAL : ENOSYS;
 }
 __attribute__((weak)) int tl__fb_dump(int fd) { return fd < 0 ? EBADF : ENOSYS; }
 __attribute__((weak)) int tl__fb_available(void) { return 0; }
+__attribute__((weak)) int tl__fb_trace_flush(void) { return ENOSYS; }
 
-__attribute__((weak)) const struct tl_api tl__fb_api = {
+__attribute__((weak)) TL__EXTERN_DEF const struct tl_api tl__fb_api = {
     sizeof(struct tl_api), TL_API_VERSION, tl__fb_key_create, tl__fb_key_create_attr, tl__fb_key_find,
     tl__fb_key_delete, tl__fb_get, tl__fb_lookup, tl__fb_set, tl__fb_unset, tl__fb_bind, tl__fb_unbind,
     tl__fb_loop_close, tl__fb_disc_end, tl__fb_singleton, tl__fb_defer, tl__fb_current, tl__fb_task_id,
-    tl__fb_task_set_name, tl__fb_task_name, tl__fb_foreach, tl__fb_dump, tl__fb_available};
+    tl__fb_task_set_name, tl__fb_task_name, tl__fb_foreach, tl__fb_dump, tl__fb_available, tl__fb_trace_flush};
 
 /* Detection: see "Header-only use" above. */
 __attribute__((weak)) const struct tl_api *tl__dyn_api_slow(void)
 {
-  const struct tl_api *api = (const struct tl_api *)dlsym((void *)0 /* RTLD_DEFAULT */, "tl_api_v1");
-  if (api == NULL) {
+  const struct tl_api *api = TL__CAST(const struct tl_api *, dlsym(TL__NULL /* RTLD_DEFAULT */, "tl_api_v1"));
+  if (api == TL__NULL) {
     void *lib = dlopen("libtasklocal.so.0", RTLD_LAZY | RTLD_NOLOAD);
-    if (lib != NULL)
-      api = (const struct tl_api *)dlsym(lib, "tl_api_v1");
+    if (lib != TL__NULL)
+      api = TL__CAST(const struct tl_api *, dlsym(lib, "tl_api_v1"));
   }
-  if (api == NULL || api->version != TL_API_VERSION || api->size < sizeof(struct tl_api))
+  if (api == TL__NULL || api->version != TL_API_VERSION || api->size < sizeof(struct tl_api))
     api = &tl__fb_api;
   __atomic_store_n(&tl__fb.api, api, __ATOMIC_RELEASE);
   return api;
@@ -836,7 +903,7 @@ __attribute__((weak)) const struct tl_api *tl__dyn_api_slow(void)
 static inline const struct tl_api *tl__dyn_api(void)
 {
   const struct tl_api *api = __atomic_load_n(&tl__fb.api, __ATOMIC_ACQUIRE);
-  return api != NULL ? api : tl__dyn_api_slow();
+  return api != TL__NULL ? api : tl__dyn_api_slow();
 }
 
 TL_API int tl_key_create(tl_key_t *key, void (*destroy)(void *value)) { return tl__dyn_api()->key_create(key, destroy); }
@@ -863,10 +930,123 @@ TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name,
 }
 TL_API int tl_dump(int fd) { return tl__dyn_api()->dump(fd); }
 TL_API int tl_available(void) { return tl__dyn_api()->available(); }
+TL_API int tl_trace_flush(void) { return tl__dyn_api()->trace_flush(); }
+#pragma GCC diagnostic pop
 #endif /* TL_DYNAMIC */
 
 #ifdef __cplusplus
 }
-#endif
 
+/* ------------------------------------------------------------------------
+ * C++
+ *
+ * The header is valid C++11 and later, warning-free under -Wall -Wextra
+ * -Wpedantic -Wold-style-cast -Wzero-as-null-pointer-constant
+ * -Wuseless-cast, linked, with TL_DYNAMIC and with TL_NO_INLINE. The
+ * functions above keep C linkage, so C and C++ translation units of one
+ * program share keys and values (and, with TL_DYNAMIC, one fallback).
+ * C++ also gets, from this header alone, the scoped binding tl::with, and
+ * TL_WITH built on it.
+ *
+ * tl::with guard(key, value); binds value to key with tl_bind until the
+ * guard goes out of scope, however the scope is left: its end, return,
+ * break, or an exception passing through. Nothing in it throws. Whether
+ * the binding was made is in the guard: it converts to true while it holds
+ * the binding, and guard.error() is what tl_bind returned (0, or EINVAL,
+ * ESRCH, ENOMEM as above); a guard that could not bind unbinds nothing.
+ * guard.unbind() ends the binding early and returns what tl_unbind did; on
+ * an error (ESRCH, ENOMEM, or EINVAL while a binding made after it is
+ * still open) the guard keeps the binding and its destructor tries again.
+ * It is EINVAL on a guard that holds no binding. The destructor cannot
+ * report an error: a binding it fails to undo outlives the guard, as with
+ * TL_WITH. Guards follow tl_bind's rules, same task and innermost first,
+ * which scopes on the stack give by construction. A guard can be moved
+ * into a new one (to return it from a function), which leaves the old one
+ * holding nothing; it cannot be copied or assigned (assigning would first
+ * have to undo the target's binding, out of order).
+ *
+ * In C++, TL_WITH(key, value) { ... } is a for statement over a tl::with:
+ * it behaves as in C (the block is skipped with errno set when the binding
+ * cannot be made; break and continue leave the TL_WITH block itself), and
+ * an exception leaving the block unbinds as well.
+ *
+ * Callbacks must not throw: a key's destroy, init and copy, a custom
+ * discriminator's current, tl_singleton's make, the fn of tl_defer and of
+ * tl_foreach. The library is C, and an exception thrown out of a callback
+ * crosses the library's frames without any of their clean-up. What then
+ * happens (glibc, tested on x86_64):
+ * - from a callback that the library runs on its own, at a task's end
+ *   (destroy, deferred calls), at thread exit or at process exit, or from
+ *   copy, which runs inside makecontext (declared noexcept by glibc's C++
+ *   headers): no handler is found and std::terminate is called;
+ * - from a callback run inside a call the program made (init inside
+ *   tl_get or tl_lookup, make inside tl_singleton, fn inside tl_foreach,
+ *   destroy inside tl_loop_close or tl_disc_end, current inside any call
+ *   on a custom-scope key): the exception reaches the caller's handler,
+ *   but the library was left in the middle of that call (an initializer
+ *   still marked as running, a scope half destroyed), and what it does
+ *   afterwards is undefined.
+ * Declare C++ callbacks noexcept, lambdas included
+ * (+[](void *p) noexcept { delete static_cast<T *>(p); }): an exception
+ * that would leave one calls std::terminate at once, in every case.
+ * ------------------------------------------------------------------------ */
+
+namespace tl {
+
+class with {
+public:
+  with(tl_key_t key, const void *value) noexcept : token_(), err_(tl_bind(key, value, &token_)), bound_(err_ == 0) {}
+  with(with &&other) noexcept : token_(other.token_), err_(other.err_), bound_(other.bound_) { other.bound_ = false; }
+  with(const with &) = delete;
+  with &operator=(const with &) = delete;
+  with &operator=(with &&) = delete;
+  ~with()
+  {
+    if (bound_)
+      tl_unbind(&token_);
+  }
+
+  explicit operator bool() const noexcept { return bound_; }  /* it holds the binding */
+  int error() const noexcept { return err_; }                 /* what tl_bind returned */
+  int unbind() noexcept                                       /* ends the binding now */
+  {
+    if (!bound_)
+      return EINVAL;
+    int err = tl_unbind(&token_);
+    if (err == 0)
+      bound_ = false;
+    return err;
+  }
+
+private:
+  tl_token_t token_;
+  int err_;
+  bool bound_;
+};
+
+} /* namespace tl */
+
+/* TL_WITH's loop variable in C++: the guard, and whether the block ran. */
+class tl__with_block {
+public:
+  tl__with_block(tl_key_t key, const void *value) noexcept : guard_(key, value), entered_(false) {}
+  bool enter() noexcept
+  {
+    if (entered_)
+      return false;
+    entered_ = true;
+    if (!guard_)
+      errno = guard_.error();
+    return static_cast<bool>(guard_);
+  }
+
+private:
+  tl::with guard_;
+  bool entered_;
+};
+
+#define TL__WITH_(key, value, w) for (::tl__with_block w((key), (value)); w.enter();)
+#endif /* __cplusplus */
+
+#endif /* the language check at the top */
 #endif /* TASKLOCAL_H */

@@ -19,7 +19,7 @@ PTH_LIBS = $(shell test -e /usr/include/pth.h && { pth-config --ldflags --libs 2
 
 # The header-only variant (SPEC 3.10) is measured once the header has it.
 BENCH_DYNAMIC := $(if $(shell grep -q TL_DYNAMIC include/tasklocal.h 2>/dev/null && echo yes),yes,no)
-BENCH_PROGS := $(BENCH)/tlget $(BENCH)/ucbench $(BENCH)/libtlbenchkeys.so
+BENCH_PROGS := $(BENCH)/tlget $(BENCH)/ucbench $(BENCH)/mtbench $(BENCH)/libtlbenchkeys.so
 
 .PHONY: bench bench-deps
 
@@ -54,6 +54,29 @@ $(BENCH)/tlget-dyn: tests/bench/tlget.c include/tasklocal.h | $(BENCH)
 $(BENCH)/ucbench: tests/bench/ucbench.c | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS)
 
+# The same, with threads.
+$(BENCH)/mtbench: tests/bench/mtbench.c | $(BENCH)
+	$(CC) $(BENCH_CFLAGS) -pthread $< -o $@ $(BENCH_LDFLAGS)
+
 $(BENCH)/libtlbenchkeys.so: tests/bench/keys_plugin.c include/tasklocal.h $(LIB) | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -shared -fPIC $< -o $@ $(BENCH_LDFLAGS) \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal
+
+# The library built without the trace hooks (TL_NO_TRACE): what tracing
+# costs when it is off, measured against the same sources without it.
+BENCH_NOTRACE := $(BENCH)/notrace/libtasklocal.so
+$(BENCH_NOTRACE): $(LIB_SRC) $(LIB_HDR) shim/tasklocal.map | $(BENCH)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_LIB) -DTL_NO_TRACE -fcf-protection $(LIB_SRC) -o $@ $(LDFLAGS_LIB)
+
+bench: $(BENCH_NOTRACE)
+
+# Instructions per switch under callgrind: the shim's swapcontext with
+# tracing off, against the library built without the hooks. Deterministic,
+# where timing is not: the honest measure of a cost of a few instructions.
+$(BENCH)/cgswitch: tests/bench/cgswitch.c | $(BENCH)
+	$(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS)
+
+.PHONY: bench-callgrind
+bench-callgrind: $(LIB) $(BENCH_NOTRACE) $(BENCH)/cgswitch
+	@sh tests/bench/callgrind.sh $(BENCH)/cgswitch $(abspath $(LIB)) $(abspath $(BENCH_NOTRACE))

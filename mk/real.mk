@@ -1,13 +1,15 @@
 # make check-real: real third-party ucontext programs under the shim
 # (issue 7, tests/real/): stress-ng --context, qemu-img and qemu-io on a
-# qcow2 image, a GNU Pth program and a PCL (Portable Coroutine Library)
-# program of ours. Each runs alone and under the
-# shim and must print the same and exit alike; the stats line (or, for
-# stress-ng's workers, a live-task report) shows the tasks the shim saw.
+# qcow2 image, a GNU Pth program, a PCL (Portable Coroutine Library)
+# program and a C++ Boost.Context program of ours. Each runs alone and
+# under the shim and must print the same and exit alike; the stats line
+# (or, for stress-ng's workers, a live-task report) shows the tasks the
+# shim saw.
 #
-# Their Debian packages (stress-ng, qemu-utils, libpth-dev) are installed by
-# scripts/install-deps --real when absent; a program that is still missing
-# makes its test skip, not fail. Part of make check (about 10 seconds).
+# Their Debian packages (stress-ng, qemu-utils, libpth-dev, libpcl1-dev,
+# libboost-context-dev) are installed by scripts/install-deps --real when
+# absent; a program that is still missing makes its test skip, not fail.
+# Part of make check (about 10 seconds).
 
 REAL := $(BUILD)/real
 # Expanded when the recipe runs, after real-deps has installed Pth. Debian's
@@ -37,11 +39,22 @@ $(REAL)/pcl_prog: tests/real/pcl_prog.c | real-deps $(REAL)
 	  $(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ -lpcl; \
 	else echo "check-real: PCL is not installed; the PCL test will skip" >&2; fi
 
+# Boost.Context's fibers on its ucontext backend, from C++. Without the
+# headers (libboost-context-dev) the program is not built and its test
+# skips. Debian's libboost_context is the fcontext build; the program
+# defines the one function the ucontext backend needs from the library
+# (see the program).
+$(REAL)/boost_prog: tests/real/boost_prog.cpp | real-deps $(REAL)
+	@if [ -e /usr/include/boost/context/fiber.hpp ]; then \
+	  echo "$(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@ -lboost_context"; \
+	  $(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@ -lboost_context; \
+	else echo "check-real: Boost.Context is not installed; the Boost test will skip" >&2; fi
+
 $(REAL)/libexitdump.so: tests/real/exitdump.c include/tasklocal.h $(LIB) | $(REAL)
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ -L$(BUILD) -ltasklocal -ldl
 
-check-real: $(LIB) $(PLUGIN) $(REAL)/libexitdump.so $(REAL)/pth_prog $(REAL)/pcl_prog
+check-real: $(LIB) $(PLUGIN) $(REAL)/libexitdump.so $(REAL)/pth_prog $(REAL)/pcl_prog $(REAL)/boost_prog
 	@sh tests/real/run.sh $(abspath $(LIB)) $(abspath $(PLUGIN)) $(abspath $(REAL)/libexitdump.so) \
-	  $(abspath $(REAL)/pth_prog) $(abspath $(REAL)/pcl_prog)
+	  $(abspath $(REAL)/pth_prog) $(abspath $(REAL)/pcl_prog) $(abspath $(REAL)/boost_prog)
 
 CHECK_EXTRA += check-real

@@ -6,6 +6,8 @@
  * (counting from 1, after the variable is first read) fail, and
  * TASKLOCAL_TEST_FAIL_ALLOC=N+ makes it and every later one fail. */
 #include "internal.h"
+#include "alloc.h"
+#include "lock.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>

@@ -15,6 +15,8 @@
 
 #if defined(__x86_64__) && defined(__LP64__)
 
+#include <cpuid.h>
+
 #define TL__ARCH "x86_64"
 
 /* The stack pointer saved in a context. */
@@ -46,6 +48,22 @@ static inline void tl__uc_copied(ucontext_t *uc)
 static inline void tl__cpu_relax(void)
 {
   __builtin_ia32_pause();
+}
+
+/* The trace's cycle counter (traceclock.c): the TSC, usable when it is
+ * invariant (CPUID 0x80000007, EDX bit 8) and the kernel keeps time with
+ * it (the clock source of that name), so that all cores agree. */
+#define TL__COUNTER_CLOCKSOURCE "tsc"
+
+static inline uint64_t tl__counter_read(void)
+{
+  return __builtin_ia32_rdtsc();
+}
+
+static inline int tl__counter_invariant(void)
+{
+  unsigned a, b, c, d;
+  return __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8));
 }
 
 /* The stack pointer a jmp_buf restores. glibc keeps it mangled
@@ -109,6 +127,23 @@ static inline void tl__uc_copied(ucontext_t *uc)
 static inline void tl__cpu_relax(void)
 {
   __asm__ volatile("yield" ::: "memory");
+}
+
+/* The trace's cycle counter (traceclock.c): the generic timer's virtual
+ * count, which the architecture makes constant-rate and common to all
+ * cores; the kernel's clock source that uses it is arch_sys_counter. */
+#define TL__COUNTER_CLOCKSOURCE "arch_sys_counter"
+
+static inline uint64_t tl__counter_read(void)
+{
+  uint64_t v;
+  __asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
+  return v;
+}
+
+static inline int tl__counter_invariant(void)
+{
+  return 1;
 }
 
 /* The stack pointer a jmp_buf restores. glibc keeps it mangled in slot

@@ -25,6 +25,12 @@
  * every made task, and at a stack pointer that leaves the task's stack.
  */
 #include "internal.h"
+#include "backtrace.h"
+#include "message.h"
+#include "lock.h"
+#include "alloc.h"
+#include "registry.h"
+#include "valgrind.h"
 
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
@@ -43,6 +49,7 @@
 static struct {
   _Atomic int ready;                       /* the fields below are set */
   uintptr_t own_lo, own_hi;                /* the library's executable segments */
+  uintptr_t tramp_lo, tramp_hi;            /* the trampoline, where every task's stack begins */
   int (*hook)(void **pc, int max);
   int pipe_fd[2];                          /* for tl__safe_read without process_vm_readv */
   _Atomic int no_vm_readv;
@@ -97,7 +104,15 @@ static int own_frame(uintptr_t pc)
 
 static int in_trampoline(uintptr_t pc)
 {
-  return pc >= (uintptr_t)tl__trampoline && pc < (uintptr_t)tl__trampoline_end;
+  return pc >= B.tramp_lo && pc < B.tramp_hi;
+}
+
+/* At load (init.c): where the trampoline of arch/<arch>.S lies, the frame at
+ * the bottom of every made task's stack, where backtraces stop. */
+void tl__bt_setup(const void *tramp_lo, const void *tramp_hi)
+{
+  B.tramp_lo = (uintptr_t)tramp_lo;
+  B.tramp_hi = (uintptr_t)tramp_hi;
 }
 
 /* The calling stack from the first frame outside the library, stopping at
@@ -109,9 +124,9 @@ int tl__bt_here(uintptr_t *pc, int max)
   int cap = max + OWN_FRAMES;
   if (cap > (int)(sizeof raw / sizeof raw[0]))
     cap = (int)(sizeof raw / sizeof raw[0]);
-  tl__tools_quiet(1);
+  tl__valgrind_quiet(1);
   int n = B.hook(raw, cap);
-  tl__tools_quiet(0);
+  tl__valgrind_quiet(0);
   /* A replacement hook may put its own frames first; ours follow. */
   int i = 0, k = 0;
   while (i < n && i < 4 && !own_frame((uintptr_t)raw[i]))
@@ -285,9 +300,9 @@ int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, in
     return -1;
   }
   unw_cursor_t cur;
-  tl__tools_quiet(1);
+  tl__valgrind_quiet(1);
   if (unw_init_local(&cur, (unw_context_t *)&uc) < 0) {
-    tl__tools_quiet(0);
+    tl__valgrind_quiet(0);
     *why = "libunwind cannot start from its saved context";
     return -1;
   }
@@ -308,7 +323,7 @@ int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, in
     if (unw_step(&cur) <= 0)
       break;
   }
-  tl__tools_quiet(0);
+  tl__valgrind_quiet(0);
   return n;
 }
 

@@ -1,7 +1,56 @@
 /* Private interfaces shared by the files of shim/. Nothing here is exported:
  * the library is built with -fvisibility=hidden and a version script, and
  * every internal name starts with tl__ so that it can never collide with
- * the host program's symbols. */
+ * the host program's symbols.
+ *
+ * The library is built in layers, each file calling only the files listed
+ * before it (its own layer's earlier files, and the layers below):
+ *
+ *   1. Base      message.c   the one output path (tl__message, tl__vline)
+ *                options.c   the options, read once at load
+ *                real.c      the real ucontext functions behind ours
+ *                lock.c      locks, and tl__tls, the one thread-local pointer
+ *                alloc.c     every allocation, and the fault injection of tests
+ *                thread.c    per-thread state, made on first use
+ *                traceclock.c the trace's clock: the TSC or CLOCK_MONOTONIC
+ *                trace.c     the timeline (TASKLOCAL_TRACE): a ring per thread
+ *   2. Indexes   stacktree.c which task's stack holds a stack pointer
+ *                ctxmap.c    which task saved itself in a ucontext_t
+ *                registry.c  task records, the live list, ids and counts
+ *   3. Identity  identity.c  which task runs: the switch's prediction, repair
+ *   4. Tools     valgrind.c  valgrind told of each task's stack
+ *                tools.c     the sanitizers' fiber annotations; a task's tools
+ *                backtrace.c creation backtraces, unwinding, symbols
+ *   5. Values    keys.c      keys: records, names, generations
+ *                drops.c     values dropped for want of a destructor
+ *                vtab.c      value tables and destructor rounds
+ *                scope.c     where values live: thread, custom owners; defers
+ *                values.c    get, lookup, set, unset; initializers, singletons
+ *                bind.c      scoped bindings, inheritance, a task scope's end
+ *   6. Tasks     ended.c     finished tasks waiting for their records' release
+ *                task.c      a task's life: make, start, end, abandon
+ *                root.c      root tasks; fork; the values at process exit
+ *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
+ *                report.c    what a leak report or a dump says
+ *                traceread.c the trace's rings read back: events, tasks, symbols
+ *                traceout.c  the trace file's text: its buffer, JSON strings
+ *                tracejson.c the timeline in Chrome's trace-event JSON
+ *                tracefile.c the trace file: its path, when it is written
+ *                dump.c      tl_dump and the dump signal
+ *                exitreport.c the reports at exit and at _exit
+ *   8. Top       init.c      set-up at load; thread, fork and exit events
+ *                arch/<arch>.S, interpose.c  the interposed functions
+ *                debug.c     the anchor of the gdb extension
+ *                api.c       the public API and its table for TL_DYNAMIC
+ *
+ * What a lower layer must know of an event seen above it (a thread begins
+ * or ends, the process forks or exits) is dispatched from init.c, or
+ * through the hooks it registers (tl__thread_hooks).
+ *
+ * This file holds the types that every layer shares. Each file's interface
+ * is in the header of its name (keys.h for keys.c), and a file includes
+ * the headers of the files it calls, all of them listed before it above:
+ * its includes are its dependencies. */
 #ifndef TL_INTERNAL_H
 #define TL_INTERNAL_H
 
@@ -11,6 +60,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <ucontext.h>
 
 /* The library defines tl_get itself: no inline read path inside it. */
@@ -36,11 +86,6 @@
 struct tl__lock {
   _Atomic uintptr_t owner;                 /* 0 when free, else the owner's tl__thread_token() */
 };
-
-uintptr_t tl__thread_token(void);          /* unique per thread, needs no allocation */
-int tl__lock(struct tl__lock *lock);       /* 0, or EDEADLK when this thread already holds it */
-void tl__unlock(struct tl__lock *lock);
-void tl__lock_reset(struct tl__lock *lock); /* in a forked child: the owner thread is gone */
 
 /* ------------------------------------------------------------------------
  * Tasks and threads
@@ -75,7 +120,7 @@ struct tl__ent {
  * capacity kept anywhere else would allow. The entries are aligned to
  * 4 x the capacity in bytes, so the bit just above the tag is zero and
  * h & (h + 2) is the address without the tag. The tag is doubled because
- * keys hold their slot shifted left by one (key.c): key & tag is then the
+ * keys hold their slot shifted left by one (keys.c): key & tag is then the
  * offset of the key's first entry in units of 8 bytes, which an x86
  * address scales for free, and the read path needs no shift.
  *
@@ -108,7 +153,7 @@ static inline struct tl__ent *tl__vt_home(const struct tl__vtab *vt, tl_key_t ke
   return (struct tl__ent *)(base + (uintptr_t)((uint32_t)key & (uint32_t)(h - base)) * 8);
 }
 
-/* The slot of a key (key.c): a key is generation << 32 | slot << 1. */
+/* The slot of a key (keys.c): a key is generation << 32 | slot << 1. */
 static inline uint32_t tl__key_slot(tl_key_t key)
 {
   return (uint32_t)key >> 1;
@@ -130,12 +175,19 @@ struct tl__task {
   _Atomic uint8_t state;                   /* enum tl__state */
   uint8_t flags;                           /* TL__F_* */
   uint8_t mapped;                          /* ctx is entered in the context map */
-  uint8_t in_tree;                         /* entered in the stack-range tree */
-  uint32_t vg_stack;                       /* valgrind's id for the stack, or 0 */
+  uint8_t in_tree;                         /* TL__TREE_*: entered in the stack-range tree */
+  uint32_t ran_on;                         /* for debuggers: the low half of its last thread's tl__thread address */
   struct tl__task *lnext;                  /* the list of live tasks, for reports and fork */
   struct tl__task *lprev;
   struct tl__task_ext *x;                  /* rarely used parts, made on demand; NULL at first */
 };
+
+/* Fields of a record that the context map's readers load while a writer
+ * may store them (ctxmap.c): plain fields accessed with relaxed atomic
+ * operations, so that the races the map's sequence lock tolerates are well
+ * defined (and quiet under TSan). */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* The parts of a task that most tasks never need. */
 struct tl__task_ext {
@@ -178,8 +230,6 @@ struct tl__init_frame {                    /* an initializer running on this thr
   struct tl__init_frame *next;
 };
 
-struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
-
 /* A task's flags are written only by the thread that owns the task at
  * the time: its maker until makecontext returns, then the thread running
  * it. What other threads change (a makecontext that takes over the task's
@@ -198,13 +248,19 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
   __atomic_store_n(&t->flags, (uint8_t)(__atomic_load_n(&t->flags, __ATOMIC_RELAXED) & ~f), __ATOMIC_RELAXED);
 }
 
+/* in_tree: in the stack-range tree, and whether a newer task of the same
+ * stack is (stacktree.c keeps it, with the registry's lock held). */
+#define TL__TREE_IN 0x1u
+#define TL__TREE_SHADOWED 0x2u
+
 #define TL__F_ROOT 0x1u                    /* a thread's own stack */
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */
 #define TL__F_MADE 0x10u                   /* ctx is where it was made, not where a switch saved it */
+#define TL__F_VG 0x20u                     /* its stack is registered with valgrind (tools.c) */
 
 /* A finished task's record is released in a batch with others, when its
  * thread next takes the registry's lock anyway (a makecontext), instead of
- * taking the lock once more at every task's end (task.c, ended_release). */
+ * taking the lock once more at every task's end (ended.c, tl__ended_release). */
 #define TL__ENDED_MAX 8
 
 /* Small blocks (alloc.c) come in TL__SMALL_CLASSES power-of-two sizes. A
@@ -240,7 +296,14 @@ struct tl__thread {
   struct tl__task *ended[TL__ENDED_MAX];   /* finished here, records not yet released */
   uint32_t nended;                         /* entries in ended */
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
-  uint64_t binds;                          /* bindings made here (key.c, tl__destroy_vals) */
+  uint64_t binds;                          /* bindings made here (vtab.c, tl__destroy_vals) */
+  /* What a task life of the common loop (task.c, remake) changes, kept
+   * per thread so that it writes nothing other threads write (SPEC 6): */
+  uint64_t made_here, finished_here;       /* tasks made and finished in that loop, counted here */
+  uint64_t abandoned_here;                 /* and never-started tasks retired in theirs */
+  uint64_t id_next, id_end;                /* this thread's block of task ids (registry.c) */
+  struct tl__task *pool;                   /* free task records of this thread (registry.c) */
+  uint32_t pool_n;                         /* how many */
   struct tl__thread *next, *prevt;         /* all threads, for fork */
   struct tl__fibers {                      /* what the sanitizers were told (tools.c) */
     void *root;                            /* TSan: this thread's own fiber */
@@ -251,79 +314,18 @@ struct tl__thread {
     void *root_fake;                       /* ASan: the root task's saved fake stack */
   } fib;
   struct tl__small_cache cache;            /* alloc.c: freed small blocks kept for this thread */
+  struct tl__ring *ring;                   /* trace.c: this thread's events, or NULL */
   struct tl__task root;                    /* this thread's own stack */
-};
-
-extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
-
-/* tl__lock, inline when the lock is free: the once-a-task-life lock of
- * makecontext costs one compare-and-swap and no call. A held lock,
- * including one this thread holds (a signal handler), takes tl__lock. */
-static inline int tl__lock_fast(struct tl__lock *lock)
-{
-  uintptr_t expected = 0;
-  if (TL__LIKELY(atomic_compare_exchange_strong_explicit(&lock->owner, &expected, (uintptr_t)&tl__tls,
-                                                          memory_order_acquire, memory_order_relaxed)))
-    return 0;
-  return tl__lock(lock);
-}
+} __attribute__((aligned(64)));            /* threads' states share no cache line */
 
 _Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
-
-/* The read view of the running task, for the inline read path of
- * tasklocal.h (which explains it): per thread, in the TLS block. Emptied
- * (span 0) before anything it mirrors may change, by tl__view_drop; filled
- * by tl_get once the running task is certain, by tl__view_fill. Only the
- * thread itself writes its view; a signal handler on it reads a span of 0
- * or a complete view, because the span is written last. */
-extern __thread struct tl__rview tl__view __attribute__((tls_model("initial-exec")));
-
-static inline void tl__view_drop(void)
-{
-  __atomic_store_n(&tl__view.span, 0, __ATOMIC_RELAXED);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-}
-
-/* Keys ever deleted (key.c). The view trusts every entry it finds, so it
- * exists only while no key was ever deleted: a deleted key's values stay
- * in tables until their entries are reused, and only the library checks a
- * key's generation. tl_key_delete empties every thread's view after
- * counting the deletion; a fill that ran concurrently sees the count after
- * publishing its span and empties the view again (both sides sequentially
- * consistent: one of them sees the other). */
-extern _Atomic uint64_t tl__key_deletions;
-void tl__views_drop_all(void);             /* thread.c: every thread's view, after a deletion */
-
-static inline void tl__view_fill(const struct tl__task *t, const struct tl__vtab *vt)
-{
-  if (atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) != 0)
-    return;
-  tl__view_drop();
-  tl__view.lo = t->lo;
-  tl__view.ents = (uintptr_t)tl__vt_ent(vt);
-  tl__view.tag = (uintptr_t)vt - (uintptr_t)tl__vt_ent(vt);
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&tl__view.span, t->hi - t->lo, __ATOMIC_SEQ_CST);
-  if (atomic_load_explicit(&tl__key_deletions, memory_order_seq_cst) != 0)
-    tl__view_drop();
-}
 
 _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,
                "the inline read path of tasklocal.h reads entries as {key, value}");
 
-struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made on first use */
-
 /* tl__tls holds TL__BUSY while the thread's state is being made: a signal
  * handler that interrupts the set-up sees no state rather than half of it. */
 #define TL__BUSY ((struct tl__thread *)1)
-
-static inline struct tl__thread *tl__self(void)
-{
-  struct tl__thread *th = tl__tls;
-  if (TL__UNLIKELY(th == NULL || th == TL__BUSY))
-    th = tl__thread_init();
-  return th;
-}
 
 /* The stack pointer, without making the caller set up a frame. */
 static inline uintptr_t tl__sp(void)
@@ -338,243 +340,49 @@ static inline int tl__in_stack(const struct tl__task *t, uintptr_t sp)
   return sp - t->lo < t->hi - t->lo;
 }
 
-struct tl__task *tl__resolve(struct tl__thread *th, uintptr_t sp); /* slow path of tl__task_now */
-
-/* Code that runs for task t on a stack that need not be t's (the end of
- * t's scope, a destructor of one of its values) makes t current and the
- * override between these two: the fast paths of tl_get and tl_set trust
- * the current task while the stack pointer is in its stack, and
- * tl__resolve answers with the override when it is elsewhere (an
- * abandoned task's destructors run on its maker's stack). */
-struct tl__as {
-  struct tl__task *current, *override;
-};
-
-static inline struct tl__as tl__as_begin(struct tl__thread *th, struct tl__task *t)
-{
-  struct tl__as saved = {th->current, th->override};
-  tl__view_drop();
-  th->current = t;
-  th->override = t;
-  return saved;
-}
-
-static inline void tl__as_end(struct tl__thread *th, struct tl__as saved)
-{
-  th->override = saved.override;
-  th->current = saved.current;
-  tl__view_drop();
-}
-
-/* The task running now, checked against the stack pointer; NULL only when
- * the thread has no state yet and none could be made. */
-static inline struct tl__task *tl__task_now(void)
-{
-  struct tl__thread *th = tl__self();
-  if (TL__UNLIKELY(th == NULL))
-    return NULL;
-  struct tl__task *t = th->current;          /* never NULL once the thread has state */
-  uintptr_t sp = tl__sp();
-  if (TL__LIKELY(tl__in_stack(t, sp))) {
-    if (TL__UNLIKELY(th->in_switch))
-      th->in_switch = 0;
-    return t;
-  }
-  return tl__resolve(th, sp);
-}
-
-/* Each thread remembers a few recent answers of the context map (task.c,
- * tl__hint_put), so that the common switch (the same few contexts again
- * and again) takes no lock. A hint is only a guess: it counts when the
- * task still has the same id and still last saved itself at that address.
- * Records are never unmapped, so reading a stale one is safe. */
-static inline unsigned tl__hint_index(const void *ctx)
-{
-  return (unsigned)((((uint64_t)(uintptr_t)ctx >> 4) * 0x9e3779b97f4a7c15ull) >> 61);
-}
-
-static inline struct tl__task *tl__hint_task(struct tl__thread *th, const void *ctx)
-{
-  const struct tl__hint *h = &th->hint[tl__hint_index(ctx)];
-  if (h->ctx != ctx) {
-    h = &th->hint[tl__hint_index(ctx) ^ 1];
-    if (h->ctx != ctx)
-      return NULL;
-  }
-  struct tl__task *t = h->task;
-  if (t == NULL || __atomic_load_n(&t->id, __ATOMIC_RELAXED) != h->id || __atomic_load_n(&t->ctx, __ATOMIC_RELAXED) != ctx)
-    return NULL;
-  return t;
-}
-
-/* The hints' answer for a switch to ucp, inline for the switch's fast
- * path: the task last saved at ucp, when it is still mapped there, not
- * finished, and its stack holds the saved stack pointer; or NULL, and
- * tl__predict asks the map and the stack ranges. */
-static inline struct tl__task *tl__predict_hint(struct tl__thread *th, const ucontext_t *ucp)
-{
-  struct tl__task *t = tl__hint_task(th, ucp);
-  if (t == NULL || !__atomic_load_n(&t->mapped, __ATOMIC_RELAXED) ||
-      atomic_load_explicit(&t->state, memory_order_relaxed) == TL__FINISHED ||
-      !tl__in_stack(t, TL__UC_SP(ucp)))
-    return NULL;
-  return t;
-}
-
-/* thread.c */
-void tl__thread_setup(void);               /* once, at load */
-void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
-void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended); /* ended: not yet counted */
-struct tl__thread *tl__thread_list(void);
-
-/* task.c */
-struct tl__stats {
-  uint64_t created, finished, abandoned, switches, untracked, peak;
-};
-
-void tl__root_init(struct tl__thread *th);
-void tl__root_fini(struct tl__thread *th); /* thread exit: destroys the root's values */
-void tl__root_forget(struct tl__thread *th); /* the root leaves the indexes */
-struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* before the real makecontext; NULL: untracked */
-void tl__task_stats(struct tl__stats *st);
-struct tl__task *tl__predict(struct tl__thread *th, const ucontext_t *ucp);
-struct tl__task *tl__task_at(struct tl__thread *th, uintptr_t sp); /* whose stack holds sp, or NULL */
-void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t);
-void tl__map_save(struct tl__task *t, const void *ctx);
-void tl__task_begin(struct tl__task *t, uint64_t id); /* from tl__trampoline */
-void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot); /* from the trampoline */
-void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
-void tl__task_atfork(int phase);           /* -1 before fork, 0 parent, 1 child */
-void tl__task_exit(void);                  /* process exit */
-
-/* key.c */
-struct tl__scope_ref {
-  struct tl__vtab *_Atomic *holder;        /* the table of the key's scope */
-  struct tl__lock *lock;                   /* held until tl__scope_leave, or NULL */
-};
-
-int tl__key_valid(tl_key_t key);
-int tl__key_info(tl_key_t key, tl_key_attr_t *attr); /* lock-free copy of the attributes */
-extern _Atomic uint32_t tl__inheriting;   /* live keys with inherit != NONE */
-struct tl__ent *tl__vtab_find(struct tl__vtab *vt, tl_key_t key);
-int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value);
-int tl__vtab_remove(struct tl__vtab *_Atomic *holder, tl_key_t key);
-void tl__destroy_vals(struct tl__vtab *_Atomic *holder, struct tl__task *t,
-                      int (*keep)(tl_key_t key, void *value, void *arg), void *arg);
-int tl__store(tl_key_t key, const void *value, int remove, int scoped);
-
-/* scope.c */
-int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, struct tl__scope_ref *ref);
-void tl__scope_leave(struct tl__scope_ref *ref);
-int tl__run_init(tl_key_t key, const tl_key_attr_t *a, struct tl__task *t, void *(*make)(void *),
-                 void *arg, int bind_null, void **value);
-int tl__inherit(struct tl__task *parent, struct tl__task *child); /* at makecontext */
-void tl__task_scope_end(struct tl__thread *th, struct tl__task *t); /* bindings, values, defers */
-void tl__thread_scope_end(struct tl__thread *th); /* thread-scope values and defers */
-void tl__scope_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
-void tl__vtab_free(struct tl__vtab *vt);
-struct tl__vtab *tl__vtab_copy(struct tl__vtab *vt); /* NULL for the empty table, or on ENOMEM */
-/* The table of a scope that never bound anything: one empty entry, so that
- * the read path needs no test for "no table". It is only ever read. */
-extern struct tl__ent tl__empty_ent;
-#define tl__vt_empty ((struct tl__vtab *)(void *)&tl__empty_ent)
-uint64_t tl__keys_created(void);
-void tl__key_atfork(int phase);            /* -1 before fork, 0 parent, 1 child */
-
-/* init.c */
-extern int (*tl__real_swapcontext)(ucontext_t *, const ucontext_t *);
-extern int (*tl__real_setcontext)(const ucontext_t *);
-extern void (*tl__real_makecontext)(ucontext_t *, void (*)(void), int, ...);
-/* The jumps: longjmp, _longjmp, siglongjmp, __longjmp_chk, in that order. */
-extern void (*tl__real_jump[4])(struct __jmp_buf_tag *, int);
-void tl__real_exit(int status) __attribute__((noreturn)); /* libc's _exit */
-void tl__init(void);                       /* idempotent; safe before our constructor */
-extern int tl__interposing;                /* our wrappers are the ones the process calls */
-
-/* tools.c: telling valgrind and the sanitizers about tasks and switches */
-void tl__tools_setup(void);                /* once, at load: which sanitizer is in the process */
-extern int tl__fibers_on;                  /* a sanitizer wants fiber annotations */
-void tl__tools_made(struct tl__task *t);   /* a task was made */
-void tl__tools_gone(struct tl__task *t);   /* a task ended or was abandoned */
-void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__task *to);
-void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t); /* t runs, not wrong */
-void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env); /* before a longjmp */
-void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit); /* the task dies */
-void tl__fibers_commit(void);              /* from arch/<arch>.S: TSan's pending switch, at no C depth */
-void tl__tools_quiet(int on);              /* memcheck's error reporting off (1) and on (0) */
-
-/* options.c: read once, at load (SPEC 4.1). */
-struct tl__options {
-  int leaks;                               /* 0 off, 1 report at exit, 2 also exit 23 on leaks */
-  int backtrace;                           /* capture creation backtraces */
-  int dump_signal;                         /* 0, or the signal that dumps the live tasks */
-  int stats;                               /* the stats line at exit */
-  int verbose;                             /* print the effective options */
-  int fibers;                              /* tell a sanitizer in the process about switches */
-  int log_fd;                              /* where reports go: 2, or TASKLOCAL_LOG */
-};
-extern struct tl__options tl__opt;
-void tl__options_read(void);
-int tl__options_log_fd(void);              /* tl__opt.log_fd, or 2 if the program reused its number */
-
-/* backtrace.c */
-#define TL__BT_MAX 16                      /* frames kept in a backtrace */
-struct tl__setbt {                         /* where a task last set a key */
-  tl_key_t key;
-  uint32_t n;
-  uintptr_t pc[TL__BT_MAX];
-};
-void tl__bt_capture_task(struct tl__task *t); /* at makecontext, when tl__opt.backtrace */
-int tl__bt_here(uintptr_t *pc, int max);   /* the calling stack, without the library's frames */
-void tl__bt_note_set(struct tl__task *t, tl_key_t key); /* tl_set of a key without destructor */
-const struct tl__setbt *tl__bt_set_of(const struct tl__task *t, tl_key_t key); /* or NULL */
-int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max,
-                  const char **why);       /* a saved context; -1 and *why when it cannot */
-void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size); /* "fn+0x1c (module)" */
-int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead of a fault */
-void tl__safe_str(char *dst, size_t size, const char *src); /* a string, read the same way */
-void tl__bt_atfork_child(void);            /* in a forked child: its locks are free */
-
-/* report.c */
-void tl__report_dropped(struct tl__task *t, tl_key_t key, void *value); /* bound, no destructor, at task end */
-void tl__report_exit(void);                /* leak report and stats line, at process exit */
-void tl__report_quick_exit(void);          /* _exit: the stats line only */
-
-/* Iterates over the live tasks and the abandoned ones kept for the report,
- * with the registry locked: fn must not switch, allocate, or call into the
- * registry. Returns what a non-zero fn returned, else 0. */
-#define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
-int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg);
-const char *tl__key_name(tl_key_t key);   /* NULL when unnamed or invalid */
-
-/* alloc.c: every allocation of the library goes through these, so that a
- * test can make the Nth one fail. */
-void *tl__alloc(size_t size);
-void *tl__calloc(size_t n, size_t size);
-void *tl__realloc(void *p, size_t size);   /* p intact on failure */
-void tl__free(void *p);
-void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
-void *tl__small_alloc(size_t size);        /* 64 or 128 bytes, aligned to the size; not zeroed */
-void tl__small_free(void *p, size_t size); /* from any thread */
-void tl__small_cache_flush(struct tl__thread *th); /* its kept blocks to the pools; closes its cache */
-void tl__alloc_setup(void);                /* once, in tl__init */
-void tl__alloc_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
-
-/* message.c */
-void tl__message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void tl__message_fd(int fd);               /* where tl__message lines go (TASKLOCAL_LOG) */
-int tl__format(char *buf, size_t size, const char *fmt, va_list ap);
-
-/* arch/<arch>.S and interpose.c: our own definitions, by hidden names */
-int tl__own_swapcontext(ucontext_t *, const ucontext_t *);
-int tl__own_setcontext(const ucontext_t *);
-void tl__own_makecontext(ucontext_t *, void (*)(void), int, ...);
-extern void *const tl__own_jump[4];
-void tl__own_exit(int) __attribute__((noreturn));        /* our longjmp, _longjmp, siglongjmp, __longjmp_chk */
-
-/* arch/<arch>.S */
-void tl__trampoline(void);
+/* arch/<arch>.S: the labels of the assembly that C code needs */
+void tl__trampoline(void);                 /* where every made context starts */
 extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampoline, here) */
-void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void); /* interpose.c; the function to start */
+
+/* debug.c: what the gdb extension (scripts/gdb/tasklocal-gdb.py) reads in
+ * a core file or a live process. It starts from the anchor tl__debug and
+ * reads only what the anchor points to, the fields of the structs the
+ * pointers' types name (struct tl__task, tl__task_ext, tl__thread, from
+ * the library's DWARF), and the record layouts given here as numbers. The
+ * registries are file-static, so each owning file publishes its own part
+ * as a constant initialized where its state is defined; nothing runs and
+ * nothing is written at run time. Change TL__DEBUG_VERSION (and the
+ * extension) when the meaning of any of this changes; a renamed field is
+ * caught by the extension as a layout mismatch. */
+#define TL__DEBUG_VERSION 2
+
+struct tl__debug_tasks {                   /* registry.c */
+  struct tl__task *const *live;            /* the live list (through lnext) */
+  struct tl__task *const *kept;            /* abandoned tasks kept for the report */
+  const uint64_t *made, *finished, *abandoned, *peak;
+};
+
+struct tl__debug_threads {                 /* thread.c */
+  struct tl__thread *const *list;          /* live thread states (through next) */
+  const uint64_t *dead_switches, *dead_untracked, *dead_made, *dead_finished, *dead_abandoned;
+};
+
+struct tl__debug_keys {                    /* keys.c */
+  const void *chunks;                      /* pointers to 1 << chunk_bits records each */
+  const uint32_t *nslots;                  /* slots ever used */
+  const uint64_t *created;
+  uint32_t chunk_bits, rec_size, rec_gen, rec_attr; /* rec_gen: uint32_t; rec_attr: tl_key_attr_t */
+};
+
+struct tl__debug_owners {                  /* scope.c: the owners of custom scopes */
+  const void *buckets;                     /* where the bucket array's address is */
+  const uint32_t *nbuckets;
+  uint32_t disc, owner, vt, next;          /* offsets in an owner's record */
+};
+
+extern const struct tl__debug_tasks tl__debug_tasks;
+extern const struct tl__debug_threads tl__debug_threads;
+extern const struct tl__debug_keys tl__debug_keys;
+extern const struct tl__debug_owners tl__debug_owners;
 
 #endif /* TL_INTERNAL_H */

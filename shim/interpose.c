@@ -11,6 +11,18 @@
  * wrappers below must define the names they say. */
 #undef _FORTIFY_SOURCE
 #include "internal.h"
+#include "interpose.h"
+#include "real.h"
+#include "lock.h"
+#include "thread.h"
+#include "ctxmap.h"
+#include "identity.h"
+#include "tools.h"
+#include "task.h"
+#include "exitreport.h"
+#include "init.h"
+#include "trace.h"
+#include "tracefile.h"
 
 #include <setjmp.h>
 #include <stdlib.h>
@@ -28,6 +40,7 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
     atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
+    c->ran_on = (uint32_t)(uintptr_t)th;
     atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
   }
   th->prev = c;
@@ -39,6 +52,7 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   tl__view_drop();
   th->switches++;
+  TL__TRACE(tl__trace_event(th, TL__TEV_SWITCH, c->id, t->id));
 }
 
 /* Bookkeeping of swapcontext(oucp, ucp), before the real switch: the
@@ -48,14 +62,11 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
  * common case never comes here: arch/<arch>.S does it inline. */
 void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
 {
-  /* A thread with state has run tl__init, which found the real functions
-   * the wrapper jumps to; a thread without runs it now. */
+  /* The real functions the wrapper jumps to are found by tl__init, which
+   * costs one load once done. */
+  tl__init();
   struct tl__thread *th = tl__self();
-  if (th == NULL) {
-    tl__init();
-    return;
-  }
-  if (oucp == NULL || ucp == NULL)
+  if (th == NULL || oucp == NULL || ucp == NULL)
     return;
   struct tl__task *c = tl__task_now();
   if (!(__atomic_load_n(&c->mapped, __ATOMIC_RELAXED) && c->ctx == oucp)) {
@@ -80,6 +91,8 @@ _Static_assert(offsetof(struct tl__task, id) == 0x18 && offsetof(struct tl__task
 _Static_assert(offsetof(struct tl__task, state) == 0x50 && offsetof(struct tl__task, flags) == 0x51 &&
                    offsetof(struct tl__task, mapped) == 0x52,
                "arch/<arch>.S: T_STATE, T_FLAGS, T_MAPPED");
+_Static_assert(offsetof(struct tl__task, ran_on) == 0x54 && sizeof(((struct tl__task *)0)->ran_on) == 4,
+               "arch/<arch>.S: T_RAN_ON");
 #if defined(__x86_64__)
 _Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP]) == 0xa0, "arch/x86_64.S: UC_RSP");
 #elif defined(__aarch64__)
@@ -88,18 +101,16 @@ _Static_assert(offsetof(ucontext_t, uc_mcontext.sp) == 0x1b0, "arch/aarch64.S: U
 _Static_assert(offsetof(struct tl__rview, span) == 0x08, "arch/<arch>.S: VIEW_SPAN");
 _Static_assert(TL__F_MADE == 0x10 && TL__RUNNING == 1 && TL__SUSPENDED == 2 && TL__FINISHED == 3,
                "arch/<arch>.S: F_MADE and the states");
-_Static_assert(sizeof(tl__fibers_on) == 4, "arch/<arch>.S: tl__fibers_on is compared as a 32-bit int");
+_Static_assert(sizeof(tl__fibers_on) == 4 && sizeof(tl__trace_on) == 4,
+               "arch/<arch>.S: tl__fibers_on and tl__trace_on are compared as 32-bit ints");
 
 /* setcontext(ucp): the running task leaves without saving itself. It stays
  * suspended: a context that getcontext saved in it may resume it later. */
 void tl__before_set(const ucontext_t *ucp)
 {
+  tl__init();
   struct tl__thread *th = tl__self();
-  if (th == NULL) {
-    tl__init();
-    return;
-  }
-  if (ucp != NULL)
+  if (th != NULL && ucp != NULL)
     announce(th, tl__task_now(), ucp);
 }
 
@@ -168,34 +179,21 @@ __attribute__((visibility("default"))) void __longjmp_chk(struct __jmp_buf_tag e
 
 /* ------------------------------------------------------------------------
  * Process exit by _exit, which skips the exit handlers: only the stats
- * line is written (report.c). _Exit is the same function in glibc.
+ * line is written (exitreport.c). _Exit is the same function in glibc.
  * ------------------------------------------------------------------------ */
 
 __attribute__((visibility("default"))) void _exit(int status)
 {
+  tl__init();
+  tl__trace_exit();
   tl__report_quick_exit();
   tl__real_exit(status);
 }
 
 __attribute__((visibility("default"))) void _Exit(int status)
 {
+  tl__init();
+  tl__trace_exit();
   tl__report_quick_exit();
   tl__real_exit(status);
 }
-
-/* As for makecontext: the aliases need none of glibc's attributes. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-attributes"
-#endif
-extern __typeof__(longjmp) tl__own_longjmp __attribute__((alias("longjmp")));
-extern __typeof__(_longjmp) tl__own__longjmp __attribute__((alias("_longjmp")));
-extern __typeof__(siglongjmp) tl__own_siglongjmp __attribute__((alias("siglongjmp")));
-extern __typeof__(__longjmp_chk) tl__own___longjmp_chk __attribute__((alias("__longjmp_chk")));
-extern __typeof__(_exit) tl__own_exit __attribute__((alias("_exit")));
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-void *const tl__own_jump[4] = {(void *)tl__own_longjmp, (void *)tl__own__longjmp, (void *)tl__own_siglongjmp,
-                               (void *)tl__own___longjmp_chk};

@@ -5,6 +5,7 @@
  * printf of its own (no locale, no allocation, async-signal-safe) and every
  * line goes out in one write(2), prefixed "tasklocal: ". */
 #include "internal.h"
+#include "message.h"
 
 #include <errno.h>
 #include <string.h>
@@ -123,27 +124,50 @@ int tl__format(char *buf, size_t size, const char *fmt, va_list ap)
   return (int)o.len;
 }
 
-/* Writes "tasklocal: <message>\n" in one write; long lines are cut. */
-void tl__message(const char *fmt, ...)
+int tl__formatf(char *buf, size_t size, const char *fmt, ...)
 {
-  char buf[1024];
-  static const char prefix[] = "tasklocal: ";
-  memcpy(buf, prefix, sizeof prefix - 1);
   va_list ap;
   va_start(ap, fmt);
-  size_t room = sizeof buf - (sizeof prefix - 1) - 1;
-  int n = tl__format(buf + sizeof prefix - 1, room + 1, fmt, ap);
+  int n = tl__format(buf, size, fmt, ap);
   va_end(ap);
-  size_t len = sizeof prefix - 1 + ((size_t)n < room ? (size_t)n : room);
+  return n;
+}
+
+/* "tasklocal: ", the text, suffix and a newline, in one write(2) to fd;
+ * a long text is cut so that the suffix still fits. errno is kept. */
+int tl__vline(int fd, const char *suffix, const char *fmt, va_list ap)
+{
+  static const char prefix[] = "tasklocal: ";
+  char buf[1024];
+  size_t len = sizeof prefix - 1, slen = strlen(suffix);
+  if (slen > 64)
+    slen = 64;
+  size_t room = sizeof buf - len - slen - 1;
+  memcpy(buf, prefix, len);
+  int n = tl__format(buf + len, room, fmt, ap);
+  len += (size_t)n < room ? (size_t)n : room - 1;
+  memcpy(buf + len, suffix, slen);
+  len += slen;
   buf[len++] = '\n';
-  int saved = errno;
+  int saved = errno, err = 0;
   for (size_t off = 0; off < len;) {
-    ssize_t w = write(message_fd, buf + off, len - off);
+    ssize_t w = write(fd, buf + off, len - off);
     if (w < 0 && errno == EINTR)
       continue;
-    if (w <= 0)
+    if (w <= 0) {
+      err = w < 0 ? errno : EIO;
       break;
+    }
     off += (size_t)w;
   }
   errno = saved;
+  return err;
+}
+
+void tl__message(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  tl__vline(message_fd, "", fmt, ap);
+  va_end(ap);
 }

@@ -6,13 +6,16 @@
  * program. Booleans take 1/0, yes/no, on/off and true/false in any case, as
  * mimalloc's options do; an empty value counts as unset.
  *
- * The log path comes from secure_getenv: in a set-user-ID or otherwise
- * secure-execution process an unprivileged user must not be able to make
- * the library create or append to a file of their choice, so the variable
- * is then ignored, with a warning, and reports stay on stderr. The other
+ * The log and trace paths come from secure_getenv: in a set-user-ID or
+ * otherwise secure-execution process an unprivileged user must not be able
+ * to make the library create or append to a file of their choice, so the
+ * variables are then ignored, with a warning: reports stay on stderr and
+ * no trace is written. The other
  * options only choose what is printed, so plain getenv is enough for them.
  */
 #include "internal.h"
+#include "options.h"
+#include "message.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +27,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct tl__options tl__opt = {.log_fd = 2};
+/* TASKLOCAL_TRACE_SIZE: events kept per thread (32 bytes each). The default,
+ * 2^20, reserves 32 MiB of address space a thread, of which only the pages
+ * written become memory; the limits keep a typo from asking for nothing or
+ * for more than the address space can give every thread. */
+#define TRACE_SIZE_DEFAULT (1u << 20)
+#define TRACE_SIZE_MIN 16u
+#define TRACE_SIZE_MAX (1u << 26)
+
+struct tl__options tl__opt = {.log_fd = 2, .trace_size = TRACE_SIZE_DEFAULT};
 
 /* What the log descriptor was when opened, to notice later that the
  * program closed it and reused the number for a file of its own. */
@@ -33,6 +44,7 @@ static struct {
   ino_t ino;
   int checked;
   char path[256];                          /* for TASKLOCAL_VERBOSE */
+  char trace[4096];                        /* TASKLOCAL_TRACE, kept: the environment may change */
 } L;
 
 /* 1 or 0 for a boolean word, -1 otherwise. */
@@ -176,6 +188,52 @@ static void read_log(void)
   tl__message_fd(fd);
 }
 
+/* The trace file's path, like the log's, from secure_getenv: a set-user-ID
+ * program never writes one. The file is opened only when it is written. */
+static void read_trace(void)
+{
+  const char *path = secure_getenv("TASKLOCAL_TRACE");
+  if (path == NULL) {
+    if (getauxval(AT_SECURE) && value_of("TASKLOCAL_TRACE") != NULL)
+      tl__message("TASKLOCAL_TRACE is ignored in a secure-execution (set-user-ID) process; no trace is written");
+    return;
+  }
+  if (*path == '\0')
+    return;
+  size_t n = strlen(path);
+  if (n >= sizeof L.trace) {
+    tl__message("TASKLOCAL_TRACE is longer than %zu bytes; no trace is written", sizeof L.trace - 1);
+    return;
+  }
+  memcpy(L.trace, path, n + 1);
+  tl__opt.trace = L.trace;
+
+  const char *v = value_of("TASKLOCAL_TRACE_SIZE");
+  if (v == NULL)
+    return;
+  long size = -1, unit = 1;
+  char *end = NULL;
+  if (*v >= '0' && *v <= '9') {
+    errno = 0;
+    size = strtol(v, &end, 10);
+    if (errno != 0)
+      size = -1;
+  }
+  if (size >= 0 && (*end == 'k' || *end == 'K' || *end == 'm' || *end == 'M')) {
+    unit = *end == 'k' || *end == 'K' ? 1024 : 1024 * 1024;
+    end++;
+  }
+  if (size < 0 || *end != '\0' || size > TRACE_SIZE_MAX / unit || size * unit < TRACE_SIZE_MIN) {
+    bad_value("TASKLOCAL_TRACE_SIZE", v, "a number of events from 16 to 64M, with an optional K or M", "1M");
+    return;
+  }
+  size *= unit;
+  uint32_t pow2 = TRACE_SIZE_MIN;
+  while (pow2 < (uint32_t)size)
+    pow2 <<= 1;
+  tl__opt.trace_size = pow2;
+}
+
 static const char *signal_name(int sig, char *buf, size_t size)
 {
   for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
@@ -204,6 +262,8 @@ static void print_options(void)
   tl__message("option TASKLOCAL_STATS=%d", tl__opt.stats);
   tl__message("option TASKLOCAL_LOG=%s", tl__opt.log_fd != 2 ? L.path : "(stderr)");
   tl__message("option TASKLOCAL_FIBERS=%d", tl__opt.fibers);
+  tl__message("option TASKLOCAL_TRACE=%s", tl__opt.trace != NULL ? tl__opt.trace : "(off)");
+  tl__message("option TASKLOCAL_TRACE_SIZE=%u", (unsigned)tl__opt.trace_size);
 }
 
 void tl__options_read(void)
@@ -235,6 +295,7 @@ void tl__options_read(void)
                 "not KILL, STOP or a fault signal", "none");
   }
 
+  read_trace();
   tl__opt.stats = read_bool("TASKLOCAL_STATS", 0);
   tl__opt.fibers = read_bool("TASKLOCAL_FIBERS", 1);
   tl__opt.verbose = read_bool("TASKLOCAL_VERBOSE", 0);

@@ -1,4 +1,4 @@
-/* Per-thread state and the library's locks.
+/* Per-thread state.
  *
  * Each thread that touches the library gets one struct tl__thread, holding
  * the task that runs on it and its root task (the thread's own stack). The
@@ -7,26 +7,33 @@
  * library (tl_get is async-signal-safe), so it comes from mmap'd pages, not
  * from malloc, and the thread's stack range is read from /proc/self/maps
  * with plain system calls rather than with pthread_getattr_np (which
- * allocates and reads the same file through stdio for the main thread). */
+ * allocates and reads the same file through stdio for the main thread).
+ *
+ * A thread's state begins and ends with its root task, which the task
+ * layers above keep: they say what to do through hooks that the top of
+ * the library registers once at load (tl__thread_hooks), so that this file
+ * names none of their functions. */
 #include "internal.h"
+#include "thread.h"
+#include "lock.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 /* Exported (but not part of the API) for the inline read path of
- * tasklocal.h, which mirrors the first fields of struct tl__thread. */
-__attribute__((visibility("default"))) __thread struct tl__thread *tl__tls
-    __attribute__((tls_model("initial-exec")));
-
-/* Exported for the inline read path too; see internal.h. */
+ * tasklocal.h; see internal.h. */
 __attribute__((visibility("default"))) __thread struct tl__rview tl__view
     __attribute__((tls_model("initial-exec")));
+
+/* The value table of a scope that never bound anything (internal.h): a
+ * thread's own scope starts with it, like every task's. */
+_Alignas(16) struct tl__ent tl__empty_ent;
 
 static struct {
   struct tl__lock lock;                    /* guards the lists below */
@@ -35,38 +42,16 @@ static struct {
   pthread_key_t exit_key;                  /* its destructor tells us a thread exits */
   int exit_key_ok;
   uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
+  uint64_t dead_made, dead_finished, dead_abandoned;
+  struct tl__thread_hooks hooks;           /* from the top of the library, at load */
 } S;
+/* For debuggers (debug.c). */
+const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked, &S.dead_made,
+                                                    &S.dead_finished, &S.dead_abandoned};
 
-uintptr_t tl__thread_token(void)
+void tl__thread_hooks(const struct tl__thread_hooks *hooks)
 {
-  return (uintptr_t)&tl__tls;
-}
-
-int tl__lock(struct tl__lock *lock)
-{
-  uintptr_t me = tl__thread_token();
-  if (TL__UNLIKELY(atomic_load_explicit(&lock->owner, memory_order_relaxed) == me))
-    return EDEADLK;
-  for (unsigned spins = 0;; spins++) {
-    uintptr_t expected = 0;
-    if (atomic_compare_exchange_weak_explicit(&lock->owner, &expected, me, memory_order_acquire,
-                                              memory_order_relaxed))
-      return 0;
-    if (spins < 64)
-      tl__cpu_relax();
-    else
-      sched_yield();
-  }
-}
-
-void tl__unlock(struct tl__lock *lock)
-{
-  atomic_store_explicit(&lock->owner, 0, memory_order_release);
-}
-
-void tl__lock_reset(struct tl__lock *lock)
-{
-  atomic_store_explicit(&lock->owner, 0, memory_order_relaxed);
+  S.hooks = *hooks;
 }
 
 static uintptr_t parse_hex(const char **p)
@@ -142,7 +127,7 @@ static void on_thread_exit(void *arg)
 {
   struct tl__thread *th = arg;
   th->dying = 1;
-  tl__root_fini(th);
+  S.hooks.exit(th);
   /* Before the state can go to another thread: the blocks it keeps are
    * then usable by all. */
   tl__small_cache_flush(th);
@@ -150,6 +135,9 @@ static void on_thread_exit(void *arg)
     return;
   S.dead_switches += th->switches;
   S.dead_untracked += th->untracked;
+  S.dead_made += th->made_here;
+  S.dead_finished += th->finished_here;
+  S.dead_abandoned += th->abandoned_here;
   if (th->prevt)
     th->prevt->next = th->next;
   else
@@ -179,7 +167,12 @@ static struct tl__thread *thread_alloc(void)
   if (S.spare != NULL) {
     th = S.spare;
     S.spare = th->next;
+    /* A state made again keeps the free task records of its last thread. */
+    struct tl__task *pool = th->pool;
+    uint32_t pool_n = th->pool_n;
     memset(th, 0, sizeof *th);
+    th->pool = pool;
+    th->pool_n = pool_n;
     th->view = &tl__view;                  /* in the list, it may be written by tl_key_delete */
     th->next = S.threads;
     if (S.threads)
@@ -197,8 +190,11 @@ struct tl__thread *tl__thread_init(void)
     return NULL;
   if (th != NULL)
     return th;
+  /* The library is set up before anything can make a thread's state: its
+   * entry points (the interposed functions, the API) make sure of it. */
+  if (S.hooks.start == NULL)
+    return NULL;
   tl__tls = TL__BUSY;
-  tl__init();
   th = thread_alloc();
   if (th == NULL) {
     tl__tls = NULL;
@@ -213,7 +209,7 @@ struct tl__thread *tl__thread_init(void)
   th->root.lo = lo;
   th->root.hi = hi;
   th->tvt = tl__vt_empty;
-  tl__root_init(th);
+  S.hooks.start(th);
   th->current = &th->root;
   if (S.exit_key_ok)
     pthread_setspecific(S.exit_key, th);
@@ -226,17 +222,26 @@ void tl__thread_setup(void)
   S.exit_key_ok = pthread_key_create(&S.exit_key, on_thread_exit) == 0;
 }
 
-void tl__thread_stats(uint64_t *switches, uint64_t *untracked, uint64_t *ended)
+/* The counts each thread keeps, summed over the live threads and the
+ * exited ones. A thread that runs meanwhile may be read in the middle of
+ * moving a finished task from one count to another. */
+void tl__thread_stats(struct tl__thread_counts *c)
 {
-  *switches = S.dead_switches;
-  *untracked = S.dead_untracked;
-  *ended = 0;
+  c->switches = S.dead_switches;
+  c->untracked = S.dead_untracked;
+  c->made = S.dead_made;
+  c->finished = S.dead_finished;
+  c->abandoned = S.dead_abandoned;
+  c->ended = 0;
   if (tl__lock(&S.lock) != 0)
     return;
   for (struct tl__thread *th = S.threads; th; th = th->next) {
-    *switches += th->switches;
-    *untracked += th->untracked;
-    *ended += __atomic_load_n(&th->uncounted, __ATOMIC_RELAXED);
+    c->switches += __atomic_load_n(&th->switches, __ATOMIC_RELAXED);
+    c->untracked += __atomic_load_n(&th->untracked, __ATOMIC_RELAXED);
+    c->made += __atomic_load_n(&th->made_here, __ATOMIC_RELAXED);
+    c->finished += __atomic_load_n(&th->finished_here, __ATOMIC_RELAXED);
+    c->abandoned += __atomic_load_n(&th->abandoned_here, __ATOMIC_RELAXED);
+    c->ended += __atomic_load_n(&th->uncounted, __ATOMIC_RELAXED);
   }
   tl__unlock(&S.lock);
 }
@@ -264,8 +269,13 @@ void tl__thread_atfork(int phase)
       th->next = th->prevt = NULL;
       S.threads = th;
     } else {
-      tl__root_forget(th);
+      S.hooks.drop(th);
       tl__small_cache_flush(th);
+      /* The tasks it made and ended stay in the counts, which are the
+       * process's history (its switches go, as they always did). */
+      S.dead_made += th->made_here;
+      S.dead_finished += th->finished_here;
+      S.dead_abandoned += th->abandoned_here;
       th->next = S.spare;
       S.spare = th;
     }

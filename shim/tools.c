@@ -1,9 +1,5 @@
-/* Telling the tools that need to know about tasks and switches (SPEC 2.6).
- *
- * valgrind: each task's stack is registered (VALGRIND_STACK_REGISTER), so
- * memcheck knows a switch between stacks from a huge stack frame and stops
- * warning "client switching stacks?". Outside valgrind the requests cost a
- * few instructions.
+/* Telling the tools that need to know about tasks and switches (SPEC 2.6):
+ * valgrind through valgrind.c, and the sanitizers here.
  *
  * Sanitizers: when AddressSanitizer or ThreadSanitizer is in the process
  * (its fiber functions are found with dlsym at load), every switch the
@@ -45,6 +41,14 @@
  * is not the one the shim chose) turns them off for the rest of the process.
  */
 #include "internal.h"
+#include "tools.h"
+#include "valgrind.h"
+#include "message.h"
+#include "options.h"
+#include "lock.h"
+#include "alloc.h"
+#include "registry.h"
+#include "identity.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -52,28 +56,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define TL__HAVE_VALGRIND 1
-#endif
-#endif
-
-#ifdef TL__HAVE_VALGRIND
-/* Whether valgrind runs the process, asked once: the question costs a
- * dependent chain of rotations, a few nanoseconds on every makecontext. */
-static int on_valgrind(void)
-{
-  static int on = -1;
-  int v = __atomic_load_n(&on, __ATOMIC_RELAXED);
-  if (TL__UNLIKELY(v < 0)) {
-    v = RUNNING_ON_VALGRIND != 0;
-    __atomic_store_n(&on, v, __ATOMIC_RELAXED);
-  }
-  return v;
-}
-#endif
 
 #define FIB_ASAN 1
 #define FIB_TSAN 2
@@ -358,21 +340,12 @@ void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit)
 
 void tl__tools_made(struct tl__task *t)
 {
-#ifdef TL__HAVE_VALGRIND
-  if (on_valgrind() && t->hi > t->lo)
-    t->vg_stack = VALGRIND_STACK_REGISTER(t->lo, t->hi);
-#else
-  (void)t;
-#endif
+  tl__valgrind_made(t);
 }
 
 void tl__tools_gone(struct tl__task *t)
 {
-#ifdef TL__HAVE_VALGRIND
-  if (t->vg_stack != 0)
-    VALGRIND_STACK_DEREGISTER(t->vg_stack);
-#endif
-  t->vg_stack = 0;
+  tl__valgrind_gone(t);
   struct tl__task_ext *x = t->x;
   if (x == NULL || x->fiber == NULL)
     return;
@@ -382,21 +355,4 @@ void tl__tools_gone(struct tl__task *t)
   if (F.tsan_destroy != NULL && tl__fibers_on == FIB_TSAN && x->fiber != F.tsan_current())
     F.tsan_destroy(x->fiber);
   x->fiber = NULL;
-}
-
-/* libunwind checks each stack address it is about to read by passing it to
- * a system call (its CONSERVATIVE_CHECKS), and the stack words it checks
- * are often uninitialised padding: memcheck reports "points to
- * uninitialised byte(s)" for what is libunwind's deliberate probing.
- * Backtraces are taken with memcheck's error reporting off. */
-void tl__tools_quiet(int on)
-{
-#ifdef TL__HAVE_VALGRIND
-  if (on)
-    VALGRIND_DISABLE_ERROR_REPORTING;
-  else
-    VALGRIND_ENABLE_ERROR_REPORTING;
-#else
-  (void)on;
-#endif
 }

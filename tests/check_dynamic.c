@@ -81,6 +81,7 @@ START_TEST(test_fallback_errors)
   ck_assert_int_eq(errno, ENOSYS);
   ck_assert_int_eq(tl_dump(2), ENOSYS);
   ck_assert_int_eq(tl_task_set_name(NULL, "x"), ENOSYS);
+  ck_assert_int_eq(tl_trace_flush(), ENOSYS);
 }
 END_TEST
 
@@ -191,6 +192,7 @@ static int child_with_library(void)
   EXPECT(co_saw == NULL);                   /* the task had its own, unbound */
   EXPECT(co_id != 0 && co_id != tl_task_id(tl_current()));
   EXPECT(tl_get(co_key) != NULL && strcmp(tl_get(co_key), "root") == 0);
+  EXPECT(tl_trace_flush() == ENOTSUP);     /* found, through the table's last entry; no TASKLOCAL_TRACE */
   return ok ? 0 : 1;
 }
 
@@ -203,6 +205,7 @@ START_TEST(test_with_library_preloaded)
     /* In the sanitizer build the preloaded library comes before ASan's
      * runtime, which ASan would otherwise refuse. */
     setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+    unsetenv("TASKLOCAL_TRACE");
     execl("/proc/self/exe", "check_dynamic", "--child-with-library", (char *)NULL);
     _exit(127);
   }

@@ -3,8 +3,10 @@
  * Every test installs into a DESTDIR of its own, with PREFIX=/usr, from
  * the library this suite was built with (TL_BUILD_DIR), and looks at what
  * a user would use: the files, links and modes, the soname, tasklocal.pc
- * through pkg-config, a program built from it, tasklocal-run and the man
- * pages. Nothing is installed into the real system.
+ * through pkg-config, a program built from it, tasklocal-run, the man
+ * pages, and the gdb extension, which one test installs under a PREFIX of
+ * its own (without DESTDIR, so that gdb finds it by the library's real
+ * path). Nothing is installed into the real system.
  */
 #include "testutil.h"
 
@@ -117,15 +119,20 @@ __attribute__((format(printf, 2, 3))) static int sh(char **out, const char *fmt,
  * taken as it was built for this suite (-o): while other work goes on in
  * the tree, a rebuild here could replace the sanitizer build of it with a
  * plain one. */
-static void make_in(const char *destdir, const char *target)
+static void make_in_prefix(const char *destdir, const char *prefix, const char *target)
 {
   char *out;
   int rc = sh(&out,
               "cd '%s' && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory "
-              "BUILD='%s' -o '%s/libtasklocal.so' %s DESTDIR='%s' PREFIX=/usr",
-              src, TL_BUILD_DIR, TL_BUILD_DIR, target, destdir);
-  ck_assert_msg(rc == 0, "make %s DESTDIR=%s exited with %d:\n%s", target, destdir, rc, out);
+              "BUILD='%s' -o '%s/libtasklocal.so' %s DESTDIR='%s' PREFIX='%s'",
+              src, TL_BUILD_DIR, TL_BUILD_DIR, target, destdir, prefix);
+  ck_assert_msg(rc == 0, "make %s DESTDIR=%s PREFIX=%s exited with %d:\n%s", target, destdir, prefix, rc, out);
   free(out);
+}
+
+static void make_in(const char *destdir, const char *target)
+{
+  make_in_prefix(destdir, "/usr", target);
 }
 
 /* A fresh DESTDIR under the run's directory, with tasklocal installed. */
@@ -197,9 +204,12 @@ START_TEST(test_files_and_soname)
   check_file(dest, "/usr/include/tasklocal.h", 0644);
   check_file(dest, "/usr/lib/pkgconfig/tasklocal.pc", 0644);
   check_file(dest, "/usr/bin/tasklocal-run", 0755);
+  check_file(dest, "/usr/bin/tasklocal-trace", 0755);
   check_file(dest, "/usr/share/man/man3/tasklocal.3", 0644);
   check_file(dest, "/usr/share/man/man1/tasklocal-run.1", 0644);
+  check_file(dest, "/usr/share/man/man1/tasklocal-trace.1", 0644);
   check_file(dest, "/usr/share/man/man7/tasklocal.7", 0644);
+  check_file(dest, "/usr/share/gdb/auto-load/usr/lib/libtasklocal.so.0.2.0-gdb.py", 0644);
 
   char *out;
   int rc = sh(&out, "readelf -d '%s/usr/lib/libtasklocal.so.0.2.0'", dest);
@@ -207,9 +217,19 @@ START_TEST(test_files_and_soname)
   ck_assert_msg(strstr(out, "Library soname: [libtasklocal.so.0]") != NULL, "wrong or no soname:\n%s", out);
   free(out);
 
-  /* The installed header is the tree's, byte for byte. */
+  /* The installed header and gdb extension are the tree's, byte for byte. */
   rc = sh(&out, "cmp '%s/include/tasklocal.h' '%s/usr/include/tasklocal.h'", src, dest);
   ck_assert_msg(rc == 0, "the installed header differs: %s", out);
+  free(out);
+  rc = sh(&out, "cmp '%s/scripts/gdb/tasklocal-gdb.py' "
+          "'%s/usr/share/gdb/auto-load/usr/lib/libtasklocal.so.0.2.0-gdb.py'", src, dest);
+  ck_assert_msg(rc == 0, "the installed gdb extension differs: %s", out);
+  free(out);
+
+  /* The library keeps its debug information, which the extension reads. */
+  rc = sh(&out, "readelf -S '%s/usr/lib/libtasklocal.so.0.2.0'", dest);
+  ck_assert_msg(rc == 0 && strstr(out, ".debug_info") != NULL, "the installed library has no debug information:\n%s",
+                out);
   free(out);
 }
 END_TEST
@@ -321,6 +341,9 @@ START_TEST(test_tasklocal_run)
   int rc = sh(&out, "'%s/usr/bin/tasklocal-run' --version", dest);
   ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-run 0.2.0\n") == 0, "tasklocal-run --version: %s", out);
   free(out);
+  rc = sh(&out, "'%s/usr/bin/tasklocal-trace' --version", dest);
+  ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-trace 0.2.0\n") == 0, "tasklocal-trace --version: %s", out);
+  free(out);
 
   ck_assert(snprintf(path, sizeof path, "%s/dyn.c", base) < (int)sizeof path);
   write_file(path, dynamic_prog);
@@ -344,6 +367,7 @@ START_TEST(test_man_pages)
   static const char *const pages[][2] = {
     {"man3/tasklocal.3", "3 tasklocal"},
     {"man1/tasklocal-run.1", "1 tasklocal-run"},
+    {"man1/tasklocal-trace.1", "1 tasklocal-trace"},
     {"man7/tasklocal.7", "7 tasklocal"},
   };
   const char *dest = install("man");
@@ -371,6 +395,52 @@ START_TEST(test_man_pages)
 }
 END_TEST
 
+/* gdb loads the installed extension by itself, as the installed library's
+ * objfile script, once its directory is a scripts directory and a safe
+ * path (a prefix other than gdb's own needs both), and reads the installed
+ * library's structures with it. Then uninstall leaves nothing. */
+START_TEST(test_gdb_autoload)
+{
+  if (TL_TEST_UNDER_ASAN) {
+    fprintf(stderr, "check_install: the gdb auto-load test needs the plain build; skipped\n");
+    return;
+  }
+  if (TL_TEST_EMULATED) {
+    fprintf(stderr, "check_install: gdb cannot run an aarch64 program under qemu-user; auto-load test skipped\n");
+    return;
+  }
+  char *out;
+  if (sh(&out, "command -v gdb") != 0) {
+    fprintf(stderr, "check_install: gdb is not installed (scripts/install-deps installs it); "
+                    "auto-load test skipped\n");
+    free(out);
+    return;
+  }
+  free(out);
+  ck_assert_msg(src[0] != '\0' && base[0] != '\0', "no source tree or temporary directory");
+  char prefix[PATH_MAX];
+  ck_assert(snprintf(prefix, sizeof prefix, "%s/gdbprefix", base) < (int)sizeof prefix);
+  make_in_prefix("", prefix, "install");
+  char script[2 * PATH_MAX];
+  ck_assert(snprintf(script, sizeof script, "%s/share/gdb/auto-load%s/lib/libtasklocal.so.0.2.0-gdb.py", prefix,
+                     prefix) < (int)sizeof script);
+  check_file("", script, 0644);
+  int rc = sh(&out,
+              "gdb -nx -batch -iex 'add-auto-load-scripts-directory %s/share/gdb/auto-load' "
+              "-iex 'add-auto-load-safe-path %s/share/gdb/auto-load' -ex 'set startup-with-shell off' "
+              "-ex 'set environment LD_PRELOAD %s/lib/libtasklocal.so' -ex 'catch syscall exit_group' -ex run "
+              "-ex 'tl stats' -ex kill --args /bin/true",
+              prefix, prefix, prefix);
+  ck_assert_msg(rc == 0 && strstr(out, "tasklocal: stats: created=0 finished=0 abandoned=0 ") != NULL,
+                "gdb did not load the installed extension (rc %d):\n%s", rc, out);
+  free(out);
+  make_in_prefix("", prefix, "uninstall");
+  rc = sh(&out, "find '%s' ! -type d", prefix);
+  ck_assert_msg(rc == 0 && out[0] == '\0', "make uninstall left:\n%s", out);
+  free(out);
+}
+END_TEST
+
 START_TEST(test_uninstall)
 {
   const char *dest = install("uninstall");
@@ -395,6 +465,7 @@ static Suite *install_suite(void)
   tcase_add_test(tc, test_build_and_run);
   tcase_add_test(tc, test_tasklocal_run);
   tcase_add_test(tc, test_man_pages);
+  tcase_add_test(tc, test_gdb_autoload);
   tcase_add_test(tc, test_uninstall);
   suite_add_tcase(s, tc);
   return s;

@@ -14,6 +14,7 @@
 #include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <tasklocal.h>
 #include <ucontext.h>
 #include <sys/syscall.h>
@@ -30,7 +31,7 @@ static void *destroyed_value;
 
 static void count_destroy(void *v)
 {
-  destroyed++;
+  __atomic_fetch_add(&destroyed, 1, __ATOMIC_RELAXED);
   destroyed_value = v;
 }
 
@@ -164,6 +165,82 @@ START_TEST(test_remade_after_finish)
     if (i > 0)
       ck_assert_uint_gt(life_ids[i], life_ids[i - 1]);
   }
+}
+END_TEST
+
+/* ---- the common loop on several threads at once ---- */
+
+#define LOOP_THREADS 4
+#define LOOP_LIVES 20000
+
+struct looper {
+  ucontext_t main, co;
+  char *stack;
+  uint64_t *ids;
+  int n, bad;
+  uint64_t root;
+};
+
+static __thread struct looper *this_looper;
+
+static void looper_life(void)
+{
+  struct looper *l = this_looper;
+  uint64_t id = tl_task_id(tl_current());
+  if (id == l->root || tl_get(key) != NULL)
+    l->bad++;
+  tl_set(key, &l->ids[l->n]);
+  l->ids[l->n++] = id;
+  if (tl_get(key) != &l->ids[l->n - 1])
+    l->bad++;
+}
+
+static void *looper_thread(void *arg)
+{
+  struct looper *l = arg;
+  this_looper = l;
+  l->root = tl_task_id(tl_current());
+  for (int i = 0; i < LOOP_LIVES; i++) {
+    tl_test_context(&l->co, l->stack, STACK, looper_life, &l->main);
+    swapcontext(&l->main, &l->co);
+    if (tl_task_id(tl_current()) != l->root)
+      l->bad++;
+  }
+  return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Threads each making tasks in their own context and on their own stack,
+ * the loop whose records are reused in place without a lock (task.c,
+ * remake): every task is a task of its own, with an id no other task of
+ * any thread has, its own value, and its destructor run once. */
+START_TEST(test_common_loop_on_threads)
+{
+  static struct looper l[LOOP_THREADS];
+  static uint64_t all[LOOP_THREADS * LOOP_LIVES];
+  pthread_t t[LOOP_THREADS];
+  for (int i = 0; i < LOOP_THREADS; i++) {
+    l[i].stack = malloc(STACK);
+    l[i].ids = &all[i * LOOP_LIVES];
+    l[i].n = l[i].bad = 0;
+    ck_assert_ptr_nonnull(l[i].stack);
+    ck_assert_int_eq(pthread_create(&t[i], NULL, looper_thread, &l[i]), 0);
+  }
+  for (int i = 0; i < LOOP_THREADS; i++) {
+    ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    ck_assert_int_eq(l[i].n, LOOP_LIVES);
+    ck_assert_int_eq(l[i].bad, 0);
+    free(l[i].stack);
+  }
+  ck_assert_int_eq(__atomic_load_n(&destroyed, __ATOMIC_RELAXED), LOOP_THREADS * LOOP_LIVES);
+  qsort(all, LOOP_THREADS * LOOP_LIVES, sizeof all[0], cmp_u64);
+  for (int i = 1; i < LOOP_THREADS * LOOP_LIVES; i++)
+    ck_assert_uint_ne(all[i], all[i - 1]);
 }
 END_TEST
 
@@ -635,6 +712,7 @@ static Suite *tracking_suite(void)
   tcase_add_test(tc, test_destructor_rounds);
   tcase_add_test(tc, test_abandon_destroys_values);
   tcase_add_test(tc, test_remade_after_finish);
+  tcase_add_test(tc, test_common_loop_on_threads);
   tcase_add_test(tc, test_never_started_memory_flat);
   tcase_add_test(tc, test_twelve_arguments);
   tcase_add_test(tc, test_migration);

@@ -6,8 +6,11 @@
  * - trap_ctor: a library's constructor runs a coroutine (makecontext and
  *   swapcontext) before the shim's own constructor may have run.
  * - trap_exit: exit() called on a coroutine's stack.
- * - trap_cxx: C++ exceptions thrown and caught inside coroutines, after
- *   switches.
+ * - trap_cxx (built by g++) and trap_cxx_clang (by clang++): C++
+ *   exceptions thrown and caught inside coroutines, after switches, right
+ *   after a swapcontext returns, inside handlers, through
+ *   std::exception_ptr, and one that leaves its coroutine (std::terminate,
+ *   with the same message on stderr).
  * - trap_freed: a coroutine frees the context (and stack) of the one that
  *   switched to it at once; under valgrind, the shim must not read it.
  * - trap_switches: 20 million switches, resident set flat.
@@ -22,9 +25,8 @@
 #define PROGRAM_DIR TL_BUILD_DIR "/tests/programs"
 
 /* Runs argv with LD_PRELOAD set to `preload` (none when NULL) and the
- * probe's log discarded. Stdout is kept; stderr is passed on to this
- * process's, where the valgrind run's memcheck errors are to be read. */
-static void run(char *const argv[], const char *preload, double deadline_s, struct tl_test_proc *r)
+ * probe's log discarded, keeping its stdout and stderr. */
+static void run_quiet(char *const argv[], const char *preload, double deadline_s, struct tl_test_proc *r)
 {
   static const char *const not_inherited[] = {"LD_PRELOAD=", NULL};
   char preload_var[1024];
@@ -34,6 +36,13 @@ static void run(char *const argv[], const char *preload, double deadline_s, stru
   char **env = tl_test_env(not_inherited, vars, sizeof vars / sizeof vars[0]);
   tl_test_exec(r, argv, env, deadline_s);
   free(env);
+}
+
+/* The same, and stderr is passed on to this process's, where the valgrind
+ * run's memcheck errors are to be read. */
+static void run(char *const argv[], const char *preload, double deadline_s, struct tl_test_proc *r)
+{
+  run_quiet(argv, preload, deadline_s, r);
   fputs(r->err.data, stderr);
 }
 
@@ -73,10 +82,42 @@ START_TEST(test_exit_on_coroutine_stack)
 }
 END_TEST
 
+/* trap_cxx by each compiler, in each of its modes. */
+static const char *const cxx_traps[] = {TRAPS_DIR "/trap_cxx", TRAPS_DIR "/trap_cxx_clang"};
+static const char *const cxx_modes[] = {"", "symmetric"};
+
 START_TEST(test_cxx_exceptions)
 {
-  char *const argv[] = {(char *)TRAPS_DIR "/trap_cxx", NULL};
+  const char *mode = cxx_modes[_i % 2];
+  char *const argv[] = {(char *)cxx_traps[_i / 2], mode[0] != '\0' ? (char *)mode : NULL, NULL};
   same_with_and_without(argv, NULL, SHIM_PATH " " PLUGIN_PATH, 0, 20);
+}
+END_TEST
+
+/* An exception that leaves its coroutine ends the program alike with and
+ * without the shim: std::terminate finds no handler below the coroutine's
+ * function (the shim's trampoline unwinds to glibc's start frame), the
+ * message and the SIGABRT are the same. Stderr, which holds that message,
+ * is compared rather than shown. */
+START_TEST(test_cxx_uncaught_exception)
+{
+  char *const argv[] = {(char *)cxx_traps[_i], (char *)"uncaught", NULL};
+  struct tl_test_proc plain, shim;
+  char how[64];
+  run_quiet(argv, NULL, 20, &plain);
+  ck_assert_msg(!plain.timed_out && WIFSIGNALED(plain.wstatus) && WTERMSIG(plain.wstatus) == SIGABRT,
+                "%s uncaught alone: %s, expected SIGABRT", argv[0], tl_test_describe(&plain, how, sizeof how));
+  ck_assert_msg(strstr(plain.err.data, "terminate called after throwing an instance of 'std::runtime_error'") != NULL,
+                "%s uncaught alone: no terminate message on stderr:\n%s", argv[0], plain.err.data);
+  run_quiet(argv, SHIM_PATH " " PLUGIN_PATH, 20, &shim);
+  ck_assert_msg(shim.wstatus == plain.wstatus, "%s uncaught under the shim: %s, alone %#x", argv[0],
+                tl_test_describe(&shim, how, sizeof how), plain.wstatus);
+  ck_assert_msg(strcmp(plain.out.data, shim.out.data) == 0, "%s uncaught: stdout differs under the shim:\n%s\n--- alone:\n%s",
+                argv[0], shim.out.data, plain.out.data);
+  ck_assert_msg(strcmp(plain.err.data, shim.err.data) == 0, "%s uncaught: stderr differs under the shim:\n%s\n--- alone:\n%s",
+                argv[0], shim.err.data, plain.err.data);
+  tl_test_proc_free(&plain);
+  tl_test_proc_free(&shim);
 }
 END_TEST
 
@@ -128,7 +169,8 @@ static Suite *traps_suite(void)
   tcase_set_timeout(tc, 240);
   tcase_add_test(tc, test_constructor_before_ours);
   tcase_add_test(tc, test_exit_on_coroutine_stack);
-  tcase_add_test(tc, test_cxx_exceptions);
+  tcase_add_loop_test(tc, test_cxx_exceptions, 0, 4);
+  tcase_add_loop_test(tc, test_cxx_uncaught_exception, 0, 2);
   tcase_add_test(tc, test_context_freed_after_switch);
   tcase_add_test(tc, test_twenty_million_switches);
   tcase_add_loop_test(tc, test_preloaded_allocator, 0, 7);

@@ -77,6 +77,7 @@
 #define T_STATE 0x50
 #define T_FLAGS 0x51
 #define T_MAPPED 0x52
+#define T_RAN_ON 0x54
 #define UC_SP 0x1b0
 #define VIEW_SPAN 0x08
 #define F_MADE_BIT 4                            /* TL__F_MADE == 1 << 4 */
@@ -107,7 +108,8 @@
  * task is the tracked one (its stack holds the stack pointer), it saves
  * itself where it did the last time, and the thread's hints know the
  * target (tl__predict_hint in internal.h, which this follows step by
- * step). Anything else goes to tl__before_swap in C. x0 (oucp), x1 (ucp),
+ * step). Anything else goes to tl__before_swap in C, and so does every
+ * switch while a trace is recorded (trace.c). x0 (oucp), x1 (ucp),
  * x30 and sp reach the real swapcontext as the program passed them. */
         .globl  swapcontext
         .type   swapcontext, %function
@@ -121,6 +123,11 @@ swapcontext:
         ldr     x9, [x10, x9]                   /* th */
         cmp     x9, #1                          /* no state yet, or TL__BUSY */
         b.ls    .Lswap_slow
+#ifndef TL_NO_TRACE
+        adrp    x11, tl__trace_on               /* tracing: the C path records the switch */
+        ldr     w11, [x11, :lo12:tl__trace_on]
+        cbnz    w11, .Lswap_slow
+#endif
         cbz     x0, .Lswap_slow
         cbz     x1, .Lswap_slow
         /* c = th->current, running here: sp - lo < hi - lo. */
@@ -188,6 +195,7 @@ swapcontext:
         cbnz    w12, .Lswap_slow
         mov     w12, #S_SUSPENDED
         strb    w12, [x11, #T_STATE]
+        str     w9, [x11, #T_RAN_ON]
         mov     w12, #S_RUNNING
         strb    w12, [x15, #T_STATE]
 2:      str     x11, [x9, #TH_PREV]

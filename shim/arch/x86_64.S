@@ -36,8 +36,9 @@
  * holds the stack pointer), it saves itself where it did the last time,
  * and the thread's hints know the target (tl__predict_hint in internal.h,
  * which this follows step by step). Anything else goes to tl__before_swap
- * in C. The offsets below are those of struct tl__thread, struct tl__task
- * and struct tl__rview; interpose.c checks each one at compile time. */
+ * in C, and so does every switch while a trace is recorded (trace.c). The
+ * offsets below are those of struct tl__thread, struct tl__task and struct
+ * tl__rview; interpose.c checks each one at compile time. */
 #define TH_CURRENT 0x00
 #define TH_PREV 0x10
 #define TH_IN_SWITCH 0x20
@@ -50,6 +51,7 @@
 #define T_STATE 0x50
 #define T_FLAGS 0x51
 #define T_MAPPED 0x52
+#define T_RAN_ON 0x54
 #define UC_RSP 0xa0
 #define VIEW_SPAN 0x08
 #define F_MADE 0x10
@@ -78,6 +80,10 @@ swapcontext:
         movq    %fs:(%rax), %r8                 /* th */
         cmpq    $1, %r8                         /* no state yet, or TL__BUSY */
         jbe     .Lswap_slow
+#ifndef TL_NO_TRACE
+        cmpl    $0, tl__trace_on(%rip)          /* tracing: the C path records the switch */
+        jne     .Lswap_slow
+#endif
         testq   %rdi, %rdi
         jz      .Lswap_slow
         testq   %rsi, %rsi
@@ -138,6 +144,7 @@ swapcontext:
         cmpl    $0, tl__fibers_on(%rip)
         jne     .Lswap_slow
         movb    $S_SUSPENDED, T_STATE(%r9)
+        movl    %r8d, T_RAN_ON(%r9)
         movb    $S_RUNNING, T_STATE(%r10)
 2:      movq    %r9, TH_PREV(%r8)
         movl    $1, TH_IN_SWITCH(%r8)

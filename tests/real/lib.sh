@@ -5,8 +5,8 @@
 # run to run: timings, pids) and exit with the same status.
 #
 # From run.sh: TL_LIB (the shim), TL_PROBE (tests/plugin/probe.c),
-# TL_EXITDUMP (tests/real/exitdump.c), TL_PTH_PROG, TL_PCL_PROG, and work, a directory
-# of the test's own.
+# TL_EXITDUMP (tests/real/exitdump.c), TL_PTH_PROG, TL_PCL_PROG,
+# TL_BOOST_PROG, and work, a directory of the test's own.
 
 # What a test reports; fail() also marks it failed and goes on, so that
 # one run shows every difference.

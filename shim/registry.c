@@ -1,0 +1,230 @@
+/* The registry of task records: where they come from, their extensions,
+ * the list of live tasks and the abandoned ones kept for the leak report,
+ * the ids and the counts. One lock guards the lists and the counts, and
+ * the stack-range tree (stacktree.c) with them, so that a makecontext
+ * enters a task in both under one hold of the lock.
+ *
+ * The common loop of a scheduler (make a task in the context and on the
+ * stack of the one that just finished, task.c's remake) takes no lock and
+ * writes nothing another thread writes (SPEC 6: threads scale as without
+ * the shim): its record comes back in place, its id from a block of ids
+ * its thread took for itself, and its counts are its thread's own
+ * (made_here, finished_here), summed when they are read. Free records are
+ * kept per thread too, so that the records of tasks running on different
+ * threads seldom share a cache line.
+ */
+#include "internal.h"
+#include "registry.h"
+#include "lock.h"
+#include "alloc.h"
+#include "thread.h"
+
+#include <errno.h>
+
+/* The registry: every record, live or free, and the counts. Its lock also
+ * guards the stack-range tree, which changes with the live list. */
+static struct {
+  struct tl__lock lock;                    /* the live list, the counts, and the tree */
+  struct tl__task *live;                   /* made tasks that have not ended, and roots */
+  struct tl__task *pool;                   /* free records beyond what threads keep */
+  struct tl__counts n;
+  struct tl__task *kept;                   /* abandoned tasks kept for the leak report */
+  uint64_t kept_n;                         /* how many are kept */
+  /* Ids are handed out one at a time where a task enters the tree (under
+   * the lock) and ID_BLOCK at a time to threads (without it), from one
+   * counter, on a cache line of its own. */
+  _Alignas(64) _Atomic uint64_t next_id;
+} R __attribute__((aligned(64))) = {.next_id = 1};
+
+#define ID_BLOCK 1024
+/* For debuggers (debug.c). */
+const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak};
+
+/* ------------------------------------------------------------------------
+ * Records
+ * ------------------------------------------------------------------------ */
+
+int tl__registry_lock(void)
+{
+  return tl__lock(&R.lock);
+}
+
+int tl__registry_lock_fast(void)
+{
+  return tl__lock_fast(&R.lock);
+}
+
+void tl__registry_unlock(void)
+{
+  tl__unlock(&R.lock);
+}
+
+/* Called with R.lock held. */
+struct tl__counts *tl__registry_counts(void)
+{
+  return &R.n;
+}
+
+uint64_t tl__registry_new_id(void)
+{
+  return atomic_fetch_add_explicit(&R.next_id, 1, memory_order_relaxed);
+}
+
+/* A task reused in place must stay the newest of its stack in the tree,
+ * whose order among equal stacks is by id: its new id is above the old
+ * one. Every id handed out so far is below the counter, so a new block
+ * always is. */
+uint64_t tl__registry_id_after(struct tl__thread *th, uint64_t above)
+{
+  if (TL__UNLIKELY(th->id_next >= th->id_end || th->id_next <= above)) {
+    th->id_next = atomic_fetch_add_explicit(&R.next_id, ID_BLOCK, memory_order_relaxed);
+    th->id_end = th->id_next + ID_BLOCK;
+  }
+  return th->id_next++;
+}
+
+/* Records are carved from pages that are never given back, and kept free
+ * per thread (th->pool), up to POOL_KEEP; a record freed on another thread
+ * than the one it came from joins that thread's records, and beyond
+ * POOL_KEEP the registry's, which a thread with none takes from before it
+ * carves a new page. So a thread that only makes tasks that another thread
+ * ends (an M:N hand-off) takes back the records its partner frees, and
+ * memory stays proportional to the live tasks. Both are called with R.lock
+ * held, on th's own thread or for a thread a forked child does not have. */
+#define POOL_KEEP 1024
+
+struct tl__task *tl__record_alloc(struct tl__thread *th)
+{
+  if (th->pool == NULL && R.pool != NULL) {
+    for (int i = 0; i < 64 && R.pool != NULL; i++) {
+      struct tl__task *t = R.pool;
+      R.pool = t->lnext;
+      t->lnext = th->pool;
+      th->pool = t;
+      th->pool_n++;
+    }
+  }
+  if (th->pool == NULL) {
+    size_t size = 64 * 1024, n = size / sizeof(struct tl__task);
+    char *page = tl__pages(size);
+    for (size_t i = 0; page != NULL && i < n; i++) {
+      struct tl__task *t = (struct tl__task *)(page + i * sizeof(struct tl__task));
+      t->lnext = th->pool;
+      th->pool = t;
+      th->pool_n++;
+    }
+  }
+  struct tl__task *t = th->pool;
+  if (t != NULL) {
+    th->pool = t->lnext;
+    th->pool_n--;
+  }
+  return t;
+}
+
+struct tl__task_ext *tl__task_ext(struct tl__task *t)
+{
+  if (t->x == NULL)
+    t->x = tl__calloc(1, sizeof *t->x);
+  return t->x;
+}
+
+/* The id goes to 0 first: a stale pointer to this record (a context
+ * copied after the task ended) no longer matches. The extension is freed
+ * by the caller. */
+void tl__record_free(struct tl__thread *th, struct tl__task *t)
+{
+  STORE(t->id, 0);
+  atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
+  if (th->pool_n < POOL_KEEP) {
+    t->lnext = th->pool;
+    th->pool = t;
+    th->pool_n++;
+  } else {
+    t->lnext = R.pool;
+    R.pool = t;
+  }
+}
+
+/* The live list, with R.lock held. */
+void tl__live_add(struct tl__task *t)
+{
+  t->lprev = NULL;
+  t->lnext = R.live;
+  if (R.live)
+    R.live->lprev = t;
+  R.live = t;
+}
+
+int tl__live_has(const struct tl__task *t)
+{
+  return t->lprev != NULL || R.live == t;
+}
+
+void tl__live_del(struct tl__task *t)
+{
+  if (t->lprev)
+    t->lprev->lnext = t->lnext;
+  else if (R.live == t)
+    R.live = t->lnext;
+  if (t->lnext)
+    t->lnext->lprev = t->lprev;
+  t->lnext = t->lprev = NULL;
+}
+
+/* With R.lock held: an abandoned task leaves the live list for the kept
+ * ones, if there is room (TL__KEEP_MAX); returns whether it was kept. */
+int tl__kept_add(struct tl__task *t)
+{
+  if (R.kept_n >= TL__KEEP_MAX)
+    return 0;
+  tl__live_del(t);
+  t->lnext = R.kept;
+  t->lprev = NULL;
+  if (R.kept)
+    R.kept->lprev = t;
+  R.kept = t;
+  R.kept_n++;
+  return 1;
+}
+
+/* Walks the live and kept tasks with R.lock held. */
+int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg)
+{
+  if (tl__lock(&R.lock) != 0)
+    return EDEADLK;
+  int r = 0;
+  for (struct tl__task *t = R.live; t != NULL && r == 0; t = t->lnext)
+    r = fn(t, arg);
+  for (struct tl__task *t = R.kept; t != NULL && r == 0; t = t->lnext)
+    r = fn(t, arg);
+  tl__unlock(&R.lock);
+  return r;
+}
+
+void tl__task_stats(struct tl__stats *st)
+{
+  if (tl__lock(&R.lock) != 0)
+    return;
+  /* Under the lock, which ended_release takes to move a thread's count of
+   * finished tasks into the registry's: each task is counted once. */
+  struct tl__thread_counts c;
+  tl__thread_stats(&c);
+  st->switches = c.switches;
+  st->untracked = c.untracked;
+  st->created = R.n.made + c.made;
+  st->finished = R.n.finished + c.finished + c.ended;
+  st->abandoned = R.n.abandoned + c.abandoned;
+  st->peak = R.n.peak;
+  tl__unlock(&R.lock);
+}
+
+void tl__registry_atfork(int phase)
+{
+  if (phase < 0)
+    tl__lock(&R.lock);
+  else if (phase == 0)
+    tl__unlock(&R.lock);
+  else
+    tl__lock_reset(&R.lock);
+}

@@ -1,0 +1,36 @@
+/* registry.c: task records, the live list, ids and counts. */
+#ifndef TL_REGISTRY_H
+#define TL_REGISTRY_H
+
+#include "internal.h"
+
+struct tl__counts {                        /* changed with the registry's lock held */
+  uint64_t made, finished, abandoned;      /* tasks made, and ended each way */
+  uint64_t live, peak;                     /* made tasks not ended yet, and their most */
+};
+struct tl__stats {
+  uint64_t created, finished, abandoned, switches, untracked, peak;
+};
+#define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
+
+int tl__registry_lock(void);               /* 0, or EDEADLK (a signal handler on the holder) */
+int tl__registry_lock_fast(void);
+void tl__registry_unlock(void);
+struct tl__counts *tl__registry_counts(void);
+uint64_t tl__registry_new_id(void);        /* newer than every id handed out so far */
+uint64_t tl__registry_id_after(struct tl__thread *th, uint64_t above); /* from th's block, > above */
+struct tl__task *tl__record_alloc(struct tl__thread *th); /* a free record (not zeroed), or NULL */
+void tl__record_free(struct tl__thread *th, struct tl__task *t); /* to th's records */
+struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
+void tl__live_add(struct tl__task *t);
+int tl__live_has(const struct tl__task *t);
+void tl__live_del(struct tl__task *t);
+int tl__kept_add(struct tl__task *t);      /* an abandoned task kept for the report, if room */
+void tl__registry_atfork(int phase);
+void tl__task_stats(struct tl__stats *st);
+/* Iterates over the live tasks and the abandoned ones kept for the report,
+ * with the registry locked: fn must not switch, allocate, or call into the
+ * registry. Returns what a non-zero fn returned, else 0. */
+int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg);
+
+#endif /* TL_REGISTRY_H */

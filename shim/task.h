@@ -1,0 +1,12 @@
+/* task.c: a task's life: make, start, end, abandon. */
+#ifndef TL_TASK_H
+#define TL_TASK_H
+
+#include "internal.h"
+
+struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* before the real makecontext; NULL: untracked */
+void tl__task_begin(struct tl__task *t, uint64_t id); /* from tl__trampoline */
+void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot); /* from the trampoline */
+void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
+
+#endif /* TL_TASK_H */

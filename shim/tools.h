@@ -1,0 +1,17 @@
+/* tools.c: valgrind and the sanitizers' fiber annotations. */
+#ifndef TL_TOOLS_H
+#define TL_TOOLS_H
+
+#include "internal.h"
+
+void tl__tools_setup(void);                /* once, at load: which sanitizer is in the process */
+extern int tl__fibers_on;                  /* a sanitizer wants fiber annotations */
+void tl__tools_made(struct tl__task *t);   /* a task was made */
+void tl__tools_gone(struct tl__task *t);   /* a task ended or was abandoned */
+void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__task *to);
+void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t); /* t runs, not wrong */
+void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env); /* before a longjmp */
+void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit); /* the task dies */
+void tl__fibers_commit(void);              /* from arch/<arch>.S: TSan's pending switch, at no C depth */
+
+#endif /* TL_TOOLS_H */
