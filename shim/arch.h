@@ -19,7 +19,9 @@
 
 #define TL__ARCH "x86_64"
 
-/* The stack pointer saved in a context. */
+/* An address in the stack that a saved context resumes on, to find its
+ * task by: the stack pointer saved in it (a new context's points at the
+ * return address that glibc's makecontext pushed, inside the stack). */
 #define TL__UC_SP(ucp) ((uintptr_t)(ucp)->uc_mcontext.gregs[REG_RSP])
 
 /* A new context carries its task, the task's id and the program's function
@@ -88,8 +90,14 @@ static inline uintptr_t tl__jmp_sp(const struct __jmp_buf_tag *env, const uintpt
 
 #define TL__ARCH "aarch64"
 
-/* The stack pointer saved in a context. */
-#define TL__UC_SP(ucp) ((uintptr_t)(ucp)->uc_mcontext.sp)
+/* An address in the stack that a saved context resumes on, to find its
+ * task by: the byte below the stack pointer saved in it. glibc's
+ * makecontext leaves a new context's sp at the very top of its stack (one
+ * past its last byte) when all the arguments fit in registers, which no
+ * stack range holds; a context saved by a switch has its caller's frame
+ * at sp, so the byte below is in the same stack. arch/aarch64.S's inline
+ * switch subtracts the same 1. */
+#define TL__UC_SP(ucp) ((uintptr_t)(ucp)->uc_mcontext.sp - 1)
 
 /* A new context carries its task, the task's id and the program's function
  * to the trampoline (arch/aarch64.S) in x20, x21 and x22: callee-saved

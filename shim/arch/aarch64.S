@@ -182,6 +182,7 @@ swapcontext:
         cmp     w12, #S_FINISHED
         b.eq    .Lswap_slow
         ldr     x14, [x1, #UC_SP]
+        sub     x14, x14, #1                    /* the byte below it (TL__UC_SP, arch.h) */
         ldp     x12, x13, [x15, #T_LO]
         sub     x14, x14, x12
         sub     x13, x13, x12
