@@ -52,6 +52,15 @@ static inline void tl__cpu_relax(void)
   __builtin_ia32_pause();
 }
 
+/* Other threads see this thread's earlier stores before its later ones.
+ * x86 keeps stores in program order, so only the compiler must be stopped
+ * (a thread fence would be the portable spelling, which ThreadSanitizer
+ * rejects). */
+static inline void tl__store_order(void)
+{
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
 /* The trace's cycle counter (traceclock.c): the TSC, usable when it is
  * invariant (CPUID 0x80000007, EDX bit 8) and the kernel keeps time with
  * it (the clock source of that name), so that all cores agree. */
@@ -135,6 +144,13 @@ static inline void tl__uc_copied(ucontext_t *uc)
 static inline void tl__cpu_relax(void)
 {
   __asm__ volatile("yield" ::: "memory");
+}
+
+/* Other threads see this thread's earlier stores before its later ones:
+ * aarch64 may reorder stores, so this is a barrier (a release fence). */
+static inline void tl__store_order(void)
+{
+  __atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
 /* The trace's cycle counter (traceclock.c): the generic timer's virtual

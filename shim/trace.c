@@ -76,11 +76,10 @@ static inline void put(struct tl__ring *r, unsigned type, uint64_t a, uint64_t b
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   struct tl__tev *e = &r->ev[h & r->mask];
   atomic_store_explicit(&e->seq, UINT32_MAX, memory_order_relaxed);
-  /* The fields below must not be seen before the slot is marked: x86
-   * keeps stores in program order, so only the compiler must be stopped
-   * (a thread fence would be the portable spelling, which ThreadSanitizer
-   * rejects). The fields are relaxed atomics for the concurrent reader. */
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  /* The fields below must not be seen before the slot is marked
+   * (tl__store_order, arch.h: on x86 only the compiler must be stopped).
+   * The fields are relaxed atomics for the concurrent reader. */
+  tl__store_order();
   __atomic_store_n(&e->ts, tl__tclock_now(), __ATOMIC_RELAXED);
   __atomic_store_n(&e->a, a, __ATOMIC_RELAXED);
   __atomic_store_n(&e->b, b, __ATOMIC_RELAXED);
