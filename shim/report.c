@@ -46,6 +46,8 @@ struct local {
   void *value;
 };
 
+static const struct tl__thread *thread_running(const struct tl__task *t);
+
 /* What a report shows of one task, copied under the registry's lock. */
 struct snap {
   const struct tl__task *rec;
@@ -55,6 +57,7 @@ struct snap {
   const void *ctx;
   void (*entry)(void);
   uint64_t shared_with;                    /* a task on the same stack, or 0 */
+  uint64_t running_on;                     /* the root of the thread it ran on when copied, or 0 */
   char name[TL__NAME_LEN];
   uint32_t bt_n;
   uintptr_t bt[TL__BT_MAX];
@@ -197,6 +200,12 @@ static int collect_task(struct tl__task *t, void *arg)
     s->hi = t->hi;
     s->ctx = t->ctx;
     s->entry = t->entry;
+    /* Which thread runs it, read with its state: by the time the report
+     * is written, that thread may have switched away. */
+    if (state == TL__RUNNING) {
+      const struct tl__thread *on = thread_running(t);
+      s->running_on = on != NULL ? on->root.id : 0;
+    }
     if (x != NULL) {
       tl__safe_str(s->name, sizeof s->name, x->name);
       uint32_t n = x->bt_n <= TL__BT_MAX ? x->bt_n : TL__BT_MAX;
@@ -256,10 +265,9 @@ static void describe_task(struct tl__job *j, const struct snap *s)
     if (s->rec == j->here) {
       tl__formatf(state, sizeof state, j->kind == TL__JOB_LEAK ? "running (exit was called in it)" : "running (it called tl_dump)");
     } else {
-      const struct tl__thread *th = thread_running(s->rec);
-      if (th != NULL)
+      if (s->running_on != 0)
         tl__formatf(state, sizeof state, "running on another thread (whose root task is %llu)",
-            (unsigned long long)th->root.id);
+            (unsigned long long)s->running_on);
       else
         tl__formatf(state, sizeof state, "running");
     }
