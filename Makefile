@@ -86,6 +86,13 @@ CSTD := -std=c11
 HARDEN_x86_64 := -fcf-protection
 HARDEN_aarch64 := -mbranch-protection=bti
 HARDEN := $(HARDEN_$(ARCH))
+# The assembly has the landing pads (endbr64, bti c) but is not
+# shadow-stack aware: on x86_64 it is assembled for IBT only, so that its
+# object's CET note does not claim SHSTK, and no library linked from it
+# does (the linker keeps a feature only when every object has it).
+HARDEN_S_x86_64 := -fcf-protection=branch
+HARDEN_S_aarch64 := $(HARDEN_aarch64)
+HARDEN_S := $(HARDEN_S_$(ARCH))
 # Link-time optimization: shim/ keeps one concern per file, and the linker
 # then compiles the files as one unit, so a call from one concern into
 # another (a task's life into the registry, tl_set into the key table)
@@ -144,7 +151,7 @@ $(BUILD)/obj/%.o: shim/%.c $(LIB_HDR) | $(BUILD)/obj
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
 $(BUILD)/obj/arch_s.o: shim/arch/$(ARCH).S | $(BUILD)/obj
-	$(CC) $(HARDEN) -fPIC -c $< -o $@
+	$(CC) $(HARDEN_S) -fPIC -c $< -o $@
 
 LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c)) $(BUILD)/obj/arch_s.o
 
