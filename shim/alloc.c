@@ -279,11 +279,6 @@ void tl__small_cache_flush(struct tl__thread *th)
 void tl__alloc_atfork(int phase)
 {
   for (int c = 0; c < TL__SMALL_CLASSES; c++) {
-    if (phase < 0)
-      tl__lock(&A.small[c].lock);
-    else if (phase == 0)
-      tl__unlock(&A.small[c].lock);
-    else
-      tl__lock_reset(&A.small[c].lock);
+    tl__lock_atfork(&A.small[c].lock, phase);
   }
 }

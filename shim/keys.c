@@ -386,12 +386,7 @@ const char *tl__key_name(tl_key_t key)
 
 void tl__key_atfork(int phase)
 {
-  if (phase < 0)
-    tl__lock(&K.lock);
-  else if (phase == 0)
-    tl__unlock(&K.lock);
-  else
-    tl__lock_reset(&K.lock);
+  tl__lock_atfork(&K.lock, phase);
 }
 
 uint64_t tl__keys_created(void)
