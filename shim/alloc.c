@@ -278,12 +278,6 @@ void tl__small_cache_flush(struct tl__thread *th)
  * small block is being allocated or freed. */
 void tl__alloc_atfork(int phase)
 {
-  for (int c = 0; c < TL__SMALL_CLASSES; c++) {
-    if (phase < 0)
-      tl__lock(&A.small[c].lock);
-    else if (phase == 0)
-      tl__unlock(&A.small[c].lock);
-    else
-      tl__lock_reset(&A.small[c].lock);
-  }
+  for (int c = 0; c < TL__SMALL_CLASSES; c++)
+    tl__lock_atfork(&A.small[c].lock, phase);
 }

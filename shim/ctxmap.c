@@ -198,13 +198,6 @@ void tl__map_save(struct tl__task *t, const void *ctx)
 
 void tl__map_atfork(int phase)
 {
-  for (int i = 0; i < MAP_SHARDS; i++) {
-    struct tl__lock *lock = &M.shard[phase == 0 ? MAP_SHARDS - 1 - i : i].lock;
-    if (phase < 0)
-      tl__lock(lock);
-    else if (phase == 0)
-      tl__unlock(lock);
-    else
-      tl__lock_reset(lock);
-  }
+  for (int i = 0; i < MAP_SHARDS; i++)
+    tl__lock_atfork(&M.shard[phase == 0 ? MAP_SHARDS - 1 - i : i].lock, phase);
 }

@@ -30,20 +30,14 @@ struct keyrec {
   tl_key_attr_t attr;                      /* attr.name is our own copy */
 };
 
-/* For each slot, one word that the lock-free paths read at once: the live
- * key's generation in the low half (0 while the slot is free) and, in the
- * high half, what tl_set needs to know of the key's attributes (W_*). One
- * load then tells that a key is live and how to bind it, with no record to
- * read and nothing to check again. */
-struct gens {
-  uint32_t cap;
-  struct gens *older;                      /* kept for readers that still hold it */
-  _Atomic uint64_t word[];
-};
-
 /* The generations before the first key: none, so that readers need no
  * test for a missing array. */
-static struct gens no_gens;
+static struct tl__key_gens no_gens;
+
+/* The newest generation array (keys.h, struct tl__key_gens), read inline
+ * by tl_set and the destructor rounds: a variable of its own rather than a
+ * field of K, which is this file's. */
+struct tl__key_gens *_Atomic tl__key_gens = &no_gens;
 
 _Atomic uint32_t tl__inheriting;
 
@@ -52,11 +46,10 @@ static struct {
   struct keyrec *chunk[MAX_CHUNKS];
   uint32_t nslots;                         /* slots ever used */
   uint32_t free_head;                      /* slot + 1, or 0 */
-  struct gens *_Atomic gens;
   uint32_t *names;                         /* open addressing: slot + 1, 0 empty, UINT32_MAX removed */
   uint32_t names_cap, names_used;
   uint64_t created;
-} K = {.gens = &no_gens};
+} K;
 /* For debuggers (debug.c). */
 const struct tl__debug_keys tl__debug_keys = {K.chunk, &K.nslots, &K.created, CHUNK_BITS, sizeof(struct keyrec),
                                               offsetof(struct keyrec, gen), offsetof(struct keyrec, attr)};
@@ -88,47 +81,9 @@ static struct keyrec *rec(uint32_t slot)
  * read path of tasklocal.h may have a view (internal.h). */
 _Atomic uint64_t tl__key_deletions;
 
-/* The word of a live key (never 0), or 0 when the key is invalid. A
- * generation of 0 needs no test of its own: it matches only a free slot,
- * whose word is 0. */
-uint64_t tl__key_word(tl_key_t key)
-{
-  struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
-  uint32_t slot = tl__key_slot(key), gen = (uint32_t)(key >> 32);
-  if ((key & 1) != 0 || slot >= g->cap)
-    return 0;
-  uint64_t w = atomic_load_explicit(&g->word[slot], memory_order_acquire);
-  return (uint32_t)w == gen ? w : 0;
-}
-
 int tl__key_valid(tl_key_t key)
 {
   return tl__key_word(key) != 0;
-}
-
-/* Whether slot still holds generation gen, for a slot that held it a
- * moment ago: the generation arrays only grow, so slot is in range of the
- * newest one, and no bounds check is needed. */
-static inline int slot_still(uint32_t slot, uint32_t gen)
-{
-  struct gens *g = atomic_load_explicit(&K.gens, memory_order_acquire);
-  return (uint32_t)atomic_load_explicit(&g->word[slot], memory_order_relaxed) == gen;
-}
-
-/* The destructor of a key found in a value table when the key is live
- * (1), in one check: the value of a deleted key is dropped (0). A key in a
- * table was live when it was bound, so its record exists (records are
- * never freed) and may be read before the check; the generation read
- * after it tells whether what was read belongs to this key, since a slot
- * never gets a generation back. */
-int tl__key_destroy_fn(tl_key_t key, void (**destroy)(void *))
-{
-  uint32_t slot = tl__key_slot(key);
-  /* Acquire: the generation is read after the destructor, not before (a
-   * load with acquire ordering rather than a fence, which ThreadSanitizer
-   * does not model). */
-  *destroy = __atomic_load_n(&rec(slot)->attr.destroy, __ATOMIC_ACQUIRE);
-  return slot_still(slot, (uint32_t)(key >> 32));
 }
 
 /* ------------------------------------------------------------------------
@@ -202,20 +157,23 @@ static int slot_reserve(uint32_t slot)
       return ENOMEM;
     K.chunk[slot >> CHUNK_BITS] = c;
   }
-  struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
+  struct tl__key_gens *g = atomic_load_explicit(&tl__key_gens, memory_order_relaxed);
   if (slot >= g->cap) {
     uint32_t cap = g->cap ? g->cap * 2 : 1024;
     while (cap <= slot)
       cap *= 2;
-    struct gens *n = tl__calloc(1, sizeof *n + cap * sizeof n->word[0]);
+    struct tl__key_gens *n = tl__calloc(1, sizeof *n + cap * sizeof n->e[0]);
     if (n == NULL)
       return ENOMEM;
     n->cap = cap;
     n->older = g;
-    for (uint32_t i = 0; i < g->cap; i++)
-      atomic_store_explicit(&n->word[i], atomic_load_explicit(&g->word[i], memory_order_relaxed),
+    for (uint32_t i = 0; i < g->cap; i++) {
+      atomic_store_explicit(&n->e[i].destroy, atomic_load_explicit(&g->e[i].destroy, memory_order_relaxed),
                             memory_order_relaxed);
-    atomic_store_explicit(&K.gens, n, memory_order_release);
+      atomic_store_explicit(&n->e[i].word, atomic_load_explicit(&g->e[i].word, memory_order_relaxed),
+                            memory_order_relaxed);
+    }
+    atomic_store_explicit(&tl__key_gens, n, memory_order_release);
   }
   return 0;
 }
@@ -280,8 +238,8 @@ int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr)
     K.free_head = r->next_free;
   else
     K.nslots++;
-  struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
-  uint32_t gen = (uint32_t)atomic_load_explicit(&g->word[slot], memory_order_relaxed);
+  struct tl__key_gens *g = atomic_load_explicit(&tl__key_gens, memory_order_relaxed);
+  uint32_t gen = (uint32_t)atomic_load_explicit(&g->e[slot].word, memory_order_relaxed);
   if (gen == 0)
     gen = r->gen ? r->gen : 1;
   r->gen = gen;
@@ -305,7 +263,10 @@ int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr)
     w |= TL__W_SCOPED_ONLY;
   if (attr->destroy == NULL)
     w |= TL__W_NO_DESTROY;
-  atomic_store_explicit(&g->word[slot], w, memory_order_release);
+  /* The destructor first, with release: a reader that sees it sees the
+   * free slot's word of 0 before it, or this generation after it. */
+  atomic_store_explicit(&g->e[slot].destroy, attr->destroy, memory_order_release);
+  atomic_store_explicit(&g->e[slot].word, w, memory_order_release);
   *key = (uint64_t)gen << 32 | slot << 1;
   name = NULL;
 out:
@@ -341,13 +302,13 @@ int tl__key_delete(tl_key_t key)
   }
   uint32_t slot = tl__key_slot(key);
   struct keyrec *r = rec(slot);
-  struct gens *g = atomic_load_explicit(&K.gens, memory_order_relaxed);
+  struct tl__key_gens *g = atomic_load_explicit(&tl__key_gens, memory_order_relaxed);
   /* The next key in this slot gets the next generation; 0 is skipped, as it
    * marks a free slot. Values bound under the old key stay in the tables
    * of tasks, unreachable, until the entry is reused or the task ends. */
   uint32_t next = r->gen + 1 ? r->gen + 1 : 1;
   atomic_fetch_add_explicit(&tl__key_deletions, 1, memory_order_seq_cst);
-  atomic_store_explicit(&g->word[slot], 0, memory_order_release);
+  atomic_store_explicit(&g->e[slot].word, 0, memory_order_release);
   r->gen = next;
   /* The name leaves the index now; the record itself stays as it is until
    * the slot is reused, because readers copy it without the lock and then
@@ -386,12 +347,7 @@ const char *tl__key_name(tl_key_t key)
 
 void tl__key_atfork(int phase)
 {
-  if (phase < 0)
-    tl__lock(&K.lock);
-  else if (phase == 0)
-    tl__unlock(&K.lock);
-  else
-    tl__lock_reset(&K.lock);
+  tl__lock_atfork(&K.lock, phase);
 }
 
 uint64_t tl__keys_created(void)

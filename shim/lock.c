@@ -41,6 +41,18 @@ void tl__unlock(struct tl__lock *lock)
   atomic_store_explicit(&lock->owner, 0, memory_order_release);
 }
 
+/* fork's three phases for one lock (init.c): taken before, released in the
+ * parent, reset in the child, where its owner may not exist. */
+void tl__lock_atfork(struct tl__lock *lock, int phase)
+{
+  if (phase < 0)
+    tl__lock(lock);
+  else if (phase == 0)
+    tl__unlock(lock);
+  else
+    tl__lock_reset(lock);
+}
+
 void tl__lock_reset(struct tl__lock *lock)
 {
   atomic_store_explicit(&lock->owner, 0, memory_order_relaxed);

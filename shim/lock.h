@@ -10,6 +10,7 @@ uintptr_t tl__thread_token(void);          /* unique per thread, needs no alloca
 int tl__lock(struct tl__lock *lock);       /* 0, or EDEADLK when this thread already holds it */
 void tl__unlock(struct tl__lock *lock);
 void tl__lock_reset(struct tl__lock *lock); /* in a forked child: the owner thread is gone */
+void tl__lock_atfork(struct tl__lock *lock, int phase); /* -1 lock, 0 unlock, 1 reset */
 extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
 
 /* tl__lock, inline when the lock is free: the once-a-task-life lock of

@@ -221,10 +221,5 @@ void tl__task_stats(struct tl__stats *st)
 
 void tl__registry_atfork(int phase)
 {
-  if (phase < 0)
-    tl__lock(&R.lock);
-  else if (phase == 0)
-    tl__unlock(&R.lock);
-  else
-    tl__lock_reset(&R.lock);
+  tl__lock_atfork(&R.lock, phase);
 }

@@ -124,12 +124,7 @@ int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, stru
 
 void tl__scope_atfork(int phase)
 {
-  if (phase < 0)
-    tl__lock(&C.lock);
-  else if (phase == 0)
-    tl__unlock(&C.lock);
-  else
-    tl__lock_reset(&C.lock);
+  tl__lock_atfork(&C.lock, phase);
 }
 
 void tl__scope_leave(struct tl__scope_ref *ref)
