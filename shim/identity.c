@@ -24,7 +24,8 @@
 
 #include <errno.h>
 
-/* Each thread remembers a few recent answers of the context map (tl__hint_put), so that the common switch (the same few contexts again
+/* Each thread remembers a few recent answers of the context map
+ * (tl__hint_put), so that the common switch (the same few contexts again
  * and again) takes no lock. A hint is only a guess: it counts when the
  * task still has the same id and still last saved itself at that address.
  * Records are never unmapped, so reading a stale one is safe. */
