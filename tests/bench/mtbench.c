@@ -29,7 +29,7 @@
 #include <ucontext.h>
 
 #define STACK_SIZE (64 * 1024)
-#define RUN_NS 200e6
+#define RUN_NS 150e6
 #define MAX_THREADS 64
 #define RING 64                            /* contexts in flight in the hand-off */
 
