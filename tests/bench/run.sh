@@ -17,7 +17,7 @@
 # ratio over the repetitions; a target is met when the median meets it.
 #
 # Knobs (environment): BENCH_REPS (11), BENCH_MEM_REPS (3: memory is
-# deterministic), BENCH_THREAD_REPS (7), BENCH_TASKS (1000000),
+# deterministic), BENCH_THREAD_REPS (5), BENCH_TASKS (1000000),
 # BENCH_KEYS (100000).
 set -eu
 
@@ -31,7 +31,7 @@ dynamic=$3
 plugin=$bench/libtlbenchkeys.so
 reps=${BENCH_REPS:-11}
 mem_reps=${BENCH_MEM_REPS:-3}
-thread_reps=${BENCH_THREAD_REPS:-7}
+thread_reps=${BENCH_THREAD_REPS:-5}
 tasks=${BENCH_TASKS:-1000000}
 nkeys=${BENCH_KEYS:-100000}
 
