@@ -233,12 +233,6 @@ swapcontext:
         .cfi_endproc
         .size   swapcontext, .-swapcontext
 
-/* Our own addresses, whatever definition the program's references bind to
- * (when the library is dlopened locally, "swapcontext" means libc's). */
-        .globl  tl__own_swapcontext
-        .hidden tl__own_swapcontext
-        .set    tl__own_swapcontext, swapcontext
-
         .globl  setcontext
         .type   setcontext, %function
         .p2align 4
@@ -265,9 +259,6 @@ setcontext:
         .cfi_endproc
         .size   setcontext, .-setcontext
 
-        .globl  tl__own_setcontext
-        .hidden tl__own_setcontext
-        .set    tl__own_setcontext, setcontext
 
 /* x30 is undefined in the unwinding rules: a backtrace ends here, as at
  * the bottom of a thread (backtrace.c also stops at these addresses). */
@@ -363,9 +354,6 @@ makecontext:
         .cfi_endproc
         .size   makecontext, .-makecontext
 
-        .globl  tl__own_makecontext
-        .hidden tl__own_makecontext
-        .set    tl__own_makecontext, makecontext
 
         .section .note.GNU-stack,"",%progbits
 

@@ -172,12 +172,6 @@ swapcontext:
         .cfi_endproc
         .size   swapcontext, .-swapcontext
 
-/* Our own addresses, whatever definition the program's references bind to
- * (when the library is dlopened locally, "swapcontext" means libc's). */
-        .globl  tl__own_swapcontext
-        .hidden tl__own_swapcontext
-        .set    tl__own_swapcontext, swapcontext
-
         .globl  setcontext
         .type   setcontext, @function
         .p2align 4
@@ -194,9 +188,6 @@ setcontext:
         .cfi_endproc
         .size   setcontext, .-setcontext
 
-        .globl  tl__own_setcontext
-        .hidden tl__own_setcontext
-        .set    tl__own_setcontext, setcontext
 
         .globl  tl__trampoline
         .hidden tl__trampoline
@@ -310,8 +301,5 @@ makecontext:
         .cfi_endproc
         .size   makecontext, .-makecontext
 
-        .globl  tl__own_makecontext
-        .hidden tl__own_makecontext
-        .set    tl__own_makecontext, makecontext
 
         .section .note.GNU-stack,"",@progbits
