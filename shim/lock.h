@@ -13,16 +13,4 @@ void tl__lock_reset(struct tl__lock *lock); /* in a forked child: the owner thre
 void tl__lock_atfork(struct tl__lock *lock, int phase); /* -1 lock, 0 unlock, 1 reset */
 extern __thread struct tl__thread *tl__tls __attribute__((tls_model("initial-exec")));
 
-/* tl__lock, inline when the lock is free: the once-a-task-life lock of
- * makecontext costs one compare-and-swap and no call. A held lock,
- * including one this thread holds (a signal handler), takes tl__lock. */
-static inline int tl__lock_fast(struct tl__lock *lock)
-{
-  uintptr_t expected = 0;
-  if (TL__LIKELY(atomic_compare_exchange_strong_explicit(&lock->owner, &expected, (uintptr_t)&tl__tls,
-                                                          memory_order_acquire, memory_order_relaxed)))
-    return 0;
-  return tl__lock(lock);
-}
-
 #endif /* TL_LOCK_H */

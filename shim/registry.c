@@ -49,11 +49,6 @@ int tl__registry_lock(void)
   return tl__lock(&R.lock);
 }
 
-int tl__registry_lock_fast(void)
-{
-  return tl__lock_fast(&R.lock);
-}
-
 void tl__registry_unlock(void)
 {
   tl__unlock(&R.lock);

@@ -14,7 +14,6 @@ struct tl__stats {
 #define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
 
 int tl__registry_lock(void);               /* 0, or EDEADLK (a signal handler on the holder) */
-int tl__registry_lock_fast(void);
 void tl__registry_unlock(void);
 struct tl__counts *tl__registry_counts(void);
 uint64_t tl__registry_new_id(void);        /* newer than every id handed out so far */

@@ -253,6 +253,23 @@ static inline void record_start(struct tl__task *t, struct tl__task *cur, void (
     n->peak = n->live;
 }
 
+/* One more in a count of th's own, which other threads read (the stats
+ * line sums them: thread.c). */
+static inline void count_here(uint64_t *count)
+{
+  __atomic_store_n(count, *count + 1, __ATOMIC_RELAXED);
+}
+
+/* t, reused in place on th without a lock, becomes a new task made by cur:
+ * an id newer than its old one (the tree's order among the tasks of one
+ * stack holds), its fields begun afresh, and one made on th. */
+static inline void renew(struct tl__thread *th, struct tl__task *t, struct tl__task *cur, void (*entry)(void))
+{
+  STORE(t->id, tl__registry_id_after(th, t->id));
+  record_fill(t, cur, entry);
+  count_here(&th->made_here);
+}
+
 /* The loop most programs run, without a lock: the only task waiting in
  * th's ended list, the only one finished here and not counted yet,
  * finished in this very context, on this very stack, and its record
@@ -277,13 +294,11 @@ static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, cons
   struct tl__task *t = th->ended[0];
   if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi || LOAD(t->in_tree) != TL__TREE_IN)
     return NULL;
-  __atomic_store_n(&th->finished_here, th->finished_here + 1, __ATOMIC_RELAXED);
-  __atomic_store_n(&th->made_here, th->made_here + 1, __ATOMIC_RELAXED);
+  count_here(&th->finished_here);
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
   th->nended = 0;
   struct tl__task_ext *x = t->x;
-  STORE(t->id, tl__registry_id_after(th, t->id));
-  record_fill(t, cur, entry);
+  renew(th, t, cur, entry);
   if (x != NULL)
     tl__ext_destroy(x);
   return t;
@@ -308,10 +323,8 @@ static struct tl__task *remake_unstarted(struct tl__thread *th, struct tl__task 
   TL__TRACE(tl__trace_event(th, TL__TEV_ABANDON, t->id, 0));
   if (TL__UNLIKELY(t->flags & TL__F_VG))
     tl__tools_gone(t);
-  __atomic_store_n(&th->abandoned_here, th->abandoned_here + 1, __ATOMIC_RELAXED);
-  __atomic_store_n(&th->made_here, th->made_here + 1, __ATOMIC_RELAXED);
-  STORE(t->id, tl__registry_id_after(th, t->id));
-  record_fill(t, cur, entry);
+  count_here(&th->abandoned_here);
+  renew(th, t, cur, entry);
   return t;
 }
 
