@@ -71,7 +71,7 @@ PKG_CONFIG ?= pkg-config
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-VERSION := 0.2.0
+VERSION := 0.3.0
 SONAME := libtasklocal.so.0
 
 WARN := -Wall -Wextra -Werror

@@ -39,9 +39,9 @@
 #include <stdint.h>
 
 #define TL_VERSION_MAJOR 0
-#define TL_VERSION_MINOR 2
+#define TL_VERSION_MINOR 3
 #define TL_VERSION_PATCH 0
-#define TL_VERSION 200 /* major * 10000 + minor * 100 + patch */
+#define TL_VERSION 300 /* major * 10000 + minor * 100 + patch */
 
 /* Casts and the null pointer as each language wants them: C casts in C,
  * the named casts in C++, so that the header stays quiet under
@@ -361,12 +361,18 @@ static inline void tl__with_end(struct tl__with *w)
  * reads a bound task key without a call. The library keeps, in each
  * thread's own TLS block, a view of the task running there: its stack
  * range and its value table. A read checks the stack pointer against the
- * range and looks in the table: three loads relative to %fs, one from the
- * table. Whenever anything the view mirrors may change (a switch, a task's
- * end, a value bound or unbound, a destructor running for another task),
- * the library first empties the view (span 0), and the next read goes to
- * the library, which fills the view again once it knows for sure which
- * task runs; the layout changes only with TL_VERSION. Once a key has been
+ * range, then looks at the view's copy of the last key read through the
+ * library (four loads relative to %fs in all), and only for another key in
+ * the table (two more, and two from the table). Whenever anything the view
+ * mirrors may change (a switch, a task's end, a table replaced, a
+ * destructor running for another task), the library first empties the view
+ * (span 0), and the next read goes to the library, which fills the view
+ * again once it knows for sure which task runs; a value bound, rebound or
+ * unbound in place forgets the copy of that key (last 0) before the table
+ * changes. The copy is what CPython's contextvars keeps in each variable
+ * (the last value read and the context it came from), kept here per thread:
+ * a loop that reads one key makes no load from the table at all. Fields
+ * are only ever added at the end; a reordering changes TL_VERSION_MAJOR. Once a key has been
  * deleted, every read goes to the library, which checks that a key it
  * finds in a table is still live (tl_key_delete empties every thread's
  * view, and none is filled again). A stack pointer
@@ -385,6 +391,7 @@ static inline void tl__with_end(struct tl__with *w)
 struct tl__rview {
   unsigned long lo, span;                  /* the running task's stack; span 0: ask the library */
   unsigned long ents, tag;                 /* its table: first entry, 2 x (capacity - 1) */
+  unsigned long last, value;               /* the key the library last read for it, and its value */
 };
 
 struct tl__rent {                          /* an entry of the table */
@@ -401,12 +408,42 @@ extern __thread struct tl__rview tl__view;
 
 static inline void *tl__get_inline(tl_key_t key)
 {
-  unsigned long off, sp, lo, span, ents, tag;
+  unsigned long off, sp, lo, span, last, value, ents, tag;
   __asm__("movq tl__view@gottpoff(%%rip), %0" : "=r"(off));
+#ifdef __GCC_ASM_FLAG_OUTPUTS__
+  /* The common read is one compare and one branch: with d = sp - lo and
+   * x = last ^ key, the 128-bit number x:d is below 0:span exactly when
+   * the stack pointer is in the task's stack and key is the view's copy
+   * (a subtraction, then a subtraction with borrow, whose carry the
+   * branch tests). A second branch would cost a cycle of its own on
+   * processors that predict two branches a cycle. */
+  unsigned long d, x;
+  int hit;
+  __asm__ volatile("movq %%rsp, %0\n\t"
+                   "subq %%fs:0(%3), %0\n\t"
+                   "movq %%fs:32(%3), %1\n\t"
+                   "xorq %4, %1\n\t"
+                   "cmpq %%fs:8(%3), %0\n\t"
+                   "sbbq $0, %1"
+                   : "=&r"(d), "=&r"(x), "=@ccb"(hit)
+                   : "r"(off), "r"(key));
+  if (__builtin_expect(hit, 1)) {
+    TL__VIEW_WORD(value, off, 40);
+    return TL__BITCAST(void *, value);
+  }
+  sp = d;
+  lo = 0;
+#else
   __asm__("movq %%rsp, %0" : "=r"(sp));
   TL__VIEW_WORD(lo, off, 0);
+#endif
   TL__VIEW_WORD(span, off, 8);
   if (__builtin_expect(sp - lo < span, 1)) {
+    TL__VIEW_WORD(last, off, 32);
+    if (last == key) {
+      TL__VIEW_WORD(value, off, 40);
+      return TL__BITCAST(void *, value);
+    }
     TL__VIEW_WORD(ents, off, 16);
     TL__VIEW_WORD(tag, off, 24);
     const struct tl__rent *e = TL__BITCAST(
@@ -440,11 +477,14 @@ static inline void *tl__get_inline(tl_key_t key)
     uint64_t key;
     void *value;
   };
-  unsigned long off, sp, lo, span, ents, tag;
+  unsigned long off, sp, lo, span, last, value, ents, tag;
   __asm__("adrp %0, :gottprel:tl__view\n\tldr %0, [%0, #:gottprel_lo12:tl__view]" : "=r"(off));
   __asm__("mov %0, sp" : "=r"(sp));
   TL__VIEW_PAIR(lo, span, off, 0);
   if (__builtin_expect(sp - lo < span, 1)) {
+    TL__VIEW_PAIR(last, value, off, 32);
+    if (__builtin_expect(last == key, 1))
+      return (void *)value;
     TL__VIEW_PAIR(ents, tag, off, 16);
     const struct tl__ent_a64 *e =
         (const struct tl__ent_a64 *)(ents + (unsigned long)((uint32_t)key & (uint32_t)tag) * 8);

@@ -15,7 +15,7 @@ struct tl__debug {
   char magic[16];                          /* "tasklocal-debug", NUL-terminated */
   uint32_t version;                        /* TL__DEBUG_VERSION */
   uint32_t task_size, task_ext_size, thread_size, ent_size; /* sizeof, to cross-check the DWARF */
-  const char *lib_version;                 /* the library's version, "0.2.0" */
+  const char *lib_version;                 /* the library's version, "0.3.0" */
   const struct tl__debug_tasks *tasks;
   const struct tl__debug_threads *threads;
   const struct tl__debug_keys *keys;

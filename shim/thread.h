@@ -41,6 +41,21 @@ static inline void tl__view_drop(void)
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
+/* Forgets the view's copy of key's value (tasklocal.h), before a value of
+ * key changes in place in any table: the copy is only ever of the running
+ * task's, but telling whose table changes costs more than a needless miss.
+ * The key goes first, as in a table's entry (vtab.c): a signal handler that
+ * reads between the two stores misses, or (for the invalid key 0) reads
+ * what an emptied table entry would give it. */
+static inline void tl__view_forget(tl_key_t key)
+{
+  if (TL__UNLIKELY(__atomic_load_n(&tl__view.last, __ATOMIC_RELAXED) == key)) {
+    __atomic_store_n(&tl__view.last, 0, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&tl__view.value, 0, __ATOMIC_RELAXED);
+  }
+}
+
 static inline struct tl__thread *tl__self(void)
 {
   struct tl__thread *th = tl__tls;

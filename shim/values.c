@@ -17,9 +17,10 @@
 
 #include <errno.h>
 
-/* Fills the thread's read view (internal.h, tl__rview) once the running
- * task is certain. */
-static inline void tl__view_fill(const struct tl__task *t, const struct tl__vtab *vt)
+/* Fills the thread's read view (tasklocal.h, tl__rview) once the running
+ * task is certain, with a copy of key's value when key is bound (0 for
+ * none). */
+static inline void tl__view_fill(const struct tl__task *t, const struct tl__vtab *vt, tl_key_t key, void *value)
 {
   if (atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) != 0)
     return;
@@ -27,6 +28,8 @@ static inline void tl__view_fill(const struct tl__task *t, const struct tl__vtab
   tl__view.lo = t->lo;
   tl__view.ents = (uintptr_t)tl__vt_ent(vt);
   tl__view.tag = (uintptr_t)vt - (uintptr_t)tl__vt_ent(vt);
+  tl__view.last = key;
+  tl__view.value = (uintptr_t)value;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   __atomic_store_n(&tl__view.span, t->hi - t->lo, __ATOMIC_SEQ_CST);
   if (atomic_load_explicit(&tl__key_deletions, memory_order_seq_cst) != 0)
@@ -86,14 +89,16 @@ void *tl__get(tl_key_t key)
   if (TL__UNLIKELY(!tl__in_stack(t, tl__sp()) || th->in_switch))
     return get_slow(key);
   struct tl__vtab *vt = atomic_load_explicit(&t->vt, memory_order_acquire);
-  /* The running task is certain here: the inline read path of tasklocal.h
-   * may use it from now on. */
-  if (TL__UNLIKELY(__atomic_load_n(&tl__view.span, __ATOMIC_RELAXED) == 0) && th->override == NULL)
-    tl__view_fill(t, vt);
   struct tl__ent *e = tl__vt_home(vt, key);
-  if (TL__LIKELY(atomic_load_explicit(&e->key, memory_order_acquire) == key) &&
-      (TL__LIKELY(atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) == 0) || tl__key_valid(key)))
-    return atomic_load_explicit(&e->value, memory_order_relaxed);
+  int hit = atomic_load_explicit(&e->key, memory_order_acquire) == key &&
+            (TL__LIKELY(atomic_load_explicit(&tl__key_deletions, memory_order_relaxed) == 0) || tl__key_valid(key));
+  void *value = hit ? atomic_load_explicit(&e->value, memory_order_relaxed) : NULL;
+  /* The running task is certain here: the inline read path of tasklocal.h
+   * may use it from now on, with this key's value at hand. */
+  if (TL__UNLIKELY(__atomic_load_n(&tl__view.span, __ATOMIC_RELAXED) == 0) && th->override == NULL)
+    tl__view_fill(t, vt, hit ? key : 0, value);
+  if (TL__LIKELY(hit))
+    return value;
   return get_slow(key);
 }
 
@@ -170,6 +175,7 @@ int tl__set(tl_key_t key, const void *value)
   struct tl__ent *home = tl__vt_home(vt, key);
   uint64_t hk = atomic_load_explicit(&home->key, memory_order_relaxed);
   if (TL__LIKELY(hk == key)) {
+    tl__view_forget(key);
     atomic_store_explicit(&home->value, (void *)value, memory_order_release);
   } else if (TL__LIKELY(hk == TL__EMPTY && vt_small(vt))) {
     atomic_store_explicit(&home->value, (void *)value, memory_order_relaxed);

@@ -200,6 +200,7 @@ int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
   struct tl__ent *home = tl__vt_home(vt, key);
   uint64_t hk = atomic_load_explicit(&home->key, memory_order_relaxed);
   if (TL__LIKELY(hk == key)) {
+    tl__view_forget(key);
     atomic_store_explicit(&home->value, value, memory_order_release);
     return 0;
   }
@@ -214,6 +215,7 @@ int tl__vtab_put(struct tl__vtab *_Atomic *holder, tl_key_t key, void *value)
     struct tl__ent *e = &ent[i];
     uint64_t k = atomic_load_explicit(&e->key, memory_order_relaxed);
     if (k == key) {
+      tl__view_forget(key);
       atomic_store_explicit(&e->value, value, memory_order_release);
       return 0;
     }
@@ -249,6 +251,7 @@ int tl__vtab_remove(struct tl__vtab *_Atomic *holder, tl_key_t key)
   struct tl__ent *e = tl__vtab_find(atomic_load_explicit(holder, memory_order_relaxed), key);
   if (e == NULL)
     return ENOENT;
+  tl__view_forget(key);
   atomic_store_explicit(&e->key, TL__TOMB, memory_order_release);
   atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
   return 0;
@@ -277,6 +280,7 @@ static inline __attribute__((always_inline)) int destroy_round(struct tl__vtab *
     if (key <= TL__TOMB)
       continue;
     void *value = atomic_load_explicit(&e->value, memory_order_relaxed);
+    tl__view_forget(key);
     atomic_store_explicit(&e->key, TL__TOMB, memory_order_relaxed);
     atomic_store_explicit(&e->value, NULL, memory_order_relaxed);
     void (*destroy)(void *);

@@ -198,9 +198,9 @@ static void check_output(const char *what, int rc, char *out, const char *expect
 START_TEST(test_files_and_soname)
 {
   const char *dest = install("files");
-  check_file(dest, "/usr/lib/libtasklocal.so.0.2.0", 0755);
-  check_link(dest, "/usr/lib/libtasklocal.so.0", "libtasklocal.so.0.2.0");
-  check_link(dest, "/usr/lib/libtasklocal.so", "libtasklocal.so.0.2.0");
+  check_file(dest, "/usr/lib/libtasklocal.so.0.3.0", 0755);
+  check_link(dest, "/usr/lib/libtasklocal.so.0", "libtasklocal.so.0.3.0");
+  check_link(dest, "/usr/lib/libtasklocal.so", "libtasklocal.so.0.3.0");
   check_file(dest, "/usr/include/tasklocal.h", 0644);
   check_file(dest, "/usr/lib/pkgconfig/tasklocal.pc", 0644);
   check_file(dest, "/usr/bin/tasklocal-run", 0755);
@@ -209,10 +209,10 @@ START_TEST(test_files_and_soname)
   check_file(dest, "/usr/share/man/man1/tasklocal-run.1", 0644);
   check_file(dest, "/usr/share/man/man1/tasklocal-trace.1", 0644);
   check_file(dest, "/usr/share/man/man7/tasklocal.7", 0644);
-  check_file(dest, "/usr/share/gdb/auto-load/usr/lib/libtasklocal.so.0.2.0-gdb.py", 0644);
+  check_file(dest, "/usr/share/gdb/auto-load/usr/lib/libtasklocal.so.0.3.0-gdb.py", 0644);
 
   char *out;
-  int rc = sh(&out, "readelf -d '%s/usr/lib/libtasklocal.so.0.2.0'", dest);
+  int rc = sh(&out, "readelf -d '%s/usr/lib/libtasklocal.so.0.3.0'", dest);
   ck_assert_msg(rc == 0, "readelf: %s", out);
   ck_assert_msg(strstr(out, "Library soname: [libtasklocal.so.0]") != NULL, "wrong or no soname:\n%s", out);
   free(out);
@@ -222,12 +222,12 @@ START_TEST(test_files_and_soname)
   ck_assert_msg(rc == 0, "the installed header differs: %s", out);
   free(out);
   rc = sh(&out, "cmp '%s/scripts/gdb/tasklocal-gdb.py' "
-          "'%s/usr/share/gdb/auto-load/usr/lib/libtasklocal.so.0.2.0-gdb.py'", src, dest);
+          "'%s/usr/share/gdb/auto-load/usr/lib/libtasklocal.so.0.3.0-gdb.py'", src, dest);
   ck_assert_msg(rc == 0, "the installed gdb extension differs: %s", out);
   free(out);
 
   /* The library keeps its debug information, which the extension reads. */
-  rc = sh(&out, "readelf -S '%s/usr/lib/libtasklocal.so.0.2.0'", dest);
+  rc = sh(&out, "readelf -S '%s/usr/lib/libtasklocal.so.0.3.0'", dest);
   ck_assert_msg(rc == 0 && strstr(out, ".debug_info") != NULL, "the installed library has no debug information:\n%s",
                 out);
   free(out);
@@ -239,7 +239,7 @@ START_TEST(test_pkgconfig)
   const char *dest = install("pc");
   char *out;
   int rc = sh(&out, PKG_ENV "pkg-config --modversion tasklocal", dest, dest);
-  ck_assert_msg(rc == 0 && strcmp(out, "0.2.0\n") == 0, "pkg-config --modversion: %s", out);
+  ck_assert_msg(rc == 0 && strcmp(out, "0.3.0\n") == 0, "pkg-config --modversion: %s", out);
   free(out);
   /* The file itself names the prefix, not the staging directory. */
   rc = sh(&out, "PKG_CONFIG_LIBDIR='%s/usr/lib/pkgconfig' pkg-config --variable=prefix tasklocal", dest);
@@ -310,7 +310,7 @@ START_TEST(test_build_and_run)
   free(out);
 
   rc = sh(&out, RUN_ENV "LD_LIBRARY_PATH='%s/usr/lib' '%s/prog' 2>'%s/prog.err'", dest, base, base);
-  check_output("the linked program", rc, out, "main sees main\nco sees coroutine\navailable=1 version=200\n",
+  check_output("the linked program", rc, out, "main sees main\nco sees coroutine\navailable=1 version=300\n",
                "prog.err");
 
   /* It came from the installation, not from the build tree. */
@@ -339,10 +339,10 @@ START_TEST(test_tasklocal_run)
   const char *dest = install("run");
   char path[PATH_MAX], *out;
   int rc = sh(&out, "'%s/usr/bin/tasklocal-run' --version", dest);
-  ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-run 0.2.0\n") == 0, "tasklocal-run --version: %s", out);
+  ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-run 0.3.0\n") == 0, "tasklocal-run --version: %s", out);
   free(out);
   rc = sh(&out, "'%s/usr/bin/tasklocal-trace' --version", dest);
-  ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-trace 0.2.0\n") == 0, "tasklocal-trace --version: %s", out);
+  ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-trace 0.3.0\n") == 0, "tasklocal-trace --version: %s", out);
   free(out);
 
   ck_assert(snprintf(path, sizeof path, "%s/dyn.c", base) < (int)sizeof path);
@@ -422,7 +422,7 @@ START_TEST(test_gdb_autoload)
   ck_assert(snprintf(prefix, sizeof prefix, "%s/gdbprefix", base) < (int)sizeof prefix);
   make_in_prefix("", prefix, "install");
   char script[2 * PATH_MAX];
-  ck_assert(snprintf(script, sizeof script, "%s/share/gdb/auto-load%s/lib/libtasklocal.so.0.2.0-gdb.py", prefix,
+  ck_assert(snprintf(script, sizeof script, "%s/share/gdb/auto-load%s/lib/libtasklocal.so.0.3.0-gdb.py", prefix,
                      prefix) < (int)sizeof script);
   check_file("", script, 0644);
   int rc = sh(&out,

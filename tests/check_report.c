@@ -878,7 +878,7 @@ START_TEST(run_script_help_and_errors)
   const char *version[] = {script, "--version", NULL};
   run(&r, version, NULL);
   ck_assert_int_eq(r.status, 0);
-  ck_assert_str_eq(r.out, "tasklocal-run 0.2.0\n");
+  ck_assert_str_eq(r.out, "tasklocal-run 0.3.0\n");
   run_free(&r);
 
   const char *unknown[] = {script, "--leak", PROG("leak_clean"), NULL};

@@ -673,6 +673,67 @@ START_TEST(test_inline_view_in_destructors)
 }
 END_TEST
 
+/* The view also keeps a copy of the last key the library read and its
+ * value, so that a loop reading one key makes no load from the table.
+ * Every change of that key's value in place (rebound, unbound, cleared
+ * before its destructor runs) must forget the copy first: each step below
+ * reads after the change, and a copy left behind returns the old value. */
+static int copy_a, copy_b, copy_in_destructor_ok;
+static tl_key_t copy_key;
+
+static void copy_read_in_destructor(void *v)
+{
+  /* The task's own value is cleared before its destructor runs. */
+  copy_in_destructor_ok = v == &copy_a && tl_get(copy_key) == NULL && (tl_get)(copy_key) == NULL;
+}
+
+static void copy_task(void)
+{
+  ck_assert_int_eq(tl_set(copy_key, &copy_a), 0);
+  ck_assert_ptr_eq((tl_get)(copy_key), &copy_a); /* the library reads it: the view keeps the copy */
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_a);
+  ck_assert_int_eq(tl_set(copy_key, &copy_b), 0); /* in place: the table is not replaced */
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_b);
+  ck_assert_int_eq(tl_unset(copy_key), 0);
+  ck_assert_ptr_null(tl_get(copy_key));
+  ck_assert_int_eq(tl_set(copy_key, &copy_b), 0);
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_b);
+  /* Another key read between two reads of this one, through the table. */
+  ck_assert_int_eq(tl_set(key, &copy_a), 0);
+  ck_assert_ptr_eq(tl_get(key), &copy_a);
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_b);
+  /* The zero key is never a copy's key, filled or not. */
+  ck_assert_ptr_null(tl_get(0));
+  swapcontext(&co_ctx, &main_ctx);
+  ck_assert_ptr_eq((tl_get)(copy_key), &copy_b); /* refilled after the switch */
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_b);
+  ck_assert_ptr_null(tl_get(0));
+  ck_assert_int_eq(tl_set(copy_key, &copy_a), 0);
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_a);
+  /* Returns with copy_key bound and copied: its destructor reads it. */
+}
+
+START_TEST(test_inline_copy_of_last_key)
+{
+  ck_assert_int_eq(tl_key_create(&copy_key, copy_read_in_destructor), 0);
+  ck_assert_int_eq(tl_set(copy_key, &copy_b), 0);
+  ck_assert_ptr_eq((tl_get)(copy_key), &copy_b);
+  tl_test_context(&co_ctx, co_stack, STACK, copy_task, &main_ctx);
+  swapcontext(&main_ctx, &co_ctx);
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_b); /* the root's own, not the task's copy */
+  ck_assert_int_eq(tl_set(copy_key, &copy_a), 0);
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_a);
+  ck_assert_int_eq(tl_set(copy_key, &copy_b), 0);
+  copy_in_destructor_ok = 0;
+  swapcontext(&main_ctx, &co_ctx); /* the task returns */
+  ck_assert(copy_in_destructor_ok);
+  ck_assert_ptr_eq(tl_get(copy_key), &copy_b);
+  ck_assert_int_eq(tl_unset(copy_key), 0);
+  ck_assert_ptr_null(tl_get(copy_key));
+  ck_assert_int_eq(tl_key_delete(copy_key), 0);
+}
+END_TEST
+
 /* ---- LeakSanitizer sees what suspended tasks hold ---- */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -709,6 +770,7 @@ static Suite *tracking_suite(void)
   tcase_add_test(tc, test_identity_across_switches);
   tcase_add_test(tc, test_inline_view_follows_the_task);
   tcase_add_test(tc, test_inline_view_in_destructors);
+  tcase_add_test(tc, test_inline_copy_of_last_key);
   tcase_add_test(tc, test_destructor_rounds);
   tcase_add_test(tc, test_abandon_destroys_values);
   tcase_add_test(tc, test_remade_after_finish);

@@ -304,7 +304,7 @@ START_TEST(test_tasks)
   need_gdb();
   static const char *const cmds[] = {"tl tasks", NULL};
   struct gdb_run r = on_core(TASKS, tasks_core, cmds);
-  EXPECT(r.out, "^tasklocal 0\\.2\\.0: 8 tasks, 1 thread$");
+  EXPECT(r.out, "^tasklocal 0\\.3\\.0: 8 tasks, 1 thread$");
   EXPECT(r.out, "^ +ID +STATE +THREAD +LOCALS +NAME +ENTRY$");
   EXPECT(r.out, "^ +1 suspended +1 +1 +main +\\(thread 1's own stack\\)$");
   EXPECT(r.out, "^ +2 suspended +1 +2 +disk-reader +disk_reader$");
@@ -470,7 +470,7 @@ END_TEST
 
 static void expect_mn(const char *out)
 {
-  EXPECT(out, "^tasklocal 0\\.2\\.0: 6 tasks, 2 threads$");
+  EXPECT(out, "^tasklocal 0\\.3\\.0: 6 tasks, 2 threads$");
   EXPECT(out, "^\\* +1 running on thread 1 +1 +0 +- +\\(thread 1's own stack\\)$");
   EXPECT(out, "^ +2 suspended +2 +1 +migrant +migrant$");
   EXPECT(out, "^ +3 never started +- +0 +- +never$");

@@ -156,7 +156,7 @@ def check(tool, runner, demo, build, tmp):
     # usage and errors
     if "Usage:" not in run([tool, "--help"]).stdout:
         fail("--help prints no usage")
-    if run([tool, "--version"]).stdout.strip() != "tasklocal-trace 0.2.0":
+    if run([tool, "--version"]).stdout.strip() != "tasklocal-trace 0.3.0":
         fail("--version")
     p = run([tool, os.path.join(tmp, "missing.json"), "summary"], expect=1)
     if p.stderr.count("\n") != 1 or "cannot read" not in p.stderr:
