@@ -24,31 +24,6 @@
 
 #include <errno.h>
 
-/* Each thread remembers a few recent answers of the context map
- * (tl__hint_put), so that the common switch (the same few contexts again
- * and again) takes no lock. A hint is only a guess: it counts when the
- * task still has the same id and still last saved itself at that address.
- * Records are never unmapped, so reading a stale one is safe. */
-static inline unsigned tl__hint_index(const void *ctx)
-{
-  return (unsigned)((((uint64_t)(uintptr_t)ctx >> 4) * 0x9e3779b97f4a7c15ull) >> 61);
-}
-
-static inline struct tl__task *tl__hint_task(struct tl__thread *th, const void *ctx)
-{
-  const struct tl__hint *h = &th->hint[tl__hint_index(ctx)];
-  if (h->ctx != ctx) {
-    h = &th->hint[tl__hint_index(ctx) ^ 1];
-    if (h->ctx != ctx)
-      return NULL;
-  }
-  struct tl__task *t = h->task;
-  if (t == NULL || __atomic_load_n(&t->id, __ATOMIC_RELAXED) != h->id || __atomic_load_n(&t->ctx, __ATOMIC_RELAXED) != ctx)
-    return NULL;
-  return t;
-}
-
-
 /* The hints' answer for a switch to ucp, inline for the switch's fast
  * path: the task last saved at ucp, when it is still mapped there, not
  * finished, and its stack holds the saved stack pointer; or NULL, and

@@ -121,12 +121,24 @@ void tl__before_set(const ucontext_t *ucp)
  * task is entered in the indexes before the real makecontext runs;
  * nothing can switch to it before that returns, as the program is still
  * inside the call that makes it. */
-void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void)
+static __attribute__((noinline)) void (*make_general(ucontext_t *ucp, void (*func)(void)))(void)
 {
   tl__init();
   if (tl__real_makecontext == NULL || ucp == NULL || func == NULL || tl__task_make(ucp, func) == NULL)
     return func;
   return tl__trampoline;
+}
+
+void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void)
+{
+  /* The two loops first (tl__task_remake), in a function that needs no
+   * frame: a thread with state has seen tl__init through. Everything else
+   * is a tail call. */
+  struct tl__thread *th = tl__tls;
+  if (TL__LIKELY(th != NULL && th != TL__BUSY && ucp != NULL && func != NULL && tl__real_makecontext != NULL) &&
+      tl__task_remake(th, ucp, func) != NULL)
+    return tl__trampoline;
+  return make_general(ucp, func);
 }
 
 /* ------------------------------------------------------------------------

@@ -286,7 +286,7 @@ static inline void renew(struct tl__thread *th, struct tl__task *t, struct tl__t
  * make tasks on one stack at the same time in a working program, so
  * nothing can make another task of this stack while the record is reused.
  * The general path handles everything else. */
-static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, const ucontext_t *ucp, uintptr_t lo,
+static inline __attribute__((always_inline)) struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, const ucontext_t *ucp, uintptr_t lo,
                                uintptr_t hi, void (*entry)(void))
 {
   if (th->nended != 1 || th->uncounted != 1)
@@ -305,17 +305,18 @@ static struct tl__task *remake(struct tl__thread *th, struct tl__task *cur, cons
 }
 
 /* The other loop, of programs that make contexts and never run them (the
- * Portable Coroutine Library's benchmark makes 27 million): the task made
- * last in this context, on this stack, never started, and is abandoned by
+ * Portable Coroutine Library's benchmark makes 27 million): t, the task
+ * made last in this context (the thread's hint for it), on this stack,
+ * never started, is abandoned by
  * this makecontext; its record becomes the new task's in place, without a
  * lock, as in remake. Only when nothing of it needs more than that: no
  * values to destroy, no extension (a name, a backtrace), and no leak report
  * that keeps abandoned tasks. */
-static struct tl__task *remake_unstarted(struct tl__thread *th, struct tl__task *cur, const ucontext_t *ucp,
-                                         uintptr_t lo, uintptr_t hi, void (*entry)(void))
+static inline __attribute__((always_inline)) struct tl__task *remake_unstarted(struct tl__thread *th, struct tl__task *cur,
+                                                                               struct tl__task *t, uintptr_t lo, uintptr_t hi,
+                                                                               void (*entry)(void))
 {
-  struct tl__task *t = tl__hint_get(th, ucp);
-  if (t == NULL || t == cur || tl__opt.leaks || t->x != NULL || t->lo != lo || t->hi != hi ||
+  if (t == NULL || !LOAD(t->mapped) || t == cur || tl__opt.leaks || t->x != NULL || t->lo != lo || t->hi != hi ||
       atomic_load_explicit(&t->state, memory_order_relaxed) != TL__NEW ||
       (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT)) != TL__F_MADE ||
       atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty || LOAD(t->in_tree) != TL__TREE_IN)
@@ -406,6 +407,61 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
   return t;
 }
 
+/* Whether t, the task of ucp's hint, is one remake_unstarted takes, and
+ * holds nothing that its abandonment has to undo: then the new task needs
+ * only its id, its function and its parent written into the record, since
+ * state, flags, values, extension and thread are already a new task's. */
+static inline int unstarted_bare(const struct tl__task *t, const struct tl__task *cur, uintptr_t lo, uintptr_t hi)
+{
+  return LOAD(t->mapped) && t != cur && !tl__opt.leaks && t->x == NULL && t->lo == lo && t->hi == hi &&
+         atomic_load_explicit(&t->state, memory_order_relaxed) == TL__NEW &&
+         (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT | TL__F_VG)) == TL__F_MADE &&
+         atomic_load_explicit(&t->vt, memory_order_relaxed) == tl__vt_empty && LOAD(t->in_tree) == TL__TREE_IN &&
+         t->ran_on == 0;
+}
+
+/* The two loops of remake and remake_unstarted, as makecontext's first
+ * try (interpose.c), before anything general: no inheritance, creation
+ * backtrace or trace event to make, and the running task certain (the new
+ * task's parent). The record is renewed in place, where it already is in
+ * the context map and in ucp's hint, so that all that is left to do is
+ * the context's registers, the tools, the flag and the hint. NULL: nothing
+ * was changed, and tl__task_make takes the call. */
+struct tl__task *tl__task_remake(struct tl__thread *th, ucontext_t *ucp, void (*entry)(void))
+{
+  if (TL__UNLIKELY(tl__opt.backtrace || atomic_load_explicit(&tl__inheriting, memory_order_relaxed) != 0 ||
+                   tl__trace_on))
+    return NULL;
+  struct tl__task *cur = th->current;
+  if (TL__UNLIKELY(!tl__in_stack(cur, tl__sp())))
+    return NULL;
+  uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
+  struct tl__task *t = remake(th, cur, ucp, lo, hi, entry);
+  if (t != NULL) {
+    tl__tools_made(t);
+    tl__flag_set(t, TL__F_MADE);
+    tl__hint_put(th, ucp, t);
+  } else {
+    /* A never-started task abandoned by a new one in its context: the
+     * hint for ucp names it (commit put it there) and goes on naming the
+     * record, with the new id. */
+    struct tl__hint *h = tl__hint_slot(th, ucp);
+    if (h == NULL || !unstarted_bare(t = h->task, cur, lo, hi))
+      return NULL;
+    uint64_t id = tl__registry_id_after(th, t->id);
+    STORE(t->id, id);
+    t->entry = entry;
+    t->parent = cur->id;
+    count_here(&th->abandoned_here);
+    count_here(&th->made_here);
+    h->id = id;
+  }
+  if (TL__UNLIKELY(th->in_switch))
+    th->in_switch = 0;                     /* as tl__task_now: the switch is done */
+  tl__uc_set_task(ucp, t, t->id, entry);
+  return t;
+}
+
 /* The child could not start with what it should inherit: it runs
  * untracked rather than with wrong values. Its values go as an abandoned
  * task's do, with it current for its destructors. */
@@ -428,7 +484,7 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
   struct tl__task *old = NULL;
   struct tl__task *t = remake(th, cur, ucp, lo, hi, entry);
-  if (TL__UNLIKELY(t == NULL) && (t = remake_unstarted(th, cur, ucp, lo, hi, entry)) == NULL)
+  if (TL__UNLIKELY(t == NULL) && (t = remake_unstarted(th, cur, tl__hint_get(th, ucp), lo, hi, entry)) == NULL)
     t = make_general(th, cur, ucp, lo, hi, entry, &old);
   else
     old = t;

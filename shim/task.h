@@ -5,6 +5,7 @@
 #include "internal.h"
 
 struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void)); /* before the real makecontext; NULL: untracked */
+struct tl__task *tl__task_remake(struct tl__thread *th, ucontext_t *ucp, void (*entry)(void)); /* the two loops; NULL: ask tl__task_make */
 void tl__task_begin(struct tl__task *t, uint64_t id); /* from tl__trampoline */
 void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot); /* from the trampoline */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t); /* the end of a task's scope */
