@@ -269,6 +269,79 @@ START_TEST(test_never_started_memory_flat)
 }
 END_TEST
 
+/* The never-started loop of makecontext renews the record in place: the
+ * live-task dump must show, after each makecontext of the same context on
+ * the same stack, one never-started task with a new id, the running task
+ * as its maker, and the function of the last call. The makers alternate
+ * between a coroutine and the thread's own task. */
+static ucontext_t remade_ctx;
+static char remade_stack[STACK] __attribute__((aligned(16)));
+static uint64_t remade_ids[6], remade_makers[6];
+static int remade_entry_ok[6];
+
+static void never_runs_either(void)
+{
+  ck_abort_msg("never started");
+}
+
+static void remake_and_dump(int i)
+{
+  remade_ctx.uc_stack.ss_sp = remade_stack;
+  remade_ctx.uc_stack.ss_size = STACK;
+  remade_ctx.uc_link = NULL;
+  makecontext(&remade_ctx, i % 2 ? never_runs_either : never_runs, 0);
+  FILE *f = tmpfile();
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(tl_dump(fileno(f)), 0);
+  rewind(f);
+  char line[512];
+  int tasks = 0;
+  const char *want = i % 2 ? "never_runs_either+0x0" : "never_runs+0x0";
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long long id, maker;
+    if (sscanf(line, "tasklocal: task %llu: never started; made by task %llu", &id, &maker) == 2) {
+      remade_ids[i] = id;
+      remade_makers[i] = maker;
+      tasks++;
+    }
+    if (strstr(line, "tasklocal:   entry: ") == line)
+      remade_entry_ok[i] |= strstr(line, want) != NULL;
+  }
+  fclose(f);
+  ck_assert_int_eq(tasks, 1);
+}
+
+static void remaker(void)
+{
+  for (int i = 0; i < 6; i += 2) {
+    remake_and_dump(i);
+    swapcontext(&co_ctx, &main_ctx);
+  }
+}
+
+START_TEST(test_never_started_renewed_in_place)
+{
+  uint64_t root = tl_task_id(tl_current());
+  ck_assert_int_eq(getcontext(&remade_ctx), 0);
+  tl_test_context(&co_ctx, co_stack, STACK, remaker, &main_ctx);
+  uint64_t co = 0;
+  for (int i = 1; i < 6; i += 2) {
+    swapcontext(&main_ctx, &co_ctx);
+    if (co == 0)
+      co = remade_makers[0];
+    remake_and_dump(i);
+  }
+  ck_assert_uint_ne(co, root);
+  for (int i = 0; i < 6; i++) {
+    ck_assert_msg(remade_entry_ok[i], "make %d: the dump does not show the last function", i);
+    ck_assert_uint_eq(remade_makers[i], i % 2 ? root : co);
+    if (i > 0)
+      ck_assert_uint_gt(remade_ids[i], remade_ids[i - 1]);
+  }
+  swapcontext(&main_ctx, &co_ctx);         /* the coroutine returns */
+}
+END_TEST
+
 /* ---- many arguments ---- */
 
 static uint64_t got[12];
@@ -776,6 +849,7 @@ static Suite *tracking_suite(void)
   tcase_add_test(tc, test_remade_after_finish);
   tcase_add_test(tc, test_common_loop_on_threads);
   tcase_add_test(tc, test_never_started_memory_flat);
+  tcase_add_test(tc, test_never_started_renewed_in_place);
   tcase_add_test(tc, test_twelve_arguments);
   tcase_add_test(tc, test_migration);
   tcase_add_test(tc, test_unseen_switches);

@@ -55,6 +55,27 @@
 #define UC_RSP 0xa0
 #define VIEW_SPAN 0x08
 #define F_MADE 0x10
+/* And those of makecontext's never-started loop, below. */
+#define TH_MADE_HERE 0x160
+#define TH_ABANDONED_HERE 0x170
+#define TH_ID_NEXT 0x178
+#define TH_ID_END 0x180
+#define T_VT 0x10
+#define T_ENTRY 0x40
+#define T_PARENT 0x48
+#define T_X 0x68
+#define UC_SS_SP 0x10
+#define UC_SS_SIZE 0x20
+#define UC_R12 0x48
+#define UC_R13 0x50
+#define UC_R14 0x58
+#define OPT_LEAKS 0x00
+#define OPT_BACKTRACE 0x04
+/* state, flags, mapped and in_tree, four bytes read as one word: a
+ * never-started task (state 0), made where it is (flags MADE, without
+ * STARTED, ROOT or VG), mapped, and in the tree unshadowed. */
+#define T_STATE_WORD_MASK 0xffff39ff
+#define T_STATE_WORD_BARE 0x01011000
 #define S_RUNNING 1
 #define S_SUSPENDED 2
 #define S_FINISHED 3
@@ -260,6 +281,117 @@ tl__trampoline_end:
 makecontext:
         .cfi_startproc
         endbr64
+        /* The loop of programs that make contexts and never run them: a
+         * never-started task, holding nothing, abandoned in its own context
+         * by a new one on the same stack. Done here without a call, as
+         * tl__task_remake and unstarted_bare (task.c) do it, step by step;
+         * anything else goes to C, with nothing changed. Only %r10 and
+         * %r11 are free: %rax, %rcx and %rdx wait below the stack pointer
+         * (the red zone: nothing is called on this way). */
+        movq    tl__tls@gottpoff(%rip), %r10
+        movq    %fs:(%r10), %r10                /* th */
+        cmpq    $1, %r10                        /* no state yet, or TL__BUSY */
+        jbe     .Lmake_slow
+        testq   %rdi, %rdi
+        jz      .Lmake_slow
+        testq   %rsi, %rsi
+        jz      .Lmake_slow
+        cmpq    $0, tl__real_makecontext(%rip)
+        je      .Lmake_slow
+        movl    tl__opt+OPT_LEAKS(%rip), %r11d
+        orl     tl__opt+OPT_BACKTRACE(%rip), %r11d
+        orl     tl__inheriting(%rip), %r11d
+#ifndef TL_NO_TRACE
+        orl     tl__trace_on(%rip), %r11d
+#endif
+        jnz     .Lmake_slow
+        movq    %rax, -8(%rsp)
+        movq    %rcx, -16(%rsp)
+        movq    %rdx, -24(%rsp)
+        /* c = th->current, running here: sp - lo < hi - lo. */
+        movq    TH_CURRENT(%r10), %r11
+        movq    %rsp, %rax
+        subq    T_LO(%r11), %rax
+        movq    T_HI(%r11), %rcx
+        subq    T_LO(%r11), %rcx
+        cmpq    %rcx, %rax
+        jae     .Lmake_back
+        /* The hint for ucp, in either of its two ways (tl__hint_index). */
+        movq    %rdi, %rax
+        shrq    $4, %rax
+        movabsq $0x9e3779b97f4a7c15, %rcx
+        imulq   %rcx, %rax
+        shrq    $61, %rax
+        leaq    (%rax,%rax,2), %rcx
+        leaq    TH_HINT(%r10,%rcx,8), %rcx
+        cmpq    %rdi, (%rcx)
+        je      1f
+        xorq    $1, %rax
+        leaq    (%rax,%rax,2), %rcx
+        leaq    TH_HINT(%r10,%rcx,8), %rcx
+        cmpq    %rdi, (%rcx)
+        jne     .Lmake_back
+        /* t = the hint's task: same id, still at ucp (tl__hint_slot). */
+1:      movq    8(%rcx), %rdx
+        testq   %rdx, %rdx
+        jz      .Lmake_back
+        movq    T_ID(%rdx), %rax
+        cmpq    16(%rcx), %rax
+        jne     .Lmake_back
+        cmpq    %rdi, T_CTX(%rdx)
+        jne     .Lmake_back
+        /* unstarted_bare: not c, no extension, the same stack, the state
+         * word, never ran on a thread, no values. */
+        cmpq    %r11, %rdx
+        je      .Lmake_back
+        cmpq    $0, T_X(%rdx)
+        jne     .Lmake_back
+        movq    UC_SS_SP(%rdi), %rax
+        cmpq    %rax, T_LO(%rdx)
+        jne     .Lmake_back
+        addq    UC_SS_SIZE(%rdi), %rax
+        cmpq    %rax, T_HI(%rdx)
+        jne     .Lmake_back
+        movl    T_STATE(%rdx), %eax
+        andl    $T_STATE_WORD_MASK, %eax
+        cmpl    $T_STATE_WORD_BARE, %eax
+        jne     .Lmake_back
+        cmpl    $0, T_RAN_ON(%rdx)
+        jne     .Lmake_back
+        leaq    tl__empty_ent(%rip), %rax
+        cmpq    %rax, T_VT(%rdx)
+        jne     .Lmake_back
+        /* The new id, from th's block and above t's (tl__registry_id_after;
+         * a block to take is C's work). */
+        movq    TH_ID_NEXT(%r10), %rax
+        cmpq    TH_ID_END(%r10), %rax
+        jae     .Lmake_back
+        cmpq    T_ID(%rdx), %rax
+        jbe     .Lmake_back
+        /* Everything holds: the record is the new task's. */
+        movq    T_ID(%r11), %r11                /* c's id, the parent */
+        movq    %r11, T_PARENT(%rdx)
+        leaq    1(%rax), %r11
+        movq    %r11, TH_ID_NEXT(%r10)
+        movq    %rax, T_ID(%rdx)
+        movq    %rsi, T_ENTRY(%rdx)
+        addq    $1, TH_ABANDONED_HERE(%r10)
+        addq    $1, TH_MADE_HERE(%r10)
+        movq    %rax, 16(%rcx)                  /* the hint names the record with its new id */
+        movl    $0, TH_IN_SWITCH(%r10)          /* as tl__task_now: a switch is done */
+        movq    %rdx, UC_R12(%rdi)              /* tl__uc_set_task */
+        movq    %rax, UC_R13(%rdi)
+        movq    %rsi, UC_R14(%rdi)
+        movq    -8(%rsp), %rax
+        movq    -16(%rsp), %rcx
+        movq    -24(%rsp), %rdx
+        leaq    tl__trampoline(%rip), %rsi
+        jmp     *tl__real_makecontext(%rip)
+.Lmake_back:
+        movq    -8(%rsp), %rax
+        movq    -16(%rsp), %rcx
+        movq    -24(%rsp), %rdx
+.Lmake_slow:
         pushq   %rax
         .cfi_adjust_cfa_offset 8
         pushq   %rdi
