@@ -3,7 +3,7 @@
  * same ucontext_t, on the same stack, retires the never-started task made
  * there before. The last one made is then run, with the arguments of its
  * own makecontext (eight of them, two of them pointers), and it must be a
- * task of its own: co1 and co2 are each made 1000 times in their own
+ * task of its own: co1 and co2 are each made 50 times in their own
  * context and stack, co2 while co1 is suspended, and co3 in co1's context
  * once co1 has finished.
  */
@@ -15,7 +15,7 @@
 #include <ucontext.h>
 
 #define STACK_SIZE (256 * 1024)
-#define REMAKES 1000
+#define REMAKES 50
 
 extern void tlprobe(const char *label) __attribute__((weak));
 
