@@ -408,7 +408,7 @@ extern __thread struct tl__rview tl__view;
 
 static inline void *tl__get_inline(tl_key_t key)
 {
-  unsigned long off, sp, lo, span, last, value, ents, tag;
+  unsigned long off, span, value, ents, tag;
   __asm__("movq tl__view@gottpoff(%%rip), %0" : "=r"(off));
 #ifdef __GCC_ASM_FLAG_OUTPUTS__
   /* The common read is one compare and one branch: with d = sp - lo and
@@ -431,12 +431,13 @@ static inline void *tl__get_inline(tl_key_t key)
     TL__VIEW_WORD(value, off, 40);
     return TL__BITCAST(void *, value);
   }
-  sp = d;
-  lo = 0;
+  /* Another key, or another stack: the table, when d is in the stack. */
+  TL__VIEW_WORD(span, off, 8);
+  if (__builtin_expect(d < span, 1)) {
 #else
+  unsigned long sp, lo, last;
   __asm__("movq %%rsp, %0" : "=r"(sp));
   TL__VIEW_WORD(lo, off, 0);
-#endif
   TL__VIEW_WORD(span, off, 8);
   if (__builtin_expect(sp - lo < span, 1)) {
     TL__VIEW_WORD(last, off, 32);
@@ -444,6 +445,7 @@ static inline void *tl__get_inline(tl_key_t key)
       TL__VIEW_WORD(value, off, 40);
       return TL__BITCAST(void *, value);
     }
+#endif
     TL__VIEW_WORD(ents, off, 16);
     TL__VIEW_WORD(tag, off, 24);
     const struct tl__rent *e = TL__BITCAST(

@@ -103,6 +103,9 @@ _Static_assert(offsetof(ucontext_t, uc_mcontext.sp) == 0x1b0, "arch/aarch64.S: U
 _Static_assert(offsetof(struct tl__rview, span) == 0x08, "arch/<arch>.S: VIEW_SPAN");
 #if defined(__x86_64__)
 /* And those of the never-started loop of arch/x86_64.S's makecontext. */
+_Static_assert(offsetof(struct tl__thread, nended) == 0x150 && offsetof(struct tl__thread, uncounted) == 0x154 &&
+                   sizeof(((struct tl__thread *)0)->nended) == 4 && sizeof(((struct tl__thread *)0)->uncounted) == 4,
+               "arch/x86_64.S: TH_NENDED (nended and uncounted as one word)");
 _Static_assert(offsetof(struct tl__thread, made_here) == 0x160 && offsetof(struct tl__thread, abandoned_here) == 0x170 &&
                    offsetof(struct tl__thread, id_next) == 0x178 && offsetof(struct tl__thread, id_end) == 0x180,
                "arch/x86_64.S: TH_MADE_HERE, TH_ABANDONED_HERE, TH_ID_NEXT, TH_ID_END");

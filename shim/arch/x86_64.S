@@ -56,6 +56,7 @@
 #define VIEW_SPAN 0x08
 #define F_MADE 0x10
 /* And those of makecontext's never-started loop, below. */
+#define TH_NENDED 0x150
 #define TH_MADE_HERE 0x160
 #define TH_ABANDONED_HERE 0x170
 #define TH_ID_NEXT 0x178
@@ -292,6 +293,11 @@ makecontext:
         movq    %fs:(%r10), %r10                /* th */
         cmpq    $1, %r10                        /* no state yet, or TL__BUSY */
         jbe     .Lmake_slow
+        /* The task-life loop (one task finished here and waiting: remake
+         * in task.c) is C's: nended and uncounted, both 1, as one word. */
+        movabsq $0x100000001, %r11
+        cmpq    %r11, TH_NENDED(%r10)
+        je      .Lmake_slow
         testq   %rdi, %rdi
         jz      .Lmake_slow
         testq   %rsi, %rsi
