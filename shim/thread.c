@@ -28,7 +28,7 @@
 
 /* Exported (but not part of the API) for the inline read path of
  * tasklocal.h; see internal.h. */
-__attribute__((visibility("default"))) _Alignas(64) __thread struct tl__rview tl__view
+__attribute__((visibility("default"))) __thread struct tl__rview tl__view
     __attribute__((tls_model("initial-exec")));
 
 /* The value table of a scope that never bound anything (internal.h): a
