@@ -92,6 +92,48 @@
 .Lno_commit\@:
         .endm
 
+/* Jumps to miss unless the stack pointer sp (a register or a memory
+ * operand) lies in the stack of the task at t: sp - lo < hi - lo, as
+ * tl__in_stack. a and b are scratch. */
+        .macro  IN_STACK t, sp, a, b, miss
+        movq    \sp, \a
+        subq    T_LO(\t), \a
+        movq    T_HI(\t), \b
+        subq    T_LO(\t), \b
+        cmpq    \b, \a
+        jae     \miss
+        .endm
+
+/* tl__hint_slot: slot = the hint of thread th for the context ctx, in
+ * either of its two ways (tl__hint_index), and task = its task, which
+ * still has the hint's id and last saved itself at ctx; or a jump to
+ * miss. idx is scratch. */
+        .macro  HINT_SLOT th, ctx, idx, slot, task, miss
+        movq    \ctx, \idx
+        shrq    $4, \idx
+        movabsq $0x9e3779b97f4a7c15, \slot
+        imulq   \slot, \idx
+        shrq    $61, \idx
+        leaq    (\idx,\idx,2), \slot
+        leaq    TH_HINT(\th,\slot,8), \slot
+        cmpq    \ctx, (\slot)
+        je      .Lhint_way\@
+        xorq    $1, \idx
+        leaq    (\idx,\idx,2), \slot
+        leaq    TH_HINT(\th,\slot,8), \slot
+        cmpq    \ctx, (\slot)
+        jne     \miss
+.Lhint_way\@:
+        movq    8(\slot), \task
+        testq   \task, \task
+        jz      \miss
+        movq    T_ID(\task), \idx
+        cmpq    16(\slot), \idx
+        jne     \miss
+        cmpq    \ctx, T_CTX(\task)
+        jne     \miss
+        .endm
+
         .globl  swapcontext
         .type   swapcontext, @function
         .p2align 4
@@ -110,14 +152,9 @@ swapcontext:
         jz      .Lswap_slow
         testq   %rsi, %rsi
         jz      .Lswap_slow
-        /* c = th->current, running here: sp - lo < hi - lo. */
+        /* c = th->current, running here. */
         movq    TH_CURRENT(%r8), %r9
-        movq    %rsp, %rax
-        subq    T_LO(%r9), %rax
-        movq    T_HI(%r9), %rcx
-        subq    T_LO(%r9), %rcx
-        cmpq    %rcx, %rax
-        jae     .Lswap_slow
+        IN_STACK %r9, %rsp, %rax, %rcx, .Lswap_slow
         /* It saves itself at oucp again: c->ctx == oucp, mapped, not MADE. */
         cmpq    %rdi, T_CTX(%r9)
         jne     .Lswap_slow
@@ -125,41 +162,14 @@ swapcontext:
         jnz     .Lswap_slow
         cmpb    $0, T_MAPPED(%r9)
         je      .Lswap_slow
-        /* The hint for ucp, in either of its two ways (tl__hint_index). */
-        movq    %rsi, %rax
-        shrq    $4, %rax
-        movabsq $0x9e3779b97f4a7c15, %rcx
-        imulq   %rcx, %rax
-        shrq    $61, %rax
-        leaq    (%rax,%rax,2), %rcx
-        leaq    TH_HINT(%r8,%rcx,8), %rcx
-        cmpq    %rsi, (%rcx)
-        je      1f
-        xorq    $1, %rax
-        leaq    (%rax,%rax,2), %rcx
-        leaq    TH_HINT(%r8,%rcx,8), %rcx
-        cmpq    %rsi, (%rcx)
-        jne     .Lswap_slow
-        /* t = the hint's task: same id, still at ucp, mapped, unfinished,
-         * and its stack holds the stack pointer saved in ucp. */
-1:      movq    8(%rcx), %r10
-        testq   %r10, %r10
-        jz      .Lswap_slow
-        movq    T_ID(%r10), %rax
-        cmpq    16(%rcx), %rax
-        jne     .Lswap_slow
-        cmpq    %rsi, T_CTX(%r10)
-        jne     .Lswap_slow
+        /* t = the task of ucp's hint, mapped, unfinished, and its stack
+         * holds the stack pointer saved in ucp. */
+        HINT_SLOT %r8, %rsi, %rax, %rcx, %r10, .Lswap_slow
         cmpb    $0, T_MAPPED(%r10)
         je      .Lswap_slow
         cmpb    $S_FINISHED, T_STATE(%r10)
         je      .Lswap_slow
-        movq    UC_RSP(%rsi), %rax
-        subq    T_LO(%r10), %rax
-        movq    T_HI(%r10), %rcx
-        subq    T_LO(%r10), %rcx
-        cmpq    %rcx, %rax
-        jae     .Lswap_slow
+        IN_STACK %r10, UC_RSP(%rsi), %rax, %rcx, .Lswap_slow
         /* The announcement, in the order of announce_to (interpose.c). */
         cmpq    %r9, %r10
         je      2f
@@ -314,38 +324,11 @@ makecontext:
         movq    %rax, -8(%rsp)
         movq    %rcx, -16(%rsp)
         movq    %rdx, -24(%rsp)
-        /* c = th->current, running here: sp - lo < hi - lo. */
+        /* c = th->current, running here; t = the task of ucp's hint, in
+         * %rdx, the hint in %rcx. */
         movq    TH_CURRENT(%r10), %r11
-        movq    %rsp, %rax
-        subq    T_LO(%r11), %rax
-        movq    T_HI(%r11), %rcx
-        subq    T_LO(%r11), %rcx
-        cmpq    %rcx, %rax
-        jae     .Lmake_back
-        /* The hint for ucp, in either of its two ways (tl__hint_index). */
-        movq    %rdi, %rax
-        shrq    $4, %rax
-        movabsq $0x9e3779b97f4a7c15, %rcx
-        imulq   %rcx, %rax
-        shrq    $61, %rax
-        leaq    (%rax,%rax,2), %rcx
-        leaq    TH_HINT(%r10,%rcx,8), %rcx
-        cmpq    %rdi, (%rcx)
-        je      1f
-        xorq    $1, %rax
-        leaq    (%rax,%rax,2), %rcx
-        leaq    TH_HINT(%r10,%rcx,8), %rcx
-        cmpq    %rdi, (%rcx)
-        jne     .Lmake_back
-        /* t = the hint's task: same id, still at ucp (tl__hint_slot). */
-1:      movq    8(%rcx), %rdx
-        testq   %rdx, %rdx
-        jz      .Lmake_back
-        movq    T_ID(%rdx), %rax
-        cmpq    16(%rcx), %rax
-        jne     .Lmake_back
-        cmpq    %rdi, T_CTX(%rdx)
-        jne     .Lmake_back
+        IN_STACK %r11, %rsp, %rax, %rcx, .Lmake_back
+        HINT_SLOT %r10, %rdi, %rax, %rcx, %rdx, .Lmake_back
         /* unstarted_bare: not c, no extension, the same stack, the state
          * word, never ran on a thread, no values. */
         cmpq    %r11, %rdx
