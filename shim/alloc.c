@@ -8,6 +8,8 @@
 #include "internal.h"
 #include "alloc.h"
 #include "lock.h"
+#include "heapreal.h"
+#include "heapblocks.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -100,9 +102,18 @@ void *tl__realloc(void *p, size_t size)
   return should_fail() ? NULL : realloc(p, size);
 }
 
+/* Not through our free (heapwatch.c): the library's own blocks never
+ * hold a task's stack, and its free may be called with a lock held that
+ * the release of a task would wait for. */
 void tl__free(void *p)
 {
-  free(p);
+  if (p == NULL)
+    return;
+  if (tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
+    return;
+  if (tl__heap_tracking)
+    tl__heapblocks_del(p);
+  tl__heap_real.free(p);
 }
 
 /* Task records and thread states live in mmap'd pages, which

@@ -32,6 +32,8 @@ void tl__drop_note(struct tl__task *t, tl_key_t key, void *value)
     if (tl__opt.leaks)
       return;                              /* counted with the kept task's locals */
     how = TL__DROP_ABANDONED;
+  } else if (atomic_load_explicit(&t->state, memory_order_relaxed) == TL__RELEASED) {
+    how = TL__DROP_RELEASED;
   }
   uint64_t i = atomic_fetch_add_explicit(&D.n, 1, memory_order_relaxed);
   if (i >= TL__DROPS_KEPT)

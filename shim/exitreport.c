@@ -34,8 +34,9 @@ static void stats_line(struct tl__job *j)
 {
   struct tl__stats st = {0};
   tl__task_stats(&st);
-  tl__job_line(j, "stats: created=%llu finished=%llu abandoned=%llu switches=%llu untracked=%llu peak=%llu keys=%llu",
+  tl__job_line(j, "stats: created=%llu finished=%llu abandoned=%llu released=%llu switches=%llu untracked=%llu peak=%llu keys=%llu",
       (unsigned long long)st.created, (unsigned long long)st.finished, (unsigned long long)st.abandoned,
+      (unsigned long long)st.released,
       (unsigned long long)st.switches, (unsigned long long)st.untracked, (unsigned long long)st.peak,
       (unsigned long long)tl__keys_created());
 }

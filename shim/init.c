@@ -22,6 +22,7 @@
 #include "scope.h"
 #include "root.h"
 #include "writer.h"
+#include "ownstack.h"
 #include "dump.h"
 #include "exitreport.h"
 #include "trace.h"
@@ -66,6 +67,7 @@ static void atfork_child(void)
   tl__scope_atfork(1);
   tl__key_atfork(1);
   tl__writer_atfork(1);
+  tl__own_stack_atfork(1);
   tl__bt_atfork_child();
   tl__dump_atfork(1);
   tl__trace_atfork_child();

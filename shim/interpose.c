@@ -106,9 +106,9 @@ _Static_assert(offsetof(struct tl__rview, span) == 0x08, "arch/<arch>.S: VIEW_SP
 _Static_assert(offsetof(struct tl__thread, nended) == 0x150 && offsetof(struct tl__thread, uncounted) == 0x154 &&
                    sizeof(((struct tl__thread *)0)->nended) == 4 && sizeof(((struct tl__thread *)0)->uncounted) == 4,
                "arch/x86_64.S: TH_NENDED (nended and uncounted as one word)");
-_Static_assert(offsetof(struct tl__thread, made_here) == 0x160 && offsetof(struct tl__thread, abandoned_here) == 0x170 &&
+_Static_assert(offsetof(struct tl__thread, made_here) == 0x160 && offsetof(struct tl__thread, released_here) == 0x170 &&
                    offsetof(struct tl__thread, id_next) == 0x178 && offsetof(struct tl__thread, id_end) == 0x180,
-               "arch/x86_64.S: TH_MADE_HERE, TH_ABANDONED_HERE, TH_ID_NEXT, TH_ID_END");
+               "arch/x86_64.S: TH_MADE_HERE, TH_RELEASED_HERE, TH_ID_NEXT, TH_ID_END");
 _Static_assert(offsetof(struct tl__task, vt) == 0x10 && offsetof(struct tl__task, entry) == 0x40 &&
                    offsetof(struct tl__task, parent) == 0x48 && offsetof(struct tl__task, x) == 0x68,
                "arch/x86_64.S: T_VT, T_ENTRY, T_PARENT, T_X");

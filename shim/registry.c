@@ -38,7 +38,8 @@ static struct {
 
 #define ID_BLOCK 1024
 /* For debuggers (debug.c). */
-const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak};
+const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak,
+                                                &R.n.released};
 
 /* ------------------------------------------------------------------------
  * Records
@@ -209,7 +210,8 @@ void tl__task_stats(struct tl__stats *st)
   st->untracked = c.untracked;
   st->created = R.n.made + c.made;
   st->finished = R.n.finished + c.finished + c.ended;
-  st->abandoned = R.n.abandoned + c.abandoned;
+  st->abandoned = R.n.abandoned;
+  st->released = R.n.released + c.released;
   st->peak = R.n.peak;
   tl__unlock(&R.lock);
 }

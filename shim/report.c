@@ -103,6 +103,7 @@ static void describe_drops(struct tl__job *j, uint64_t n)
     key_label(d->key, d->key_name, key, sizeof key);
     const char *how = d->how == TL__DROP_THREAD_EXIT ? "its thread exited"
                       : d->how == TL__DROP_ABANDONED ? "it was abandoned"
+                      : d->how == TL__DROP_RELEASED ? "its stack was released"
                                                  : "it finished";
     const char *whose = d->how == TL__DROP_THREAD_EXIT ? "the root task" : "task";
     if (d->task_name[0] != '\0')

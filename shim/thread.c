@@ -42,12 +42,12 @@ static struct {
   pthread_key_t exit_key;                  /* its destructor tells us a thread exits */
   int exit_key_ok;
   uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
-  uint64_t dead_made, dead_finished, dead_abandoned;
+  uint64_t dead_made, dead_finished, dead_released;
   struct tl__thread_hooks hooks;           /* from the top of the library, at load */
 } S;
 /* For debuggers (debug.c). */
 const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked, &S.dead_made,
-                                                    &S.dead_finished, &S.dead_abandoned};
+                                                    &S.dead_finished, &S.dead_released};
 
 void tl__thread_hooks(const struct tl__thread_hooks *hooks)
 {
@@ -137,7 +137,7 @@ static void on_thread_exit(void *arg)
   S.dead_untracked += th->untracked;
   S.dead_made += th->made_here;
   S.dead_finished += th->finished_here;
-  S.dead_abandoned += th->abandoned_here;
+  S.dead_released += th->released_here;
   if (th->prevt)
     th->prevt->next = th->next;
   else
@@ -231,7 +231,7 @@ void tl__thread_stats(struct tl__thread_counts *c)
   c->untracked = S.dead_untracked;
   c->made = S.dead_made;
   c->finished = S.dead_finished;
-  c->abandoned = S.dead_abandoned;
+  c->released = S.dead_released;
   c->ended = 0;
   if (tl__lock(&S.lock) != 0)
     return;
@@ -240,7 +240,7 @@ void tl__thread_stats(struct tl__thread_counts *c)
     c->untracked += __atomic_load_n(&th->untracked, __ATOMIC_RELAXED);
     c->made += __atomic_load_n(&th->made_here, __ATOMIC_RELAXED);
     c->finished += __atomic_load_n(&th->finished_here, __ATOMIC_RELAXED);
-    c->abandoned += __atomic_load_n(&th->abandoned_here, __ATOMIC_RELAXED);
+    c->released += __atomic_load_n(&th->released_here, __ATOMIC_RELAXED);
     c->ended += __atomic_load_n(&th->uncounted, __ATOMIC_RELAXED);
   }
   tl__unlock(&S.lock);
@@ -275,7 +275,7 @@ void tl__thread_atfork(int phase)
        * process's history (its switches go, as they always did). */
       S.dead_made += th->made_here;
       S.dead_finished += th->finished_here;
-      S.dead_abandoned += th->abandoned_here;
+      S.dead_released += th->released_here;
       th->next = S.spare;
       S.spare = th;
     }

@@ -15,6 +15,8 @@
 #include "traceread.h"
 #include "tracejson.h"
 #include "writer.h"
+#include "ownstack.h"
+#include "ownstack.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,7 +89,7 @@ static void write_call(void *arg)
 static void write_job(struct job *j)
 {
   struct tl__thread *th = tl__tls;
-  tl__run_on_own_stack((uintptr_t)th > 1 ? th->current : NULL, write_call, j);
+  tl__run_on_own_stack((uintptr_t)th > 1 ? th->current : NULL, TL__JOB_STACK_NEED, write_call, j);
 }
 
 static int trace_write(int at_exit)

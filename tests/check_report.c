@@ -367,7 +367,7 @@ START_TEST(underscore_exit_writes_stats_only)
   run(&r, argv, stats);
   ck_assert_int_eq(r.status, 5);
   ck_assert_str_eq(r.err,
-                   "tasklocal: stats: created=2 finished=0 abandoned=0 switches=3 untracked=0 peak=2 keys=0\n");
+                   "tasklocal: stats: created=2 finished=0 abandoned=0 released=0 switches=3 untracked=0 peak=2 keys=0\n");
   run_free(&r);
   const char *leaks[] = {PRELOAD, "TASKLOCAL_LEAKS=1", NULL};
   run(&r, argv, leaks);
@@ -394,13 +394,22 @@ END_TEST
 START_TEST(freed_stack_is_not_unwound)
 {
   const char *unmap[] = {PROG("leak_freed"), "unmap", NULL};
+  const char *hidden[] = {PROG("leak_freed"), "syscall", NULL};
   const char *garbage[] = {PROG("leak_freed"), "garbage", NULL};
-  const char *env[] = {PRELOAD, "TASKLOCAL_LEAKS=1", NULL};
+  const char *env[] = {PRELOAD, "TASKLOCAL_LEAKS=1", "TASKLOCAL_STATS=1", NULL};
   struct run r;
+  /* munmap, seen: the task is released, and no leak. */
   run(&r, unmap, env);
+  ck_assert_int_eq(r.status, 0);
+  assert_summary(r.err, "leak", 0, 0);
+  assert_has(r.err, " abandoned=0 released=1 ");
+  run_free(&r);
+  /* The system call, unseen: the task stays, and its frames are not read. */
+  run(&r, hidden, env);
   ck_assert_int_eq(r.status, 0);
   assert_summary(r.err, "leak", 1, 0);
   assert_has(r.err, "unknown: its stack is no longer mapped");
+  assert_has(r.err, " released=0 ");
   run_free(&r);
   run(&r, garbage, env);
   ck_assert_int_eq(r.status, 0);
@@ -457,21 +466,22 @@ START_TEST(stats_line_counts)
   run(&r, clean, env);
   ck_assert_int_eq(r.status, 0);
   ck_assert_str_eq(r.err,
-                   "tasklocal: stats: created=3 finished=3 abandoned=0 switches=18 untracked=0 peak=3 keys=2\n");
+                   "tasklocal: stats: created=3 finished=3 abandoned=0 released=0 switches=18 untracked=0 peak=3 keys=2\n");
   run_free(&r);
   run(&r, mixed, env);
   ck_assert_str_eq(r.err,
-                   "tasklocal: stats: created=5 finished=2 abandoned=1 switches=8 untracked=0 peak=3 keys=7\n");
+                   "tasklocal: stats: created=5 finished=2 abandoned=1 released=0 switches=8 untracked=0 peak=3 keys=7\n");
   run_free(&r);
   /* Three contexts made 50 times each and run once: 147 never-started
-   * tasks retired in place (the never-started loop of makecontext), and
+   * tasks released in place, their stacks taken by the next makecontext
+   * (the never-started loop of makecontext), and
    * never more than main and one coroutine alive. */
   const char *remade[] = {PROG("remade"), NULL};
   const char *shim_only[] = {PRELOAD, "TASKLOCAL_STATS=1", NULL};
   run(&r, remade, shim_only);
   ck_assert_int_eq(r.status, 0);
   ck_assert_str_eq(r.err,
-                   "tasklocal: stats: created=150 finished=3 abandoned=147 switches=12 untracked=0 peak=2 keys=0\n");
+                   "tasklocal: stats: created=150 finished=3 abandoned=0 released=147 switches=12 untracked=0 peak=2 keys=0\n");
   run_free(&r);
 }
 END_TEST
@@ -933,7 +943,7 @@ START_TEST(run_script_runs_with_options)
   assert_has(r.out, "main: done\n");
   char *text = read_file(log);
   assert_summary(text, "leak", 3, 5);
-  assert_has(text, "tasklocal: stats: created=5 finished=2 abandoned=1 switches=8 untracked=0 peak=3 keys=7\n");
+  assert_has(text, "tasklocal: stats: created=5 finished=2 abandoned=1 released=0 switches=8 untracked=0 peak=3 keys=7\n");
   assert_has(text, " main+0x");
   free(text);
   run_free(&r);

@@ -58,7 +58,7 @@
 /* And those of makecontext's never-started loop, below. */
 #define TH_NENDED 0x150
 #define TH_MADE_HERE 0x160
-#define TH_ABANDONED_HERE 0x170
+#define TH_RELEASED_HERE 0x170
 #define TH_ID_NEXT 0x178
 #define TH_ID_END 0x180
 #define T_VT 0x10
@@ -364,7 +364,7 @@ makecontext:
         movq    %r11, TH_ID_NEXT(%r10)
         movq    %rax, T_ID(%rdx)
         movq    %rsi, T_ENTRY(%rdx)
-        addq    $1, TH_ABANDONED_HERE(%r10)
+        addq    $1, TH_RELEASED_HERE(%r10)
         addq    $1, TH_MADE_HERE(%r10)
         movq    %rax, 16(%rcx)                  /* the hint names the record with its new id */
         movl    $0, TH_IN_SWITCH(%r10)          /* as tl__task_now: a switch is done */

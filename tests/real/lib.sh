@@ -80,7 +80,7 @@ check_stats() {
     say "SKIP stats: the shim printed no 'tasklocal: stats:' line with TASKLOCAL_STATS=1"
     return 0
   fi
-  bad=$(echo "$lines" | grep -Ev '^tasklocal: stats: created=[0-9]+ finished=[0-9]+ abandoned=[0-9]+ switches=[0-9]+ untracked=[0-9]+ peak=[0-9]+ keys=[0-9]+$' || true)
+  bad=$(echo "$lines" | grep -Ev '^tasklocal: stats: created=[0-9]+ finished=[0-9]+ abandoned=[0-9]+ released=[0-9]+ switches=[0-9]+ untracked=[0-9]+ peak=[0-9]+ keys=[0-9]+$' || true)
   [ -z "$bad" ] || fail "malformed stats line: $bad"
   created=$(echo "$lines" | stat_sum created)
   if [ "$created" -lt "$min" ]; then
@@ -89,7 +89,8 @@ check_stats() {
   say "stats: $(echo "$lines" | wc -l) processes, $created tasks made," \
     "$(echo "$lines" | stat_sum switches) switches," \
     "$(echo "$lines" | stat_sum untracked) untracked," \
-    "$(echo "$lines" | stat_sum abandoned) abandoned"
+    "$(echo "$lines" | stat_sum abandoned) abandoned," \
+    "$(echo "$lines" | stat_sum released) released"
 }
 
 # Every test needs its programs; without them (no Debian package manager,
