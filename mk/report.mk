@@ -31,3 +31,6 @@ bench-backtrace: $(LIB) $(BUILD)/tests/bench/bench_backtrace
 
 # make bench prints this measurement too, before its table.
 bench: bench-backtrace
+
+# The released-task suite runs tests/programs/ends with the same plugin.
+$(BUILD)/tests/check_release: $(LEAKPLUG)

@@ -71,9 +71,19 @@ size_t tl__heap_boot_size(const void *p)
   return size;
 }
 
-static void *next(const char *name)
+/* The definition of name that serves the process: the first one in the
+ * global lookup order, unless it is ours, and then the next one after
+ * ours. The first one is not ours when an interposer comes before us (the
+ * sanitizers' runtimes, which a program built with them loads first): the
+ * program's calls go to it, never to us, and so must the library's own
+ * frees of the blocks its mallocs got there. */
+static void *next(const void *base, const char *name)
 {
-  return dlsym(RTLD_NEXT, name);
+  void *p = dlsym(RTLD_DEFAULT, name);
+  Dl_info info;
+  if (p == NULL || (dladdr(p, &info) && info.dli_fbase == base))
+    p = dlsym(RTLD_NEXT, name);
+  return p;
 }
 
 /* TASKLOCAL_LEAKS, read as options.c reads it, without allocating: the
@@ -99,18 +109,20 @@ int tl__heap_lookup_slow(void)
   if (atomic_compare_exchange_strong_explicit(&B.state, &expected, 1, memory_order_acquire, memory_order_acquire)) {
     atomic_store_explicit(&B.looker, self, memory_order_relaxed);
     struct tl__heap_real r;
-    *(void **)&r.malloc = next("malloc");
-    *(void **)&r.calloc = next("calloc");
-    *(void **)&r.realloc = next("realloc");
-    *(void **)&r.free = next("free");
-    *(void **)&r.posix_memalign = next("posix_memalign");
-    *(void **)&r.aligned_alloc = next("aligned_alloc");
-    *(void **)&r.memalign = next("memalign");
-    *(void **)&r.valloc = next("valloc");
-    *(void **)&r.pvalloc = next("pvalloc");
-    *(void **)&r.usable_size = next("malloc_usable_size");
-    *(void **)&r.munmap = next("munmap");
-    *(void **)&r.mremap = next("mremap");
+    Dl_info self;
+    const void *base = dladdr((void *)tl__heap_lookup_slow, &self) ? self.dli_fbase : NULL;
+    *(void **)&r.malloc = next(base, "malloc");
+    *(void **)&r.calloc = next(base, "calloc");
+    *(void **)&r.realloc = next(base, "realloc");
+    *(void **)&r.free = next(base, "free");
+    *(void **)&r.posix_memalign = next(base, "posix_memalign");
+    *(void **)&r.aligned_alloc = next(base, "aligned_alloc");
+    *(void **)&r.memalign = next(base, "memalign");
+    *(void **)&r.valloc = next(base, "valloc");
+    *(void **)&r.pvalloc = next(base, "pvalloc");
+    *(void **)&r.usable_size = next(base, "malloc_usable_size");
+    *(void **)&r.munmap = next(base, "munmap");
+    *(void **)&r.mremap = next(base, "mremap");
     tl__heap_tracking = leaks_asked();
     /* free last: it is what tl__heap_lookup looks at. */
     void (*free_fn)(void *) = r.free;
