@@ -14,6 +14,7 @@
 #include "lock.h"
 #include "backtrace.h"
 #include "ownstack.h"
+#include "identity.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -78,7 +79,10 @@ int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here)
   struct tl__thread *th = tl__tls;
   if ((uintptr_t)th > 1) {
     j->self = th;
-    j->here = th->override != NULL ? th->override : th->current;
+    /* Checked against the stack pointer, as a read is: exit() may be
+     * called on the main stack after a siglongjmp out of a coroutine (QEMU
+     * and OpenSSL switch that way), which the tracker did not see. */
+    j->here = th->override != NULL ? th->override : tl__task_now();
   }
   /* The calling stack, captured here, before the report's own frames. */
   if (here)

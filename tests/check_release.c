@@ -197,6 +197,20 @@ START_TEST(released_without_leak_reports)
 }
 END_TEST
 
+/* exit() on the main stack after a siglongjmp out of the coroutine: the
+ * report names the coroutine suspended, not the one exit ran in. */
+START_TEST(exit_after_siglongjmp)
+{
+  struct run r;
+  run(&r, "jumpexit", NULL);
+  ck_assert_int_eq(r.status, 0);
+  lacks(&r, "exit was called in it");
+  has(&r, ": suspended; made by task 1");
+  has(&r, "tasklocal: leak summary: 1 tasks, 1 locals\n");
+  run_free(&r);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("release");
@@ -216,6 +230,7 @@ int main(void)
     {"pool", siglongjmp_pool},
     {"inner", stack_within_a_stack},
     {"no_leaks", released_without_leak_reports},
+    {"jumpexit", exit_after_siglongjmp},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     TCase *tc = tcase_create(cases[i].name);

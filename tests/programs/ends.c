@@ -22,6 +22,9 @@
  *             exit, their stacks held: neither released nor finished
  *   inner     its stack is carved from another coroutine's stack, which a
  *             sibling then takes: never released (stacks within stacks)
+ *   jumpexit  entered with swapcontext, it leaves with siglongjmp (which
+ *             the library does not see) and main calls exit: exit runs on
+ *             the main stack, not in the coroutine, which is suspended
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -85,6 +88,14 @@ static void *freer(void *stack)
 {
   free(stack);
   return NULL;
+}
+
+static sigjmp_buf jump_back;
+
+__attribute__((noinline)) static void jumps_out(void)
+{
+  set(0x5005);
+  siglongjmp(jump_back, 1);
 }
 
 /* QEMU's pool: every coroutine is made in the same local ucontext_t and
@@ -199,6 +210,12 @@ int main(int argc, char **argv)
     swapcontext(&main_ctx, &co_ctx);
   } else if (strcmp(mode, "pool") == 0) {
     pool();
+  } else if (strcmp(mode, "jumpexit") == 0) {
+    make(&co_ctx, malloc(STACK), STACK, jumps_out);
+    if (sigsetjmp(jump_back, 0) == 0)
+      swapcontext(&main_ctx, &co_ctx);
+    printf("%s: done\n", mode);
+    exit(0);
   } else if (strcmp(mode, "inner") == 0) {
     outer_stack = malloc(STACK);
     make(&outer_ctx, outer_stack, STACK, outer);
