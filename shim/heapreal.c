@@ -30,6 +30,7 @@
 
 struct tl__heap_real tl__heap_real;
 int tl__heap_tracking;
+void (*tl__heap_free_fast)(void *);
 
 /* The arena for the lookup's own allocations: a few small blocks in
  * practice (one dlerror buffer); each has its size in the word before it,
@@ -129,6 +130,8 @@ int tl__heap_lookup_slow(void)
     r.free = NULL;
     tl__heap_real = r;
     __atomic_store_n(&tl__heap_real.free, free_fn, __ATOMIC_RELEASE);
+    if (!tl__heap_tracking)
+      __atomic_store_n(&tl__heap_free_fast, free_fn, __ATOMIC_RELEASE);
     atomic_store_explicit(&B.state, 2, memory_order_release);
     return 0;
   }

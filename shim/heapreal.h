@@ -20,6 +20,9 @@ struct tl__heap_real {
 };
 extern struct tl__heap_real tl__heap_real; /* complete once tl__heap_lookup has returned 0 */
 extern int tl__heap_tracking;              /* follow the heap's blocks (leak reports asked for) */
+/* The real free once it is known and blocks are not followed, else NULL:
+ * free's common case tests one word. */
+extern void (*tl__heap_free_fast)(void *);
 
 int tl__heap_lookup_slow(void);            /* 0 done; -1: this thread is looking up, use the arena */
 

@@ -96,8 +96,8 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 EXPORT void free(void *p)
 {
-  void (*real_free)(void *) = __atomic_load_n(&tl__heap_real.free, __ATOMIC_ACQUIRE);
-  if (TL__LIKELY(real_free != NULL && !tl__stack_page_hit((uintptr_t)p) && !tl__heap_tracking)) {
+  void (*real_free)(void *) = __atomic_load_n(&tl__heap_free_fast, __ATOMIC_ACQUIRE);
+  if (TL__LIKELY(real_free != NULL && !tl__stack_page_hit((uintptr_t)p))) {
     real_free(p);
     return;
   }
