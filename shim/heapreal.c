@@ -43,7 +43,7 @@ static struct {
   _Alignas(64) char arena[BOOT_SIZE];
 } B;
 
-void *tl__heap_boot_alloc(size_t size, size_t align)
+TL__HEAP_FN void *tl__heap_boot_alloc(size_t size, size_t align)
 {
   if (align < 16)
     align = 16;
@@ -60,12 +60,12 @@ void *tl__heap_boot_alloc(size_t size, size_t align)
   return B.arena + at;
 }
 
-int tl__heap_boot_owns(const void *p)
+TL__HEAP_FN int tl__heap_boot_owns(const void *p)
 {
   return (const char *)p >= B.arena && (const char *)p < B.arena + BOOT_SIZE;
 }
 
-size_t tl__heap_boot_size(const void *p)
+TL__HEAP_FN size_t tl__heap_boot_size(const void *p)
 {
   size_t size;
   memcpy(&size, (const char *)p - sizeof(size_t), sizeof size);
@@ -78,7 +78,7 @@ size_t tl__heap_boot_size(const void *p)
  * sanitizers' runtimes, which a program built with them loads first): the
  * program's calls go to it, never to us, and so must the library's own
  * frees of the blocks its mallocs got there. */
-static void *next(const void *base, const char *name)
+TL__HEAP_FN static void *next(const void *base, const char *name)
 {
   void *p = dlsym(RTLD_DEFAULT, name);
   Dl_info info;
@@ -91,7 +91,7 @@ static void *next(const void *base, const char *name)
  * environment is set up before any library's code runs. Anything but
  * unset, empty, 0, no, off or false asks for leak reports, and with them
  * for the heap's blocks (options.c warns of a bad value later). */
-static int leaks_asked(void)
+TL__HEAP_FN static int leaks_asked(void)
 {
   const char *v = getenv("TASKLOCAL_LEAKS");
   if (v == NULL || *v == '\0')
@@ -103,7 +103,7 @@ static int leaks_asked(void)
   return 1;
 }
 
-int tl__heap_lookup_slow(void)
+TL__HEAP_FN int tl__heap_lookup_slow(void)
 {
   long self = (long)syscall(SYS_gettid);
   int expected = 0;

@@ -4,6 +4,13 @@
 
 #include "internal.h"
 
+/* The allocation functions run before a sanitizer's runtime has set
+ * itself up (the first malloc of the process comes from libc's start, and
+ * ours comes first when the library is preloaded): a sanitizer build of
+ * the library must not instrument them, since their instrumentation would
+ * touch shadow memory that does not exist yet. */
+#define TL__HEAP_FN __attribute__((no_sanitize("address", "thread", "undefined")))
+
 struct tl__heap_real {
   void *(*malloc)(size_t);
   void *(*calloc)(size_t, size_t);
@@ -28,7 +35,7 @@ int tl__heap_lookup_slow(void);            /* 0 done; -1: this thread is looking
 
 /* 0 once the real functions are known; -1 while this very thread looks
  * them up (dlsym allocating), when the caller must use the arena. */
-static inline int tl__heap_lookup(void)
+TL__HEAP_FN static inline int tl__heap_lookup(void)
 {
   if (TL__LIKELY(__atomic_load_n(&tl__heap_real.free, __ATOMIC_ACQUIRE) != NULL))
     return 0;

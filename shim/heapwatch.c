@@ -36,10 +36,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#define EXPORT __attribute__((visibility("default"))) TL__HEAP_FN
 
 /* Blocks followed for the scan: after an allocation, before a free. */
-static inline void *added(void *p, size_t size)
+TL__HEAP_FN static inline void *added(void *p, size_t size)
 {
   if (TL__UNLIKELY(tl__heap_tracking) && p != NULL)
     tl__heapblocks_add(p, size);
@@ -47,7 +47,7 @@ static inline void *added(void *p, size_t size)
 }
 
 /* A block asked for while this thread looks the real functions up. */
-static __attribute__((noinline)) void *boot(size_t size, size_t align)
+TL__HEAP_FN static __attribute__((noinline)) void *boot(size_t size, size_t align)
 {
   void *p = tl__heap_boot_alloc(size, align);
   if (p == NULL)
@@ -80,7 +80,7 @@ EXPORT void *calloc(size_t n, size_t size)
 
 /* The part of free that is not the common case: a block the lookup's
  * arena gave (kept), one that may hold a task's stack, one followed. */
-static __attribute__((noinline)) void free_slow(void *p)
+TL__HEAP_FN static __attribute__((noinline)) void free_slow(void *p)
 {
   if (tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
     return;

@@ -19,7 +19,7 @@ extern _Atomic uint8_t tl__stack_pages[TL__STACK_PAGES];
 
 /* Whether a heap block at a may hold the start of a task's stack (if
  * not, surely not). */
-static inline int tl__stack_page_hit(uintptr_t a)
+__attribute__((no_sanitize("address", "thread", "undefined"))) static inline int tl__stack_page_hit(uintptr_t a)
 {
   return atomic_load_explicit(&tl__stack_pages[(a >> TL__PAGE_SHIFT) & (TL__STACK_PAGES - 1)],
                               memory_order_relaxed) != 0;
