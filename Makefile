@@ -150,8 +150,21 @@ all: $(LIB)
 $(BUILD)/obj/%.o: shim/%.c $(LIB_HDR) | $(BUILD)/obj
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-$(BUILD)/obj/arch_s.o: shim/arch/$(ARCH).S | $(BUILD)/obj
-	$(CC) $(HARDEN_S) -fPIC -c $< -o $@
+# The offsets and constants of the assembly, generated from the C structs
+# as Linux's asm-offsets.h is: shim/arch/asm-offsets.c compiled to
+# assembly, each of its "->NAME value" lines made a #define.
+ASM_OFFSETS := $(BUILD)/obj/asm-offsets.h
+$(BUILD)/obj/asm-offsets.s: shim/arch/asm-offsets.c $(LIB_HDR) | $(BUILD)/obj
+	$(CC) $(CSTD) $(WARN) -O2 -fPIC -Iinclude -S $< -o $@
+
+$(ASM_OFFSETS): $(BUILD)/obj/asm-offsets.s
+	{ echo '/* Generated from shim/arch/asm-offsets.c by the Makefile: do not edit. */'; \
+	  sed -n 's/^[[:space:]]*\.ascii[[:space:]]*"->\([A-Z0-9_]*\) [$$#]\{0,1\}\(-\{0,1\}[0-9]*\)"$$/#define \1 \2/p' $<; } >$@.tmp
+	@grep -q '^#define TH_CURRENT ' $@.tmp || { echo "$@: no offsets found in $<" >&2; rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
+
+$(BUILD)/obj/arch_s.o: shim/arch/$(ARCH).S $(ASM_OFFSETS) | $(BUILD)/obj
+	$(CC) $(HARDEN_S) -fPIC -I$(BUILD)/obj -c $< -o $@
 
 LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c)) $(BUILD)/obj/arch_s.o
 
@@ -179,6 +192,16 @@ $(BUILD)/tests/check_dynamic: tests/check_dynamic.c tests/dynamic_tu2.c tests/te
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread -Iinclude -Itests $(CHECK_CFLAGS) \
 	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $(TEST_DEFS) tests/check_dynamic.c tests/dynamic_tu2.c -o $@ \
 	  $(CHECK_LIBS) -ldl
+
+# The fast-path suite is linked with the library's sources, not with the
+# library: it calls the C halves of the wrappers itself, and counts the
+# calls that the assembly makes into them (--wrap). Without link-time
+# optimization, which would resolve those calls before --wrap sees them.
+$(BUILD)/tests/check_fastpath: tests/check_fastpath.c tests/testutil.h $(LIB_SRC) $(LIB_HDR) $(ASM_OFFSETS) \
+  | $(BUILD)/tests/programs
+	$(CC) $(filter-out -flto%,$(CFLAGS_LIB)) -pthread -Ishim -Itests -I$(dir $(ASM_OFFSETS)) $(CHECK_CFLAGS) \
+	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $(TEST_DEFS) $(LIB_SRC) $< -o $@ \
+	  -Wl,--wrap=tl__before_swap -Wl,--wrap=tl__before_make $(LIB_LIBS) $(CHECK_LIBS) -ldl
 
 check-unit: $(LIB) $(PROGRAMS) $(PLUGIN) $(SUITES)
 	@fail=0; for t in $(SUITES); do \

@@ -65,9 +65,9 @@ $(BENCH)/libtlbenchkeys.so: tests/bench/keys_plugin.c include/tasklocal.h $(LIB)
 # The library built without the trace hooks (TL_NO_TRACE): what tracing
 # costs when it is off, measured against the same sources without it.
 BENCH_NOTRACE := $(BENCH)/notrace/libtasklocal.so
-$(BENCH_NOTRACE): $(LIB_SRC) $(LIB_HDR) shim/tasklocal.map | $(BENCH)
+$(BENCH_NOTRACE): $(LIB_SRC) $(LIB_HDR) $(ASM_OFFSETS) shim/tasklocal.map | $(BENCH)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_LIB) -DTL_NO_TRACE -fcf-protection $(LIB_SRC) -o $@ $(LDFLAGS_LIB)
+	$(CC) $(CFLAGS_LIB) -I$(dir $(ASM_OFFSETS)) -DTL_NO_TRACE -fcf-protection $(LIB_SRC) -o $@ $(LDFLAGS_LIB)
 
 bench: $(BENCH_NOTRACE)
 

@@ -31,8 +31,8 @@ fuzz-deps:
 $(FUZZ_DIR):
 	mkdir -p $@ $@/corpus
 
-$(FUZZ_DIR)/libtasklocal.so: $(LIB_SRC) $(LIB_HDR) shim/tasklocal.map | $(FUZZ_DIR) fuzz-deps
-	$(FUZZ_CC) $(FUZZ_LIB_CFLAGS) -fsanitize=fuzzer-no-link -fPIC -fvisibility=hidden -shared \
+$(FUZZ_DIR)/libtasklocal.so: $(LIB_SRC) $(LIB_HDR) $(ASM_OFFSETS) shim/tasklocal.map | $(FUZZ_DIR) fuzz-deps
+	$(FUZZ_CC) $(FUZZ_LIB_CFLAGS) -I$(dir $(ASM_OFFSETS)) -fsanitize=fuzzer-no-link -fPIC -fvisibility=hidden -shared \
 	  -Wl,-soname,$(SONAME) -Wl,--version-script=shim/tasklocal.map $(LIB_SRC) -o $@ $(LIB_LIBS) -ldl -pthread
 	ln -sf libtasklocal.so $(FUZZ_DIR)/$(SONAME)
 
