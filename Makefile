@@ -137,7 +137,9 @@ CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 
 LIB_SRC := $(wildcard shim/*.c) shim/arch/$(ARCH).S
-LIB_HDR := $(wildcard shim/*.h) include/tasklocal.h
+# The public headers: the API, header-only use (TL_DYNAMIC) and C++.
+PUBLIC_HDR := include/tasklocal.h include/tasklocal_dynamic.h include/tasklocal.hpp
+LIB_HDR := $(wildcard shim/*.h) $(PUBLIC_HDR)
 LIB := $(BUILD)/libtasklocal.so
 
 PROGRAMS := $(patsubst tests/programs/%.c,$(BUILD)/tests/programs/%,$(wildcard tests/programs/*.c))
@@ -179,16 +181,16 @@ $(BUILD)/obj $(BUILD)/tests/programs:
 $(BUILD)/tests/programs/%: tests/programs/%.c | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@
 
-$(PLUGIN): tests/plugin/probe.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(PLUGIN): tests/plugin/probe.c $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ -L$(BUILD) -ltasklocal
 
-$(BUILD)/tests/check_%: tests/check_%.c tests/testutil.h include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(BUILD)/tests/check_%: tests/check_%.c tests/testutil.h $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread -Iinclude -Itests $(CHECK_CFLAGS) \
 	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $(TEST_DEFS) $< -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal $(CHECK_LIBS) -ldl
 
 # The header-only suite links no tasklocal library: it finds it at run time.
-$(BUILD)/tests/check_dynamic: tests/check_dynamic.c tests/dynamic_tu2.c tests/testutil.h include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(BUILD)/tests/check_dynamic: tests/check_dynamic.c tests/dynamic_tu2.c tests/testutil.h $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread -Iinclude -Itests $(CHECK_CFLAGS) \
 	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $(TEST_DEFS) tests/check_dynamic.c tests/dynamic_tu2.c -o $@ \
 	  $(CHECK_LIBS) -ldl

@@ -41,13 +41,13 @@ $(BENCH):
 
 # Linked with the library (which then tracks ucontext without LD_PRELOAD)
 # and with Pth, for the read benchmarks.
-$(BENCH)/tlget: tests/bench/tlget.c include/tasklocal.h $(LIB) | $(BENCH) bench-deps
+$(BENCH)/tlget: tests/bench/tlget.c $(PUBLIC_HDR) $(LIB) | $(BENCH) bench-deps
 	$(CC) $(BENCH_CFLAGS) -pthread $(PTH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS) \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal $(PTH_LIBS)
 
 # The same reads through header-only detection: no -ltasklocal, run with
 # the library preloaded.
-$(BENCH)/tlget-dyn: tests/bench/tlget.c include/tasklocal.h | $(BENCH)
+$(BENCH)/tlget-dyn: tests/bench/tlget.c $(PUBLIC_HDR) | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -pthread -DTL_DYNAMIC -DTLBENCH_NO_PTH $< -o $@ $(BENCH_LDFLAGS) -ldl
 
 # An unmodified ucontext program: no tasklocal header, no tasklocal library.
@@ -58,7 +58,7 @@ $(BENCH)/ucbench: tests/bench/ucbench.c | $(BENCH)
 $(BENCH)/mtbench: tests/bench/mtbench.c | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -pthread $< -o $@ $(BENCH_LDFLAGS)
 
-$(BENCH)/libtlbenchkeys.so: tests/bench/keys_plugin.c include/tasklocal.h $(LIB) | $(BENCH)
+$(BENCH)/libtlbenchkeys.so: tests/bench/keys_plugin.c $(PUBLIC_HDR) $(LIB) | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -shared -fPIC $< -o $@ $(BENCH_LDFLAGS) \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal
 

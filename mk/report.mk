@@ -3,7 +3,7 @@
 
 LEAKPLUG := $(BUILD)/tests/libtlleakplug.so
 
-$(LEAKPLUG): tests/plugin/leakplug.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(LEAKPLUG): tests/plugin/leakplug.c $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal -pthread
 
