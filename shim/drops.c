@@ -17,7 +17,7 @@
 static struct {
   _Atomic uint64_t n;                      /* values dropped so far */
   struct tl__drop drop[TL__DROPS_KEPT];
-} D;
+} dropped;
 
 void tl__drop_note(struct tl__task *t, tl_key_t key, void *value)
 {
@@ -33,10 +33,10 @@ void tl__drop_note(struct tl__task *t, tl_key_t key, void *value)
       return;                              /* counted with the kept task's locals */
     how = TL__DROP_ABANDONED;
   }
-  uint64_t i = atomic_fetch_add_explicit(&D.n, 1, memory_order_relaxed);
+  uint64_t i = atomic_fetch_add_explicit(&dropped.n, 1, memory_order_relaxed);
   if (i >= TL__DROPS_KEPT)
     return;
-  struct tl__drop *d = &D.drop[i];
+  struct tl__drop *d = &dropped.drop[i];
   d->key = key;
   d->value = value;
   d->task = t->id;
@@ -59,12 +59,12 @@ void tl__drop_note(struct tl__task *t, tl_key_t key, void *value)
 
 uint64_t tl__drops_count(void)
 {
-  return atomic_load_explicit(&D.n, memory_order_relaxed);
+  return atomic_load_explicit(&dropped.n, memory_order_relaxed);
 }
 
 const struct tl__drop *tl__drop_get(uint64_t i)
 {
-  if (i >= TL__DROPS_KEPT || !atomic_load_explicit(&D.drop[i].ready, memory_order_acquire))
+  if (i >= TL__DROPS_KEPT || !atomic_load_explicit(&dropped.drop[i].ready, memory_order_acquire))
     return NULL;
-  return &D.drop[i];
+  return &dropped.drop[i];
 }

@@ -15,7 +15,7 @@
 
 static struct {
   _Atomic int exited;                      /* the exit report ran */
-} E;
+} exitrep;
 
 /* With TASKLOCAL_LEAKS=error, the exit status becomes 23. The program's
  * buffered stdout would be lost by _exit (glibc flushes stdio after the
@@ -47,7 +47,7 @@ static void stats_line(struct tl__job *j)
  * meant to end. */
 void tl__report_quick_exit(void)
 {
-  if (!tl__opt.stats || atomic_exchange_explicit(&E.exited, 1, memory_order_relaxed))
+  if (!tl__opt.stats || atomic_exchange_explicit(&exitrep.exited, 1, memory_order_relaxed))
     return;
   struct tl__job j;
   if (tl__job_begin(&j, TL__JOB_LEAK, tl__options_log_fd(), 0) != 0)
@@ -58,7 +58,7 @@ void tl__report_quick_exit(void)
 
 void tl__report_exit(void)
 {
-  if (atomic_exchange_explicit(&E.exited, 1, memory_order_relaxed))
+  if (atomic_exchange_explicit(&exitrep.exited, 1, memory_order_relaxed))
     return;
   if (!tl__opt.leaks && !tl__opt.stats)
     return;

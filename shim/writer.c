@@ -30,7 +30,7 @@ static struct {
   void (*fn)(void *arg);                   /* what runs there */
   void *arg;
   ucontext_t back, ctx;
-} W;
+} writer;
 
 void tl__job_line(struct tl__job *j, const char *fmt, ...)
 {
@@ -56,7 +56,7 @@ void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n)
 
 static void run_entry(void)
 {
-  W.fn(W.arg);
+  writer.fn(writer.arg);
 }
 
 /* Whether less than JOB_STACK_NEED is left on the stack of task t, which
@@ -76,28 +76,28 @@ void tl__run_on_own_stack(const struct tl__task *here, void (*fn)(void *arg), vo
 {
   void *stack = MAP_FAILED;
   if (small_stack(here) && tl__real_makecontext != NULL && tl__real_swapcontext != NULL &&
-      tl__lock(&W.run_lock) == 0) {
+      tl__lock(&writer.run_lock) == 0) {
     stack = mmap(NULL, JOB_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED)
-      tl__unlock(&W.run_lock);
+      tl__unlock(&writer.run_lock);
   }
   if (stack == MAP_FAILED) {
     fn(arg);
     return;
   }
-  if (getcontext(&W.ctx) != 0) {
+  if (getcontext(&writer.ctx) != 0) {
     fn(arg);
   } else {
-    W.fn = fn;
-    W.arg = arg;
-    W.ctx.uc_stack.ss_sp = stack;
-    W.ctx.uc_stack.ss_size = JOB_STACK_SIZE;
-    W.ctx.uc_link = &W.back;
-    tl__real_makecontext(&W.ctx, run_entry, 0);
-    tl__real_swapcontext(&W.back, &W.ctx);
+    writer.fn = fn;
+    writer.arg = arg;
+    writer.ctx.uc_stack.ss_sp = stack;
+    writer.ctx.uc_stack.ss_size = JOB_STACK_SIZE;
+    writer.ctx.uc_link = &writer.back;
+    tl__real_makecontext(&writer.ctx, run_entry, 0);
+    tl__real_swapcontext(&writer.back, &writer.ctx);
   }
   munmap(stack, JOB_STACK_SIZE);
-  tl__unlock(&W.run_lock);
+  tl__unlock(&writer.run_lock);
 }
 
 struct job_call {
@@ -128,7 +128,7 @@ int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here)
   j->kind = kind;
   j->fd = fd;
   j->pid = getpid();
-  j->tag = atomic_load_explicit(&W.forked, memory_order_relaxed);
+  j->tag = atomic_load_explicit(&writer.forked, memory_order_relaxed);
   struct tl__thread *th = tl__tls;
   if ((uintptr_t)th > 1) {
     j->self = th;
@@ -137,13 +137,13 @@ int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here)
   /* The calling stack, captured here, before the report's own frames. */
   if (here)
     j->here_n = tl__bt_here(j->here_bt, TL__BT_MAX);
-  return tl__lock(&W.lock);
+  return tl__lock(&writer.lock);
 }
 
 void tl__job_end(struct tl__job *j)
 {
   (void)j;
-  tl__unlock(&W.lock);
+  tl__unlock(&writer.lock);
 }
 
 /* fork: from then on lines carry the pid; in the child, the lock may have
@@ -152,9 +152,9 @@ void tl__writer_atfork(int phase)
 {
   if (phase < 0)
     return;
-  atomic_store_explicit(&W.forked, 1, memory_order_relaxed);
+  atomic_store_explicit(&writer.forked, 1, memory_order_relaxed);
   if (phase > 0) {
-    tl__lock_reset(&W.lock);
-    tl__lock_reset(&W.run_lock);
+    tl__lock_reset(&writer.lock);
+    tl__lock_reset(&writer.run_lock);
   }
 }
