@@ -1,7 +1,7 @@
 # tasklocal: task-local storage for ucontext coroutines.
 #
 #   make            build/libtasklocal.so
-#   make check      every test: Check unit suites, the SPEC 2.3 programs under
+#   make check      every test: Check unit suites, the switch-pattern programs under
 #                   LD_PRELOAD, the same under ASan+UBSan and under valgrind,
 #                   and the aarch64 build's suites under qemu-user
 #   make demo       an unmodified coroutine program under the shim
@@ -77,7 +77,7 @@ SONAME := libtasklocal.so.0
 WARN := -Wall -Wextra -Werror
 CSTD := -std=c11
 # Control-flow protection: CET's indirect-branch tracking on x86_64 (the
-# wrappers are not shadow-stack aware: see README, Limits), BTI landing
+# wrappers are not shadow-stack aware: see doc/limits.md), BTI landing
 # pads on aarch64 (shim/arch/aarch64.S has them, and marks its object so).
 # Not aarch64's signed return addresses (pac-ret, part of
 # -mbranch-protection=standard): libunwind 1.6 does not strip the
