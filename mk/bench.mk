@@ -1,4 +1,4 @@
-# make bench: the SPEC 6 benchmarks (tests/bench/), printed as one table of
+# make bench: the benchmarks of doc/performance.md (tests/bench/), printed as one table of
 # ratios measured side by side. Never part of make check: timings on a
 # shared machine are figures to read, not tests to pass.
 #
@@ -17,7 +17,7 @@ BENCH_LDFLAGS := -Wl,-z,now
 PTH_CFLAGS = $(shell test -e /usr/include/pth.h && { pth-config --cflags 2>/dev/null || true; } || echo -DTLBENCH_NO_PTH)
 PTH_LIBS = $(shell test -e /usr/include/pth.h && { pth-config --ldflags --libs 2>/dev/null || echo -lpth; })
 
-# The header-only variant (SPEC 3.10) is measured once the header has it.
+# The header-only variant (TL_DYNAMIC) is measured once the header has it.
 BENCH_DYNAMIC := $(if $(shell grep -q TL_DYNAMIC include/tasklocal.h 2>/dev/null && echo yes),yes,no)
 BENCH_PROGS := $(BENCH)/tlget $(BENCH)/ucbench $(BENCH)/mtbench $(BENCH)/libtlbenchkeys.so
 

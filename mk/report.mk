@@ -1,4 +1,4 @@
-# Leak reports, dumps and options (SPEC 4): the test plugin of the leaky
+# Leak reports, dumps and options (doc/reports.md): the test plugin of the leaky
 # programs, and the benchmark of backtrace capture.
 
 LEAKPLUG := $(BUILD)/tests/libtlleakplug.so

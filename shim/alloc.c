@@ -1,7 +1,7 @@
 /* Every allocation of the library goes through here.
  *
  * If the shim cannot allocate, the affected task goes untracked or the API
- * call returns ENOMEM; nothing aborts (SPEC 2.5). To test those paths, the
+ * call returns ENOMEM; nothing aborts (doc/reliability.md). To test those paths, the
  * environment variable TASKLOCAL_TEST_FAIL_ALLOC=N makes the Nth allocation
  * (counting from 1, after the variable is first read) fail, and
  * TASKLOCAL_TEST_FAIL_ALLOC=N+ makes it and every later one fail. */

@@ -1,5 +1,5 @@
 /* Scoped bindings (tl_bind, tl_unbind, TL_WITH), inheritance at spawn,
- * and the end of a task's scope, which undoes both (SPEC 3.4, 3.5, 2.4).
+ * and the end of a task's scope, which undoes both (doc/lifetime.md).
  */
 #include "internal.h"
 #include "bind.h"

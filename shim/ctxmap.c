@@ -1,6 +1,6 @@
 /* The context map: which task last saved itself into (or was made in)
  * each ucontext_t address. Only the address is kept; the struct is never
- * read after control has left it (SPEC 2.2).
+ * read after control has left it (doc/tracking.md).
  */
 #include "internal.h"
 #include "ctxmap.h"

@@ -1,5 +1,5 @@
 /* The record of values dropped at a task's end for want of a destructor
- * (SPEC 4.2): the pointer is dropped, usually a memory leak, and the leak
+ * (doc/reports.md): the pointer is dropped, usually a memory leak, and the leak
  * report lists it (report.c). The first TL__DROPS_KEPT are kept in full,
  * the rest only counted. Filled on the thread where the task ends, with
  * neither a lock nor an allocation: a slot is taken with one atomic

@@ -1,5 +1,5 @@
 /* The reports at the end of the process: at exit, the leak report
- * (TASKLOCAL_LEAKS, SPEC 4.1, with exit status 23 when it is "error") and
+ * (TASKLOCAL_LEAKS, doc/reports.md, with exit status 23 when it is "error") and
  * the stats line (TASKLOCAL_STATS); at _exit, the stats line alone.
  */
 #include "internal.h"

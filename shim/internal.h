@@ -128,7 +128,7 @@ struct tl__ent {
  * handler reading it always sees a complete one. Tables of up to
  * TL__VT_SMALL entries may fill up completely and come from the
  * small-block pools of alloc.c, which add nothing to a block: 4 values
- * cost their 64 bytes (SPEC 6: 16 per value). Larger ones stay at most
+ * cost their 64 bytes (doc/performance.md: 16 per value). Larger ones stay at most
  * three quarters full and count their used entries after the last one. */
 struct tl__vtab;                           /* never defined: the type of handles */
 
@@ -298,7 +298,7 @@ struct tl__thread {
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
   uint64_t binds;                          /* bindings made here (vtab.c, tl__destroy_vals) */
   /* What a task life of the common loop (task.c, remake) changes, kept
-   * per thread so that it writes nothing other threads write (SPEC 6): */
+   * per thread so that it writes nothing other threads write (doc/performance.md): */
   uint64_t made_here, finished_here;       /* tasks made and finished in that loop, counted here */
   uint64_t abandoned_here;                 /* and never-started tasks retired in theirs */
   uint64_t id_next, id_end;                /* this thread's block of task ids (registry.c) */
@@ -318,7 +318,7 @@ struct tl__thread {
   struct tl__task root;                    /* this thread's own stack */
 } __attribute__((aligned(64)));            /* threads' states share no cache line */
 
-_Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
+_Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (doc/performance.md: 128 bytes per task)");
 
 _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,
                "the inline read path of tasklocal.h reads entries as {key, value}");

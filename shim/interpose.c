@@ -122,7 +122,7 @@ void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void)
  *
  * longjmp and its kin are interposed for one reason: a program that
  * switches coroutines with siglongjmp after starting them with swapcontext
- * (QEMU does; SPEC 2.3) moves the thread to another stack without a
+ * (QEMU does; doc/tracking.md) moves the thread to another stack without a
  * ucontext call, and AddressSanitizer, once told of the ucontext switches
  * (tools.c), must be told of these too, or it goes on believing the stack
  * it was last told of (and LeakSanitizer scans that one instead of the

@@ -2,9 +2,9 @@
  *
  * A key is (generation << 32 | slot << 1). The slot indexes the key
  * records and each task's value table; the generation changes when the key
- * is deleted, so an old handle never matches the slot's next key (SPEC
- * 3.1). The slot is shifted so that the read path finds a key's entry with
- * one AND and an x86 scaled address (internal.h, struct tl__vtab); a key
+ * is deleted, so an old handle never matches the slot's next key. The
+ * slot is shifted so that the read path finds a key's entry with one AND
+ * and an x86 scaled address (internal.h, struct tl__vtab); a key
  * with the low bit set is never valid.
  *
  * A key's generation is checked in a flat array that is replaced, never

@@ -1,4 +1,4 @@
-/* What a report says (SPEC 4.2): the leak report at exit (exitreport.c)
+/* What a report says (doc/reports.md): the leak report at exit (exitreport.c)
  * and the live-task dump (dump.c) list the tasks, their locals and the
  * values dropped at tasks' ends (drops.c); writer.c writes the lines.
  *

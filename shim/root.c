@@ -113,7 +113,7 @@ void tl__task_atfork(int phase)
     roots.main = me;
 }
 
-/* At process exit the main thread's root values are destroyed (SPEC 2.4),
+/* At process exit the main thread's root values are destroyed (doc/lifetime.md),
  * and those of the thread that called exit() if it is another one; the
  * exit report comes next (init.c). */
 void tl__task_exit(void)

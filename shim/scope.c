@@ -2,7 +2,7 @@
  * live in a value table chosen by its scope: the running task's (task.c),
  * the OS thread's (struct tl__thread.tvt), or a custom owner's, kept here
  * in a hash table shared by all threads under one lock. Deferred calls
- * (tl_defer) run when their task or thread ends (SPEC 3.6, 3.7).
+ * (tl_defer) run when their task or thread ends (doc/lifetime.md).
  */
 #include "internal.h"
 #include "scope.h"

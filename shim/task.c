@@ -1,6 +1,6 @@
 /* The life of a task: made by makecontext, started by the trampoline,
  * ended when its function returns or abandoned when its ucontext_t is made
- * again (SPEC 2.4).
+ * again (doc/lifetime.md).
  */
 #include "internal.h"
 #include "task.h"

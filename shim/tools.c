@@ -1,11 +1,11 @@
-/* Telling the tools that need to know about tasks and switches (SPEC 2.6):
+/* Telling the tools that need to know about tasks and switches (doc/sanitizers.md):
  * valgrind through valgrind.c, and the sanitizers here.
  *
  * Sanitizers: when AddressSanitizer or ThreadSanitizer is in the process
  * (its fiber functions are found with dlsym at load), every switch the
  * shim announces is announced to it too, so that unmodified programs get
  * the annotations their authors would otherwise have to write. The rule
- * of SPEC 2.2 (no frame of ours across the real switch) shapes both:
+ * of doc/tracking.md (no frame of ours across the real switch) shapes both:
  *
  * - ThreadSanitizer keeps one "fiber" (its per-thread state: shadow call
  *   stack, clocks) per task: made on the first switch into the task,

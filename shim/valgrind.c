@@ -1,4 +1,4 @@
-/* Telling valgrind about tasks (SPEC 2.6): each task's stack is registered
+/* Telling valgrind about tasks (doc/sanitizers.md): each task's stack is registered
  * (VALGRIND_STACK_REGISTER), so that memcheck knows a switch between
  * stacks from a huge stack frame and stops warning "client switching
  * stacks?". Outside valgrind the requests cost a few instructions.
@@ -34,7 +34,7 @@ static int on_valgrind(void)
 
 #ifdef TL__HAVE_VALGRIND
 /* Valgrind's ids of the tasks' registered stacks, under valgrind only: the
- * record has no room to spare for them (SPEC 6), and an extension per
+ * record has no room to spare for them (doc/performance.md), and an extension per
  * task would make valgrind's own instruction counts of a task life (the
  * way its cost is measured) include work that a program run natively
  * never does. Open addressing on the record's address, with the removed

@@ -1,4 +1,4 @@
-/* make install and make uninstall (SPEC 5, mk/install.mk).
+/* make install and make uninstall (mk/install.mk).
  *
  * Every test installs into a DESTDIR of its own, with PREFIX=/usr, from
  * the library this suite was built with (TL_BUILD_DIR), and looks at what

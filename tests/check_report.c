@@ -1,4 +1,4 @@
-/* Leak reports, dumps, stats and options (SPEC 4).
+/* Leak reports, dumps, stats and options (doc/reports.md, doc/options.md).
  *
  * Most cases run one of the leaky programs of tests/programs/leak_*.c
  * (unmodified ucontext programs: they bind values through weak hooks that

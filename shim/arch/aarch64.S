@@ -2,8 +2,8 @@
  * (AAPCS64, glibc). The x86_64 version, arch/x86_64.S, explains the
  * design; this file does the same steps with aarch64's registers.
  *
- * swapcontext and setcontext: SPEC 2.2 forbids any frame of ours on the
- * switching task's stack across the real switch. The wrappers call the
+ * swapcontext and setcontext: no frame of ours may stay on the
+ * switching task's stack across the real switch (doc/tracking.md). The wrappers call the
  * bookkeeping in C, restore sp, x29 and x30 as the program passed them
  * and branch (b, br: never bl) to the real function, which then saves the
  * program's own return address (x30) and stack pointer, exactly as if the

@@ -3,8 +3,8 @@
  * makecontext: see its definition below; it is here so that its variadic
  * arguments reach the real function as the program passed them.
  *
- * swapcontext and setcontext: SPEC 2.2 forbids any frame of ours on the
- * switching task's stack across the real switch. Stack-copying coroutine
+ * swapcontext and setcontext: no frame of ours may stay on the
+ * switching task's stack across the real switch (doc/tracking.md). Stack-copying coroutine
  * libraries save only the stack above the frame that yields; a wrapper frame
  * below it would be overwritten by the next coroutine on the shared stack.
  * So the wrappers call the bookkeeping in C, pop everything they pushed and
