@@ -15,9 +15,9 @@
  * Three ways to use it: preload libtasklocal.so into an unmodified program
  * (its plugins then call this API); link with -ltasklocal (the library's
  * ucontext functions then come before libc's and tracking is active); or
- * define TL_DYNAMIC before including this header and link nothing: the
- * header finds the library at run time and falls back to per-thread storage
- * without it (see "Header-only use" at the end).
+ * include tasklocal_dynamic.h (or define TL_DYNAMIC before this header) and
+ * link nothing: the header finds the library at run time and falls back to
+ * per-thread storage without it (see "Header-only use" below).
  *
  * The header is C99 or later and C++11 or later; C++ also gets a scoped
  * binding, tl::with, from tasklocal.hpp (which this header includes in
