@@ -67,7 +67,7 @@ struct option {
   enum kind kind;
   unsigned flags;
   long dflt;                               /* the default of a number-like kind */
-  int follows;                             /* or else on when this option is on (+1: 0 is none) */
+  const struct option *follows;            /* or else: on when this earlier row is on */
   long min, max;                           /* NUMBER */
   const char *const *words;                /* WORDS, ending with NULL */
   size_t field;                            /* offsetof the int, or the const char *, in tl__opt */
@@ -94,26 +94,31 @@ static struct {
 #define FIELD(f) offsetof(struct tl__options, f)
 
 static const struct option table[OPT_COUNT] = {
-  [OPT_LEAKS] = {"TASKLOCAL_LEAKS", WORDS, BOOL_WORDS, 0, 0, 0, 0, leak_words, FIELD(leaks), NULL, 0, NULL, NULL,
-                 "report leaked task state at exit; error also exits with status 23 when anything leaked"},
-  [OPT_BACKTRACE] = {"TASKLOCAL_BACKTRACE", BOOL, 0, 0, OPT_LEAKS + 1, 0, 0, NULL, FIELD(backtrace), NULL, 0, NULL,
-                     NULL, "capture where each task is created (default: on when TASKLOCAL_LEAKS is)"},
-  [OPT_DUMP_SIGNAL] = {"TASKLOCAL_DUMP_SIGNAL", SIGNAL, 0, 0, 0, 0, 0, NULL, FIELD(dump_signal), NULL, 0, NULL,
-                       NULL, "write the live-task report whenever this signal arrives"},
-  [OPT_STATS] = {"TASKLOCAL_STATS", BOOL, 0, 0, 0, 0, 0, NULL, FIELD(stats), NULL, 0, NULL, NULL,
-                 "one line of counters at exit"},
-  [OPT_LOG] = {"TASKLOCAL_LOG", PATH, 0, 0, 0, 0, 0, NULL, FIELD(log), optstate.log, sizeof optstate.log,
-               "(stderr)", "reports go to stderr", "append reports to this file instead of stderr"},
-  [OPT_FIBERS] = {"TASKLOCAL_FIBERS", BOOL, 0, 1, 0, 0, 0, NULL, FIELD(fibers), NULL, 0, NULL, NULL,
-                  "tell AddressSanitizer, ThreadSanitizer and valgrind about every switch"},
-  [OPT_TRACE] = {"TASKLOCAL_TRACE", PATH, 0, 0, 0, 0, 0, NULL, FIELD(trace), optstate.trace, sizeof optstate.trace,
-                 "(off)", "no trace is written", "record every switch and write the timeline to this file at exit"},
-  [OPT_TRACE_SIZE] = {"TASKLOCAL_TRACE_SIZE", NUMBER, SUFFIX | POW2, 1L << 20, 0, 16, 1L << 26, NULL,
-                      FIELD(trace_size), NULL, 0, NULL, NULL,
-                      "events kept per thread, the newest (32 bytes each; 2^20 reserves 32 MiB of address "
-                      "space a thread, of which only the pages written become memory)"},
-  [OPT_VERBOSE] = {"TASKLOCAL_VERBOSE", BOOL, 0, 0, 0, 0, 0, NULL, FIELD(verbose), NULL, 0, NULL, NULL,
-                   "print the effective options at start"},
+  [OPT_LEAKS] = {.name = "TASKLOCAL_LEAKS", .kind = WORDS, .flags = BOOL_WORDS, .words = leak_words,
+                 .field = FIELD(leaks),
+                 .description = "report leaked task state at exit; error also exits with status 23 on leaks"},
+  [OPT_BACKTRACE] = {.name = "TASKLOCAL_BACKTRACE", .kind = BOOL, .follows = &table[OPT_LEAKS],
+                     .field = FIELD(backtrace),
+                     .description = "capture where each task is created (default: on when TASKLOCAL_LEAKS is)"},
+  [OPT_DUMP_SIGNAL] = {.name = "TASKLOCAL_DUMP_SIGNAL", .kind = SIGNAL, .field = FIELD(dump_signal),
+                       .description = "write the live-task report whenever this signal arrives"},
+  [OPT_STATS] = {.name = "TASKLOCAL_STATS", .kind = BOOL, .field = FIELD(stats),
+                 .description = "one line of counters at exit"},
+  [OPT_LOG] = {.name = "TASKLOCAL_LOG", .kind = PATH, .field = FIELD(log), .buf = optstate.log,
+               .size = sizeof optstate.log, .unset = "(stderr)", .ignored = "reports go to stderr",
+               .description = "append reports to this file instead of stderr"},
+  [OPT_FIBERS] = {.name = "TASKLOCAL_FIBERS", .kind = BOOL, .dflt = 1, .field = FIELD(fibers),
+                  .description = "tell AddressSanitizer and ThreadSanitizer about every switch"},
+  [OPT_TRACE] = {.name = "TASKLOCAL_TRACE", .kind = PATH, .field = FIELD(trace), .buf = optstate.trace,
+                 .size = sizeof optstate.trace, .unset = "(off)", .ignored = "no trace is written",
+                 .description = "record every switch and write the timeline to this file at exit"},
+  [OPT_TRACE_SIZE] = {.name = "TASKLOCAL_TRACE_SIZE", .kind = NUMBER, .flags = SUFFIX | POW2, .dflt = 1L << 20,
+                      .min = 16, .max = 1L << 26, .field = FIELD(trace_size),
+                      .description = "events kept per thread, the newest (32 bytes each; the default reserves "
+                                     "32 MiB of address space a thread, of which only the pages written become "
+                                     "memory)"},
+  [OPT_VERBOSE] = {.name = "TASKLOCAL_VERBOSE", .kind = BOOL, .field = FIELD(verbose),
+                   .description = "print the effective options at start"},
 };
 
 struct tl__options tl__opt = {.log_fd = 2, .fibers = 1, .trace_size = 1 << 20};
@@ -323,7 +328,7 @@ static void value_text(const struct option *o, long v, const char *text, char *b
 
 static long default_of(const struct option *o)
 {
-  return o->follows != 0 ? *int_field(&table[o->follows - 1]) != 0 : o->dflt;
+  return o->follows != NULL ? *int_field(o->follows) != 0 : o->dflt;
 }
 
 /* A text option: the kept copy, or NULL with one warning. */

@@ -344,8 +344,8 @@ static void describe(const struct snap *s, char *buf, size_t size)
            (unsigned long long)s->switches, (unsigned long long)s->made_here, (unsigned long long)s->abandoned_here,
            (unsigned long long)s->id_next, s->nended, s->uncounted, (unsigned long long)s->span, s->cur.state,
            s->cur.flags, (unsigned long long)s->target.id, (unsigned long long)s->target.parent, s->target.state,
-           s->target.flags, s->target.mapped, (void *)(uintptr_t)s->target.entry, (void *)(uintptr_t)s->start, (unsigned long)s->regs[0],
-           (unsigned long)s->regs[1], (unsigned long)s->regs[2]);
+           s->target.flags, s->target.mapped, (void *)(uintptr_t)s->target.entry, (void *)(uintptr_t)s->start,
+           (unsigned long)s->regs[0], (unsigned long)s->regs[1], (unsigned long)s->regs[2]);
 }
 
 START_TEST(fast_path_agrees)
