@@ -77,7 +77,7 @@ void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t)
 struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx)
 {
   struct tl__task *t = tl__hint_task(th, ctx);
-  return t != NULL && LOAD(t->mapped) ? t : NULL;
+  return t != NULL && TL__LOAD(t->mapped) ? t : NULL;
 }
 
 /* Whether t, found in the map or the hints, can be the target of a switch:

@@ -186,8 +186,8 @@ struct tl__task {
  * may store them (ctxmap.c): plain fields accessed with relaxed atomic
  * operations, so that the races the map's sequence lock tolerates are well
  * defined (and quiet under TSan). */
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define TL__LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define TL__STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* The parts of a task that most tasks never need. */
 struct tl__task_ext {

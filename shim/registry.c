@@ -129,7 +129,7 @@ struct tl__task_ext *tl__task_ext(struct tl__task *t)
  * by the caller. */
 void tl__record_free(struct tl__thread *th, struct tl__task *t)
 {
-  STORE(t->id, 0);
+  TL__STORE(t->id, 0);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
   if (th->pool_n < POOL_KEEP) {
     t->lnext = th->pool;
