@@ -1,4 +1,4 @@
-# make bench: the SPEC 6 benchmarks (tests/bench/), printed as one table of
+# make bench: the benchmarks of doc/performance.md (tests/bench/), printed as one table of
 # ratios measured side by side. Never part of make check: timings on a
 # shared machine are figures to read, not tests to pass.
 #
@@ -17,7 +17,7 @@ BENCH_LDFLAGS := -Wl,-z,now
 PTH_CFLAGS = $(shell test -e /usr/include/pth.h && { pth-config --cflags 2>/dev/null || true; } || echo -DTLBENCH_NO_PTH)
 PTH_LIBS = $(shell test -e /usr/include/pth.h && { pth-config --ldflags --libs 2>/dev/null || echo -lpth; })
 
-# The header-only variant (SPEC 3.10) is measured once the header has it.
+# The header-only variant (TL_DYNAMIC) is measured once the header has it.
 BENCH_DYNAMIC := $(if $(shell grep -q TL_DYNAMIC include/tasklocal.h 2>/dev/null && echo yes),yes,no)
 BENCH_PROGS := $(BENCH)/tlget $(BENCH)/ucbench $(BENCH)/mtbench $(BENCH)/libtlbenchkeys.so
 
@@ -41,13 +41,13 @@ $(BENCH):
 
 # Linked with the library (which then tracks ucontext without LD_PRELOAD)
 # and with Pth, for the read benchmarks.
-$(BENCH)/tlget: tests/bench/tlget.c include/tasklocal.h $(LIB) | $(BENCH) bench-deps
+$(BENCH)/tlget: tests/bench/tlget.c $(PUBLIC_HDR) $(LIB) | $(BENCH) bench-deps
 	$(CC) $(BENCH_CFLAGS) -pthread $(PTH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS) \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal $(PTH_LIBS)
 
 # The same reads through header-only detection: no -ltasklocal, run with
 # the library preloaded.
-$(BENCH)/tlget-dyn: tests/bench/tlget.c include/tasklocal.h | $(BENCH)
+$(BENCH)/tlget-dyn: tests/bench/tlget.c $(PUBLIC_HDR) | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -pthread -DTL_DYNAMIC -DTLBENCH_NO_PTH $< -o $@ $(BENCH_LDFLAGS) -ldl
 
 # An unmodified ucontext program: no tasklocal header, no tasklocal library.
@@ -58,16 +58,16 @@ $(BENCH)/ucbench: tests/bench/ucbench.c | $(BENCH)
 $(BENCH)/mtbench: tests/bench/mtbench.c | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -pthread $< -o $@ $(BENCH_LDFLAGS)
 
-$(BENCH)/libtlbenchkeys.so: tests/bench/keys_plugin.c include/tasklocal.h $(LIB) | $(BENCH)
+$(BENCH)/libtlbenchkeys.so: tests/bench/keys_plugin.c $(PUBLIC_HDR) $(LIB) | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -shared -fPIC $< -o $@ $(BENCH_LDFLAGS) \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal
 
 # The library built without the trace hooks (TL_NO_TRACE): what tracing
 # costs when it is off, measured against the same sources without it.
 BENCH_NOTRACE := $(BENCH)/notrace/libtasklocal.so
-$(BENCH_NOTRACE): $(LIB_SRC) $(LIB_HDR) shim/tasklocal.map | $(BENCH)
+$(BENCH_NOTRACE): $(LIB_SRC) $(LIB_HDR) $(ASM_OFFSETS) shim/tasklocal.map | $(BENCH)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_LIB) -DTL_NO_TRACE -fcf-protection $(LIB_SRC) -o $@ $(LDFLAGS_LIB)
+	$(CC) $(CFLAGS_LIB) -I$(dir $(ASM_OFFSETS)) -DTL_NO_TRACE -fcf-protection $(LIB_SRC) -o $@ $(LDFLAGS_LIB)
 
 bench: $(BENCH_NOTRACE)
 

@@ -50,7 +50,7 @@ $(REAL)/boost_prog: tests/real/boost_prog.cpp | real-deps $(REAL)
 	  $(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@ -lboost_context; \
 	else echo "check-real: Boost.Context is not installed; the Boost test will skip" >&2; fi
 
-$(REAL)/libexitdump.so: tests/real/exitdump.c include/tasklocal.h $(LIB) | $(REAL)
+$(REAL)/libexitdump.so: tests/real/exitdump.c $(PUBLIC_HDR) $(LIB) | $(REAL)
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ -L$(BUILD) -ltasklocal -ldl
 
 check-real: $(LIB) $(PLUGIN) $(REAL)/libexitdump.so $(REAL)/pth_prog $(REAL)/pcl_prog $(REAL)/boost_prog

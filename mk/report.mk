@@ -1,9 +1,9 @@
-# Leak reports, dumps and options (SPEC 4): the test plugin of the leaky
+# Leak reports, dumps and options (doc/reports.md): the test plugin of the leaky
 # programs, and the benchmark of backtrace capture.
 
 LEAKPLUG := $(BUILD)/tests/libtlleakplug.so
 
-$(LEAKPLUG): tests/plugin/leakplug.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(LEAKPLUG): tests/plugin/leakplug.c $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal -pthread
 

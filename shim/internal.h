@@ -134,7 +134,7 @@ struct tl__ent {
  * handler reading it always sees a complete one. Tables of up to
  * TL__VT_SMALL entries may fill up completely and come from the
  * small-block pools of alloc.c, which add nothing to a block: 4 values
- * cost their 64 bytes (SPEC 6: 16 per value). Larger ones stay at most
+ * cost their 64 bytes (doc/performance.md: 16 per value). Larger ones stay at most
  * three quarters full and count their used entries after the last one. */
 struct tl__vtab;                           /* never defined: the type of handles */
 
@@ -192,8 +192,8 @@ struct tl__task {
  * may store them (ctxmap.c): plain fields accessed with relaxed atomic
  * operations, so that the races the map's sequence lock tolerates are well
  * defined (and quiet under TSan). */
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define TL__LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define TL__STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* The parts of a task that most tasks never need. */
 struct tl__task_ext {
@@ -304,7 +304,7 @@ struct tl__thread {
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
   uint64_t binds;                          /* bindings made here (vtab.c, tl__destroy_vals) */
   /* What a task life of the common loop (task.c, remake) changes, kept
-   * per thread so that it writes nothing other threads write (SPEC 6): */
+   * per thread so that it writes nothing other threads write (doc/performance.md): */
   uint64_t made_here, finished_here;       /* tasks made and finished in that loop, counted here */
   uint64_t released_here;                  /* and never-started tasks whose stacks theirs took */
   uint64_t id_next, id_end;                /* this thread's block of task ids (registry.c) */
@@ -324,7 +324,7 @@ struct tl__thread {
   struct tl__task root;                    /* this thread's own stack */
 } __attribute__((aligned(64)));            /* threads' states share no cache line */
 
-_Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
+_Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (doc/performance.md: 128 bytes per task)");
 
 _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,
                "the inline read path of tasklocal.h reads entries as {key, value}");

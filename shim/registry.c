@@ -6,8 +6,8 @@
  *
  * The common loop of a scheduler (make a task in the context and on the
  * stack of the one that just finished, task.c's remake) takes no lock and
- * writes nothing another thread writes (SPEC 6: threads scale as without
- * the shim): its record comes back in place, its id from a block of ids
+ * writes nothing another thread writes (threads scale as without the shim:
+ * doc/performance.md): its record comes back in place, its id from a block of ids
  * its thread took for itself, and its counts are its thread's own
  * (made_here, finished_here), summed when they are read. Free records are
  * kept per thread too, so that the records of tasks running on different
@@ -130,7 +130,7 @@ struct tl__task_ext *tl__task_ext(struct tl__task *t)
  * by the caller. */
 void tl__record_free(struct tl__thread *th, struct tl__task *t)
 {
-  STORE(t->id, 0);
+  TL__STORE(t->id, 0);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
   if (th->pool_n < POOL_KEEP) {
     t->lnext = th->pool;

@@ -166,9 +166,9 @@ void tl__tree_add(struct tl__task *t)
   T.changing = 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   if (prev != NULL && prev->hi == t->hi)
-    STORE(prev->in_tree, prev->in_tree | TL__TREE_SHADOWED);
+    TL__STORE(prev->in_tree, prev->in_tree | TL__TREE_SHADOWED);
   T.root = tree_insert(T.root, t);
-  STORE(t->in_tree, TL__TREE_IN);
+  TL__STORE(t->in_tree, TL__TREE_IN);
   pages_count(t->lo, 1);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   T.changing = 0;
@@ -185,9 +185,9 @@ void tl__tree_del(struct tl__task *t)
     if (!(t->in_tree & TL__TREE_SHADOWED)) {
       struct tl__task *next = tl__tree_ceil(t->hi, UINT64_MAX);
       if (next != NULL && next->hi == t->hi)
-        STORE(next->in_tree, TL__TREE_IN);
+        TL__STORE(next->in_tree, TL__TREE_IN);
     }
-    STORE(t->in_tree, 0);
+    TL__STORE(t->in_tree, 0);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     T.changing = 0;
   }

@@ -273,7 +273,7 @@ static inline void record_start(struct tl__task *t, struct tl__task *cur, void (
 {
   struct tl__counts *n = tl__registry_counts();
   /* The id first: it is part of the tree's order. */
-  STORE(t->id, tl__registry_new_id());
+  TL__STORE(t->id, tl__registry_new_id());
   if (!t->in_tree) {
     /* Indexed now, in the same pass: nothing can switch to it before the
      * real makecontext has returned. */
@@ -298,7 +298,7 @@ static inline void count_here(uint64_t *count)
  * stack holds), its fields begun afresh, and one made on th. */
 static inline void renew(struct tl__thread *th, struct tl__task *t, struct tl__task *cur, void (*entry)(void))
 {
-  STORE(t->id, tl__registry_id_after(th, t->id));
+  TL__STORE(t->id, tl__registry_id_after(th, t->id));
   record_fill(t, cur, entry);
   count_here(&th->made_here);
 }
@@ -325,7 +325,7 @@ static inline __attribute__((always_inline)) struct tl__task *remake(struct tl__
   if (th->nended != 1 || th->uncounted != 1)
     return NULL;
   struct tl__task *t = th->ended[0];
-  if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi || LOAD(t->in_tree) != TL__TREE_IN)
+  if (t->ctx != ucp || !TL__LOAD(t->mapped) || t->lo != lo || t->hi != hi || TL__LOAD(t->in_tree) != TL__TREE_IN)
     return NULL;
   count_here(&th->finished_here);
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
@@ -348,10 +348,10 @@ static inline __attribute__((always_inline)) struct tl__task *remake_unstarted(s
                                                                                struct tl__task *t, uintptr_t lo, uintptr_t hi,
                                                                                void (*entry)(void))
 {
-  if (t == NULL || !LOAD(t->mapped) || t == cur || tl__opt.leaks || t->x != NULL || t->lo != lo || t->hi != hi ||
+  if (t == NULL || !TL__LOAD(t->mapped) || t == cur || tl__opt.leaks || t->x != NULL || t->lo != lo || t->hi != hi ||
       atomic_load_explicit(&t->state, memory_order_relaxed) != TL__NEW ||
       (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT)) != TL__F_MADE ||
-      atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty || LOAD(t->in_tree) != TL__TREE_IN)
+      atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty || TL__LOAD(t->in_tree) != TL__TREE_IN)
     return NULL;
   TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
   if (TL__UNLIKELY(t->flags & TL__F_VG))
@@ -372,7 +372,7 @@ static void commit(struct tl__thread *th, struct tl__task *t, ucontext_t *ucp, v
 {
   tl__uc_set_task(ucp, t, t->id, entry);
   tl__tools_made(t);
-  if (!(LOAD(t->mapped) && t->ctx == ucp))
+  if (!(TL__LOAD(t->mapped) && t->ctx == ucp))
     tl__map_save(t, ucp);                  /* a record reused in place is there already */
   tl__flag_set(t, TL__F_MADE);
   tl__hint_put(th, ucp, t);
@@ -448,10 +448,10 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
  * state, flags, values, extension and thread are already a new task's. */
 static inline int unstarted_bare(const struct tl__task *t, const struct tl__task *cur, uintptr_t lo, uintptr_t hi)
 {
-  return LOAD(t->mapped) && t != cur && !tl__opt.leaks && t->x == NULL && t->lo == lo && t->hi == hi &&
+  return TL__LOAD(t->mapped) && t != cur && !tl__opt.leaks && t->x == NULL && t->lo == lo && t->hi == hi &&
          atomic_load_explicit(&t->state, memory_order_relaxed) == TL__NEW &&
          (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT | TL__F_VG)) == TL__F_MADE &&
-         atomic_load_explicit(&t->vt, memory_order_relaxed) == tl__vt_empty && LOAD(t->in_tree) == TL__TREE_IN &&
+         atomic_load_explicit(&t->vt, memory_order_relaxed) == tl__vt_empty && TL__LOAD(t->in_tree) == TL__TREE_IN &&
          t->ran_on == 0;
 }
 
@@ -484,7 +484,7 @@ struct tl__task *tl__task_remake(struct tl__thread *th, ucontext_t *ucp, void (*
     if (h == NULL || !unstarted_bare(t = h->task, cur, lo, hi))
       return NULL;
     uint64_t id = tl__registry_id_after(th, t->id);
-    STORE(t->id, id);
+    TL__STORE(t->id, id);
     t->entry = entry;
     t->parent = cur->id;
     count_here(&th->released_here);

@@ -23,7 +23,7 @@
 static struct {
   struct tl__lock lock;                    /* one job at a time */
   _Atomic int forked;                      /* this process forked, or is a forked child */
-} W;
+} writer;
 
 void tl__job_line(struct tl__job *j, const char *fmt, ...)
 {
@@ -75,7 +75,7 @@ int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here)
   j->kind = kind;
   j->fd = fd;
   j->pid = getpid();
-  j->tag = atomic_load_explicit(&W.forked, memory_order_relaxed);
+  j->tag = atomic_load_explicit(&writer.forked, memory_order_relaxed);
   struct tl__thread *th = tl__tls;
   if ((uintptr_t)th > 1) {
     j->self = th;
@@ -87,13 +87,13 @@ int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here)
   /* The calling stack, captured here, before the report's own frames. */
   if (here)
     j->here_n = tl__bt_here(j->here_bt, TL__BT_MAX);
-  return tl__lock(&W.lock);
+  return tl__lock(&writer.lock);
 }
 
 void tl__job_end(struct tl__job *j)
 {
   (void)j;
-  tl__unlock(&W.lock);
+  tl__unlock(&writer.lock);
 }
 
 /* fork: from then on lines carry the pid; in the child, the lock may have
@@ -102,8 +102,8 @@ void tl__writer_atfork(int phase)
 {
   if (phase < 0)
     return;
-  atomic_store_explicit(&W.forked, 1, memory_order_relaxed);
+  atomic_store_explicit(&writer.forked, 1, memory_order_relaxed);
   if (phase > 0) {
-    tl__lock_reset(&W.lock);
+    tl__lock_reset(&writer.lock);
   }
 }

@@ -1,4 +1,4 @@
-/* Integration suite for the switch patterns of SPEC 2.3.
+/* Integration suite for the switch patterns of doc/tracking.md.
  *
  * Every program in tests/programs/ is an unmodified ucontext program that
  * calls a weak tlprobe(label) at interesting points, each coroutine under
@@ -8,7 +8,7 @@
  * The suite then checks that the shim changed nothing the program can see
  * (stdout, exit status) and that every coroutine kept one task and one
  * value through all its switches, and that the values of finished tasks
- * were destroyed (SPEC 2.4).
+ * were destroyed (doc/lifetime.md).
  *
  * TL_BUILD_DIR is the absolute path of build/, holding libtasklocal.so,
  * tests/libtlprobe.so and tests/programs/<name>.
@@ -386,7 +386,7 @@ static void check_log(const struct program *p, const char *path,
                   "%s: log %s: the values of %s were never destroyed (%s)",
                   p->name, path, spec->label,
                   spec->kind == ROOT
-                      ? "a thread's root task: SPEC 2.4 destroys them at "
+                      ? "a thread's root task: they are destroyed at "
                         "thread exit, or at process exit for the main thread"
                       : spec->kind == RELEASED
                       ? "the program freed its stack after its last probe"

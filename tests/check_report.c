@@ -1,4 +1,4 @@
-/* Leak reports, dumps, stats and options (SPEC 4).
+/* Leak reports, dumps, stats and options (doc/reports.md, doc/options.md).
  *
  * Most cases run one of the leaky programs of tests/programs/leak_*.c
  * (unmodified ucontext programs: they bind values through weak hooks that
@@ -983,6 +983,77 @@ START_TEST(run_script_finds_library)
 }
 END_TEST
 
+/* Every option the library reads (the rows its TASKLOCAL_VERBOSE prints)
+ * has a flag in tasklocal-run, named after the variable, in its --help and
+ * its man page, and is described in tasklocal(7): the table in
+ * shim/options.c, the script and the pages say the same. */
+START_TEST(run_script_options_agree)
+{
+  char script[600], src[600], page7[700], page1[700];
+  script_copy(script, sizeof script, "build");
+  script_source(src, sizeof src);
+  char *dir = strstr(src, "/scripts/tasklocal-run");
+  ck_assert_ptr_nonnull(dir);
+  *dir = '\0';
+  snprintf(page7, sizeof page7, "%s/man/tasklocal.7", src);
+  snprintf(page1, sizeof page1, "%s/man/tasklocal-run.1", src);
+  char *man7 = read_file(page7), *man1 = read_file(page1);
+
+  const char *argv[] = {PROG("leak_clean"), NULL};
+  const char *env[] = {PRELOAD, "TASKLOCAL_VERBOSE=1", NULL};
+  struct run verbose;
+  run(&verbose, argv, env);
+  const char *help[] = {script, "--help", NULL};
+  struct run r;
+  run(&r, help, NULL);
+  ck_assert_int_eq(r.status, 0);
+
+  int seen = 0;
+  for (const char *p = verbose.err; (p = strstr(p, "tasklocal: option TASKLOCAL_")) != NULL; seen++) {
+    p += strlen("tasklocal: option ");
+    char var[64], flag[64], roff[128];
+    size_t n = strcspn(p, "=");
+    ck_assert_uint_lt(n, sizeof var);
+    memcpy(var, p, n);
+    var[n] = '\0';
+    /* TASKLOCAL_TRACE_SIZE: --trace-size, and \-\-trace\-size in roff. */
+    size_t f = 0, q = 0;
+    flag[f++] = '-';
+    flag[f++] = '-';
+    q = (size_t)snprintf(roff, sizeof roff, "\\-\\-");
+    for (const char *c = var + strlen("TASKLOCAL_"); *c != '\0'; c++) {
+      if (*c == '_') {
+        flag[f++] = '-';
+        q += (size_t)snprintf(roff + q, sizeof roff - q, "\\-");
+      } else {
+        flag[f++] = roff[q++] = (char)(*c - 'A' + 'a');
+      }
+    }
+    flag[f] = roff[q] = '\0';
+    ck_assert_msg(strstr(r.out, flag) != NULL, "tasklocal-run --help has no %s for %s", flag, var);
+    ck_assert_msg(strstr(r.out, var) != NULL, "tasklocal-run --help does not name %s", var);
+    ck_assert_msg(strstr(man1, roff) != NULL, "tasklocal-run(1) has no %s for %s", roff, var);
+    ck_assert_msg(strstr(man7, var) != NULL, "tasklocal(7) does not describe %s", var);
+    /* The flag sets the variable: the library names the value, in the
+     * warning about it or (a path) in the verbose line. The path is in no
+     * directory, so that nothing is created. */
+    char set[160], seen_as[160];
+    snprintf(set, sizeof set, "%s=/nonexistent/x", flag);
+    snprintf(seen_as, sizeof seen_as, "%s=/nonexistent/x", var);
+    const char *bad[] = {script, "--verbose", set, PROG("leak_clean"), NULL};
+    struct run b;
+    run(&b, bad, NULL);
+    ck_assert_msg(strstr(b.err, seen_as) != NULL, "%s did not reach the library:\n%.1500s", set, b.err);
+    run_free(&b);
+  }
+  ck_assert_int_ge(seen, 9);
+  run_free(&verbose);
+  run_free(&r);
+  free(man7);
+  free(man1);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
   Suite *s = suite_create("report");
@@ -1018,6 +1089,7 @@ static Suite *report_suite(void)
     {"run_help", run_script_help_and_errors},
     {"run_options", run_script_runs_with_options},
     {"run_library", run_script_finds_library},
+    {"run_options_agree", run_script_options_agree},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     TCase *tc = tcase_create(cases[i].name);

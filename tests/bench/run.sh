@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench: runs the benchmark programs of tests/bench/ and prints one
-# table of ratios (SPEC 6).
+# table of ratios (doc/performance.md).
 #
 #   tests/bench/run.sh BENCHDIR LIB DYNAMIC
 #
@@ -302,14 +302,14 @@ function bytes(id, what, num, den, count, limit, target) {
 }
 
 END {
-  printf "tasklocal benchmarks (SPEC 6), %d repetitions\n", reps
+  printf "tasklocal benchmarks, %d repetitions\n", reps
   printf "machine: %d cores, shared and noisy; compare ratios, not absolute times\n", cores
   if (cpu != "") printf "cpu: %s\n", cpu
   printf "Each ratio is taken inside one repetition (variants run back to back, order\n"
   printf "alternating; rows 3 and 5: fastest of 5 runs of each side, row 8: of 3); min and median\n"
   printf "are over the repetitions; a target is met when the median meets it.\n"
   printf "ns columns: medians of each side, ns per operation.\n\n"
-  printf "%-3s %-44s %8s %8s  %-19s %-16s %s\n", "", "figure", "min", "median", "ns/op (a / b)", "SPEC 6 target", "met"
+  printf "%-3s %-44s %8s %8s  %-19s %-16s %s\n", "", "figure", "min", "median", "ns/op (a / b)", "target", "met"
 
   row("1", "tl_get / pthread_getspecific", "base.tl_get", "base.pthread", 1.0, "<= 1.0x")
   row("", "tl_get / __thread read", "base.tl_get", "base.thread", 2.0, "<= 2x")

@@ -1,4 +1,4 @@
-/* A coroutine program that leaks in every way SPEC 4.2 names, for the leak
+/* A coroutine program that leaks in every way doc/reports.md names, for the leak
  * report tests. It knows nothing of tasklocal: values are bound through
  * weak hooks that the test plugin (tests/plugin/leakplug.c) defines.
  *
