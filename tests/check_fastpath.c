@@ -53,7 +53,7 @@ struct snap {
   int step;
   uint64_t current, prev;                  /* ids */
   int in_switch;
-  uint64_t switches, untracked, made_here, abandoned_here, id_next, id_end;
+  uint64_t switches, untracked, made_here, released_here, id_next, id_end;
   uint32_t nended, uncounted;
   uint64_t span;                           /* the read view's span */
   struct tl__hint hint[8];
@@ -119,7 +119,7 @@ static struct snap *snap(int kind, const void *ctx)
   s->switches = th->switches;
   s->untracked = th->untracked;
   s->made_here = th->made_here;
-  s->abandoned_here = th->abandoned_here;
+  s->released_here = th->released_here;
   s->id_next = th->id_next;
   s->id_end = th->id_end;
   s->nended = th->nended;
@@ -276,7 +276,8 @@ static void program(void)
   back = main_ctx;
   swap(main_ctx, co[0]);
 
-  /* Symmetric passes (co[0]'s suspended task is abandoned). */
+  /* Symmetric passes (co[0]'s suspended task is released: its context is
+   * made again on its stack). */
   for (int i = 0; i < NCO; i++) {
     prepare(co[i], i, STACK_SIZE, main_ctx);
     make(co[i], sym);
@@ -337,11 +338,11 @@ static void run(struct record *r, int c)
 static void describe(const struct snap *s, char *buf, size_t size)
 {
   snprintf(buf, size,
-           "%c at step %d: current %llu prev %llu in_switch %d switches %llu made %llu abandoned %llu id_next %llu "
+           "%c at step %d: current %llu prev %llu in_switch %d switches %llu made %llu released %llu id_next %llu "
            "nended %u uncounted %u span %llu; current state %u flags %#x; target id %llu parent %llu state %u "
            "flags %#x mapped %u entry %p; start %p regs %#lx %#lx %#lx",
            s->kind, s->step, (unsigned long long)s->current, (unsigned long long)s->prev, s->in_switch,
-           (unsigned long long)s->switches, (unsigned long long)s->made_here, (unsigned long long)s->abandoned_here,
+           (unsigned long long)s->switches, (unsigned long long)s->made_here, (unsigned long long)s->released_here,
            (unsigned long long)s->id_next, s->nended, s->uncounted, (unsigned long long)s->span, s->cur.state,
            s->cur.flags, (unsigned long long)s->target.id, (unsigned long long)s->target.parent, s->target.state,
            s->target.flags, s->target.mapped, (void *)(uintptr_t)s->target.entry, (void *)(uintptr_t)s->start,
