@@ -30,4 +30,4 @@ bench-backtrace: $(LIB) $(BUILD)/tests/bench/bench_backtrace
 	@$(BUILD)/tests/bench/bench_backtrace $(abspath $(LIB))
 
 # make bench prints this measurement too, before its table.
-bench: bench-backtrace
+bench-micro: bench-backtrace
