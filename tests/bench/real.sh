@@ -119,15 +119,15 @@ qemu() {
   qemu-img create -q -f qcow2 "$top/disk.qcow2" 512M
   # The 8,000 words of the command line, read back one a line.
   # shellcheck disable=SC2046
-  (IFS='
-'; cost "$1" qemu-io -t unsafe -f qcow2 $(cat "$top/qemu.args") "$top/disk.qcow2") >/dev/null 2>"$top/qemu.err" &&
-    cost "$1" qemu-img convert -t unsafe -T unsafe -m 8 -W -O qcow2 "$top/disk.qcow2" "$top/copy.qcow2" \
-      2>>"$top/qemu.err" || {
+  if ! (IFS='
+'; cost "$1" qemu-io -t unsafe -f qcow2 $(cat "$top/qemu.args") "$top/disk.qcow2") >/dev/null 2>"$top/qemu.err" ||
+     ! cost "$1" qemu-img convert -t unsafe -T unsafe -m 8 -W -O qcow2 "$top/disk.qcow2" "$top/copy.qcow2" \
+       2>>"$top/qemu.err"; then
     echo >&2
     echo "bench: qemu-io or qemu-img failed ($1):" >&2
     tail -5 "$top/qemu.err" >&2
     exit 1
-  }
+  fi
   file qemu "$1" "$2"
 }
 
