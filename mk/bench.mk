@@ -5,7 +5,21 @@
 # GNU Pth (libpth-dev) is needed only here, for the pth_key_getdata
 # comparison; it is installed by scripts/install-deps --bench when its
 # header is missing (Debian's Pth has no pkg-config file).
+#
+# After the table come the real-program rows (tests/bench/real.sh, about a
+# minute): stress-ng, qemu-io and qemu-img, openssl speed, PCL's benchmark
+# loop and the D program of make check-real, each alone and under the
+# shim; doc/performance.md tells what they measure and why a row misses.
 
+# make bench BENCH=real runs the real-program rows alone. The switch
+# arrives in the variable that names the benchmarks' directory, so that
+# is taken back here, with override, which wins over the command line
+# (and over the same word in a sub-make's MAKEFLAGS).
+BENCH_ONLY :=
+ifeq ($(BENCH),real)
+BENCH_ONLY := real
+override BENCH := $(BUILD)/bench
+endif
 BENCH := $(BUILD)/bench
 BENCH_CFLAGS := $(CSTD) $(WARN) -O2 -g -Iinclude
 # Bound at start-up: a lazy PLT resolution inside a task would put the
@@ -25,7 +39,14 @@ BENCH_PROGS := $(BENCH)/tlget $(BENCH)/ucbench $(BENCH)/mtbench $(BENCH)/libtlbe
 
 # The TL_DYNAMIC variant is built apart: while header-only use is being
 # written, a variant that does not build yet costs its row, not the table.
-bench: $(LIB) $(BENCH_PROGS)
+# The real-program rows (tests/bench/real.sh) follow the table.
+ifneq ($(BENCH_ONLY),real)
+bench: bench-micro
+endif
+bench: bench-real
+
+.PHONY: bench-micro bench-real
+bench-micro: $(LIB) $(BENCH_PROGS)
 	@dyn=$(BENCH_DYNAMIC); \
 	if [ $$dyn = yes ] && ! $(MAKE) --no-print-directory $(BENCH)/tlget-dyn; then \
 	  echo "bench: the TL_DYNAMIC variant does not build; its row will say so" >&2; dyn=failed; \
@@ -69,13 +90,32 @@ $(BENCH_NOTRACE): $(LIB_SRC) $(LIB_HDR) $(ASM_OFFSETS) shim/tasklocal.map | $(BE
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_LIB) -I$(dir $(ASM_OFFSETS)) -DTL_NO_TRACE -fcf-protection $(LIB_SRC) -o $@ $(LDFLAGS_LIB)
 
-bench: $(BENCH_NOTRACE)
+bench-micro: $(BENCH_NOTRACE)
 
 # Instructions per switch under callgrind: the shim's swapcontext with
 # tracing off, against the library built without the hooks. Deterministic,
 # where timing is not: the honest measure of a cost of a few instructions.
 $(BENCH)/cgswitch: tests/bench/cgswitch.c | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS)
+
+# The real programs are those of make check-real (their Debian packages,
+# installed by scripts/install-deps --real; a missing one costs its row)
+# and a loop of PCL's benchmark. bench-micro comes first when both run.
+BENCH_REAL_D := $(BUILD)/real/d_prog
+BENCH_REAL_PCL := $(BENCH)/pclbench
+bench-real: $(LIB) $(BENCH_REAL_D) $(BENCH_REAL_PCL) $(BENCH)/cputime | $(if $(filter real,$(BENCH_ONLY)),,bench-micro)
+	@sh tests/bench/real.sh $(abspath $(LIB)) $(abspath $(BENCH_REAL_D)) $(abspath $(BENCH_REAL_PCL)) \
+	  $(abspath $(BENCH)/cputime)
+
+$(BENCH)/cputime: tests/bench/cputime.c | $(BENCH)
+	$(CC) $(BENCH_CFLAGS) $< -o $@
+
+# Without PCL (libpcl1-dev) the program is not built and its row says so.
+$(BENCH_REAL_PCL): tests/bench/pclbench.c | $(BENCH) real-deps
+	@if [ -e /usr/include/pcl.h ]; then \
+	  echo "$(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS) -lpcl"; \
+	  $(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS) -lpcl; \
+	else echo "bench: PCL is not installed; its row will say so" >&2; fi
 
 .PHONY: bench-callgrind
 bench-callgrind: $(LIB) $(BENCH_NOTRACE) $(BENCH)/cgswitch
