@@ -16,7 +16,9 @@
  *
  * A running task is never released: a program that frees the stack its
  * task runs on has a bug of its own, which the library does not make
- * worse. Neither is a root task, or a finished one (its record is on its
+ * worse. (A task left by a jump that the tracker did not see is believed
+ * running on its thread until the stack pointer says otherwise: on the
+ * releasing thread that is checked first.) Neither is a root task, or a finished one (its record is on its
  * way out already).
  */
 #include "internal.h"
@@ -26,6 +28,7 @@
 #include "registry.h"
 #include "task.h"
 #include "ownstack.h"
+#include "identity.h"
 
 #define BATCH 64
 
@@ -64,6 +67,11 @@ uint64_t tl__release_range(uintptr_t a, uintptr_t b, int how)
   struct tl__thread *th = tl__self();
   if (th == NULL)
     return 0;
+  /* The running task, checked against the stack pointer: a task left by a
+   * jump the tracker did not see (OpenSSL's async jobs go back to the
+   * caller with _longjmp, and free their stacks from there) is believed
+   * running until a read finds out, and a running task is not released. */
+  tl__task_now();
   uint64_t n = 0;
   for (;;) {
     struct tl__task *batch[BATCH];

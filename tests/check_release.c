@@ -105,6 +105,14 @@ START_TEST(freed_by_another_thread)
 }
 END_TEST
 
+/* Left by a siglongjmp the library does not see, then freed: found
+ * suspended from the stack pointer, and released. */
+START_TEST(freed_after_siglongjmp)
+{
+  released_once("jumpfree");
+}
+END_TEST
+
 START_TEST(never_started_then_freed)
 {
   struct run r;
@@ -223,6 +231,7 @@ int main(void)
     {"realloc", reallocated},
     {"mremap", remapped},
     {"thread", freed_by_another_thread},
+    {"jumpfree", freed_after_siglongjmp},
     {"unstarted", never_started_then_freed},
     {"return", returned},
     {"remake", remade_in_place},

@@ -25,6 +25,8 @@
  *   jumpexit  entered with swapcontext, it leaves with siglongjmp (which
  *             the library does not see) and main calls exit: exit runs on
  *             the main stack, not in the coroutine, which is suspended
+ *   jumpfree  the same, then main frees its stack, as OpenSSL's async jobs
+ *             end: released
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -210,6 +212,12 @@ int main(int argc, char **argv)
     swapcontext(&main_ctx, &co_ctx);
   } else if (strcmp(mode, "pool") == 0) {
     pool();
+  } else if (strcmp(mode, "jumpfree") == 0) {
+    char *stack = malloc(STACK);
+    make(&co_ctx, stack, STACK, jumps_out);
+    if (sigsetjmp(jump_back, 0) == 0)
+      swapcontext(&main_ctx, &co_ctx);
+    free(stack);
   } else if (strcmp(mode, "jumpexit") == 0) {
     make(&co_ctx, malloc(STACK), STACK, jumps_out);
     if (sigsetjmp(jump_back, 0) == 0)
