@@ -73,9 +73,7 @@ void tl__ended_unmap(struct tl__thread *th, const void *keep)
 uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs)
 {
   uint32_t fin = th->uncounted, kept = 0, n = 0;
-  struct tl__counts *c = tl__registry_counts();
-  c->finished += fin;
-  c->live -= fin;
+  tl__registry_finished(fin);
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];

@@ -35,28 +35,16 @@ void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
   tl__as_end(th, saved);
 }
 
-enum gone { GONE_UNCOUNTED, GONE_FINISHED, GONE_ABANDONED, GONE_RELEASED };
-
-/* An ended or abandoned task leaves every index and its record goes, in
- * one pass under the registry lock; how says which count it adds to. */
-static void task_release(struct tl__thread *th, struct tl__task *t, enum gone how)
+/* An ended task leaves every index and its record goes, in one pass
+ * under the registry lock; how says which count it adds to. */
+void tl__task_drop(struct tl__thread *th, struct tl__task *t, enum tl__gone how)
 {
   tl__tools_gone(t);
   tl__map_del(t);
   if (tl__registry_lock() != 0)
     return;
-  struct tl__counts *n = tl__registry_counts();
   tl__tree_del(t);
-  if (tl__live_has(t)) {
-    tl__live_del(t);
-    n->live--;
-  }
-  if (how == GONE_FINISHED)
-    n->finished++;
-  else if (how == GONE_ABANDONED)
-    n->abandoned++;
-  else if (how == GONE_RELEASED)
-    n->released++;
+  tl__registry_ended(t, how);
   struct tl__task_ext *x = t->x;
   t->x = NULL;
   tl__record_free(th, t);
@@ -78,12 +66,8 @@ static int task_keep(struct tl__task *t)
   if (tl__registry_lock() != 0)
     return 0;
   int kept = tl__kept_add(t);
-  if (kept) {
-    struct tl__counts *n = tl__registry_counts();
-    n->abandoned++;                        /* else task_release counts it */
-    n->live--;
+  if (kept)
     tl__tree_del(t);
-  }
   tl__registry_unlock();
   return kept;
 }
@@ -92,7 +76,7 @@ static int task_keep(struct tl__task *t)
  * can never run: it is abandoned. Its values are destroyed here, on the
  * thread that made the new context, with the abandoned task current so
  * that destructors see its values. */
-static void task_abandon(struct tl__thread *th, struct tl__task *t)
+void tl__task_abandon(struct tl__thread *th, struct tl__task *t)
 {
   atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
   if (tl__opt.leaks && tl__task_ext(t) != NULL)
@@ -100,7 +84,7 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
   TL__TRACE(tl__trace_event(th, TL__TEV_ABANDON, t->id, 0));
   tl__destroy_values(th, t);
   if (!task_keep(t))
-    task_release(th, t, GONE_ABANDONED);
+    tl__task_drop(th, t, TL__GONE_ABANDONED);
 }
 
 /* A task whose stack was given back (release.c) or taken by a new task
@@ -123,7 +107,7 @@ void tl__task_released(struct tl__thread *th, struct tl__task *t)
 {
   TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
   tl__destroy_values(th, t);
-  task_release(th, t, GONE_RELEASED);
+  tl__task_drop(th, t, TL__GONE_RELEASED);
 }
 
 /* The new task's stack [lo, hi) and t's overlap: t's stack is taken. */
@@ -198,7 +182,7 @@ static void task_retire(struct tl__thread *th, struct tl__task *t)
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
     tl__ended_flush(th);
     if (th->nended == TL__ENDED_MAX) {
-      task_release(th, t, GONE_FINISHED);      /* still full: a signal handler interrupted a lock holder */
+      tl__task_drop(th, t, TL__GONE_FINISHED);      /* still full: a signal handler interrupted a lock holder */
       return;
     }
   }
@@ -271,19 +255,15 @@ static inline void record_fill(struct tl__task *t, struct tl__task *cur, void (*
  * reused in place (ended_take). */
 static inline void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
 {
-  struct tl__counts *n = tl__registry_counts();
   /* The id first: it is part of the tree's order. */
   TL__STORE(t->id, tl__registry_new_id());
   if (!t->in_tree) {
     /* Indexed now, in the same pass: nothing can switch to it before the
      * real makecontext has returned. */
     tl__tree_add(t);
-    tl__live_add(t);
   }
   record_fill(t, cur, entry);
-  n->made++;
-  if (++n->live > n->peak)
-    n->peak = n->live;
+  tl__registry_made(t);
 }
 
 /* One more in a count of th's own, which other threads read (the stats
@@ -396,7 +376,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
     old = tl__map_get(ucp);
   if (old != NULL && abandonable(old, cur)) {
     if (!stack_taken(old, lo, hi))
-      task_abandon(th, old);
+      tl__task_abandon(th, old);
     else if (tl__task_claim_release(old))
       tl__task_released(th, old);
     old = NULL;
@@ -503,9 +483,9 @@ struct tl__task *tl__task_remake(struct tl__thread *th, ucontext_t *ucp, void (*
 static __attribute__((noinline)) void make_undo(struct tl__thread *th, struct tl__task *t)
 {
   tl__destroy_values(th, t);
-  task_release(th, t, GONE_UNCOUNTED);
+  tl__task_drop(th, t, TL__GONE_UNCOUNTED);
   if (tl__registry_lock() == 0) {
-    tl__registry_counts()->made--;
+    tl__registry_unmade();
     tl__registry_unlock();
   }
 }
