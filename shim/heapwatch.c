@@ -1,5 +1,5 @@
 /* The interposed allocation functions: where the program gives memory
- * back, so that the tasks whose stacks it held end (release.c), and, while
+ * back, so that the tasks whose stacks it held end (task/release.c), and, while
  * leak reports are asked for, where every heap block begins and ends
  * (heapblocks.c), for the report's reachability scan.
  *
@@ -26,8 +26,8 @@
 #include "internal.h"
 #include "heapreal.h"
 #include "heapblocks.h"
-#include "stacktree.h"
-#include "release.h"
+#include "task/stacktree.h"
+#include "task/release.h"
 
 #include <errno.h>
 #include <stdarg.h>

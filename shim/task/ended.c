@@ -2,14 +2,14 @@
  * release or for reuse in place by the next makecontext; and the teardown
  * of a record's extension.
  */
-#include "internal.h"
+#include "../internal.h"
 #include "ended.h"
-#include "alloc.h"
+#include "../alloc.h"
 #include "stacktree.h"
 #include "ctxmap.h"
 #include "registry.h"
-#include "vtab.h"
-#include "scope.h"
+#include "../vtab.h"
+#include "../scope.h"
 
 void tl__ext_destroy(struct tl__task_ext *x)
 {

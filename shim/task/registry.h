@@ -2,7 +2,7 @@
 #ifndef TL_REGISTRY_H
 #define TL_REGISTRY_H
 
-#include "internal.h"
+#include "../internal.h"
 
 struct tl__counts {                        /* changed with the registry's lock held, here only */
   uint64_t made, finished, abandoned, released; /* tasks made, and ended each way */

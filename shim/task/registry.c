@@ -13,11 +13,11 @@
  * kept per thread too, so that the records of tasks running on different
  * threads seldom share a cache line.
  */
-#include "internal.h"
+#include "../internal.h"
 #include "registry.h"
-#include "lock.h"
-#include "alloc.h"
-#include "thread.h"
+#include "../lock.h"
+#include "../alloc.h"
+#include "../thread.h"
 
 #include <errno.h>
 
