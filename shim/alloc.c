@@ -111,6 +111,10 @@ void tl__free(void *p)
     return;
   if (tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
     return;
+  if (tl__heap_own_free != tl__heap_real.free) {
+    tl__heap_own_free(p);                  /* another's, which calls ours if it forwards */
+    return;
+  }
   if (tl__heap_tracking)
     tl__heapblocks_del(p);
   tl__heap_real.free(p);

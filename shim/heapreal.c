@@ -31,6 +31,7 @@
 struct tl__heap_real tl__heap_real;
 int tl__heap_tracking;
 void (*tl__heap_free_fast)(void *);
+void (*tl__heap_own_free)(void *);
 
 /* The arena for the lookup's own allocations: a few small blocks in
  * practice (one dlerror buffer); each has its size in the word before it,
@@ -72,18 +73,24 @@ TL__HEAP_FN size_t tl__heap_boot_size(const void *p)
   return size;
 }
 
-/* The definition of name that serves the process: the first one in the
- * global lookup order, unless it is ours, and then the next one after
- * ours. The first one is not ours when an interposer comes before us (the
- * sanitizers' runtimes, which a program built with them loads first): the
- * program's calls go to it, never to us, and so must the library's own
- * frees of the blocks its mallocs got there. */
-TL__HEAP_FN static void *next(const void *base, const char *name)
+TL__HEAP_FN static void *next(const char *name)
 {
-  void *p = dlsym(RTLD_DEFAULT, name);
+  return dlsym(RTLD_NEXT, name);
+}
+
+/* The free that the library's own blocks go back to (alloc.c): they come
+ * from malloc by its name, which is the first definition in the process.
+ * That is ours when we come first, and then they go to the real free
+ * without our wrapper's look for stacks; another interposer's when it
+ * comes before us (a sanitizer's runtime, which a program built with it
+ * loads first, and which never calls ours; or an allocator preloaded
+ * before us, which forwards to ours). */
+TL__HEAP_FN static void *first_free(const void *base, void *real)
+{
+  void *p = dlsym(RTLD_DEFAULT, "free");
   Dl_info info;
   if (p == NULL || (dladdr(p, &info) && info.dli_fbase == base))
-    p = dlsym(RTLD_NEXT, name);
+    return real;
   return p;
 }
 
@@ -112,18 +119,19 @@ TL__HEAP_FN int tl__heap_lookup_slow(void)
     struct tl__heap_real r;
     Dl_info self;
     const void *base = dladdr((void *)tl__heap_lookup_slow, &self) ? self.dli_fbase : NULL;
-    *(void **)&r.malloc = next(base, "malloc");
-    *(void **)&r.calloc = next(base, "calloc");
-    *(void **)&r.realloc = next(base, "realloc");
-    *(void **)&r.free = next(base, "free");
-    *(void **)&r.posix_memalign = next(base, "posix_memalign");
-    *(void **)&r.aligned_alloc = next(base, "aligned_alloc");
-    *(void **)&r.memalign = next(base, "memalign");
-    *(void **)&r.valloc = next(base, "valloc");
-    *(void **)&r.pvalloc = next(base, "pvalloc");
-    *(void **)&r.usable_size = next(base, "malloc_usable_size");
-    *(void **)&r.munmap = next(base, "munmap");
-    *(void **)&r.mremap = next(base, "mremap");
+    *(void **)&r.malloc = next("malloc");
+    *(void **)&r.calloc = next("calloc");
+    *(void **)&r.realloc = next("realloc");
+    *(void **)&r.free = next("free");
+    *(void **)&r.posix_memalign = next("posix_memalign");
+    *(void **)&r.aligned_alloc = next("aligned_alloc");
+    *(void **)&r.memalign = next("memalign");
+    *(void **)&r.valloc = next("valloc");
+    *(void **)&r.pvalloc = next("pvalloc");
+    *(void **)&r.usable_size = next("malloc_usable_size");
+    *(void **)&r.munmap = next("munmap");
+    *(void **)&r.mremap = next("mremap");
+    tl__heap_own_free = (void (*)(void *))first_free(base, (void *)r.free);
     tl__heap_tracking = leaks_asked();
     /* free last: it is what tl__heap_lookup looks at. */
     void (*free_fn)(void *) = r.free;

@@ -30,6 +30,8 @@ extern int tl__heap_tracking;              /* follow the heap's blocks (leak rep
 /* The real free once it is known and blocks are not followed, else NULL:
  * free's common case tests one word. */
 extern void (*tl__heap_free_fast)(void *);
+/* The free of the library's own blocks (heapreal.c says which). */
+extern void (*tl__heap_own_free)(void *);
 
 int tl__heap_lookup_slow(void);            /* 0 done; -1: this thread is looking up, use the arena */
 
