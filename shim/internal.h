@@ -9,10 +9,10 @@
  *   1. Base      message.c   the one output path (tl__message, tl__vline)
  *                options.c   the options, read once at load
  *                real.c      the real ucontext functions behind ours
- *                heapreal.c  the real allocation functions behind ours
  *                lock.c      locks, and tl__tls, the one thread-local pointer
  *                ownstack.c  a stack of the library's own, for small callers
  *                heapblocks.c the heap's live blocks, for the leak scan
+ *                heapreal.c  the real allocation functions behind ours
  *                alloc.c     every allocation, and the fault injection of tests
  *                thread.c    per-thread state, made on first use
  *                traceclock.c the trace's clock: the TSC or CLOCK_MONOTONIC
