@@ -109,7 +109,7 @@ LDFLAGS_LIB = -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(LIB_MAP) \
               -Wl,-z,now -Wl,-z,noexecstack -Wl,--no-undefined $(LIB_LIBS) -ldl -pthread
 
 # The dependency check runs once per make invocation, before anything else.
-DEPS_OK := $(shell $(DEPS_CC) $(PKG_CONFIG) --exists check libunwind 2>/dev/null && echo yes)
+DEPS_OK := $(shell $(DEPS_CC) $(PKG_CONFIG) --exists check libunwind libelf 2>/dev/null && echo yes)
 ifneq ($(DEPS_OK),yes)
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
 $(info tasklocal: installing build dependencies with scripts/install-deps $(DEPS_FLAGS))
@@ -132,7 +132,7 @@ ifneq ($(TARGET_ARCH_SEEN),$(ARCH))
 $(error $(firstword $(CC)) does not build for glibc on $(ARCH) (its preprocessor says: $(or $(TARGET_ARCH_SEEN),nothing: no such compiler, or no glibc headers for it)): tasklocal supports glibc on x86_64 and aarch64, 64-bit only; musl, 32-bit targets and other C libraries are refused)
 endif
 
-LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind)
+LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind libelf)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 

@@ -25,6 +25,7 @@
 #include "tracefile.h"
 #include "options.h"
 #include "keys.h"
+#include "tasktls.h"
 
 #include <setjmp.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   if (t == NULL)
     t = &th->root;
   if (t != c) {
+    /* The program's thread-local state follows the task (tasktls.c). */
+    if (TL__UNLIKELY(tl__tasktls_on))
+      tl__tasktls_switch(th, c, t);
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
     atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);
@@ -127,8 +131,8 @@ _Static_assert(offsetof(struct tl__options, leaks) == 0x00 && offsetof(struct tl
 #endif
 _Static_assert(TL__F_MADE == 0x10 && TL__RUNNING == 1 && TL__SUSPENDED == 2 && TL__FINISHED == 3,
                "arch/<arch>.S: F_MADE and the states");
-_Static_assert(sizeof(tl__fibers_on) == 4 && sizeof(tl__trace_on) == 4,
-               "arch/<arch>.S: tl__fibers_on and tl__trace_on are compared as 32-bit ints");
+_Static_assert(sizeof(tl__fibers_on) == 4 && sizeof(tl__trace_on) == 4 && sizeof(tl__tasktls_on) == 4,
+               "arch/<arch>.S: tl__fibers_on, tl__trace_on and tl__tasktls_on are compared as 32-bit ints");
 
 /* setcontext(ucp): the running task leaves without saving itself. It stays
  * suspended: a context that getcontext saved in it may resume it later. */

@@ -1,0 +1,152 @@
+/* pthread keys of unmodified code, made per task.
+ *
+ * pthread_key_create is interposed (keycalls.c) to note, when TASKLOCAL_TASK_LOCAL names
+ * pthread-keys:OBJECT (or all), the keys that code in that object makes,
+ * with their destructors. pthread_getspecific and pthread_setspecific are
+ * not interposed: the thread's slots of those keys hold the running task's
+ * values, because every switch the shim sees saves the leaving task's
+ * values and puts the arriving task's in place (tasktls.c). A read costs
+ * what glibc's costs, per task or not. When a task ends, its values go to
+ * the destructors as pthread hands a thread's to them at its exit: each
+ * non-NULL value is cleared, then passed to its key's destructor, in up to
+ * four rounds while destructors set values again
+ * (PTHREAD_DESTRUCTOR_ITERATIONS).
+ *
+ * A noted key keeps its position for the life of the process (a deleted
+ * one stays dead), so a task's saved values are an array indexed by
+ * position that only ever grows, and readers need no lock: a position is
+ * written before the count that publishes it.
+ */
+#include "internal.h"
+#include "pkeys.h"
+#include "tlsym.h"
+#include "lock.h"
+#include "message.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+
+#define PATTERNS_MAX 8
+
+struct pkey {
+  pthread_key_t key;
+  void (*destroy)(void *);
+  _Atomic int live;                        /* 0 once deleted */
+};
+
+static struct {
+  struct tl__lock lock;                    /* guards the noting of a key */
+  struct pkey keys[TL__PKEYS_MAX];
+  _Atomic uint32_t n;
+  int all;
+  const char *pattern[PATTERNS_MAX];
+  uint32_t npattern;
+  int warned;
+} P;
+
+int tl__pkeys_on;
+
+void tl__pkeys_want(const char *object)
+{
+  if (strcmp(object, "all") == 0)
+    P.all = 1;
+  else if (P.npattern < PATTERNS_MAX)
+    P.pattern[P.npattern++] = object;
+  else {
+    tl__message("TASKLOCAL_TASK_LOCAL: more than %d pthread-keys objects; pthread-keys:%s ignored", PATTERNS_MAX,
+                object);
+    return;
+  }
+  tl__pkeys_on = 1;
+}
+
+/* Whether the code at caller, which made a key, is in an object named. The
+ * library's own keys (thread.c's) and the C library's never are. */
+static int wanted(const void *caller)
+{
+  Dl_info info, self;
+  if (!dladdr(caller, &info) || !dladdr((const void *)wanted, &self) || info.dli_fbase == self.dli_fbase)
+    return 0;
+  if (P.all)
+    return !tl__object_matches(info.dli_fname, "libc.so");
+  for (uint32_t i = 0; i < P.npattern; i++)
+    if (tl__object_matches(info.dli_fname, P.pattern[i]))
+      return 1;
+  return 0;
+}
+
+void tl__pkeys_note(pthread_key_t key, void (*destroy)(void *), const void *caller)
+{
+  if (!wanted(caller) || tl__lock(&P.lock) != 0)
+    return;
+  uint32_t n = atomic_load_explicit(&P.n, memory_order_relaxed);
+  if (n < TL__PKEYS_MAX) {
+    P.keys[n].key = key;
+    P.keys[n].destroy = destroy;
+    atomic_store_explicit(&P.keys[n].live, 1, memory_order_relaxed);
+    atomic_store_explicit(&P.n, n + 1, memory_order_release);
+  } else if (!P.warned) {
+    P.warned = 1;
+    tl__message("TASKLOCAL_TASK_LOCAL: more than %d pthread keys made per task; later ones stay per thread",
+                TL__PKEYS_MAX);
+  }
+  tl__unlock(&P.lock);
+}
+
+void tl__pkeys_forget(pthread_key_t key)
+{
+  uint32_t n = atomic_load_explicit(&P.n, memory_order_acquire);
+  for (uint32_t i = 0; i < n; i++)
+    if (P.keys[i].key == key)
+      atomic_store_explicit(&P.keys[i].live, 0, memory_order_relaxed);
+}
+
+uint32_t tl__pkeys_count(void)
+{
+  return atomic_load_explicit(&P.n, memory_order_acquire);
+}
+
+void tl__pkeys_save(void **vals, uint32_t n)
+{
+  for (uint32_t i = 0; i < n; i++)
+    vals[i] = atomic_load_explicit(&P.keys[i].live, memory_order_relaxed) ? pthread_getspecific(P.keys[i].key)
+                                                                          : NULL;
+}
+
+void tl__pkeys_load(void *const *vals, uint32_t nvals, uint32_t n)
+{
+  for (uint32_t i = 0; i < n; i++) {
+    if (!atomic_load_explicit(&P.keys[i].live, memory_order_relaxed))
+      continue;
+    void *v = i < nvals ? vals[i] : NULL;
+    /* A slot that already holds it is left alone: setting a NULL value is
+     * free in glibc, but a non-NULL one in a thread that never used a key
+     * of its block allocates the block. */
+    if (pthread_getspecific(P.keys[i].key) != v)
+      pthread_setspecific(P.keys[i].key, v);
+  }
+}
+
+uint32_t tl__pkeys_destroy(uint32_t n)
+{
+  uint32_t called = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (!atomic_load_explicit(&P.keys[i].live, memory_order_relaxed))
+      continue;
+    void *v = pthread_getspecific(P.keys[i].key);
+    if (v == NULL)
+      continue;
+    pthread_setspecific(P.keys[i].key, NULL);
+    if (P.keys[i].destroy != NULL) {
+      P.keys[i].destroy(v);
+      called++;
+    }
+  }
+  return called;
+}
+
+void tl__pkeys_atfork_child(void)
+{
+  tl__lock_reset(&P.lock);
+}
