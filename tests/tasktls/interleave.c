@@ -5,7 +5,7 @@
  * request; with TASKLOCAL_TASK_LOCAL naming it, each sees its own.
  *
  * One line of counts on stdout (tests/check_tasktls.c reads it):
- *   tls: fresh_bad=N id_bad=N msg_bad=N root=N  keys: fresh_bad=N bad=N made=N destroyed=N
+ *   tls: fresh_bad=N id_bad=N msg_bad=N root=N  keys: fresh_bad=N bad=N root=N made=N destroyed=N
  * fresh_bad: coroutines that did not start with what a new thread has (a
  * request id of 0, the message "none", no context); root: whether the
  * main thread's own request survived (1); destroyed: contexts destroyed by
@@ -72,12 +72,12 @@ int main(void)
       left += !co[i].done;
     }
   }
-  int root = reqid_get() == -1 && strcmp(reqid_message(), "request -1") == 0 && reqid_ctx() == -1;
-  printf("tls: fresh_bad=%d id_bad=%d msg_bad=%d root=%d  keys: fresh_bad=%d bad=%d made=%d destroyed=%d\n",
-         fresh_bad, id_bad, msg_bad, root, key_fresh_bad, key_bad, reqid_ctx_made(), reqid_ctx_destroyed());
+  int root = reqid_get() == -1 && strcmp(reqid_message(), "request -1") == 0, key_root = reqid_ctx() == -1;
+  printf("tls: fresh_bad=%d id_bad=%d msg_bad=%d root=%d  keys: fresh_bad=%d bad=%d root=%d made=%d destroyed=%d\n",
+         fresh_bad, id_bad, msg_bad, root, key_fresh_bad, key_bad, key_root, reqid_ctx_made(), reqid_ctx_destroyed());
   for (int i = 0; i < NCO; i++)
     free(co[i].ctx.uc_stack.ss_sp);
-  int ok = fresh_bad == 0 && id_bad == 0 && msg_bad == 0 && root && key_fresh_bad == 0 && key_bad == 0 &&
+  int ok = fresh_bad == 0 && id_bad == 0 && msg_bad == 0 && root && key_root && key_fresh_bad == 0 && key_bad == 0 &&
            reqid_ctx_made() == NCO + 1 && reqid_ctx_destroyed() == NCO;
   return ok ? 0 : 1;
 }

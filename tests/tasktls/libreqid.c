@@ -12,6 +12,8 @@ __thread long request_id;
 static __thread char last_message[32] = "none";
 /* Not thread-local: a name that sym: must refuse. */
 long request_count;
+/* Thread-local, but larger than a variable made per task may be. */
+__thread char request_body[8192];
 
 struct reqctx {
   long id;
@@ -50,6 +52,7 @@ void reqid_set(long id)
 {
   request_id = id;
   request_count++;
+  request_body[0] = (char)id;
   snprintf(last_message, sizeof last_message, "request %ld", id);
   ctx()->id = id;
 }

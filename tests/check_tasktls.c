@@ -1,0 +1,237 @@
+/* TASKLOCAL_TASK_LOCAL: the thread-local state of unmodified programs made
+ * per task (doc/task-local-tls.md). The programs of tests/tasktls/ run
+ * under the shim as child processes; each says on one line what it saw.
+ * Every feature is shown twice: wrong without the option (the failure it
+ * fixes, asserted, so that the test cannot pass for another reason), and
+ * right with it. */
+#include "testutil.h"
+
+#define SHIM_PATH TL_BUILD_DIR "/libtasklocal.so"
+#define DIR TL_BUILD_DIR "/tests/tasktls"
+#define RUN_DEADLINE_S (TL_TEST_EMULATED ? 120.0 : 30.0)
+
+#define SYMS "sym:request_id,sym:last_message@libreqid"
+#define ALL SYMS ",pthread-keys:libreqid"
+
+static const char *const not_inherited[] = {"LD_PRELOAD=", "TASKLOCAL_", NULL};
+
+/* Runs DIR/name (with arg, if not NULL) under the shim, with
+ * TASKLOCAL_TASK_LOCAL=items (unset when NULL). */
+static void run(struct tl_test_proc *p, const char *name, const char *arg, const char *items)
+{
+  char path[512], local[1024];
+  snprintf(path, sizeof path, "%s/%s", DIR, name);
+  ck_assert_msg(access(path, X_OK) == 0, "%s missing: %s", path, strerror(errno));
+  snprintf(local, sizeof local, "TASKLOCAL_TASK_LOCAL=%s", items != NULL ? items : "");
+  const char *extra[] = {"LD_PRELOAD=" SHIM_PATH, items != NULL ? local : NULL,
+                         TL_TEST_UNDER_ASAN ? TL_TEST_ASAN_ENV : NULL};
+  char **env = tl_test_env(not_inherited, extra, 3);
+  char *const argv[] = {path, (char *)arg, NULL};
+  tl_test_exec(p, argv, env, RUN_DEADLINE_S);
+  free(env);
+  ck_assert_msg(!p->timed_out && WIFEXITED(p->wstatus), "%s under the shim did not exit; stderr: %.800s", name,
+                p->err.data);
+}
+
+static int status(const struct tl_test_proc *p)
+{
+  return WEXITSTATUS(p->wstatus);
+}
+
+static void expect_out(const struct tl_test_proc *p, const char *want)
+{
+  ck_assert_msg(strstr(p->out.data, want) != NULL, "stdout lacks \"%s\": %s (stderr: %.800s)", want, p->out.data,
+                p->err.data);
+}
+
+static int count(const char *text, const char *what)
+{
+  int n = 0;
+  for (const char *s = text; (s = strstr(s, what)) != NULL; s += strlen(what))
+    n++;
+  return n;
+}
+
+START_TEST(test_thread_vars_shared_without)
+{
+  struct tl_test_proc p;
+  run(&p, "interleave", NULL, NULL);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "tls: fresh_bad=4 id_bad=19 msg_bad=19 root=0  keys: fresh_bad=4 bad=19 root=0 made=1 destroyed=0");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_thread_vars_per_task)
+{
+  /* The exported variable from the dynamic symbol table, the static one
+   * (with an initial value) from .symtab; the keys stay shared. */
+  struct tl_test_proc p;
+  run(&p, "interleave", NULL, SYMS);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "tls: fresh_bad=0 id_bad=0 msg_bad=0 root=1  keys: fresh_bad=4 bad=19 root=0 made=1 destroyed=0");
+  ck_assert_msg(p.err.len == 0, "stderr: %s", p.err.data);
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_keys_per_task)
+{
+  /* Each coroutine makes its own context, which its task's end destroys. */
+  struct tl_test_proc p;
+  run(&p, "interleave", NULL, ALL);
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "tls: fresh_bad=0 id_bad=0 msg_bad=0 root=1  keys: fresh_bad=0 bad=0 root=1 made=5 destroyed=4");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_keys_all)
+{
+  struct tl_test_proc p;
+  run(&p, "interleave", NULL, "pthread-keys:all");
+  expect_out(&p, "keys: fresh_bad=0 bad=0 root=1 made=5 destroyed=4");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_keys_other_object)
+{
+  /* Keys made by another object than the one named stay per thread. */
+  struct tl_test_proc p;
+  run(&p, "interleave", NULL, "pthread-keys:libother");
+  expect_out(&p, "keys: fresh_bad=4 bad=19 root=0 made=1 destroyed=0");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_migrate_without)
+{
+  struct tl_test_proc p;
+  run(&p, "migrate", NULL, NULL);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "mn: fresh_bad=3 id_bad=15 msg_bad=15 key_bad=15 roots=0 migrated=15");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_migrate_per_task)
+{
+  /* Every resume is on the other thread: the values follow the task, and
+   * the destructors run where each task ends, and at each worker's exit. */
+  struct tl_test_proc p;
+  run(&p, "migrate", NULL, ALL);
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "mn: fresh_bad=0 id_bad=0 msg_bad=0 key_bad=0 roots=2 migrated=15 made=5 destroyed=5");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_bad_items_warn_once)
+{
+  /* Each item that cannot be had gets one line; the others apply. */
+  struct tl_test_proc p;
+  run(&p, "interleave", NULL,
+      "bogus," ALL ",sym:request_count,sym:no_such_variable,sym:request_body@libreqid,sym:request_id@libnothere");
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "keys: fresh_bad=0 bad=0 root=1 made=5 destroyed=4");
+  const char *lines[] = {
+    "tasklocal: TASKLOCAL_TASK_LOCAL: bogus: not an item",
+    "tasklocal: TASKLOCAL_TASK_LOCAL: sym:request_count: not a __thread variable",
+    "tasklocal: TASKLOCAL_TASK_LOCAL: sym:no_such_variable: no such symbol",
+    "tasklocal: TASKLOCAL_TASK_LOCAL: sym:request_body: its size, 8192 bytes, is not between 1 and 4096",
+    "tasklocal: TASKLOCAL_TASK_LOCAL: sym:request_id: no such symbol in libnothere",
+  };
+  for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+    ck_assert_msg(count(p.err.data, lines[i]) == 1, "stderr should say once \"%s\": %s", lines[i], p.err.data);
+  ck_assert_int_eq(count(p.err.data, "tasklocal: "), 5);
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_cxx_eh_without_a_runtime)
+{
+  struct tl_test_proc p;
+  run(&p, "interleave", NULL, "cxx-eh");
+  ck_assert_int_eq(status(&p), 1);
+  ck_assert_int_eq(count(p.err.data, "tasklocal: TASKLOCAL_TASK_LOCAL: cxx-eh: no C++ runtime"), 1);
+  expect_out(&p, "tls: fresh_bad=4 id_bad=19");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_unseen_switches)
+{
+  /* siglongjmp between coroutines: the values cannot follow, and nothing
+   * breaks. */
+  struct tl_test_proc p;
+  run(&p, "sigjmp", NULL, ALL);
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "sigjmp: done mismatches=");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_cxx_rethrow_without)
+{
+  /* The failure cxx-eh is for: one chain of caught exceptions per thread,
+   * and the first coroutine's `throw;` rethrows the second's exception. */
+  struct tl_test_proc p;
+  run(&p, "eh", NULL, NULL);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "eh: wrong: the rethrow in coroutine A gave another coroutine's exception");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_cxx_uncaught_without)
+{
+  struct tl_test_proc p;
+  run(&p, "eh", "uncaught", NULL);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "eh: wrong: std::uncaught_exceptions() wrong in a destructor");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+START_TEST(test_cxx_eh_per_task)
+{
+  struct tl_test_proc p;
+  run(&p, "eh", NULL, "cxx-eh");
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "eh: ok");
+  ck_assert_msg(p.err.len == 0, "stderr: %s", p.err.data);
+  tl_test_proc_free(&p);
+  run(&p, "eh", "uncaught", "cxx-eh");
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "eh: ok");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
+static Suite *tasktls_suite(void)
+{
+  Suite *s = suite_create("tasktls");
+  TCase *tc = tcase_create("tasktls");
+  tcase_set_timeout(tc, RUN_DEADLINE_S * 4);
+  tcase_add_test(tc, test_thread_vars_shared_without);
+  tcase_add_test(tc, test_thread_vars_per_task);
+  tcase_add_test(tc, test_keys_per_task);
+  tcase_add_test(tc, test_keys_all);
+  tcase_add_test(tc, test_keys_other_object);
+  tcase_add_test(tc, test_migrate_without);
+  tcase_add_test(tc, test_migrate_per_task);
+  tcase_add_test(tc, test_bad_items_warn_once);
+  tcase_add_test(tc, test_cxx_eh_without_a_runtime);
+  tcase_add_test(tc, test_unseen_switches);
+  tcase_add_test(tc, test_cxx_rethrow_without);
+  tcase_add_test(tc, test_cxx_uncaught_without);
+  tcase_add_test(tc, test_cxx_eh_per_task);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  return tl_test_run(tasktls_suite());
+}
