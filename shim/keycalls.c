@@ -5,7 +5,7 @@
  */
 #include "internal.h"
 #include "pkeys.h"
-#include "init.h"
+#include "tasktls.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,9 +26,10 @@ extern int __pthread_key_create(pthread_key_t *key, void (*destroy)(void *));
 static int create(pthread_key_t *key, void (*destroy)(void *), const void *caller)
 {
   /* The option must be read before a key made by another library's
-   * constructor is judged. Our own key, made during tl__init, comes back
-   * here while tl__init holds its lock, and tl__init returns at once. */
-  tl__init();
+   * constructor is judged, which may be before our constructor runs; but
+   * not with the rest of tl__init: a sanitizer's runtime makes keys
+   * before the C library has set up the environment (tasktls.c). */
+  tl__tasktls_setup();
   int (*real)(pthread_key_t *, void (*)(void *)) = atomic_load_explicit(&K.create, memory_order_relaxed);
   if (TL__UNLIKELY(real == NULL)) {
     real = (int (*)(pthread_key_t *, void (*)(void *)))dlsym(RTLD_NEXT, "pthread_key_create");

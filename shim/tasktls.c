@@ -68,6 +68,7 @@ struct saved {
 enum { UNRESOLVED, RESOLVED };
 
 static struct {
+  _Atomic int read;                        /* the option was read */
   char spec[4096];                         /* TASKLOCAL_TASK_LOCAL, cut into items in place */
   struct item {
     const char *name, *object;
@@ -90,8 +91,15 @@ static void bad_item(const char *item, const char *why)
   tl__message("TASKLOCAL_TASK_LOCAL: %s: %s; ignored", item, why);
 }
 
+extern char **environ;
+
 void tl__tasktls_setup(void)
 {
+  /* Called by tl__init, and before it by the first pthread_key_create
+   * (keycalls.c): a sanitizer's runtime makes keys before the C library
+   * has set up the environment, and the option is read once it has. */
+  if (environ == NULL || atomic_exchange_explicit(&S.read, 1, memory_order_relaxed) != 0)
+    return;
   const char *v = getenv("TASKLOCAL_TASK_LOCAL");
   if (v == NULL || *v == '\0')
     return;

@@ -12,7 +12,7 @@
  * it as a 32-bit int), where the hooks below run. */
 extern int tl__tasktls_on;
 
-void tl__tasktls_setup(void);              /* tl__init: reads TASKLOCAL_TASK_LOCAL */
+void tl__tasktls_setup(void);              /* reads TASKLOCAL_TASK_LOCAL, once the environment is there */
 /* Before the real switch from c to t (t != c), on th: c's values are
  * saved and t's put in their place. */
 void tl__tasktls_switch(struct tl__thread *th, struct tl__task *c, struct tl__task *t);

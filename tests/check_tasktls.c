@@ -70,7 +70,7 @@ START_TEST(test_thread_vars_per_task)
   run(&p, "interleave", NULL, SYMS);
   ck_assert_int_eq(status(&p), 1);
   expect_out(&p, "tls: fresh_bad=0 id_bad=0 msg_bad=0 root=1  keys: fresh_bad=4 bad=19 root=0 made=1 destroyed=0");
-  ck_assert_msg(p.err.len == 0, "stderr: %s", p.err.data);
+  ck_assert_msg(strstr(p.err.data, "tasklocal: ") == NULL, "stderr: %s", p.err.data);
   tl_test_proc_free(&p);
 }
 END_TEST
@@ -151,10 +151,12 @@ END_TEST
 
 START_TEST(test_cxx_eh_without_a_runtime)
 {
+  /* A C program has no C++ runtime, unless a sanitizer's brings one. */
   struct tl_test_proc p;
   run(&p, "interleave", NULL, "cxx-eh");
   ck_assert_int_eq(status(&p), 1);
-  ck_assert_int_eq(count(p.err.data, "tasklocal: TASKLOCAL_TASK_LOCAL: cxx-eh: no C++ runtime"), 1);
+  if (!TL_TEST_UNDER_ASAN)
+    ck_assert_int_eq(count(p.err.data, "tasklocal: TASKLOCAL_TASK_LOCAL: cxx-eh: no C++ runtime"), 1);
   expect_out(&p, "tls: fresh_bad=4 id_bad=19");
   tl_test_proc_free(&p);
 }
@@ -200,7 +202,7 @@ START_TEST(test_cxx_eh_per_task)
   run(&p, "eh", NULL, "cxx-eh");
   ck_assert_int_eq(status(&p), 0);
   expect_out(&p, "eh: ok");
-  ck_assert_msg(p.err.len == 0, "stderr: %s", p.err.data);
+  ck_assert_msg(strstr(p.err.data, "tasklocal: ") == NULL, "stderr: %s", p.err.data);
   tl_test_proc_free(&p);
   run(&p, "eh", "uncaught", "cxx-eh");
   ck_assert_int_eq(status(&p), 0);

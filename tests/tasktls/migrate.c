@@ -94,16 +94,22 @@ static void *work(void *arg)
   return NULL;
 }
 
+/* Apart from main's loop: getcontext returns twice, and no local of the
+ * loop must be live across it. */
+static void make(int i)
+{
+  getcontext(&co[i].ctx);
+  co[i].ctx.uc_stack.ss_sp = malloc(STACK_SIZE);
+  co[i].ctx.uc_stack.ss_size = STACK_SIZE;
+  /* The last resume returns, into the scheduler of the worker that does it. */
+  co[i].ctx.uc_link = &workers[who(i, ROUNDS - 1)].sched;
+  makecontext(&co[i].ctx, (void (*)(void))body, 1, i);
+}
+
 int main(void)
 {
-  for (int i = 0; i < NCO; i++) {
-    getcontext(&co[i].ctx);
-    co[i].ctx.uc_stack.ss_sp = malloc(STACK_SIZE);
-    co[i].ctx.uc_stack.ss_size = STACK_SIZE;
-    /* The last resume returns, into the scheduler of the worker that made it. */
-    co[i].ctx.uc_link = &workers[who(i, ROUNDS - 1)].sched;
-    makecontext(&co[i].ctx, (void (*)(void))body, 1, i);
-  }
+  for (int i = 0; i < NCO; i++)
+    make(i);
   for (int i = 0; i < NWORKERS; i++) {
     workers[i].index = i;
     pthread_create(&workers[i].thread, NULL, work, &workers[i]);

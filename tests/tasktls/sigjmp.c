@@ -64,21 +64,26 @@ static void trampoline(uint32_t low, uint32_t high)
   siglongjmp(sched_env, 1);
 }
 
+/* Apart from main's loop: getcontext and sigsetjmp return twice. */
+static void create(int i)
+{
+  struct coro *co = &coros[i];
+  uintptr_t p = (uintptr_t)co;
+  co->index = i;
+  getcontext(&co->uc);
+  co->uc.uc_stack.ss_sp = malloc(STACK_SIZE);
+  co->uc.uc_stack.ss_size = STACK_SIZE;
+  co->uc.uc_link = &create_uc;
+  makecontext(&co->uc, (void (*)(void))trampoline, 2, (uint32_t)p, (uint32_t)(p >> 32));
+  if (!sigsetjmp(create_env, 0))
+    swapcontext(&create_uc, &co->uc);
+}
+
 int main(void)
 {
   reqid_set(-1);
-  for (int i = 0; i < NCO; i++) {
-    struct coro *co = &coros[i];
-    uintptr_t p = (uintptr_t)co;
-    co->index = i;
-    getcontext(&co->uc);
-    co->uc.uc_stack.ss_sp = malloc(STACK_SIZE);
-    co->uc.uc_stack.ss_size = STACK_SIZE;
-    co->uc.uc_link = &create_uc;
-    makecontext(&co->uc, (void (*)(void))trampoline, 2, (uint32_t)p, (uint32_t)(p >> 32));
-    if (!sigsetjmp(create_env, 0))
-      swapcontext(&create_uc, &co->uc);
-  }
+  for (int i = 0; i < NCO; i++)
+    create(i);
   for (int left = NCO; left > 0;) {
     left = 0;
     for (int i = 0; i < NCO; i++)
