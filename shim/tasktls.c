@@ -51,10 +51,17 @@ struct sym {
   unsigned char *init;                     /* what a new thread's copy holds */
 };
 
-/* A thread's copies, found at its first switch. */
+/* A thread's copies, found at its first switch, with what a switch needs
+ * to know of each next to it. */
 struct here {
   struct eh_globals *eh;
-  void *addr[TL__TASKTLS_SYMS_MAX];
+  uint32_t eh_at;
+  uint32_t nsym;
+  struct slot {
+    void *addr;                            /* the thread's copy */
+    const unsigned char *init;
+    uint32_t at, size;
+  } sym[TL__TASKTLS_SYMS_MAX];
 };
 
 /* A task's saved values: the variables and the exception state at their
@@ -198,9 +205,11 @@ static __attribute__((noinline)) struct here *here_make(struct tl__thread *th)
   if (h == NULL)
     return NULL;
   for (uint32_t i = 0; i < S.nsym; i++)
-    h->addr[i] = tl__tlsym_here(&S.sym[i].where);
+    h->sym[i] = (struct slot){tl__tlsym_here(&S.sym[i].where), S.sym[i].init, S.sym[i].at, S.sym[i].size};
+  h->nsym = S.nsym;
   if (S.eh_get != NULL)
     h->eh = S.eh_get();
+  h->eh_at = S.eh_at;
   th->tasktls = h;
   return h;
 }
@@ -236,6 +245,15 @@ static struct saved *saved_for(struct tl__task *c, uint32_t nkeys)
   return s;
 }
 
+/* One variable's bytes: most are a word, copied without a call. */
+static inline void copy(void *to, const void *from, uint32_t size)
+{
+  if (TL__LIKELY(size == 8))
+    __builtin_memcpy(to, from, 8);
+  else
+    memcpy(to, from, size);
+}
+
 /* The thread's values, c's, are copied out. A task whose values cannot be
  * kept for want of memory finds what a new thread has when it resumes. */
 static inline void save(struct here *h, struct tl__task *c, uint32_t nkeys)
@@ -248,10 +266,10 @@ static inline void save(struct here *h, struct tl__task *c, uint32_t nkeys)
     }
     return;
   }
-  for (uint32_t i = 0; i < S.nsym; i++)
-    memcpy(s->data + S.sym[i].at, h->addr[i], S.sym[i].size);
+  for (uint32_t i = 0; i < h->nsym; i++)
+    copy(s->data + h->sym[i].at, h->sym[i].addr, h->sym[i].size);
   if (h->eh != NULL)
-    memcpy(s->data + S.eh_at, h->eh, sizeof(struct eh_globals));
+    __builtin_memcpy(s->data + h->eh_at, h->eh, sizeof(struct eh_globals));
   if (nkeys != 0)
     tl__pkeys_save(keys_of(s), nkeys);
 }
@@ -260,11 +278,11 @@ static inline void save(struct here *h, struct tl__task *c, uint32_t nkeys)
 static inline void load(struct here *h, struct tl__task *t, uint32_t nkeys)
 {
   struct saved *s = t->x != NULL ? t->x->tls : NULL;
-  for (uint32_t i = 0; i < S.nsym; i++)
-    memcpy(h->addr[i], s != NULL ? s->data + S.sym[i].at : S.sym[i].init, S.sym[i].size);
+  for (uint32_t i = 0; i < h->nsym; i++)
+    copy(h->sym[i].addr, s != NULL ? s->data + h->sym[i].at : h->sym[i].init, h->sym[i].size);
   if (h->eh != NULL) {
     if (s != NULL)
-      memcpy(h->eh, s->data + S.eh_at, sizeof(struct eh_globals));
+      __builtin_memcpy(h->eh, s->data + h->eh_at, sizeof(struct eh_globals));
     else
       *h->eh = (struct eh_globals){NULL, 0};
   }

@@ -149,6 +149,31 @@ switches() {
   done
 }
 
+# One repetition of the task-local state benchmarks (row 9): the switch
+# with two __thread variables and the C++ exception state per task, and
+# pthread_getspecific of a key that is per task and of one that is not (a
+# pthread-keys item names another object), against glibc's alone. The
+# fastest of 3 runs of each, for the reason given above switches().
+tls_vars=TASKLOCAL_TASK_LOCAL=sym:bench_a,sym:bench_b,cxx-eh
+tasktls() {
+  r=$1
+  for k in 1 2 3; do
+    if [ $(((r + k) % 2)) = 1 ]; then
+      run "$r" shim shim "$bench/tlsbench" switch
+      run "$r" tls shim env "$tls_vars" "$bench/tlsbench" switch
+      run "$r" plain plain "$bench/tlsbench" getspecific
+      run "$r" keyother shim env TASKLOCAL_TASK_LOCAL=pthread-keys:libother "$bench/tlsbench" getspecific
+      run "$r" keytask shim env TASKLOCAL_TASK_LOCAL=pthread-keys:tlsbench "$bench/tlsbench" getspecific
+    else
+      run "$r" keytask shim env TASKLOCAL_TASK_LOCAL=pthread-keys:tlsbench "$bench/tlsbench" getspecific
+      run "$r" keyother shim env TASKLOCAL_TASK_LOCAL=pthread-keys:libother "$bench/tlsbench" getspecific
+      run "$r" plain plain "$bench/tlsbench" getspecific
+      run "$r" tls shim env "$tls_vars" "$bench/tlsbench" switch
+      run "$r" shim shim "$bench/tlsbench" switch
+    fi
+  done
+}
+
 # One repetition of the thread benchmarks (row 8): each figure is ns per
 # operation of the whole process (N threads that scale halve it), with and
 # without the shim, order alternating; the fastest of 3 runs of each, for
@@ -194,6 +219,7 @@ i=1
 while [ "$i" -le "$reps" ]; do
   reads "$i"
   switches "$i"
+  tasktls "$i"
   [ "$i" -gt "$thread_reps" ] || threads "$i"
   [ "$i" -gt "$mem_reps" ] || memory "$i"
   printf '.' >&2
@@ -322,6 +348,10 @@ END {
   srow("", "switch scaling, 2 threads, shim / none", "switch", 2, 0.95)
   srow("", "switch scaling, 8 threads, shim / none", "switch", 8, 0.90)
   row("", "hand-off (made on one thread, run on another)", "shim.handoff", "plain.handoff", "", "(none)")
+  row("9", "switch, 2 __thread + cxx-eh per task / none", "tls.switch", "shim.switch", 1.10, "<= 1.10x")
+  row("", "pthread_getspecific, key not per task / glibc", "keyother.getspecific", "plain.getspecific", 1.05,
+      "<= 1.05x")
+  row("", "pthread_getspecific, key per task / glibc", "keytask.getspecific", "plain.getspecific", 2.0, "<= 2x")
 
   printf "\nnotes:\n"
   printf "- reads are timed inside a running task with the key bound; one empty loop\n"
@@ -344,5 +374,9 @@ END {
   printf "- row 8: each thread runs its own loop (tests/bench/mtbench.c); gain = what\n"
   printf "  N threads do over one, shim / none (%d cores: 8 threads oversubscribe, which\n", cores
   printf "  shows lock convoys); the hand-off makes tasks on one thread, runs them on another.\n"
+  printf "- row 9 (TASKLOCAL_TASK_LOCAL, tests/bench/tlsbench.c): both switch sides run under\n"
+  printf "  the shim; the per-task state is swapped in C at every switch, so the switch\n"
+  printf "  leaves the inline path. pthread_getspecific is not interposed: a per-task\n"
+  printf "  key holds the running task'"'"'s value in the thread'"'"'s slot.\n"
 }
 ' "$data"
