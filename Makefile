@@ -6,7 +6,7 @@
 #                   and the aarch64 build's suites under qemu-user
 #   make demo       an unmodified coroutine program under the shim
 #
-# Missing build dependencies (libunwind, Check, pkg-config) are installed by
+# Missing build dependencies (libunwind, libelf, Check, pkg-config) are installed by
 # scripts/install-deps, which runs by itself the first time they are absent.
 #
 # Targets: glibc on x86_64 and on aarch64. ARCH names the target (the
@@ -115,7 +115,7 @@ ifeq ($(filter clean,$(MAKECMDGOALS)),)
 $(info tasklocal: installing build dependencies with scripts/install-deps $(DEPS_FLAGS))
 DEPS_RC := $(shell scripts/install-deps $(DEPS_FLAGS) >&2; echo $$?)
 ifneq ($(DEPS_RC),0)
-$(error scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, check and pkg-config (for $(ARCH)) by hand)
+$(error scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, libelf-dev, check and pkg-config (for $(ARCH)) by hand)
 endif
 endif
 endif

@@ -24,3 +24,41 @@ $(TASKTLS_DIR)/eh: tests/tasktls/eh.cpp | $(TASKTLS_DIR)
 
 $(BUILD)/tests/check_tasktls: $(TASKTLS_PROGS)
 check-unit: $(TASKTLS_PROGS)
+
+# ASan and TSan builds of the same programs (the library, the C programs
+# and the C++ one), run under the shim as built by make, through
+# tasklocal-run (tests/tasktls/san.sh). TSan cannot follow the siglongjmp
+# switches of sigjmp.c, with or without the shim (mk/sanitizers.mk).
+TASKTLS_SAN := $(BUILD)/tests/tasktls-san
+TASKTLS_SAN_C := interleave migrate
+
+$(TASKTLS_SAN)/asan/libreqid.so $(TASKTLS_SAN)/tsan/libreqid.so: $(TASKTLS_SAN)/%/libreqid.so: tests/tasktls/libreqid.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=$(if $(filter asan,$*),address,thread) -shared -fPIC -pthread $< -o $@
+
+$(TASKTLS_SAN)/asan/%.asan: tests/tasktls/%.c tests/tasktls/reqid.h $(TASKTLS_SAN)/asan/libreqid.so
+	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=address -fno-omit-frame-pointer -pthread $< -o $@ \
+	  -L$(@D) -Wl,-rpath,'$$ORIGIN' -lreqid
+
+$(TASKTLS_SAN)/tsan/%.tsan: tests/tasktls/%.c tests/tasktls/reqid.h $(TASKTLS_SAN)/tsan/libreqid.so
+	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=thread -pthread $< -o $@ -L$(@D) -Wl,-rpath,'$$ORIGIN' -lreqid
+
+$(TASKTLS_SAN)/asan/eh.asan: tests/tasktls/eh.cpp
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 $(WARN) -O1 -g -fsanitize=address -fno-omit-frame-pointer $< -o $@
+
+$(TASKTLS_SAN)/tsan/eh.tsan: tests/tasktls/eh.cpp
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 $(WARN) -O1 -g -fsanitize=thread $< -o $@
+
+.PHONY: check-tasktls-san
+check-tasktls-san: $(LIB) $(patsubst %,$(TASKTLS_SAN)/asan/%.asan,$(TASKTLS_SAN_C) sigjmp eh) \
+                   $(patsubst %,$(TASKTLS_SAN)/tsan/%.tsan,$(TASKTLS_SAN_C) eh)
+	@ok=0; \
+	tests/tasktls/san.sh address $(TASKTLS_SAN)/asan $(abspath $(LIB)) $(TASKTLS_SAN_C) sigjmp eh || ok=1; \
+	tests/tasktls/san.sh thread $(TASKTLS_SAN)/tsan $(abspath $(LIB)) $(TASKTLS_SAN_C) eh || ok=1; \
+	exit $$ok
+
+ifeq ($(ARCH),$(HOST_ARCH))
+CHECK_EXTRA += check-tasktls-san
+endif

@@ -51,7 +51,7 @@ static struct reqctx *ctx(void)
 void reqid_set(long id)
 {
   request_id = id;
-  request_count++;
+  __atomic_add_fetch(&request_count, 1, __ATOMIC_RELAXED);
   request_body[0] = (char)id;
   snprintf(last_message, sizeof last_message, "request %ld", id);
   ctx()->id = id;
