@@ -105,6 +105,22 @@ START_TEST(test_keys_other_object)
 }
 END_TEST
 
+START_TEST(test_abandoned_task_keys)
+{
+  /* A task abandoned (its ucontext_t made again) while it held a key's
+   * value: the destructor runs at once, and the root's value is intact. */
+  struct tl_test_proc p;
+  run(&p, "abandon", NULL, NULL);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "abandon: destroyed_at_remake=0 fresh=0 root=0");
+  tl_test_proc_free(&p);
+  run(&p, "abandon", NULL, ALL);
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "abandon: destroyed_at_remake=1 fresh=1 root=1");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
 START_TEST(test_migrate_without)
 {
   struct tl_test_proc p;
@@ -221,6 +237,7 @@ static Suite *tasktls_suite(void)
   tcase_add_test(tc, test_keys_per_task);
   tcase_add_test(tc, test_keys_all);
   tcase_add_test(tc, test_keys_other_object);
+  tcase_add_test(tc, test_abandoned_task_keys);
   tcase_add_test(tc, test_migrate_without);
   tcase_add_test(tc, test_migrate_per_task);
   tcase_add_test(tc, test_bad_items_warn_once);
