@@ -22,7 +22,7 @@ $(TASKTLS_DIR)/%: tests/tasktls/%.c tests/tasktls/reqid.h $(TASKTLS_DIR)/libreqi
 $(TASKTLS_DIR)/eh: tests/tasktls/eh.cpp | $(TASKTLS_DIR)
 	$(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@
 
-$(BUILD)/tests/check_tasktls: $(TASKTLS_PROGS)
+$(BUILD)/tests/check_tasktls: $(TASKTLS_PROGS) $(ALLOCCOUNT)
 check-unit: $(TASKTLS_PROGS)
 
 # ASan and TSan builds of the same programs (the library, the C programs

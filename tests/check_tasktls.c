@@ -8,6 +8,7 @@
 
 #define SHIM_PATH TL_BUILD_DIR "/libtasklocal.so"
 #define DIR TL_BUILD_DIR "/tests/tasktls"
+#define COUNTER_PATH TL_BUILD_DIR "/tests/libtlalloccount.so"
 #define RUN_DEADLINE_S (TL_TEST_EMULATED ? 120.0 : 30.0)
 
 #define SYMS "sym:request_id,sym:last_message@libreqid"
@@ -15,22 +16,28 @@
 
 static const char *const not_inherited[] = {"LD_PRELOAD=", "TASKLOCAL_", NULL};
 
-/* Runs DIR/name (with arg, if not NULL) under the shim, with
- * TASKLOCAL_TASK_LOCAL=items (unset when NULL). */
-static void run(struct tl_test_proc *p, const char *name, const char *arg, const char *items)
+/* Runs DIR/name (with arg, if not NULL) with LD_PRELOAD=preload, with
+ * TASKLOCAL_TASK_LOCAL=items (unset when NULL) and var (when not NULL). */
+static void run_with(struct tl_test_proc *p, const char *name, const char *arg, const char *preload,
+                     const char *items, const char *var)
 {
-  char path[512], local[1024];
+  char path[512], local[1024], pre[1024];
   snprintf(path, sizeof path, "%s/%s", DIR, name);
   ck_assert_msg(access(path, X_OK) == 0, "%s missing: %s", path, strerror(errno));
   snprintf(local, sizeof local, "TASKLOCAL_TASK_LOCAL=%s", items != NULL ? items : "");
-  const char *extra[] = {"LD_PRELOAD=" SHIM_PATH, items != NULL ? local : NULL,
-                         TL_TEST_UNDER_ASAN ? TL_TEST_ASAN_ENV : NULL};
-  char **env = tl_test_env(not_inherited, extra, 3);
+  snprintf(pre, sizeof pre, "LD_PRELOAD=%s", preload);
+  const char *extra[] = {pre, items != NULL ? local : NULL, var, TL_TEST_UNDER_ASAN ? TL_TEST_ASAN_ENV : NULL};
+  char **env = tl_test_env(not_inherited, extra, 4);
   char *const argv[] = {path, (char *)arg, NULL};
   tl_test_exec(p, argv, env, RUN_DEADLINE_S);
   free(env);
   ck_assert_msg(!p->timed_out && WIFEXITED(p->wstatus), "%s under the shim did not exit; stderr: %.800s", name,
                 p->err.data);
+}
+
+static void run(struct tl_test_proc *p, const char *name, const char *arg, const char *items)
+{
+  run_with(p, name, arg, SHIM_PATH, items, NULL);
 }
 
 static int status(const struct tl_test_proc *p)
@@ -227,6 +234,47 @@ START_TEST(test_cxx_eh_per_task)
 }
 END_TEST
 
+/* Every allocation of the library failed in turn, alone (N) and with all
+ * later ones (N+), in a run that makes state per task: the program runs
+ * to its end, whatever values a task that could not save its own finds
+ * (doc/task-local-tls.md). The allocations are counted by
+ * tests/faults/alloccount.c, preloaded before the shim, which cannot be
+ * under AddressSanitizer (it would bypass ASan's allocator). */
+START_TEST(test_allocation_failures)
+{
+  if (TL_TEST_UNDER_ASAN)
+    return;
+  char count_file[] = "/tmp/tltasktls-count-XXXXXX", count_var[64], fail_var[64];
+  int fd = mkstemp(count_file);
+  ck_assert_msg(fd >= 0, "mkstemp: %s", strerror(errno));
+  close(fd);
+  snprintf(count_var, sizeof count_var, "TLCOUNT_FILE=%s", count_file);
+  struct tl_test_proc p;
+  run_with(&p, "migrate", NULL, COUNTER_PATH " " SHIM_PATH, ALL, count_var);
+  ck_assert_int_eq(status(&p), 0);
+  tl_test_proc_free(&p);
+  long count = 0;
+  FILE *f = fopen(count_file, "r");
+  if (f != NULL) {
+    if (fscanf(f, "%ld", &count) != 1)
+      count = 0;
+    fclose(f);
+  }
+  unlink(count_file);
+  ck_assert_msg(count > 0, "no allocation of the library was counted: is %s built?", COUNTER_PATH);
+  for (long n = 1; n <= count + 1; n++) {
+    for (int every = 0; every < 2; every++) {
+      snprintf(fail_var, sizeof fail_var, "TASKLOCAL_TEST_FAIL_ALLOC=%ld%s", n, every ? "+" : "");
+      run_with(&p, "migrate", NULL, SHIM_PATH, ALL, fail_var);
+      ck_assert_msg(status(&p) <= 1 && strstr(p.out.data, "mn: ") != NULL,
+                    "with %s (of %ld allocations): exit status %d, stdout %s, stderr %.400s", fail_var, count,
+                    status(&p), p.out.data, p.err.data);
+      tl_test_proc_free(&p);
+    }
+  }
+}
+END_TEST
+
 static Suite *tasktls_suite(void)
 {
   Suite *s = suite_create("tasktls");
@@ -246,6 +294,7 @@ static Suite *tasktls_suite(void)
   tcase_add_test(tc, test_cxx_rethrow_without);
   tcase_add_test(tc, test_cxx_uncaught_without);
   tcase_add_test(tc, test_cxx_eh_per_task);
+  tcase_add_test(tc, test_allocation_failures);
   suite_add_tcase(s, tc);
   return s;
 }
