@@ -234,6 +234,43 @@ START_TEST(test_cxx_eh_per_task)
 }
 END_TEST
 
+/* The programs under valgrind's memcheck with their state per task: no
+ * error, no definite leak (the values of ended tasks are destroyed, the
+ * saved ones freed with their tasks), no "client switching stacks?".
+ * Not under qemu-user or AddressSanitizer, where valgrind cannot run. */
+START_TEST(test_valgrind)
+{
+  static const char *const valgrind = "/usr/bin/valgrind";
+  if (TL_TEST_EMULATED || TL_TEST_UNDER_ASAN || access(valgrind, X_OK) != 0)
+    return;
+  static const struct {
+    const char *name, *items, *want;
+  } runs[] = {
+    {"interleave", ALL, "keys: fresh_bad=0 bad=0 root=1 made=5 destroyed=4"},
+    {"migrate", ALL, "mn: fresh_bad=0 id_bad=0 msg_bad=0 key_bad=0 roots=2 migrated=15 made=5 destroyed=5"},
+    {"abandon", ALL, "abandon: destroyed_at_remake=1 fresh=1 root=1"},
+    {"eh", "cxx-eh", "eh: ok"},
+  };
+  for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+    char path[512], local[1024];
+    snprintf(path, sizeof path, "%s/%s", DIR, runs[i].name);
+    snprintf(local, sizeof local, "TASKLOCAL_TASK_LOCAL=%s", runs[i].items);
+    const char *extra[] = {"LD_PRELOAD=" SHIM_PATH, local};
+    char **env = tl_test_env(not_inherited, extra, 2);
+    char *const argv[] = {(char *)valgrind, "-q", "--error-exitcode=99", "--leak-check=full",
+                          "--errors-for-leak-kinds=definite", path, NULL};
+    struct tl_test_proc p;
+    tl_test_exec(&p, argv, env, RUN_DEADLINE_S * 4);
+    free(env);
+    ck_assert_msg(!p.timed_out && WIFEXITED(p.wstatus) && status(&p) == 0,
+                  "%s under valgrind: exit status %d; stderr: %.1500s", runs[i].name, status(&p), p.err.data);
+    ck_assert_msg(strstr(p.err.data, "switching stacks") == NULL, "%s: %.800s", runs[i].name, p.err.data);
+    expect_out(&p, runs[i].want);
+    tl_test_proc_free(&p);
+  }
+}
+END_TEST
+
 /* Every allocation of the library failed in turn, alone (N) and with all
  * later ones (N+), in a run that makes state per task: the program runs
  * to its end, whatever values a task that could not save its own finds
@@ -295,6 +332,7 @@ static Suite *tasktls_suite(void)
   tcase_add_test(tc, test_cxx_uncaught_without);
   tcase_add_test(tc, test_cxx_eh_per_task);
   tcase_add_test(tc, test_allocation_failures);
+  tcase_add_test(tc, test_valgrind);
   suite_add_tcase(s, tc);
   return s;
 }
