@@ -105,7 +105,8 @@ void tl__tasktls_setup(void)
   /* Called by tl__init, and before it by the first pthread_key_create
    * (keycalls.c): a sanitizer's runtime makes keys before the C library
    * has set up the environment, and the option is read once it has. */
-  if (environ == NULL || atomic_exchange_explicit(&S.read, 1, memory_order_relaxed) != 0)
+  if (atomic_load_explicit(&S.read, memory_order_relaxed) != 0 || environ == NULL ||
+      atomic_exchange_explicit(&S.read, 1, memory_order_relaxed) != 0)
     return;
   const char *v = getenv("TASKLOCAL_TASK_LOCAL");
   if (v == NULL || *v == '\0')
