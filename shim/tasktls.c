@@ -15,7 +15,8 @@
  * image, NULL keys, no exception). A task that resumes on another thread
  * finds its values copied into that thread's. Code that the compiler made
  * keep a variable's address across a switch still reads the thread's copy,
- * which is the running task's: nothing moves but the contents.
+ * which is the running task's when the task resumed on the same thread:
+ * nothing moves but the contents.
  *
  * The items are looked up at the first switch, not at load, so that the
  * libraries a program dlopens before it starts its coroutines are found.
@@ -65,10 +66,10 @@ struct here {
 };
 
 /* A task's saved values: the variables and the exception state at their
- * places, then one value per per-task key (nkeys of them). */
+ * places, then one value per per-task key: room for cap, of which the
+ * first nkeys were saved (keys noted since then have no value in it). */
 struct saved {
-  uint32_t nkeys;
-  uint32_t unused;
+  uint32_t cap, nkeys;
   _Alignas(16) unsigned char data[];
 };
 
@@ -233,14 +234,12 @@ static struct saved *saved_for(struct tl__task *c, uint32_t nkeys)
   if (x == NULL)
     return NULL;
   struct saved *s = x->tls;
-  if (TL__UNLIKELY(s == NULL || s->nkeys < nkeys)) {
+  if (TL__UNLIKELY(s == NULL || s->cap < nkeys)) {
     uint32_t cap = nkeys < 4 ? 4 : nkeys;
     s = tl__realloc(s, sizeof *s + S.size + cap * sizeof(void *));
     if (s == NULL)
       return NULL;
-    if (x->tls == NULL)
-      memset(s, 0, sizeof *s);
-    s->nkeys = cap;
+    s->cap = cap;
     x->tls = s;
   }
   return s;
@@ -273,6 +272,7 @@ static inline void save(struct here *h, struct tl__task *c, uint32_t nkeys)
     __builtin_memcpy(s->data + h->eh_at, h->eh, sizeof(struct eh_globals));
   if (nkeys != 0)
     tl__pkeys_save(keys_of(s), nkeys);
+  s->nkeys = nkeys;
 }
 
 /* t's values are copied in: those it saved, or a new thread's. */

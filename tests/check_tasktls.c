@@ -128,6 +128,21 @@ START_TEST(test_abandoned_task_keys)
 }
 END_TEST
 
+START_TEST(test_key_made_later)
+{
+  /* A task that saved its values before a key existed has no value in it. */
+  struct tl_test_proc p;
+  run(&p, "latekey", NULL, NULL);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "latekey: a_fresh=0 b_own=1");
+  tl_test_proc_free(&p);
+  run(&p, "latekey", NULL, ALL);
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "latekey: a_fresh=1 b_own=1");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
 START_TEST(test_migrate_without)
 {
   struct tl_test_proc p;
@@ -249,6 +264,7 @@ START_TEST(test_valgrind)
     {"interleave", ALL, "keys: fresh_bad=0 bad=0 root=1 made=5 destroyed=4"},
     {"migrate", ALL, "mn: fresh_bad=0 id_bad=0 msg_bad=0 key_bad=0 roots=2 migrated=15 made=5 destroyed=5"},
     {"abandon", ALL, "abandon: destroyed_at_remake=1 fresh=1 root=1"},
+    {"latekey", ALL, "latekey: a_fresh=1 b_own=1"},
     {"eh", "cxx-eh", "eh: ok"},
   };
   for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
@@ -323,6 +339,7 @@ static Suite *tasktls_suite(void)
   tcase_add_test(tc, test_keys_all);
   tcase_add_test(tc, test_keys_other_object);
   tcase_add_test(tc, test_abandoned_task_keys);
+  tcase_add_test(tc, test_key_made_later);
   tcase_add_test(tc, test_migrate_without);
   tcase_add_test(tc, test_migrate_per_task);
   tcase_add_test(tc, test_bad_items_warn_once);
