@@ -61,15 +61,28 @@ void tl__pkeys_want(const char *object)
   tl__pkeys_on = 1;
 }
 
+/* The objects that "all" leaves out: the C library, and the sanitizers'
+ * runtimes, whose keys keep their own per-thread records. */
+static int system_object(const char *path)
+{
+  static const char *const names[] = {"libc.so", "libasan", "libtsan", "liblsan", "libubsan", "libhwasan"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (tl__object_matches(path, names[i]))
+      return 1;
+  const char *base = strrchr(path, '/');
+  return strncmp(base != NULL ? base + 1 : path, "libclang_rt.", 12) == 0;
+}
+
 /* Whether the code at caller, which made a key, is in an object named. The
- * library's own keys (thread.c's) and the C library's never are. */
+ * library's own keys (thread.c's) never are. */
 static int wanted(const void *caller)
 {
   Dl_info info, self;
-  if (!dladdr(caller, &info) || !dladdr((const void *)wanted, &self) || info.dli_fbase == self.dli_fbase)
+  if (!dladdr(caller, &info) || !dladdr((const void *)wanted, &self) || info.dli_fbase == self.dli_fbase ||
+      info.dli_fname == NULL)
     return 0;
   if (P.all)
-    return !tl__object_matches(info.dli_fname, "libc.so");
+    return !system_object(info.dli_fname);
   for (uint32_t i = 0; i < P.npattern; i++)
     if (tl__object_matches(info.dli_fname, P.pattern[i]))
       return 1;

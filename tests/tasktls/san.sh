@@ -28,8 +28,10 @@ unset LD_PRELOAD TASKLOCAL_LEAKS TASKLOCAL_BACKTRACE TASKLOCAL_DUMP_SIGNAL TASKL
 fail=0
 for p in "$@"; do
   b=$dir/$p.$sfx
+  # migrate takes every key but the C library's and the sanitizer's own.
   case $p in
     eh) items=cxx-eh ;;
+    migrate) items=sym:request_id,sym:last_message@libreqid,pthread-keys:all ;;
     *) items=sym:request_id,sym:last_message@libreqid,pthread-keys:libreqid ;;
   esac
   # sigjmp.c's switches are unseen: the root task's values, saved at its
