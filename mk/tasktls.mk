@@ -22,6 +22,17 @@ $(TASKTLS_DIR)/%: tests/tasktls/%.c tests/tasktls/reqid.h $(TASKTLS_DIR)/libreqi
 $(TASKTLS_DIR)/eh: tests/tasktls/eh.cpp | $(TASKTLS_DIR)
 	$(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@
 
+# The C++ program built by clang++ too, when it is installed (the suite
+# runs it when it is there): the same runtime, another compiler's code.
+ifeq ($(ARCH),$(HOST_ARCH))
+ifneq ($(shell command -v $(firstword $(CXX_CLANG)) 2>/dev/null),)
+TASKTLS_PROGS += $(TASKTLS_DIR)/eh-clang
+endif
+endif
+
+$(TASKTLS_DIR)/eh-clang: tests/tasktls/eh.cpp | $(TASKTLS_DIR)
+	$(CXX_CLANG) -std=c++17 $(WARN) -O2 -g $< -o $@
+
 $(BUILD)/tests/check_tasktls: $(TASKTLS_PROGS) $(ALLOCCOUNT)
 check-unit: $(TASKTLS_PROGS)
 
