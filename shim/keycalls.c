@@ -66,26 +66,37 @@ static int key_delete(pthread_key_t key)
 #define TL__GLIBC_BASE "GLIBC_2.17"
 #endif
 
-__attribute__((visibility("default"), symver("pthread_key_create@@GLIBC_2.34"))) int
-tl__pkey_create(pthread_key_t *key, void (*destroy)(void *))
+/* gcc's attribute survives link-time optimization, which a .symver
+ * directive in top-level assembly does not; clang knows only the latter
+ * (the fuzz build, mk/fuzz.mk). */
+#if defined(__clang__)
+#define TL__VERSIONED(fn, name)                                                                                   \
+  __asm__(".symver " #fn ", " name);                                                                            \
+  __attribute__((visibility("default")))
+#else
+#define TL__VERSIONED(fn, name) __attribute__((visibility("default"), symver(name)))
+#endif
+
+TL__VERSIONED(tl__pkey_create, "pthread_key_create@@GLIBC_2.34")
+int tl__pkey_create(pthread_key_t *key, void (*destroy)(void *))
 {
   return create(key, destroy, __builtin_return_address(0));
 }
 
-__attribute__((visibility("default"), symver("pthread_key_create@" TL__GLIBC_BASE))) int
-tl__pkey_create_base(pthread_key_t *key, void (*destroy)(void *))
+TL__VERSIONED(tl__pkey_create_base, "pthread_key_create@" TL__GLIBC_BASE)
+int tl__pkey_create_base(pthread_key_t *key, void (*destroy)(void *))
 {
   return create(key, destroy, __builtin_return_address(0));
 }
 
-__attribute__((visibility("default"), symver("pthread_key_delete@@GLIBC_2.34"))) int
-tl__pkey_delete(pthread_key_t key)
+TL__VERSIONED(tl__pkey_delete, "pthread_key_delete@@GLIBC_2.34")
+int tl__pkey_delete(pthread_key_t key)
 {
   return key_delete(key);
 }
 
-__attribute__((visibility("default"), symver("pthread_key_delete@" TL__GLIBC_BASE))) int
-tl__pkey_delete_base(pthread_key_t key)
+TL__VERSIONED(tl__pkey_delete_base, "pthread_key_delete@" TL__GLIBC_BASE)
+int tl__pkey_delete_base(pthread_key_t key)
 {
   return key_delete(key);
 }
