@@ -8,7 +8,7 @@
 
 TASKTLS_DIR := $(BUILD)/tests/tasktls
 TASKTLS_PROGS := $(TASKTLS_DIR)/libreqid.so $(TASKTLS_DIR)/interleave $(TASKTLS_DIR)/migrate \
-                 $(TASKTLS_DIR)/sigjmp $(TASKTLS_DIR)/abandon $(TASKTLS_DIR)/latekey $(TASKTLS_DIR)/eh
+                 $(TASKTLS_DIR)/sigjmp $(TASKTLS_DIR)/abandon $(TASKTLS_DIR)/latekey $(TASKTLS_DIR)/plugin $(TASKTLS_DIR)/eh
 
 $(TASKTLS_DIR):
 	mkdir -p $@
@@ -18,6 +18,11 @@ $(TASKTLS_DIR)/libreqid.so: tests/tasktls/libreqid.c | $(TASKTLS_DIR)
 
 $(TASKTLS_DIR)/%: tests/tasktls/%.c tests/tasktls/reqid.h $(TASKTLS_DIR)/libreqid.so
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@ -L$(TASKTLS_DIR) -Wl,-rpath,'$$ORIGIN' -lreqid
+
+# The plugin program dlopens the library (found through its RUNPATH):
+# not linked with it.
+$(TASKTLS_DIR)/plugin: tests/tasktls/plugin.c $(TASKTLS_DIR)/libreqid.so
+	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@ -Wl,-rpath,'$$ORIGIN' -ldl
 
 $(TASKTLS_DIR)/eh: tests/tasktls/eh.cpp | $(TASKTLS_DIR)
 	$(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@

@@ -143,6 +143,23 @@ START_TEST(test_key_made_later)
 }
 END_TEST
 
+START_TEST(test_dlopened_library)
+{
+  /* A library loaded with dlopen (dynamic TLS), used by the coroutines of
+   * a thread that never touched it before: its block in that thread is
+   * allocated at the first switch. */
+  struct tl_test_proc p;
+  run(&p, "plugin", NULL, NULL);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "plugin: fresh_bad=2 id_bad=11 msg_bad=11 root_fresh=0");
+  tl_test_proc_free(&p);
+  run(&p, "plugin", NULL, SYMS);
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "plugin: fresh_bad=0 id_bad=0 msg_bad=0 root_fresh=1");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
 START_TEST(test_migrate_without)
 {
   struct tl_test_proc p;
@@ -348,6 +365,7 @@ static Suite *tasktls_suite(void)
   tcase_add_test(tc, test_keys_other_object);
   tcase_add_test(tc, test_abandoned_task_keys);
   tcase_add_test(tc, test_key_made_later);
+  tcase_add_test(tc, test_dlopened_library);
   tcase_add_test(tc, test_migrate_without);
   tcase_add_test(tc, test_migrate_per_task);
   tcase_add_test(tc, test_bad_items_warn_once);
