@@ -82,6 +82,24 @@ START_TEST(test_thread_vars_per_task)
 }
 END_TEST
 
+START_TEST(test_program_variable)
+{
+  /* The program's own __thread variable (in its .symtab), named with and
+   * without the program's name. */
+  struct tl_test_proc p;
+  run(&p, "interleave", NULL, NULL);
+  expect_out(&p, "program: bad=19");
+  tl_test_proc_free(&p);
+  run(&p, "interleave", NULL, "sym:program_request@interleave");
+  expect_out(&p, "program: bad=0");
+  ck_assert_msg(strstr(p.err.data, "tasklocal: ") == NULL, "stderr: %s", p.err.data);
+  tl_test_proc_free(&p);
+  run(&p, "interleave", NULL, "sym:program_request");
+  expect_out(&p, "program: bad=0");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
 START_TEST(test_keys_per_task)
 {
   /* Each coroutine makes its own context, which its task's end destroys. */
@@ -360,6 +378,7 @@ static Suite *tasktls_suite(void)
   tcase_set_timeout(tc, RUN_DEADLINE_S * 4);
   tcase_add_test(tc, test_thread_vars_shared_without);
   tcase_add_test(tc, test_thread_vars_per_task);
+  tcase_add_test(tc, test_program_variable);
   tcase_add_test(tc, test_keys_per_task);
   tcase_add_test(tc, test_keys_all);
   tcase_add_test(tc, test_keys_other_object);

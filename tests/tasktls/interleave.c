@@ -6,10 +6,13 @@
  *
  * One line of counts on stdout (tests/check_tasktls.c reads it):
  *   tls: fresh_bad=N id_bad=N msg_bad=N root=N  keys: fresh_bad=N bad=N root=N made=N destroyed=N
+ *     program: bad=N
  * fresh_bad: coroutines that did not start with what a new thread has (a
  * request id of 0, the message "none", no context); root: whether the
  * main thread's own request survived (1); destroyed: contexts destroyed by
- * the end. The exit status is 0 when everything is as per task. */
+ * the end; program: the program's own __thread variable, which
+ * only the test that names it expects per task. The exit status is 0 when
+ * libreqid's state is per task. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,11 @@ static struct coro {
   int done;
 } co[NCO];
 static int current;
-static int fresh_bad, id_bad, msg_bad, key_fresh_bad, key_bad;
+static int fresh_bad, id_bad, msg_bad, key_fresh_bad, key_bad, prog_bad;
+/* The program's own thread-local: an executable exports nothing, so it is
+ * in its .symtab only. Not static, so that the compiler cannot assume the
+ * switch leaves it alone. */
+__thread long program_request;
 
 static void body(void)
 {
@@ -41,7 +48,10 @@ static void body(void)
     char want[32];
     snprintf(want, sizeof want, "request %ld", id);
     reqid_set(id);
+    program_request = id;
     swapcontext(&co[me].ctx, &sched);
+    if (program_request != id)
+      prog_bad++;
     if (reqid_get() != id)
       id_bad++;
     if (strcmp(reqid_message(), want) != 0)
@@ -79,8 +89,10 @@ int main(void)
     }
   }
   int root = reqid_get() == -1 && strcmp(reqid_message(), "request -1") == 0, key_root = reqid_ctx() == -1;
-  printf("tls: fresh_bad=%d id_bad=%d msg_bad=%d root=%d  keys: fresh_bad=%d bad=%d root=%d made=%d destroyed=%d\n",
-         fresh_bad, id_bad, msg_bad, root, key_fresh_bad, key_bad, key_root, reqid_ctx_made(), reqid_ctx_destroyed());
+  printf("tls: fresh_bad=%d id_bad=%d msg_bad=%d root=%d  keys: fresh_bad=%d bad=%d root=%d made=%d destroyed=%d"
+         "  program: bad=%d\n",
+         fresh_bad, id_bad, msg_bad, root, key_fresh_bad, key_bad, key_root, reqid_ctx_made(), reqid_ctx_destroyed(),
+         prog_bad);
   for (int i = 0; i < NCO; i++)
     free(co[i].ctx.uc_stack.ss_sp);
   int ok = fresh_bad == 0 && id_bad == 0 && msg_bad == 0 && root && key_root && key_fresh_bad == 0 && key_bad == 0 &&
