@@ -8,7 +8,7 @@
 
 TASKTLS_DIR := $(BUILD)/tests/tasktls
 TASKTLS_PROGS := $(TASKTLS_DIR)/libreqid.so $(TASKTLS_DIR)/interleave $(TASKTLS_DIR)/migrate \
-                 $(TASKTLS_DIR)/sigjmp $(TASKTLS_DIR)/abandon $(TASKTLS_DIR)/latekey $(TASKTLS_DIR)/plugin $(TASKTLS_DIR)/eh
+                 $(TASKTLS_DIR)/sigjmp $(TASKTLS_DIR)/abandon $(TASKTLS_DIR)/latekey $(TASKTLS_DIR)/plugin $(TASKTLS_DIR)/keydelete $(TASKTLS_DIR)/eh
 
 $(TASKTLS_DIR):
 	mkdir -p $@

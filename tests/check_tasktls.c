@@ -178,6 +178,20 @@ START_TEST(test_dlopened_library)
 }
 END_TEST
 
+START_TEST(test_key_deleted)
+{
+  struct tl_test_proc p;
+  run(&p, "keydelete", NULL, NULL);
+  ck_assert_int_eq(status(&p), 1);
+  expect_out(&p, "stale=0 dtor1=0 dtor2=0");
+  tl_test_proc_free(&p);
+  run(&p, "keydelete", NULL, "pthread-keys:keydelete");
+  ck_assert_int_eq(status(&p), 0);
+  expect_out(&p, "keydelete: same_number=1 stale=0 dtor1=0 dtor2=1");
+  tl_test_proc_free(&p);
+}
+END_TEST
+
 START_TEST(test_migrate_without)
 {
   struct tl_test_proc p;
@@ -385,6 +399,7 @@ static Suite *tasktls_suite(void)
   tcase_add_test(tc, test_abandoned_task_keys);
   tcase_add_test(tc, test_key_made_later);
   tcase_add_test(tc, test_dlopened_library);
+  tcase_add_test(tc, test_key_deleted);
   tcase_add_test(tc, test_migrate_without);
   tcase_add_test(tc, test_migrate_per_task);
   tcase_add_test(tc, test_bad_items_warn_once);
