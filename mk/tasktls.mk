@@ -19,10 +19,9 @@ $(TASKTLS_DIR)/libreqid.so: tests/tasktls/libreqid.c | $(TASKTLS_DIR)
 $(TASKTLS_DIR)/%: tests/tasktls/%.c tests/tasktls/reqid.h $(TASKTLS_DIR)/libreqid.so
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@ -L$(TASKTLS_DIR) -Wl,-rpath,'$$ORIGIN' -lreqid
 
-# The plugin program dlopens the library (found through its RUNPATH):
-# not linked with it.
+# The plugin program dlopens the library next to it: not linked with it.
 $(TASKTLS_DIR)/plugin: tests/tasktls/plugin.c $(TASKTLS_DIR)/libreqid.so
-	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@ -Wl,-rpath,'$$ORIGIN' -ldl
+	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@ -ldl
 
 $(TASKTLS_DIR)/eh: tests/tasktls/eh.cpp | $(TASKTLS_DIR)
 	$(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@
