@@ -1,11 +1,11 @@
 /* The interposed pthread_key_create and pthread_key_delete: with a
  * pthread-keys item in TASKLOCAL_TASK_LOCAL, the keys that code in the
- * objects it names makes are noted for pkeys.c, with their destructors.
+ * objects it names makes are noted for pkeys.c, with their destructors
+ * (and until the options are read, every key, to be judged then).
  * Otherwise each adds one flag test to glibc's function.
  */
 #include "internal.h"
 #include "pkeys.h"
-#include "tasktls.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,11 +25,6 @@ extern int __pthread_key_create(pthread_key_t *key, void (*destroy)(void *));
 
 static int create(pthread_key_t *key, void (*destroy)(void *), const void *caller)
 {
-  /* The option must be read before a key made by another library's
-   * constructor is judged, which may be before our constructor runs; but
-   * not with the rest of tl__init: a sanitizer's runtime makes keys
-   * before the C library has set up the environment (tasktls.c). */
-  tl__tasktls_setup();
   int (*real)(pthread_key_t *, void (*)(void *)) = atomic_load_explicit(&K.create, memory_order_relaxed);
   if (TL__UNLIKELY(real == NULL)) {
     real = (int (*)(pthread_key_t *, void (*)(void *)))dlsym(RTLD_NEXT, "pthread_key_create");
@@ -38,7 +33,7 @@ static int create(pthread_key_t *key, void (*destroy)(void *), const void *calle
     atomic_store_explicit(&K.create, real, memory_order_relaxed);
   }
   int r = real(key, destroy);
-  if (TL__UNLIKELY(tl__pkeys_on) && r == 0)
+  if (TL__UNLIKELY(tl__pkeys_watch) && r == 0)
     tl__pkeys_note(*key, destroy, caller);
   return r;
 }
@@ -52,7 +47,7 @@ static int key_delete(pthread_key_t key)
       return EINVAL;
     atomic_store_explicit(&K.remove, real, memory_order_relaxed);
   }
-  if (TL__UNLIKELY(tl__pkeys_on))
+  if (TL__UNLIKELY(tl__pkeys_watch))
     tl__pkeys_forget(key);
   return real(key);
 }

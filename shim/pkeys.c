@@ -1,8 +1,12 @@
 /* pthread keys of unmodified code, made per task.
  *
- * pthread_key_create is interposed (keycalls.c) to note, when TASKLOCAL_TASK_LOCAL names
- * pthread-keys:OBJECT (or all), the keys that code in that object makes,
- * with their destructors. pthread_getspecific and pthread_setspecific are
+ * pthread_key_create is interposed (keycalls.c) to note, when
+ * TASKLOCAL_TASK_LOCAL names pthread-keys:OBJECT (or all), the keys that
+ * code in that object makes, with their destructors. Keys made before the
+ * library has read its options (by other libraries' constructors, or by a
+ * sanitizer's runtime before the C library has an environment) wait, with
+ * their makers, to be judged when it has (tl__pkeys_ready).
+ * pthread_getspecific and pthread_setspecific are
  * not interposed: the thread's slots of those keys hold the running task's
  * values, because every switch the shim sees saves the leaving task's
  * values and puts the arriving task's in place (tasktls.c). A read costs
@@ -28,6 +32,14 @@
 #include <string.h>
 
 #define PATTERNS_MAX 8
+#define PENDING_MAX 32
+
+/* A key made before the options were read, judged once they are. */
+struct pending {
+  pthread_key_t key;
+  void (*destroy)(void *);
+  const void *caller;                      /* NULL once deleted */
+};
 
 struct pkey {
   pthread_key_t key;
@@ -43,9 +55,13 @@ static struct {
   const char *pattern[PATTERNS_MAX];
   uint32_t npattern;
   int warned;
+  int ready;                               /* the option was read: keys are judged as they come */
+  struct pending pending[PENDING_MAX];
+  uint32_t npending;
 } P;
 
 int tl__pkeys_on;
+int tl__pkeys_watch = 1;
 
 void tl__pkeys_want(const char *object)
 {
@@ -89,10 +105,9 @@ static int wanted(const void *caller)
   return 0;
 }
 
-void tl__pkeys_note(pthread_key_t key, void (*destroy)(void *), const void *caller)
+/* With P.lock held: key becomes per task. */
+static void add(pthread_key_t key, void (*destroy)(void *))
 {
-  if (!wanted(caller) || tl__lock(&P.lock) != 0)
-    return;
   uint32_t n = atomic_load_explicit(&P.n, memory_order_relaxed);
   if (n < TL__PKEYS_MAX) {
     P.keys[n].key = key;
@@ -104,15 +119,46 @@ void tl__pkeys_note(pthread_key_t key, void (*destroy)(void *), const void *call
     tl__message("TASKLOCAL_TASK_LOCAL: more than %d pthread keys made per task; later ones stay per thread",
                 TL__PKEYS_MAX);
   }
+}
+
+void tl__pkeys_note(pthread_key_t key, void (*destroy)(void *), const void *caller)
+{
+  if (tl__lock(&P.lock) != 0)
+    return;
+  if (!P.ready) {
+    if (P.npending < PENDING_MAX)
+      P.pending[P.npending++] = (struct pending){key, destroy, caller};
+  } else if (tl__pkeys_on && wanted(caller)) {
+    add(key, destroy);
+  }
   tl__unlock(&P.lock);
 }
 
 void tl__pkeys_forget(pthread_key_t key)
 {
-  uint32_t n = atomic_load_explicit(&P.n, memory_order_acquire);
+  if (tl__lock(&P.lock) != 0)
+    return;
+  uint32_t n = atomic_load_explicit(&P.n, memory_order_relaxed);
   for (uint32_t i = 0; i < n; i++)
     if (P.keys[i].key == key)
       atomic_store_explicit(&P.keys[i].live, 0, memory_order_relaxed);
+  for (uint32_t i = 0; i < P.npending; i++)
+    if (P.pending[i].key == key)
+      P.pending[i].caller = NULL;
+  tl__unlock(&P.lock);
+}
+
+void tl__pkeys_ready(void)
+{
+  if (tl__lock(&P.lock) != 0)
+    return;
+  P.ready = 1;
+  for (uint32_t i = 0; i < P.npending; i++)
+    if (tl__pkeys_on && P.pending[i].caller != NULL && wanted(P.pending[i].caller))
+      add(P.pending[i].key, P.pending[i].destroy);
+  P.npending = 0;
+  tl__pkeys_watch = tl__pkeys_on;
+  tl__unlock(&P.lock);
 }
 
 uint32_t tl__pkeys_count(void)

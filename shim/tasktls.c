@@ -32,6 +32,7 @@
 #include "lock.h"
 #include "message.h"
 #include "registry.h"
+#include "options.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -76,7 +77,6 @@ struct saved {
 enum { UNRESOLVED, RESOLVED };
 
 static struct {
-  _Atomic int read;                        /* the option was read */
   char spec[4096];                         /* TASKLOCAL_TASK_LOCAL, cut into items in place */
   struct item {
     const char *name, *object;
@@ -99,21 +99,11 @@ static void bad_item(const char *item, const char *why)
   tl__message("TASKLOCAL_TASK_LOCAL: %s: %s; ignored", item, why);
 }
 
-extern char **environ;
-
 void tl__tasktls_setup(void)
 {
-  /* Called by tl__init, and before it by the first pthread_key_create
-   * (keycalls.c): a sanitizer's runtime makes keys before the C library
-   * has set up the environment, and the option is read once it has. */
-  if (atomic_load_explicit(&S.read, memory_order_relaxed) != 0 || environ == NULL ||
-      atomic_exchange_explicit(&S.read, 1, memory_order_relaxed) != 0)
-    return;
-  const char *v = getenv("TASKLOCAL_TASK_LOCAL");
-  if (v == NULL || *v == '\0')
-    return;
-  if (strlen(v) >= sizeof S.spec) {
-    tl__message("TASKLOCAL_TASK_LOCAL is longer than %zu bytes; ignored", sizeof S.spec - 1);
+  const char *v = tl__opt.task_local;
+  if (v == NULL || strlen(v) >= sizeof S.spec) {
+    tl__pkeys_ready();
     return;
   }
   strcpy(S.spec, v);
@@ -137,6 +127,7 @@ void tl__tasktls_setup(void)
       bad_item(it, "not an item (sym:NAME[@OBJECT], pthread-keys:OBJECT|all or cxx-eh)");
     }
   }
+  tl__pkeys_ready();
   tl__tasktls_on = S.nwant != 0 || S.want_eh || tl__pkeys_on;
 }
 

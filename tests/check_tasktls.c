@@ -130,19 +130,24 @@ START_TEST(test_keys_other_object)
 }
 END_TEST
 
-START_TEST(test_abandoned_task_keys)
+START_TEST(test_ended_task_keys)
 {
-  /* A task abandoned (its ucontext_t made again) while it held a key's
-   * value: the destructor runs at once, and the root's value is intact. */
-  struct tl_test_proc p;
-  run(&p, "abandon", NULL, NULL);
-  ck_assert_int_eq(status(&p), 1);
-  expect_out(&p, "abandon: destroyed_at_remake=0 fresh=0 root=0");
-  tl_test_proc_free(&p);
-  run(&p, "abandon", NULL, ALL);
-  ck_assert_int_eq(status(&p), 0);
-  expect_out(&p, "abandon: destroyed_at_remake=1 fresh=1 root=1");
-  tl_test_proc_free(&p);
+  /* A task that ends without returning while it holds a key's value
+   * (released: a new context on its stack, or its stack freed; abandoned:
+   * its ucontext_t made again): the destructor runs at once, and the
+   * root's value is intact. */
+  static const char *const hows[] = {"stack", "context", "free"};
+  for (size_t i = 0; i < sizeof hows / sizeof hows[0]; i++) {
+    struct tl_test_proc p;
+    run(&p, "abandon", hows[i], NULL);
+    ck_assert_msg(status(&p) == 1, "%s: exit status %d", hows[i], status(&p));
+    expect_out(&p, "abandon: destroyed_at_end=0 fresh=0 root=0");
+    tl_test_proc_free(&p);
+    run(&p, "abandon", hows[i], ALL);
+    ck_assert_msg(status(&p) == 0, "%s: exit status %d", hows[i], status(&p));
+    expect_out(&p, "abandon: destroyed_at_end=1 fresh=1 root=1");
+    tl_test_proc_free(&p);
+  }
 }
 END_TEST
 
@@ -320,7 +325,7 @@ START_TEST(test_valgrind)
   } runs[] = {
     {"interleave", ALL, "keys: fresh_bad=0 bad=0 root=1 made=5 destroyed=4"},
     {"migrate", ALL, "mn: fresh_bad=0 id_bad=0 msg_bad=0 key_bad=0 roots=2 migrated=15 made=5 destroyed=5"},
-    {"abandon", ALL, "abandon: destroyed_at_remake=1 fresh=1 root=1"},
+    {"abandon", ALL, "abandon: destroyed_at_end=1 fresh=1 root=1"},
     {"latekey", ALL, "latekey: a_fresh=1 b_own=1"},
     {"eh", "cxx-eh", "eh: ok"},
   };
@@ -396,7 +401,7 @@ static Suite *tasktls_suite(void)
   tcase_add_test(tc, test_keys_per_task);
   tcase_add_test(tc, test_keys_all);
   tcase_add_test(tc, test_keys_other_object);
-  tcase_add_test(tc, test_abandoned_task_keys);
+  tcase_add_test(tc, test_ended_task_keys);
   tcase_add_test(tc, test_key_made_later);
   tcase_add_test(tc, test_dlopened_library);
   tcase_add_test(tc, test_key_deleted);
