@@ -48,14 +48,14 @@ struct pkey {
 };
 
 static struct {
-  struct tl__lock lock;                    /* guards the noting of a key */
+  struct tl__lock lock;                    /* guards the adding of a key, and the waiting ones */
   struct pkey keys[TL__PKEYS_MAX];
   _Atomic uint32_t n;
   int all;
   const char *pattern[PATTERNS_MAX];
   uint32_t npattern;
   int warned;
-  int ready;                               /* the option was read: keys are judged as they come */
+  _Atomic int ready;                       /* the option was read: keys are judged as they come */
   struct pending pending[PENDING_MAX];
   uint32_t npending;
 } P;
@@ -121,17 +121,31 @@ static void add(pthread_key_t key, void (*destroy)(void *))
   }
 }
 
-void tl__pkeys_note(pthread_key_t key, void (*destroy)(void *), const void *caller)
+static void add_locked(pthread_key_t key, void (*destroy)(void *))
 {
   if (tl__lock(&P.lock) != 0)
     return;
-  if (!P.ready) {
-    if (P.npending < PENDING_MAX)
-      P.pending[P.npending++] = (struct pending){key, destroy, caller};
-  } else if (tl__pkeys_on && wanted(caller)) {
-    add(key, destroy);
-  }
+  add(key, destroy);
   tl__unlock(&P.lock);
+}
+
+/* The maker is judged (dladdr, which takes the dynamic linker's lock)
+ * without P.lock held: a thread inside dlopen holds that lock when a
+ * constructor makes a key. */
+void tl__pkeys_note(pthread_key_t key, void (*destroy)(void *), const void *caller)
+{
+  if (!atomic_load_explicit(&P.ready, memory_order_acquire)) {
+    if (tl__lock(&P.lock) != 0)
+      return;
+    int ready = atomic_load_explicit(&P.ready, memory_order_relaxed);
+    if (!ready && P.npending < PENDING_MAX)
+      P.pending[P.npending++] = (struct pending){key, destroy, caller};
+    tl__unlock(&P.lock);
+    if (!ready)
+      return;
+  }
+  if (tl__pkeys_on && wanted(caller))
+    add_locked(key, destroy);
 }
 
 void tl__pkeys_forget(pthread_key_t key)
@@ -150,15 +164,20 @@ void tl__pkeys_forget(pthread_key_t key)
 
 void tl__pkeys_ready(void)
 {
+  struct pending waiting[PENDING_MAX];
+  uint32_t n = 0;
   if (tl__lock(&P.lock) != 0)
     return;
-  P.ready = 1;
   for (uint32_t i = 0; i < P.npending; i++)
-    if (tl__pkeys_on && P.pending[i].caller != NULL && wanted(P.pending[i].caller))
-      add(P.pending[i].key, P.pending[i].destroy);
+    if (P.pending[i].caller != NULL)
+      waiting[n++] = P.pending[i];
   P.npending = 0;
-  tl__pkeys_watch = tl__pkeys_on;
+  atomic_store_explicit(&P.ready, 1, memory_order_release);
   tl__unlock(&P.lock);
+  for (uint32_t i = 0; tl__pkeys_on && i < n; i++)
+    if (wanted(waiting[i].caller))
+      add_locked(waiting[i].key, waiting[i].destroy);
+  tl__pkeys_watch = tl__pkeys_on;
 }
 
 uint32_t tl__pkeys_count(void)

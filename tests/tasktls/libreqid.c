@@ -35,6 +35,14 @@ static void ctx_key_make(void)
     abort();
 }
 
+/* The key is made when the library loads, as many libraries make theirs:
+ * before the shim has read its options (its constructor runs after this
+ * one), so the key waits to be judged. */
+__attribute__((constructor)) static void ctx_key_early(void)
+{
+  pthread_once(&ctx_once, ctx_key_make);
+}
+
 static struct reqctx *ctx(void)
 {
   pthread_once(&ctx_once, ctx_key_make);
