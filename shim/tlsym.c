@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "tlsym.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -80,6 +81,7 @@ static enum tl__tlsym_result in_file(const char *path, const char *name, uint64_
 }
 
 struct search {
+  uintptr_t self;                          /* our own object's base: its state is never the program's */
   const char *name, *object;
   struct tl__tlsym *out;
   enum tl__tlsym_result result;
@@ -90,6 +92,8 @@ static int visit(struct dl_phdr_info *info, size_t size, void *arg)
 {
   (void)size;
   struct search *s = arg;
+  if (info->dlpi_addr == s->self)
+    return 0;
   /* The program itself has no name here; its file is /proc/self/exe. */
   const char *name = info->dlpi_name, *path = name;
   if (name == NULL || *name == '\0') {
@@ -127,6 +131,9 @@ enum tl__tlsym_result tl__tlsym_find(const char *name, const char *object, struc
   s.object = object;
   s.out = out;
   s.result = TL__TLSYM_NONE;
+  Dl_info self;
+  if (dladdr((const void *)tl__tlsym_find, &self))
+    s.self = (uintptr_t)self.dli_fbase;
   ssize_t n = readlink("/proc/self/exe", s.exe, sizeof s.exe - 1);
   s.exe[n > 0 ? n : 0] = '\0';
   if (elf_version(EV_CURRENT) == EV_NONE)

@@ -22,7 +22,7 @@ struct tl__tlsym {
  * same file name, or a file name that begins with pattern and a dot. */
 int tl__object_matches(const char *path, const char *pattern);
 /* name in the dynamic symbol table or .symtab of the first loaded object
- * (object == NULL) or of the object matching object. */
+ * (object == NULL) or of the object matching object; never in ours. */
 enum tl__tlsym_result tl__tlsym_find(const char *name, const char *object, struct tl__tlsym *out);
 /* Its address in the calling thread's TLS, allocated there if need be. */
 void *tl__tlsym_here(const struct tl__tlsym *s);
