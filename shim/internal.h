@@ -30,6 +30,9 @@
  *                scope.c     where values live: thread, custom owners; defers
  *                values.c    get, lookup, set, unset; initializers, singletons
  *                bind.c      scoped bindings, inheritance, a task scope's end
+ *                tlsym.c     a __thread variable found by name (libelf)
+ *                pkeys.c     the pthread keys made per task: noted, saved, destroyed
+ *                tasktls.c   the program's thread-local state swapped at switches
  *   6. Tasks     task/ended.c finished tasks waiting for their records' release
  *                task/life.c a task's life once made: start, end, release, abandon
  *                task/make.c makecontext's side: every way a task is made
@@ -45,6 +48,7 @@
  *                exitreport.c the reports at exit and at _exit
  *   8. Top       init.c      set-up at load; thread, fork and exit events
  *                arch/<arch>.S, interpose.c  the interposed functions
+ *                keycalls.c  the interposed pthread_key_create and pthread_key_delete
  *                heapwatch.c the interposed allocation functions
  *                debug.c     the anchor of the gdb extension
  *                api.c       the public API and its table for TL_DYNAMIC
@@ -219,6 +223,7 @@ struct tl__task_ext {
   struct tl__setbt *sets;                  /* where values of keys without destructor were set */
   uint32_t nsets;
   void *fiber;                             /* TSan's fiber, or ASan's saved fake stack (tools.c) */
+  void *tls;                               /* its saved thread-local state (tasktls.c) */
 };
 
 struct tl__bind {
@@ -330,6 +335,7 @@ struct tl__thread {
   } fib;
   struct tl__small_cache cache;            /* alloc.c: freed small blocks kept for this thread */
   struct tl__ring *ring;                   /* trace.c: this thread's events, or NULL */
+  void *tasktls;                           /* tasktls.c: where this thread's copies are */
   struct tl__task root;                    /* this thread's own stack */
 } __attribute__((aligned(64)));            /* threads' states share no cache line */
 

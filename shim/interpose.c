@@ -25,6 +25,7 @@
 #include "tracefile.h"
 #include "options.h"
 #include "keys.h"
+#include "tasktls.h"
 
 #include <setjmp.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   if (t == NULL)
     t = &th->root;
   if (t != c) {
+    /* The program's thread-local state follows the task (tasktls.c). */
+    if (TL__UNLIKELY(tl__tasktls_on))
+      tl__tasktls_switch(th, c, t);
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
     atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);

@@ -58,6 +58,7 @@ enum {
   OPT_FIBERS,
   OPT_TRACE,
   OPT_TRACE_SIZE,
+  OPT_TASK_LOCAL,
   OPT_VERBOSE,
   OPT_COUNT
 };
@@ -89,6 +90,7 @@ static struct {
   int checked;
   char log[4096];
   char trace[4096];
+  char task_local[4096];
 } optstate;
 
 #define FIELD(f) offsetof(struct tl__options, f)
@@ -117,6 +119,11 @@ static const struct option table[OPT_COUNT] = {
                       .description = "events kept per thread, the newest (32 bytes each; the default reserves "
                                      "32 MiB of address space a thread, of which only the pages written become "
                                      "memory)"},
+  [OPT_TASK_LOCAL] = {.name = "TASKLOCAL_TASK_LOCAL", .kind = STRING, .field = FIELD(task_local),
+                      .buf = optstate.task_local, .size = sizeof optstate.task_local, .unset = "(none)",
+                      .ignored = "nothing is made per task",
+                      .description = "the program's thread-local state made per task: sym:NAME[@OBJECT], "
+                                     "pthread-keys:OBJECT|all, cxx-eh (doc/task-local-tls.md)"},
   [OPT_VERBOSE] = {.name = "TASKLOCAL_VERBOSE", .kind = BOOL, .field = FIELD(verbose),
                    .description = "print the effective options at start"},
 };

@@ -10,6 +10,7 @@
 #include "registry.h"
 #include "../vtab.h"
 #include "../scope.h"
+#include "../tasktls.h"
 
 void tl__ext_destroy(struct tl__task_ext *x)
 {
@@ -20,6 +21,7 @@ void tl__ext_destroy(struct tl__task_ext *x)
   tl__free(x->binds);
   tl__free(x->shared);
   tl__free(x->sets);
+  tl__tasktls_free(x->tls);
   for (struct tl__defer *d = x->defers, *next; d != NULL; d = next) {
     next = d->next;
     tl__free(d);

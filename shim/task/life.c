@@ -20,6 +20,7 @@
 #include "../bind.h"
 #include "ended.h"
 #include "../trace.h"
+#include "../tasktls.h"
 
 #include <string.h>
 
@@ -83,6 +84,8 @@ void tl__task_abandon(struct tl__thread *th, struct tl__task *t)
   if (tl__opt.leaks && tl__task_ext(t) != NULL)
     t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
   TL__TRACE(tl__trace_event(th, TL__TEV_ABANDON, t->id, 0));
+  if (TL__UNLIKELY(tl__tasktls_on))
+    tl__tasktls_end(th, t);
   tl__destroy_values(th, t);
   if (!task_keep(t))
     tl__task_drop(th, t, TL__GONE_ABANDONED);
@@ -107,6 +110,8 @@ int tl__task_claim_release(struct tl__task *t)
 void tl__task_released(struct tl__thread *th, struct tl__task *t)
 {
   TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
+  if (TL__UNLIKELY(tl__tasktls_on))
+    tl__tasktls_end(th, t);
   tl__destroy_values(th, t);
   tl__task_drop(th, t, TL__GONE_RELEASED);
 }
@@ -139,6 +144,8 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
   struct tl__task *c = th->current;
   TL__TRACE(tl__trace_event(th, TL__TEV_START, id, c != NULL ? c->id : 0));
   if (TL__UNLIKELY(c != t)) {
+    if (TL__UNLIKELY(tl__tasktls_on))
+      tl__tasktls_enter(th, t);
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_fix(th, c, t);
     /* The switch predicted another task: it is not running after all. */
@@ -204,6 +211,8 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   struct tl__task *n = link ? tl__predict(th, link) : NULL;
   if (n == NULL)
     n = &th->root;
+  if (TL__UNLIKELY(tl__tasktls_on))
+    tl__tasktls_finish(th, mine ? t : NULL, n);
   if (TL__UNLIKELY(tl__fibers_on))
     tl__fibers_end(th, n, link == NULL);
   if (TL__LIKELY(mine))
