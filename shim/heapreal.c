@@ -43,7 +43,7 @@ static struct {
   _Atomic long looker;                     /* the thread looking up */
   _Atomic size_t used;
   _Alignas(64) char arena[BOOT_SIZE];
-} B;
+} lookup;
 
 TL__HEAP_FN void *tl__heap_boot_alloc(size_t size, size_t align)
 {
@@ -51,20 +51,20 @@ TL__HEAP_FN void *tl__heap_boot_alloc(size_t size, size_t align)
     align = 16;
   if (size > BOOT_SIZE || (align & (align - 1)) != 0)
     return NULL;
-  size_t used = atomic_load_explicit(&B.used, memory_order_relaxed), at;
+  size_t used = atomic_load_explicit(&lookup.used, memory_order_relaxed), at;
   do {
     at = (used + 16 + align - 1) & ~(align - 1);
     if (at + size > BOOT_SIZE)
       return NULL;
-  } while (!atomic_compare_exchange_weak_explicit(&B.used, &used, at + size, memory_order_relaxed,
+  } while (!atomic_compare_exchange_weak_explicit(&lookup.used, &used, at + size, memory_order_relaxed,
                                                   memory_order_relaxed));
-  memcpy(B.arena + at - sizeof(size_t), &size, sizeof size);
-  return B.arena + at;
+  memcpy(lookup.arena + at - sizeof(size_t), &size, sizeof size);
+  return lookup.arena + at;
 }
 
 TL__HEAP_FN int tl__heap_boot_owns(const void *p)
 {
-  return (const char *)p >= B.arena && (const char *)p < B.arena + BOOT_SIZE;
+  return (const char *)p >= lookup.arena && (const char *)p < lookup.arena + BOOT_SIZE;
 }
 
 TL__HEAP_FN size_t tl__heap_boot_size(const void *p)
@@ -141,8 +141,8 @@ TL__HEAP_FN int tl__heap_lookup_slow(void)
 {
   long self = (long)syscall(SYS_gettid);
   int expected = 0;
-  if (atomic_compare_exchange_strong_explicit(&B.state, &expected, 1, memory_order_acquire, memory_order_acquire)) {
-    atomic_store_explicit(&B.looker, self, memory_order_relaxed);
+  if (atomic_compare_exchange_strong_explicit(&lookup.state, &expected, 1, memory_order_acquire, memory_order_acquire)) {
+    atomic_store_explicit(&lookup.looker, self, memory_order_relaxed);
     struct tl__heap_real r;
     Dl_info self;
     const void *base = dladdr((void *)tl__heap_lookup_slow, &self) ? self.dli_fbase : NULL;
@@ -170,16 +170,16 @@ TL__HEAP_FN int tl__heap_lookup_slow(void)
     __atomic_store_n(&tl__heap_real.free_fn, free_fn, __ATOMIC_RELEASE);
     if (!tl__heap_tracking)
       __atomic_store_n(&tl__heap_free_fast, free_fn, __ATOMIC_RELEASE);
-    atomic_store_explicit(&B.state, 2, memory_order_release);
+    atomic_store_explicit(&lookup.state, 2, memory_order_release);
     return 0;
   }
   if (expected == 2)
     return 0;
   /* The lookup is under way: on this thread (dlsym allocating), the
    * caller serves itself from the arena; on another, it waits. */
-  if (atomic_load_explicit(&B.looker, memory_order_relaxed) == self)
+  if (atomic_load_explicit(&lookup.looker, memory_order_relaxed) == self)
     return -1;
-  while (atomic_load_explicit(&B.state, memory_order_acquire) != 2)
+  while (atomic_load_explicit(&lookup.state, memory_order_acquire) != 2)
     tl__cpu_relax();
   return 0;
 }

@@ -14,7 +14,7 @@
 static struct {
   int (*_Atomic create)(pthread_key_t *, void (*)(void *));
   int (*_Atomic remove)(pthread_key_t);
-} K;
+} keycalls;
 
 /* The next definitions, found at the first call, so that another
  * interposer loaded after us (a sanitizer) keeps seeing the calls.
@@ -25,12 +25,12 @@ extern int __pthread_key_create(pthread_key_t *key, void (*destroy)(void *));
 
 static int create(pthread_key_t *key, void (*destroy)(void *), const void *caller)
 {
-  int (*real)(pthread_key_t *, void (*)(void *)) = atomic_load_explicit(&K.create, memory_order_relaxed);
+  int (*real)(pthread_key_t *, void (*)(void *)) = atomic_load_explicit(&keycalls.create, memory_order_relaxed);
   if (TL__UNLIKELY(real == NULL)) {
     real = (int (*)(pthread_key_t *, void (*)(void *)))dlsym(RTLD_NEXT, "pthread_key_create");
     if (real == NULL)
       real = __pthread_key_create;
-    atomic_store_explicit(&K.create, real, memory_order_relaxed);
+    atomic_store_explicit(&keycalls.create, real, memory_order_relaxed);
   }
   int r = real(key, destroy);
   if (TL__UNLIKELY(tl__pkeys_watch) && r == 0)
@@ -40,12 +40,12 @@ static int create(pthread_key_t *key, void (*destroy)(void *), const void *calle
 
 static int key_delete(pthread_key_t key)
 {
-  int (*real)(pthread_key_t) = atomic_load_explicit(&K.remove, memory_order_relaxed);
+  int (*real)(pthread_key_t) = atomic_load_explicit(&keycalls.remove, memory_order_relaxed);
   if (TL__UNLIKELY(real == NULL)) {
     real = (int (*)(pthread_key_t))dlsym(RTLD_NEXT, "pthread_key_delete");
     if (real == NULL)
       return EINVAL;
-    atomic_store_explicit(&K.remove, real, memory_order_relaxed);
+    atomic_store_explicit(&keycalls.remove, real, memory_order_relaxed);
   }
   if (TL__UNLIKELY(tl__pkeys_watch))
     tl__pkeys_forget(key);

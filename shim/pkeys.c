@@ -58,7 +58,7 @@ static struct {
   _Atomic int ready;                       /* the option was read: keys are judged as they come */
   struct pending pending[PENDING_MAX];
   uint32_t npending;
-} P;
+} pkeyreg;
 
 int tl__pkeys_on;
 int tl__pkeys_watch = 1;
@@ -66,9 +66,9 @@ int tl__pkeys_watch = 1;
 void tl__pkeys_want(const char *object)
 {
   if (strcmp(object, "all") == 0)
-    P.all = 1;
-  else if (P.npattern < PATTERNS_MAX)
-    P.pattern[P.npattern++] = object;
+    pkeyreg.all = 1;
+  else if (pkeyreg.npattern < PATTERNS_MAX)
+    pkeyreg.pattern[pkeyreg.npattern++] = object;
   else {
     tl__message("TASKLOCAL_TASK_LOCAL: more than %d pthread-keys objects; pthread-keys:%s ignored", PATTERNS_MAX,
                 object);
@@ -97,25 +97,25 @@ static int wanted(const void *caller)
   if (!dladdr(caller, &info) || !dladdr((const void *)wanted, &self) || info.dli_fbase == self.dli_fbase ||
       info.dli_fname == NULL)
     return 0;
-  if (P.all)
+  if (pkeyreg.all)
     return !system_object(info.dli_fname);
-  for (uint32_t i = 0; i < P.npattern; i++)
-    if (tl__object_matches(info.dli_fname, P.pattern[i]))
+  for (uint32_t i = 0; i < pkeyreg.npattern; i++)
+    if (tl__object_matches(info.dli_fname, pkeyreg.pattern[i]))
       return 1;
   return 0;
 }
 
-/* With P.lock held: key becomes per task. */
+/* With pkeyreg.lock held: key becomes per task. */
 static void add(pthread_key_t key, void (*destroy)(void *))
 {
-  uint32_t n = atomic_load_explicit(&P.n, memory_order_relaxed);
+  uint32_t n = atomic_load_explicit(&pkeyreg.n, memory_order_relaxed);
   if (n < TL__PKEYS_MAX) {
-    P.keys[n].key = key;
-    P.keys[n].destroy = destroy;
-    atomic_store_explicit(&P.keys[n].live, 1, memory_order_relaxed);
-    atomic_store_explicit(&P.n, n + 1, memory_order_release);
-  } else if (!P.warned) {
-    P.warned = 1;
+    pkeyreg.keys[n].key = key;
+    pkeyreg.keys[n].destroy = destroy;
+    atomic_store_explicit(&pkeyreg.keys[n].live, 1, memory_order_relaxed);
+    atomic_store_explicit(&pkeyreg.n, n + 1, memory_order_release);
+  } else if (!pkeyreg.warned) {
+    pkeyreg.warned = 1;
     tl__message("TASKLOCAL_TASK_LOCAL: more than %d pthread keys made per task; later ones stay per thread",
                 TL__PKEYS_MAX);
   }
@@ -123,24 +123,24 @@ static void add(pthread_key_t key, void (*destroy)(void *))
 
 static void add_locked(pthread_key_t key, void (*destroy)(void *))
 {
-  if (tl__lock(&P.lock) != 0)
+  if (tl__lock(&pkeyreg.lock) != 0)
     return;
   add(key, destroy);
-  tl__unlock(&P.lock);
+  tl__unlock(&pkeyreg.lock);
 }
 
 /* The maker is judged (dladdr, which takes the dynamic linker's lock)
- * without P.lock held: a thread inside dlopen holds that lock when a
+ * without pkeyreg.lock held: a thread inside dlopen holds that lock when a
  * constructor makes a key. */
 void tl__pkeys_note(pthread_key_t key, void (*destroy)(void *), const void *caller)
 {
-  if (!atomic_load_explicit(&P.ready, memory_order_acquire)) {
-    if (tl__lock(&P.lock) != 0)
+  if (!atomic_load_explicit(&pkeyreg.ready, memory_order_acquire)) {
+    if (tl__lock(&pkeyreg.lock) != 0)
       return;
-    int ready = atomic_load_explicit(&P.ready, memory_order_relaxed);
-    if (!ready && P.npending < PENDING_MAX)
-      P.pending[P.npending++] = (struct pending){key, destroy, caller};
-    tl__unlock(&P.lock);
+    int ready = atomic_load_explicit(&pkeyreg.ready, memory_order_relaxed);
+    if (!ready && pkeyreg.npending < PENDING_MAX)
+      pkeyreg.pending[pkeyreg.npending++] = (struct pending){key, destroy, caller};
+    tl__unlock(&pkeyreg.lock);
     if (!ready)
       return;
   }
@@ -150,30 +150,30 @@ void tl__pkeys_note(pthread_key_t key, void (*destroy)(void *), const void *call
 
 void tl__pkeys_forget(pthread_key_t key)
 {
-  if (tl__lock(&P.lock) != 0)
+  if (tl__lock(&pkeyreg.lock) != 0)
     return;
-  uint32_t n = atomic_load_explicit(&P.n, memory_order_relaxed);
+  uint32_t n = atomic_load_explicit(&pkeyreg.n, memory_order_relaxed);
   for (uint32_t i = 0; i < n; i++)
-    if (P.keys[i].key == key)
-      atomic_store_explicit(&P.keys[i].live, 0, memory_order_relaxed);
-  for (uint32_t i = 0; i < P.npending; i++)
-    if (P.pending[i].key == key)
-      P.pending[i].caller = NULL;
-  tl__unlock(&P.lock);
+    if (pkeyreg.keys[i].key == key)
+      atomic_store_explicit(&pkeyreg.keys[i].live, 0, memory_order_relaxed);
+  for (uint32_t i = 0; i < pkeyreg.npending; i++)
+    if (pkeyreg.pending[i].key == key)
+      pkeyreg.pending[i].caller = NULL;
+  tl__unlock(&pkeyreg.lock);
 }
 
 void tl__pkeys_ready(void)
 {
   struct pending waiting[PENDING_MAX];
   uint32_t n = 0;
-  if (tl__lock(&P.lock) != 0)
+  if (tl__lock(&pkeyreg.lock) != 0)
     return;
-  for (uint32_t i = 0; i < P.npending; i++)
-    if (P.pending[i].caller != NULL)
-      waiting[n++] = P.pending[i];
-  P.npending = 0;
-  atomic_store_explicit(&P.ready, 1, memory_order_release);
-  tl__unlock(&P.lock);
+  for (uint32_t i = 0; i < pkeyreg.npending; i++)
+    if (pkeyreg.pending[i].caller != NULL)
+      waiting[n++] = pkeyreg.pending[i];
+  pkeyreg.npending = 0;
+  atomic_store_explicit(&pkeyreg.ready, 1, memory_order_release);
+  tl__unlock(&pkeyreg.lock);
   for (uint32_t i = 0; tl__pkeys_on && i < n; i++)
     if (wanted(waiting[i].caller))
       add_locked(waiting[i].key, waiting[i].destroy);
@@ -182,27 +182,27 @@ void tl__pkeys_ready(void)
 
 uint32_t tl__pkeys_count(void)
 {
-  return atomic_load_explicit(&P.n, memory_order_acquire);
+  return atomic_load_explicit(&pkeyreg.n, memory_order_acquire);
 }
 
 void tl__pkeys_save(void **vals, uint32_t n)
 {
   for (uint32_t i = 0; i < n; i++)
-    vals[i] = atomic_load_explicit(&P.keys[i].live, memory_order_relaxed) ? pthread_getspecific(P.keys[i].key)
+    vals[i] = atomic_load_explicit(&pkeyreg.keys[i].live, memory_order_relaxed) ? pthread_getspecific(pkeyreg.keys[i].key)
                                                                           : NULL;
 }
 
 void tl__pkeys_load(void *const *vals, uint32_t nvals, uint32_t n)
 {
   for (uint32_t i = 0; i < n; i++) {
-    if (!atomic_load_explicit(&P.keys[i].live, memory_order_relaxed))
+    if (!atomic_load_explicit(&pkeyreg.keys[i].live, memory_order_relaxed))
       continue;
     void *v = i < nvals ? vals[i] : NULL;
     /* A slot that already holds it is left alone: setting a NULL value is
      * free in glibc, but a non-NULL one in a thread that never used a key
      * of its block allocates the block. */
-    if (pthread_getspecific(P.keys[i].key) != v)
-      pthread_setspecific(P.keys[i].key, v);
+    if (pthread_getspecific(pkeyreg.keys[i].key) != v)
+      pthread_setspecific(pkeyreg.keys[i].key, v);
   }
 }
 
@@ -210,14 +210,14 @@ uint32_t tl__pkeys_destroy(uint32_t n)
 {
   uint32_t called = 0;
   for (uint32_t i = 0; i < n; i++) {
-    if (!atomic_load_explicit(&P.keys[i].live, memory_order_relaxed))
+    if (!atomic_load_explicit(&pkeyreg.keys[i].live, memory_order_relaxed))
       continue;
-    void *v = pthread_getspecific(P.keys[i].key);
+    void *v = pthread_getspecific(pkeyreg.keys[i].key);
     if (v == NULL)
       continue;
-    pthread_setspecific(P.keys[i].key, NULL);
-    if (P.keys[i].destroy != NULL) {
-      P.keys[i].destroy(v);
+    pthread_setspecific(pkeyreg.keys[i].key, NULL);
+    if (pkeyreg.keys[i].destroy != NULL) {
+      pkeyreg.keys[i].destroy(v);
       called++;
     }
   }
@@ -226,5 +226,5 @@ uint32_t tl__pkeys_destroy(uint32_t n)
 
 void tl__pkeys_atfork_child(void)
 {
-  tl__lock_reset(&P.lock);
+  tl__lock_reset(&pkeyreg.lock);
 }

@@ -90,7 +90,7 @@ static struct {
   struct eh_globals *(*eh_get)(void);
   uint32_t eh_at;
   uint32_t size;                           /* bytes of data before the keys */
-} S;
+} tasktls;
 
 int tl__tasktls_on;
 
@@ -102,38 +102,38 @@ static void bad_item(const char *item, const char *why)
 void tl__tasktls_setup(void)
 {
   const char *v = tl__opt.task_local;
-  if (v == NULL || strlen(v) >= sizeof S.spec) {
+  if (v == NULL || strlen(v) >= sizeof tasktls.spec) {
     tl__pkeys_ready();
     return;
   }
-  strcpy(S.spec, v);
+  strcpy(tasktls.spec, v);
   char *save = NULL;
-  for (char *it = strtok_r(S.spec, ",", &save); it != NULL; it = strtok_r(NULL, ",", &save)) {
+  for (char *it = strtok_r(tasktls.spec, ",", &save); it != NULL; it = strtok_r(NULL, ",", &save)) {
     if (strncmp(it, "sym:", 4) == 0) {
       char *name = it + 4, *at = strchr(name, '@');
       if (at != NULL)
         *at = '\0';
       if (*name == '\0' || (at != NULL && at[1] == '\0'))
         bad_item(it, "expected sym:NAME or sym:NAME@OBJECT");
-      else if (S.nwant == TL__TASKTLS_SYMS_MAX)
+      else if (tasktls.nwant == TL__TASKTLS_SYMS_MAX)
         bad_item(it, "too many sym: items");
       else
-        S.want[S.nwant++] = (struct item){name, at != NULL ? at + 1 : NULL};
+        tasktls.want[tasktls.nwant++] = (struct item){name, at != NULL ? at + 1 : NULL};
     } else if (strncmp(it, "pthread-keys:", 13) == 0 && it[13] != '\0') {
       tl__pkeys_want(it + 13);
     } else if (strcmp(it, "cxx-eh") == 0) {
-      S.want_eh = 1;
+      tasktls.want_eh = 1;
     } else {
       bad_item(it, "not an item (sym:NAME[@OBJECT], pthread-keys:OBJECT|all or cxx-eh)");
     }
   }
   tl__pkeys_ready();
-  tl__tasktls_on = S.nwant != 0 || S.want_eh || tl__pkeys_on;
+  tl__tasktls_on = tasktls.nwant != 0 || tasktls.want_eh || tl__pkeys_on;
 }
 
 static void add_sym(const struct item *w)
 {
-  struct sym *s = &S.sym[S.nsym];
+  struct sym *s = &tasktls.sym[tasktls.nsym];
   const char *object = w->object != NULL ? w->object : "any loaded object";
   switch (tl__tlsym_find(w->name, w->object, &s->where)) {
   case TL__TLSYM_NONE:
@@ -159,50 +159,50 @@ static void add_sym(const struct item *w)
   uint64_t off = s->where.offset, have = s->where.image_size;
   if (off < have)
     memcpy(s->init, s->where.image + off, have - off < s->size ? have - off : s->size);
-  s->at = S.size;
-  S.size += (s->size + 15u) & ~15u;
-  S.nsym++;
+  s->at = tasktls.size;
+  tasktls.size += (s->size + 15u) & ~15u;
+  tasktls.nsym++;
 }
 
 /* The items, looked up once, at the first switch of any thread. */
 static __attribute__((noinline)) int resolve(void)
 {
-  if (tl__lock(&S.lock) != 0)
+  if (tl__lock(&tasktls.lock) != 0)
     return -1;                             /* a signal handler interrupted the resolution */
-  if (atomic_load_explicit(&S.state, memory_order_relaxed) == UNRESOLVED) {
-    for (uint32_t i = 0; i < S.nwant; i++)
-      add_sym(&S.want[i]);
-    if (S.want_eh) {
-      S.eh_get = (struct eh_globals * (*)(void)) dlsym(RTLD_DEFAULT, "__cxa_get_globals");
-      if (S.eh_get == NULL)
+  if (atomic_load_explicit(&tasktls.state, memory_order_relaxed) == UNRESOLVED) {
+    for (uint32_t i = 0; i < tasktls.nwant; i++)
+      add_sym(&tasktls.want[i]);
+    if (tasktls.want_eh) {
+      tasktls.eh_get = (struct eh_globals * (*)(void)) dlsym(RTLD_DEFAULT, "__cxa_get_globals");
+      if (tasktls.eh_get == NULL)
         tl__message("TASKLOCAL_TASK_LOCAL: cxx-eh: no C++ runtime (libstdc++ or libc++abi) is loaded; ignored");
       else {
-        S.eh_at = S.size;
-        S.size += 16;
+        tasktls.eh_at = tasktls.size;
+        tasktls.size += 16;
       }
     }
     /* Nothing to swap after all: the switches go back to the fast path. */
-    if (S.nsym == 0 && S.eh_get == NULL && !tl__pkeys_on)
+    if (tasktls.nsym == 0 && tasktls.eh_get == NULL && !tl__pkeys_on)
       __atomic_store_n(&tl__tasktls_on, 0, __ATOMIC_RELAXED);
-    atomic_store_explicit(&S.state, RESOLVED, memory_order_release);
+    atomic_store_explicit(&tasktls.state, RESOLVED, memory_order_release);
   }
-  tl__unlock(&S.lock);
+  tl__unlock(&tasktls.lock);
   return 0;
 }
 
 static __attribute__((noinline)) struct here *here_make(struct tl__thread *th)
 {
-  if (atomic_load_explicit(&S.state, memory_order_acquire) != RESOLVED && resolve() != 0)
+  if (atomic_load_explicit(&tasktls.state, memory_order_acquire) != RESOLVED && resolve() != 0)
     return NULL;
   struct here *h = tl__calloc(1, sizeof *h);
   if (h == NULL)
     return NULL;
-  for (uint32_t i = 0; i < S.nsym; i++)
-    h->sym[i] = (struct slot){tl__tlsym_here(&S.sym[i].where), S.sym[i].init, S.sym[i].at, S.sym[i].size};
-  h->nsym = S.nsym;
-  if (S.eh_get != NULL)
-    h->eh = S.eh_get();
-  h->eh_at = S.eh_at;
+  for (uint32_t i = 0; i < tasktls.nsym; i++)
+    h->sym[i] = (struct slot){tl__tlsym_here(&tasktls.sym[i].where), tasktls.sym[i].init, tasktls.sym[i].at, tasktls.sym[i].size};
+  h->nsym = tasktls.nsym;
+  if (tasktls.eh_get != NULL)
+    h->eh = tasktls.eh_get();
+  h->eh_at = tasktls.eh_at;
   th->tasktls = h;
   return h;
 }
@@ -215,7 +215,7 @@ static inline struct here *here(struct tl__thread *th)
 
 static inline void **keys_of(struct saved *s)
 {
-  return (void **)(void *)(s->data + S.size);
+  return (void **)(void *)(s->data + tasktls.size);
 }
 
 /* Where c's values go, grown to hold nkeys keys; NULL on ENOMEM. */
@@ -227,7 +227,7 @@ static struct saved *saved_for(struct tl__task *c, uint32_t nkeys)
   struct saved *s = x->tls;
   if (TL__UNLIKELY(s == NULL || s->cap < nkeys)) {
     uint32_t cap = nkeys < 4 ? 4 : nkeys;
-    s = tl__realloc(s, sizeof *s + S.size + cap * sizeof(void *));
+    s = tl__realloc(s, sizeof *s + tasktls.size + cap * sizeof(void *));
     if (s == NULL)
       return NULL;
     s->cap = cap;
@@ -356,6 +356,6 @@ void tl__tasktls_thread_exit(struct tl__thread *th)
 
 void tl__tasktls_atfork_child(void)
 {
-  tl__lock_reset(&S.lock);
+  tl__lock_reset(&tasktls.lock);
   tl__pkeys_atfork_child();
 }
