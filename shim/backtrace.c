@@ -347,40 +347,60 @@ static const char *base_name(const char *path)
   return slash != NULL ? slash + 1 : path;
 }
 
-/* "name+0x1c (module)", or "module+0x1234" without a name. ret says that
- * pc is a return address: its call is the instruction before it, which is
- * what is looked up (a call may be the last instruction of a function). */
-void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size)
+/* The nearest symbol of an address, as libunwind and dladdr see it: its
+ * name and the offset from it, and the module's base name and the offset
+ * in it. ret says that pc is a return address: its call is the
+ * instruction before it, which is what is looked up (a call may be the
+ * last instruction of a function). Returns 1 with a name, 0 with a module
+ * only, -1 with neither. This is the fallback of symbolize.c, which needs
+ * no allocation: a name from an exported symbol may be that of the
+ * nearest exported function, not of the (static) one holding pc. */
+int tl__bt_name(uintptr_t pc, int ret, char *name, size_t nsize, unsigned long *off, char *module, size_t msize,
+                unsigned long *moff)
 {
   setup();
   uintptr_t at = ret && pc > 0 ? pc - 1 : pc;
-  char name[256];
-  unw_word_t off = 0;
+  unw_word_t uoff = 0;
   int have_name = 0;
+  name[0] = module[0] = '\0';
+  *off = *moff = 0;
   /* libunwind reads the ELF symbol tables, static functions included;
    * dladdr sees only exported symbols. */
   unw_accessors_t *acc = unw_get_accessors(unw_local_addr_space);
   if (acc != NULL && acc->get_proc_name != NULL &&
-      acc->get_proc_name(unw_local_addr_space, (unw_word_t)at, name, sizeof name, &off, NULL) == 0 &&
-      name[0] != '\0')
+      acc->get_proc_name(unw_local_addr_space, (unw_word_t)at, name, nsize, &uoff, NULL) == 0 && name[0] != '\0')
     have_name = 1;
   Dl_info info;
   int have_module = dladdr((void *)at, &info) != 0 && info.dli_fname != NULL;
   if (!have_name && have_module && info.dli_sname != NULL && info.dli_saddr != NULL) {
-    tl__safe_str(name, sizeof name, info.dli_sname);
-    off = (unw_word_t)(at - (uintptr_t)info.dli_saddr);
-    have_name = 1;
+    tl__safe_str(name, nsize, info.dli_sname);
+    uoff = (unw_word_t)(at - (uintptr_t)info.dli_saddr);
+    have_name = name[0] != '\0';
   }
-  const char *module = have_module && info.dli_fname[0] != '\0' ? base_name(info.dli_fname) : NULL;
-  if (module == NULL && have_module)
-    module = program_invocation_short_name; /* the main program has an empty name */
-  unsigned long delta = (unsigned long)(off + (at != pc));
-  if (have_name && module != NULL)
-    fmt(buf, size, "%s+0x%lx (%s)", name, delta, module);
-  else if (have_name)
-    fmt(buf, size, "%s+0x%lx", name, delta);
-  else if (module != NULL)
-    fmt(buf, size, "%s+0x%lx", module, (unsigned long)(pc - (uintptr_t)info.dli_fbase));
+  if (!have_name)
+    name[0] = '\0';
+  if (have_module) {
+    /* The main program has an empty name. */
+    tl__safe_str(module, msize, info.dli_fname[0] != '\0' ? base_name(info.dli_fname) : program_invocation_short_name);
+    *moff = (unsigned long)(pc - (uintptr_t)info.dli_fbase);
+  }
+  *off = (unsigned long)(uoff + (at != pc));
+  return have_name ? 1 : have_module ? 0 : -1;
+}
+
+/* "name+0x1c (module)", or "module+0x1234" without a name (the trace's
+ * task names). */
+void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size)
+{
+  char name[256], module[256];
+  unsigned long off, moff;
+  int have = tl__bt_name(pc, ret, name, sizeof name, &off, module, sizeof module, &moff);
+  if (have > 0 && module[0] != '\0')
+    fmt(buf, size, "%s+0x%lx (%s)", name, off, module);
+  else if (have > 0)
+    fmt(buf, size, "%s+0x%lx", name, off);
+  else if (have == 0)
+    fmt(buf, size, "%s+0x%lx", module, moff);
   else
     fmt(buf, size, "??");
 }

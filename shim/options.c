@@ -35,7 +35,12 @@
 #define TRACE_SIZE_MIN 16u
 #define TRACE_SIZE_MAX (1u << 26)
 
-struct tl__options tl__opt = {.log_fd = 2, .trace_size = TRACE_SIZE_DEFAULT};
+/* TASKLOCAL_REPORT_MAX: groups of alike tasks described in a report; the
+ * summary counts every task whatever the limit. */
+#define REPORT_MAX_DEFAULT 50u
+#define REPORT_MAX_LIMIT 1000000u
+
+struct tl__options tl__opt = {.log_fd = 2, .trace_size = TRACE_SIZE_DEFAULT, .report_max = REPORT_MAX_DEFAULT};
 
 /* What the log descriptor was when opened, to notice later that the
  * program closed it and reused the number for a file of its own. */
@@ -234,6 +239,27 @@ static void read_trace(void)
   tl__opt.trace_size = pow2;
 }
 
+/* What a report looks like: TASKLOCAL_REPORT_FORMAT=text|json and
+ * TASKLOCAL_REPORT_MAX=N (doc/reports.md). */
+static void read_report(void)
+{
+  const char *v = value_of("TASKLOCAL_REPORT_FORMAT");
+  if (v != NULL) {
+    if (strcasecmp(v, "json") == 0)
+      tl__opt.report_json = 1;
+    else if (strcasecmp(v, "text") != 0)
+      bad_value("TASKLOCAL_REPORT_FORMAT", v, "text or json", "text");
+  }
+  v = value_of("TASKLOCAL_REPORT_MAX");
+  long n;
+  if (v != NULL) {
+    if (parse_number(v, &n) == 0 && n >= 0 && n <= (long)REPORT_MAX_LIMIT)
+      tl__opt.report_max = (uint32_t)n;
+    else
+      bad_value("TASKLOCAL_REPORT_MAX", v, "a number of groups from 0 to 1000000", "50");
+  }
+}
+
 static const char *signal_name(int sig, char *buf, size_t size)
 {
   for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
@@ -264,6 +290,8 @@ static void print_options(void)
   tl__message("option TASKLOCAL_FIBERS=%d", tl__opt.fibers);
   tl__message("option TASKLOCAL_TRACE=%s", tl__opt.trace != NULL ? tl__opt.trace : "(off)");
   tl__message("option TASKLOCAL_TRACE_SIZE=%u", (unsigned)tl__opt.trace_size);
+  tl__message("option TASKLOCAL_REPORT_FORMAT=%s", tl__opt.report_json ? "json" : "text");
+  tl__message("option TASKLOCAL_REPORT_MAX=%u", (unsigned)tl__opt.report_max);
 }
 
 void tl__options_read(void)
@@ -296,6 +324,7 @@ void tl__options_read(void)
   }
 
   read_trace();
+  read_report();
   tl__opt.stats = read_bool("TASKLOCAL_STATS", 0);
   tl__opt.fibers = read_bool("TASKLOCAL_FIBERS", 1);
   tl__opt.verbose = read_bool("TASKLOCAL_VERBOSE", 0);

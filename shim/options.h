@@ -14,6 +14,8 @@ struct tl__options {
   int log_fd;                              /* where reports go: 2, or TASKLOCAL_LOG */
   const char *trace;                       /* TASKLOCAL_TRACE, or NULL */
   uint32_t trace_size;                     /* TASKLOCAL_TRACE_SIZE: events per thread, a power of two */
+  int report_json;                         /* TASKLOCAL_REPORT_FORMAT=json */
+  uint32_t report_max;                     /* TASKLOCAL_REPORT_MAX: groups of tasks described */
 };
 extern struct tl__options tl__opt;
 void tl__options_read(void);

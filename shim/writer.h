@@ -23,7 +23,6 @@ void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j)); /* on a st
 void tl__run_on_own_stack(const struct tl__task *here, void (*fn)(void *arg), void *arg); /* when here's is small */
 void tl__job_end(struct tl__job *j);
 void tl__job_line(struct tl__job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n);
 void tl__writer_atfork(int phase);
 
 #endif /* TL_WRITER_H */
