@@ -5,7 +5,8 @@
  * backtraces are on: it records return addresses only, with libunwind's
  * unw_backtrace (its frame cache makes a walk of a dozen frames cost a
  * fraction of a microsecond; a cursor walk with unw_step costs about 5 µs).
- * Names are looked up only when a report is written.
+ * Names are looked up only when a report is written (symbolize.c; the
+ * names-only fallback, tl__bt_name, is here).
  *
  * The capture goes through a hook. A program or a preloaded library that
  * defines
@@ -16,7 +17,8 @@
  * Unwinding a suspended task reads memory the program may have freed: the
  * ucontext_t the task saved itself into, and its stack. The context is
  * first copied with a fault-safe read (process_vm_readv on our own pid,
- * which returns EFAULT instead of faulting); its stack pointer must lie in
+ * which returns EFAULT instead of faulting; the report reads many in one
+ * call, tl__safe_read_many); its stack pointer must lie in
  * the task's stack; and libunwind 1.6 on x86_64 validates every address
  * before it reads it during unw_step (its CONSERVATIVE_CHECKS, on by
  * default and in Debian's build: mincore, then a one-byte write of the
@@ -279,29 +281,57 @@ void tl__safe_str(char *dst, size_t size, const char *src)
  * Unwinding a saved context
  * ------------------------------------------------------------------------ */
 
-int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max, const char **why)
+/* Many reads of tl__safe_read's kind at once: a report reads the saved
+ * context of each of perhaps millions of tasks, and a system call per
+ * read was most of its time. process_vm_readv takes up to IOV_MAX pieces
+ * and stops at the first it cannot read; the reads go on from the next. */
+void tl__safe_read_many(struct tl__readv *v, size_t n)
+{
+  enum { PIECES = 512 };
+  for (size_t i = 0; i < n; i++)
+    v[i].ok = 0;
+  size_t i = 0;
+  while (i < n && !atomic_load_explicit(&B.no_vm_readv, memory_order_relaxed)) {
+    struct iovec local[PIECES], remote[PIECES];
+    size_t k = 0;
+    for (; k < PIECES && i + k < n; k++) {
+      local[k] = (struct iovec){v[i + k].dst, v[i + k].n};
+      remote[k] = (struct iovec){(void *)(uintptr_t)v[i + k].src, v[i + k].n};
+    }
+    ssize_t r = process_vm_readv(getpid(), local, k, remote, k, 0);
+    if (r < 0 && errno != EFAULT)
+      break;                               /* not allowed here: one by one, below */
+    size_t got = r > 0 ? (size_t)r : 0, done = 0;
+    while (done < k && got >= v[i + done].n) {
+      got -= v[i + done].n;
+      v[i + done].ok = 1;
+      done++;
+    }
+    /* The first piece not read in full is not readable; the next call
+     * starts after it. */
+    i += done < k ? done + 1 : done;
+  }
+  for (; i < n; i++)
+    v[i].ok = tl__safe_read(v[i].dst, v[i].src, v[i].n) == 0;
+}
+
+/* The return addresses of a suspended task, from a copy of the context
+ * it saved (the caller reads it with tl__safe_read_many), stopping at the
+ * trampoline and where the stack pointer leaves [lo, hi); -1 and *why
+ * when it cannot start. */
+int tl__bt_unwind(ucontext_t *uc, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max, const char **why)
 {
   setup();
-  ucontext_t uc;
   *why = NULL;
-  if (tl__safe_read(&uc, ctx, sizeof uc) != 0) {
-    *why = "its saved context is no longer readable";
-    return -1;
-  }
-  tl__uc_copied(&uc);
-  uintptr_t sp = TL__UC_SP(&uc);
+  tl__uc_copied(uc);
+  uintptr_t sp = TL__UC_SP(uc);
   if (sp < lo || sp >= hi) {
     *why = "its saved stack pointer is outside its stack (the context was reused)";
     return -1;
   }
-  unsigned char probe;
-  if (tl__safe_read(&probe, (const void *)sp, 1) != 0) {
-    *why = "its stack is no longer mapped";
-    return -1;
-  }
   unw_cursor_t cur;
   tl__valgrind_quiet(1);
-  if (unw_init_local(&cur, (unw_context_t *)&uc) < 0) {
+  if (unw_init_local(&cur, (unw_context_t *)uc) < 0) {
     tl__valgrind_quiet(0);
     *why = "libunwind cannot start from its saved context";
     return -1;

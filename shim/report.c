@@ -80,6 +80,8 @@ struct rec {
   uint32_t state, flags, mapped;
   uint32_t here;                           /* it runs the code that asked for the report */
   uint32_t kind;                           /* 0: leaked and parked tasks are not told apart */
+  const uintptr_t *bt;                     /* its creation backtrace, read after the lock */
+  uint32_t bt_n;
   uint32_t created;                        /* creation backtrace: depot number, 0 for none */
   uint32_t name;                           /* pool offset + 1, or 0 */
   uint32_t loc, nlisted;                   /* locals listed: pool offset, count */
@@ -389,10 +391,8 @@ static int copy_task(struct tl__task *t, void *arg)
       memcpy(p, name, strlen(name) + 1);
       r->name = off + 1;
     }
-    uintptr_t bt[TL__BT_MAX];
-    uint32_t n = x->bt_n <= TL__BT_MAX ? x->bt_n : TL__BT_MAX;
-    if (x->bt != NULL && tl__safe_read(bt, x->bt, n * sizeof bt[0]) == 0)
-      r->created = intern(bt, n);
+    r->bt = x->bt;
+    r->bt_n = x->bt_n <= TL__BT_MAX ? x->bt_n : TL__BT_MAX;
   }
   return 0;
 }
@@ -428,25 +428,77 @@ static void find_shared(void)
   }
 }
 
+/* The creation backtraces, read in batches: another thread may replace
+ * one (a context made again) and free the old, so they are read with
+ * fault-safe reads, after the registry's lock. */
+static void read_backtraces(void)
+{
+  enum { BATCH = 128 };
+  uintptr_t buf[BATCH][TL__BT_MAX];
+  struct tl__readv v[BATCH];
+  uint32_t which[BATCH];
+  for (uint32_t i = 0; i < R.nrecs;) {
+    uint32_t k = 0;
+    for (; i < R.nrecs && k < BATCH; i++)
+      if (R.recs[i].bt != NULL && R.recs[i].bt_n > 0) {
+        v[k] = (struct tl__readv){buf[k], R.recs[i].bt, R.recs[i].bt_n * sizeof buf[0][0], 0};
+        which[k++] = i;
+      }
+    tl__safe_read_many(v, k);
+    for (uint32_t m = 0; m < k; m++)
+      if (v[m].ok)
+        R.recs[which[m]].created = intern(buf[m], R.recs[which[m]].bt_n);
+  }
+}
+
 /* Where each suspended task is: its stack unwound from its saved
- * context, and interned. */
+ * context, and interned. The contexts are read in batches. libunwind
+ * checks each stack address before it reads it; when it gives no more
+ * than the context's own frame, the byte at the stack pointer tells
+ * whether the stack is still there. */
 static void unwind_suspended(void)
 {
-  for (uint32_t i = 0; i < R.nrecs; i++) {
-    struct rec *r = &R.recs[i];
-    if (r->state != TL__SUSPENDED)
-      continue;
-    uintptr_t pc[TL__BT_MAX];
-    int n = -1;
-    if (!(r->flags & TL__F_STARTED))
-      r->why = "it never ran";
-    else if (!r->mapped || r->ctx == NULL)
-      r->why = "the ucontext_t it saved itself into was reused";
-    else
-      n = tl__bt_unwind(r->ctx, r->lo, r->hi, pc, TL__BT_MAX, &r->why);
-    r->unwound = n < 0 ? -1 : n;
-    if (n > 0)
-      r->suspended = intern(pc, (uint32_t)n);
+  enum { BATCH = 48 };
+  ucontext_t uc[BATCH];
+  struct tl__readv v[BATCH];
+  uint32_t which[BATCH];
+  for (uint32_t i = 0; i < R.nrecs;) {
+    uint32_t k = 0;
+    for (; i < R.nrecs && k < BATCH; i++) {
+      struct rec *r = &R.recs[i];
+      if (r->state != TL__SUSPENDED)
+        continue;
+      if (!(r->flags & TL__F_STARTED)) {
+        r->why = "it never ran";
+        r->unwound = -1;
+      } else if (!r->mapped || r->ctx == NULL) {
+        r->why = "the ucontext_t it saved itself into was reused";
+        r->unwound = -1;
+      } else {
+        v[k] = (struct tl__readv){&uc[k], r->ctx, sizeof uc[k], 0};
+        which[k++] = i;
+      }
+    }
+    tl__safe_read_many(v, k);
+    for (uint32_t m = 0; m < k; m++) {
+      struct rec *r = &R.recs[which[m]];
+      uintptr_t pc[TL__BT_MAX];
+      unsigned char probe;
+      int n = -1;
+      if (!v[m].ok) {
+        r->why = "its saved context is no longer readable";
+      } else {
+        uintptr_t sp = TL__UC_SP(&uc[m]);
+        n = tl__bt_unwind(&uc[m], r->lo, r->hi, pc, TL__BT_MAX, &r->why);
+        if (n >= 0 && n <= 1 && tl__safe_read(&probe, (const void *)sp, 1) != 0) {
+          r->why = "its stack is no longer mapped";
+          n = -1;
+        }
+      }
+      r->unwound = n < 0 ? -1 : n;
+      if (n > 0)
+        r->suspended = intern(pc, (uint32_t)n);
+    }
   }
 }
 
@@ -468,6 +520,7 @@ static int gather_tasks(struct tl__job *j)
   if (tl__task_foreach(copy_task, &g) != 0)
     return -1;
   find_shared();
+  read_backtraces();
   unwind_suspended();
   return 0;
 }
@@ -1121,7 +1174,8 @@ void tl__report_body(struct tl__job *j)
   for (uint32_t i = 0; i < t.described; i++)
     t.undescribed -= R.groups[R.group_order[i]].count;
 
-  tl__sym_begin(1);
+  /* libdw allocates: not when even the report's own memory was short. */
+  tl__sym_begin(R.map != NULL);
   if (tl__opt.report_json)
     print_json(j, &t);
   else
