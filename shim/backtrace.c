@@ -384,9 +384,15 @@ static const char *base_name(const char *path)
  * last instruction of a function). Returns 1 with a name, 0 with a module
  * only, -1 with neither. This is the fallback of symbolize.c, which needs
  * no allocation: a name from an exported symbol may be that of the
- * nearest exported function, not of the (static) one holding pc. */
-int tl__bt_name(uintptr_t pc, int ret, char *name, size_t nsize, unsigned long *off, char *module, size_t msize,
-                unsigned long *moff)
+ * nearest exported function, not of the (static) one holding pc.
+ *
+ * symtab: ask libunwind first, which reads the module's .symtab, and the
+ * one of the debug file its .gnu_debuglink names. libunwind 1.6 trusts
+ * that file: a corrupt one crashes it. So symbolize.c asks it only when
+ * libdw, which checks debug files, is not used; when libdw could not read
+ * a module, dladdr's exported names are all there is. */
+int tl__bt_name(uintptr_t pc, int ret, int symtab, char *name, size_t nsize, unsigned long *off, char *module,
+                size_t msize, unsigned long *moff)
 {
   setup();
   uintptr_t at = ret && pc > 0 ? pc - 1 : pc;
@@ -396,7 +402,7 @@ int tl__bt_name(uintptr_t pc, int ret, char *name, size_t nsize, unsigned long *
   *off = *moff = 0;
   /* libunwind reads the ELF symbol tables, static functions included;
    * dladdr sees only exported symbols. */
-  unw_accessors_t *acc = unw_get_accessors(unw_local_addr_space);
+  unw_accessors_t *acc = symtab ? unw_get_accessors(unw_local_addr_space) : NULL;
   if (acc != NULL && acc->get_proc_name != NULL &&
       acc->get_proc_name(unw_local_addr_space, (unw_word_t)at, name, nsize, &uoff, NULL) == 0 && name[0] != '\0')
     have_name = 1;
@@ -424,7 +430,7 @@ void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size)
 {
   char name[256], module[256];
   unsigned long off, moff;
-  int have = tl__bt_name(pc, ret, name, sizeof name, &off, module, sizeof module, &moff);
+  int have = tl__bt_name(pc, ret, 1, name, sizeof name, &off, module, sizeof module, &moff);
   if (have > 0 && module[0] != '\0')
     fmt(buf, size, "%s+0x%lx (%s)", name, off, module);
   else if (have > 0)

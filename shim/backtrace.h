@@ -17,8 +17,8 @@ const struct tl__setbt *tl__bt_set_of(const struct tl__task *t, tl_key_t key); /
 int tl__bt_unwind(ucontext_t *uc, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max,
                   const char **why);       /* a copy of a saved context; -1 and *why when it cannot */
 void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size); /* "fn+0x1c (module)" */
-int tl__bt_name(uintptr_t pc, int ret, char *name, size_t nsize, unsigned long *off, char *module, size_t msize,
-                unsigned long *moff);   /* the nearest symbol: 1 name, 0 module only, -1 nothing */
+int tl__bt_name(uintptr_t pc, int ret, int symtab, char *name, size_t nsize, unsigned long *off, char *module,
+                size_t msize, unsigned long *moff); /* the nearest symbol: 1 name, 0 module only, -1 nothing */
 int tl__safe_read(void *dst, const void *src, size_t n); /* 0, or EFAULT instead of a fault */
 struct tl__readv {                         /* one read of tl__safe_read_many */
   void *dst;

@@ -15,7 +15,9 @@
  *
  * Whatever libdw cannot read (a stripped module without debug file, a
  * missing or corrupt debug file, a binary deleted while it runs) falls
- * back to that path for its addresses, and the frame says so.
+ * back to dladdr's exported names for its addresses, and the frame says
+ * so (libunwind, which would read the same debug file without checking
+ * it, is not asked then: see tl__bt_name).
  *
  * One Dwfl session per report, guarded by the writer's lock (one report
  * at a time): the modules loaded by then are all reported, and a module
@@ -32,6 +34,7 @@
 
 #include <dlfcn.h>
 #include <dwarf.h>
+#include <fcntl.h>
 #include <elfutils/libdwfl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +58,33 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
                                       debuginfo_file_name);
 }
 
+/* A program replaced or removed while it runs (a deployment) is listed
+ * as "/path (deleted)": its file is gone, but /proc/self/exe still opens
+ * it. Other modules are found as libdw finds them. */
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base, char **file_name,
+                    Elf **elfp)
+{
+  static const char deleted[] = " (deleted)";
+  size_t n = strlen(modname), d = sizeof deleted - 1;
+  char exe[4096];
+  ssize_t len;
+  if (n > d && strcmp(modname + n - d, deleted) == 0 && (len = readlink("/proc/self/exe", exe, sizeof exe - 1)) > 0 &&
+      (size_t)len == n && memcmp(exe, modname, n) == 0) {
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    Elf *elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
+    if (elf != NULL) {
+      *elfp = elf;
+      return fd;
+    }
+    if (fd >= 0)
+      close(fd);
+  }
+  return dwfl_linux_proc_find_elf(mod, userdata, modname, base, file_name, elfp);
+}
+
 static char *debuginfo_path;
 static const Dwfl_Callbacks callbacks = {
-  .find_elf = dwfl_linux_proc_find_elf,
+  .find_elf = find_elf,
   .find_debuginfo = find_debuginfo,
   .debuginfo_path = &debuginfo_path,
 };
@@ -252,7 +279,8 @@ int tl__sym_lookup(uintptr_t pc, int ret, struct tl__sym *out, int max)
   struct tl__sym *f = &out[0];
   memset(f, 0, offsetof(struct tl__sym, func));
   f->pc = pc;
-  int have = tl__bt_name(pc, ret, f->func, sizeof f->func, &f->offset, f->module, sizeof f->module, &f->module_offset);
+  int have = tl__bt_name(pc, ret, S.dwfl == NULL, f->func, sizeof f->func, &f->offset, f->module, sizeof f->module,
+                         &f->module_offset);
   f->file[0] = '\0';
   f->source = have >= 0 ? TL__SYM_UNWIND : TL__SYM_NONE;
   return 1;
