@@ -23,9 +23,8 @@
  * at a time): the modules loaded by then are all reported, and a module
  * is read only once its first address is looked up.
  *
- * libdw would ask a debuginfod server for missing debug files when
- * DEBUGINFOD_URLS is set; a report must not wait on the network, so the
- * lookup is then made without it.
+ * Debug files are looked for on this machine only, never asked of a
+ * debuginfod server (see find_debuginfo).
  */
 #include "internal.h"
 #include "symbolize.h"
@@ -35,6 +34,7 @@
 #include <dlfcn.h>
 #include <dwarf.h>
 #include <fcntl.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,17 +45,69 @@ static struct {
   char *(*demangle)(const char *name, char *buf, size_t *len, int *status);
 } S;
 
+/* Whether the ELF file open on fd has the build ID of mod (or mod has
+ * none to compare). */
+static int same_build_id(Dwfl_Module *mod, int fd)
+{
+  const unsigned char *want;
+  GElf_Addr vaddr;
+  int n = dwfl_module_build_id(mod, &want, &vaddr);
+  if (n <= 0)
+    return 1;
+  Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+  const void *have = NULL;
+  ssize_t m = elf != NULL ? dwelf_elf_gnu_build_id(elf, &have) : -1;
+  int same = m == n && memcmp(have, want, (size_t)n) == 0;
+  if (elf != NULL)
+    elf_end(elf);
+  return same;
+}
+
+/* The debug file a module's .gnu_debuglink names, where GDB and libdw
+ * look for it: next to the module, in .debug/ there, and under
+ * /usr/lib/debug with the module's directory. */
+static int find_debuglink(Dwfl_Module *mod, const char *file_name, const char *link, char **found)
+{
+  const char *slash = file_name != NULL ? strrchr(file_name, '/') : NULL;
+  if (link == NULL || link[0] == '\0' || strchr(link, '/') != NULL || slash == NULL)
+    return -1;
+  char dir[4096];
+  size_t dn = (size_t)(slash - file_name);
+  if (dn >= sizeof dir)
+    return -1;
+  memcpy(dir, file_name, dn);
+  dir[dn] = '\0';
+  static const char *const forms[] = {"%s/%s", "%s/.debug/%s", "/usr/lib/debug%s/%s"};
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    char path[4096];
+    if (tl__formatf(path, sizeof path, forms[i], dir, link) >= (int)sizeof path || strcmp(path, file_name) == 0)
+      continue;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    if (same_build_id(mod, fd)) {
+      *found = strdup(path);
+      return fd;
+    }
+    close(fd);
+  }
+  return -1;
+}
+
+/* Separate debug files: by build ID, then by .gnu_debuglink. Not
+ * dwfl_standard_find_debuginfo: libdw 0.188 then starts its debuginfod
+ * client (libdebuginfod, curl and their TLS libraries loaded into the
+ * program at exit) whether or not a server is configured, and a report
+ * must not wait on the network. */
 static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, GElf_Addr base,
                           const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
                           char **debuginfo_file_name)
 {
-  const char *urls = getenv("DEBUGINFOD_URLS");
-  if (urls == NULL || urls[0] == '\0')
-    return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file, debuglink_crc,
+  int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file, debuglink_crc,
                                         debuginfo_file_name);
-  /* The standard lookup would end with debuginfod: build ID only. */
-  return dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file, debuglink_crc,
-                                      debuginfo_file_name);
+  if (fd >= 0)
+    return fd;
+  return find_debuglink(mod, file_name, debuglink_file, debuginfo_file_name);
 }
 
 /* A program replaced or removed while it runs (a deployment) is listed
@@ -196,8 +248,12 @@ static int dw_lookup(uintptr_t pc, uintptr_t at, struct tl__sym *out, int max)
   const char *symname = dwfl_module_addrinfo(mod, at, &off, &sym, NULL, NULL, NULL);
   Dwarf_Addr bias = 0;
   Dwarf_Die *cu = dwfl_module_addrdie(mod, at, &bias);
-  if (symname == NULL && cu == NULL)
-    return 0;                              /* no readable ELF file: the fallback */
+  if (symname == NULL && cu == NULL) {
+    /* Nothing names it: the fallback, with the module as libdw saw it. */
+    out[0].module_offset = (unsigned long)(at - start + (at != pc));
+    copy(out[0].module, sizeof out[0].module, modname != NULL ? base_name(modname) : "");
+    return 0;
+  }
 
   const char *file = NULL, *comp_dir = NULL;
   int line = 0;
@@ -271,16 +327,25 @@ int tl__sym_lookup(uintptr_t pc, int ret, struct tl__sym *out, int max)
   if (max <= 0)
     return 0;
   uintptr_t at = ret && pc > 0 ? pc - 1 : pc;
+  struct tl__sym *f = &out[0];
+  f->module[0] = '\0';
   if (S.dwfl != NULL) {
     int n = dw_lookup(pc, at, out, max);
     if (n > 0)
       return n;
   }
-  struct tl__sym *f = &out[0];
+  char module[sizeof f->module];
+  unsigned long module_offset = f->module_offset;
+  copy(module, sizeof module, f->module);
   memset(f, 0, offsetof(struct tl__sym, func));
   f->pc = pc;
   int have = tl__bt_name(pc, ret, S.dwfl == NULL, f->func, sizeof f->func, &f->offset, f->module, sizeof f->module,
                          &f->module_offset);
+  if (module[0] != '\0') {
+    copy(f->module, sizeof f->module, module);
+    f->module_offset = module_offset;
+    have = have < 0 ? 0 : have;
+  }
   f->file[0] = '\0';
   f->source = have >= 0 ? TL__SYM_UNWIND : TL__SYM_NONE;
   return 1;
