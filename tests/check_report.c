@@ -1142,6 +1142,26 @@ static void demo_copy(char *exe, size_t size, const char *cmd)
   ck_assert_int_eq(shell(cmd, PROG("leak_demo"), dir), 0);
 }
 
+/* Reports look debug files up on this machine only: libdw's debuginfod
+ * client (which loads curl and its TLS libraries into the program at
+ * exit, whether or not a server is configured) is never started. */
+START_TEST(no_debuginfod_client)
+{
+  /* Stripped, so that a debug file is looked for and not found. */
+  char exe[256];
+  demo_copy(exe, sizeof exe, "strip --strip-all -o %2$s/leak_demo %1$s");
+  const char *argv[] = {exe, NULL};
+  const char *env[] = {PRELOAD_PLUG, "TASKLOCAL_LEAKS=1", "LD_DEBUG=files", "DEBUGINFOD_URLS=http://127.0.0.1:9/", NULL};
+  struct run r;
+  run(&r, argv, env);
+  ck_assert_int_eq(r.status, 0);
+  assert_has(r.err, "tasklocal: leak summary: 2 tasks, 2 locals");
+  ck_assert_msg(strstr(r.err, "libdebuginfod") == NULL && strstr(r.err, "libcurl") == NULL,
+                "a debuginfod client was loaded:\n%.1500s", strstr(r.err, "libdebuginfod") ? strstr(r.err, "libdebuginfod") : r.err);
+  run_free(&r);
+}
+END_TEST
+
 START_TEST(stripped_binary_degrades)
 {
   char exe[256];
@@ -1458,6 +1478,7 @@ static Suite *report_suite(void)
     {"source_lines", frames_have_source_lines},
     {"glibc_frames", glibc_frames_named_from_build_id_file},
     {"stripped", stripped_binary_degrades},
+    {"no_debuginfod", no_debuginfod_client},
     {"debug_file", separate_debug_file},
     {"deleted", binary_deleted_while_running},
     {"outermost", trampoline_is_outermost},
