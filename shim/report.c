@@ -511,14 +511,14 @@ static int gather_tasks(struct tl__job *j)
   uint64_t n = 0;
   if (tl__task_foreach(count_task, &n) != 0)
     return -1;
-  if (scratch_map(n) != 0) {
+  /* Without memory for records, every task is counted and none kept. */
+  if (scratch_map(n) != 0)
     memset(&R, 0, sizeof R);
-    tl__task_foreach(count_task, &j->tasks);
-    return 0;
-  }
   struct gather g = {j};
   if (tl__task_foreach(copy_task, &g) != 0)
     return -1;
+  if (R.map == NULL)
+    return 0;
   find_shared();
   read_backtraces();
   unwind_suspended();
@@ -840,7 +840,7 @@ static void print_text(struct tl__job *j, const struct totals *t)
     for (uint32_t i = 0; i < t->described; i++)
       text_group(j, &R.groups[R.group_order[i]]);
     if (t->undescribed > 0) {
-      uint32_t more = R.ngroups - 1 - t->described;
+      uint32_t more = R.ngroups > 0 ? R.ngroups - 1 - t->described : 0;
       if (more > 0)
         tl__job_line(j, "... and %llu more tasks in %u more groups, not described (TASKLOCAL_REPORT_MAX=%u)",
             (unsigned long long)t->undescribed, (unsigned)more, (unsigned)tl__opt.report_max);

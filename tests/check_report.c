@@ -1292,6 +1292,40 @@ START_TEST(alike_tasks_grouped)
 }
 END_TEST
 
+/* When the report's own memory cannot be had (its mapping is the last
+ * allocation of the run, made to fail), every task is still counted, none
+ * described, and the program ends as it would. */
+START_TEST(report_memory_short)
+{
+  const char *argv[] = {PROG("leak_many"), "2", "3", NULL};
+  char count_path[] = "/tmp/tlreport-count-XXXXXX", file[128];
+  int fd = mkstemp(count_path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  snprintf(file, sizeof file, "TLCOUNT_FILE=%s", count_path);
+  const char *counted[] = {"LD_PRELOAD=" TL_BUILD_DIR "/tests/libtlalloccount.so " LIB, file, "TASKLOCAL_LEAKS=1", NULL};
+  struct run r;
+  run(&r, argv, counted);
+  ck_assert_int_eq(r.status, 0);
+  assert_summary(r.err, "leak", 5, 0);
+  run_free(&r);
+  char *text = read_file(count_path);
+  long n = atol(text);
+  free(text);
+  ck_assert_int_gt(n, 0);
+  char fail[64];
+  snprintf(fail, sizeof fail, "TASKLOCAL_TEST_FAIL_ALLOC=%ld", n);
+  const char *env[] = {PRELOAD, "TASKLOCAL_LEAKS=1", fail, NULL};
+  run(&r, argv, env);
+  ck_assert_int_eq(r.status, 0);
+  assert_prefixed(r.err);
+  assert_summary(r.err, "leak", 5, 0);
+  assert_has(r.err, "tasklocal: ... and 5 more tasks, not described (no room to group them)\n");
+  ck_assert_int_eq(count(r.err, " tasks like this "), 0);
+  run_free(&r);
+}
+END_TEST
+
 START_TEST(report_max_limits_groups)
 {
   const char *argv[] = {PROG("leak_many"), "5", "20", "10", NULL};
@@ -1484,6 +1518,7 @@ static Suite *report_suite(void)
     {"outermost", trampoline_is_outermost},
     {"grouped", alike_tasks_grouped},
     {"report_max", report_max_limits_groups},
+    {"memory_short", report_memory_short},
     {"json", json_report_parses},
     {"json_dump", json_dump_parses},
   };
