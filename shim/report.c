@@ -67,8 +67,8 @@ struct local {
   void *value;
 };
 
-/* What a report shows of one task. The first part is copied under the
- * registry's lock; unwound and group are filled afterwards. */
+/* What a report shows of one task, copied under the registry's lock;
+ * created, shared_with, suspended, unwound and why are filled after it. */
 struct rec {
   uint64_t id, parent;
   uint64_t running_on;                     /* the root of the thread it ran on when copied, or 0 */
@@ -88,7 +88,6 @@ struct rec {
   uint32_t suspended;                      /* the suspended stack: depot number, 0 for none */
   int32_t unwound;                         /* its frames; 0: a tail call; -1: why says */
   const char *why;
-  uint32_t group;
 };
 
 /* What makes tasks alike: two tasks whose keys are equal, byte for byte,
@@ -123,8 +122,7 @@ static struct {
   void *map;
   size_t map_size;
   struct rec *recs;
-  uint32_t nrecs, caprecs;
-  uint64_t unrecorded;                     /* tasks without a record: no room */
+  uint32_t nrecs, caprecs;                 /* tasks beyond caprecs are counted only */
   uint64_t kept;                           /* abandoned tasks seen */
   uint32_t *order;                         /* record numbers, sorted */
   char *pool;                              /* names and locals */
@@ -134,8 +132,7 @@ static struct {
   uintptr_t *pcs;
   size_t npcs, cappcs;
   struct group *groups;                    /* 0 unused */
-  uint32_t ngroups, capgroups, *group_head, *group_order;
-  uint64_t ungrouped;                      /* tasks of groups there was no room for */
+  uint32_t ngroups, capgroups, *group_head, *group_order; /* tasks of groups beyond capgroups: counted only */
 } R;
 
 /* ------------------------------------------------------------------------
@@ -352,10 +349,8 @@ static int copy_task(struct tl__task *t, void *arg)
   uint32_t nlisted = 0;
   uint64_t nloc = count_locals(vt, list, &nlisted);
   g->j->locals += nloc;
-  if (R.nrecs >= R.caprecs) {
-    R.unrecorded++;
+  if (R.nrecs >= R.caprecs)
     return 0;
-  }
   struct rec *r = &R.recs[R.nrecs++];
   memset(r, 0, sizeof *r);
   r->id = t->id;
@@ -587,10 +582,8 @@ static void group_tasks(void)
     while (gi != 0 && (R.groups[gi].hash != h || memcmp(&R.groups[gi].key, &key, sizeof key) != 0))
       gi = R.groups[gi].next;
     if (gi == 0) {
-      if (R.ngroups >= R.capgroups) {
-        R.ungrouped++;
+      if (R.ngroups >= R.capgroups)
         continue;
-      }
       gi = R.ngroups++;
       struct group *g = &R.groups[gi];
       memset(g, 0, sizeof *g);
@@ -609,7 +602,6 @@ static void group_tasks(void)
     g->nloc += r->nloc;
     g->same_parent &= r->parent == first->parent;
     g->same_name &= same_name(r, first);
-    r->group = gi;
   }
   for (uint32_t i = 1; i < R.ngroups; i++)
     R.group_order[i - 1] = i;
