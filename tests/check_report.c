@@ -422,9 +422,14 @@ START_TEST(shared_stack_unreliable)
   run(&r, argv, env);
   ck_assert_int_eq(r.status, 0);
   assert_summary(r.err, "leak", 2, 0);
-  /* The two are alike: one group, described once. */
-  assert_has(r.err, "tasklocal: 2 tasks like this (ids 2, 3): suspended; made by task 1\n");
-  ck_assert_int_eq(count(r.err, "suspended at (unreliable: its stack is shared with task 3,"), 1);
+  /* Every entry says so. The two are alike, one group described once,
+   * except where AddressSanitizer's swapcontext leaves them apart. */
+  int entries = count(r.err, " tasks like this (") + count(r.err, "tasklocal: task ");
+  ck_assert_int_eq(count(r.err, "suspended at (unreliable: its stack is shared with task "), entries);
+  if (!TL_TEST_UNDER_ASAN) {
+    assert_has(r.err, "tasklocal: 2 tasks like this (ids 2, 3): suspended; made by task 1\n");
+    ck_assert_int_eq(count(r.err, "suspended at (unreliable: its stack is shared with task 3,"), 1);
+  }
   assert_has(r.err, " in shared_yield ");
   run_free(&r);
 }
@@ -1058,10 +1063,14 @@ START_TEST(frames_have_source_lines)
   snprintf(want, sizeof want, " in wait_for_lock tests/programs/leak_demo.c:%d (leak_demo)\n",
            source_line("tests/programs/leak_demo.c", "swapcontext(&r->ctx, &sched_ctx);"));
   assert_has(r.err, want);
-  /* The innermost frame of the suspended stack. */
+  /* The innermost frame of the program in the suspended stack (with
+   * AddressSanitizer, its swapcontext comes first). */
   const char *at = strstr(r.err, "  suspended at:\ntasklocal:     #0 0x");
   ck_assert_ptr_nonnull(at);
-  at = strchr(at, '\n') + 1;
+  at = strstr(at, "(leak_demo)\n");
+  ck_assert_ptr_nonnull(at);
+  while (at > r.err && at[-1] != '\n')
+    at--;
   const char *end = strchr(at, '\n');
   ck_assert_msg(end != NULL && (size_t)(end - at) >= strlen(want) - 1 &&
                   strncmp(end + 1 - strlen(want), want, strlen(want)) == 0,
@@ -1287,7 +1296,10 @@ START_TEST(alike_tasks_grouped)
   ck_assert_int_eq(count(r.err, "  created at:\n"), 3);
   /* The place they wait is a function inlined into their entry. */
   assert_has(r.err, " in wait_here tests/programs/leak_many.c:");
-  assert_has(r.err, "(leak_many, inlined)\ntasklocal:     #1 0x");
+  const char *inl = strstr(r.err, "(leak_many, inlined)\ntasklocal:     #");
+  const char *next = inl != NULL ? strchr(inl, '\n') + 1 : NULL;
+  const char *worker = next != NULL ? strstr(next, " in worker tests/programs/leak_many.c:") : NULL;
+  ck_assert_msg(worker != NULL && worker < strchr(next, '\n'), "no inlined frame followed by worker:\n%.1500s", r.err);
   run_free(&r);
 }
 END_TEST
@@ -1297,6 +1309,12 @@ END_TEST
  * described, and the program ends as it would. */
 START_TEST(report_memory_short)
 {
+  if (TL_TEST_UNDER_ASAN) {
+    /* The counter would bypass AddressSanitizer's allocator (see
+     * check_faults). */
+    fprintf(stderr, "memory_short: skipped under AddressSanitizer\n");
+    return;
+  }
   const char *argv[] = {PROG("leak_many"), "2", "3", NULL};
   char count_path[] = "/tmp/tlreport-count-XXXXXX", file[128];
   int fd = mkstemp(count_path);
@@ -1399,7 +1417,7 @@ START_TEST(json_report_parses)
              "g = d['groups'][0]\n"
              "assert g['ids'] == list(range(7, 15)) and g['state'] == 'suspended' and g['parent'] == 1\n"
              "assert g['entry']['function'] == 'worker'\n"
-             "f = g['suspended']['frames']\n"
+             "f = [x for x in g['suspended']['frames'] if x['module'] == 'leak_many']\n"
              "assert f[0]['function'] == 'wait_here' and f[0]['inlined'] and f[0]['source'] == 'dwarf'\n"
              "assert f[1]['function'] == 'worker' and f[1]['file'] == 'tests/programs/leak_many.c' and f[1]['line'] > 0\n"
              "assert g['created'][0]['function'] == 'make_at' and g['created'][0]['module'] == 'leak_many'\n");
@@ -1454,7 +1472,8 @@ START_TEST(json_dump_parses)
              "assert d['report'] == 'dump' and d['summary']['tasks'] == 7\n"
              "assert sum(g['count'] for g in d['groups']) == 7\n"
              "p = [g for g in d['groups'] if g['entry'] and g['entry']['function'] == 'parked_for_dump'][0]\n"
-             "assert [f['function'] for f in p['suspended']['frames']][:2] == ['deep_wait', 'parked_for_dump']\n");
+             "f = [f['function'] for f in p['suspended']['frames'] if f['module'] == 'leak_dump']\n"
+             "assert f[:2] == ['deep_wait', 'parked_for_dump'], f\n");
   free(text);
   run_free(&r);
 }

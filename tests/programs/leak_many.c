@@ -40,17 +40,22 @@ __attribute__((noinline)) static void make_at(int depth, ucontext_t *uc, int i)
   makecontext(uc, (void (*)(void))worker, 2, i, uc);
 }
 
-/* Makes the n contexts of group g, from i on. Apart from main: getcontext
+/* One context, made at a depth of g + 1. Apart from any loop: getcontext
  * returns twice, as far as the compiler knows. */
+__attribute__((noinline)) static void make_one(ucontext_t *uc, char *stack, int i, int g)
+{
+  getcontext(uc);
+  uc->uc_stack.ss_sp = stack;
+  uc->uc_stack.ss_size = STACK;
+  uc->uc_link = &main_ctx;
+  make_at(g, uc, i);
+}
+
+/* The n contexts of group g, from i on. */
 __attribute__((noinline)) static void make_group(ucontext_t *uc, char *stacks, int i, int n, int g)
 {
-  for (; n > 0; n--, i++) {
-    getcontext(&uc[i]);
-    uc[i].uc_stack.ss_sp = stacks + (size_t)i * STACK;
-    uc[i].uc_stack.ss_size = STACK;
-    uc[i].uc_link = &main_ctx;
-    make_at(g, &uc[i], i);
-  }
+  for (; n > 0; n--, i++)
+    make_one(&uc[i], stacks + (size_t)i * STACK, i, g);
 }
 
 int main(int argc, char **argv)
