@@ -133,7 +133,7 @@ static struct {
   size_t npcs, cappcs;
   struct group *groups;                    /* 0 unused */
   uint32_t ngroups, capgroups, *group_head, *group_order; /* tasks of groups beyond capgroups: counted only */
-} R;
+} scratch;
 
 /* ------------------------------------------------------------------------
  * Scratch memory
@@ -165,46 +165,46 @@ static int scratch_map(uint64_t n)
       n /= 4;
       continue;
     }
-    memset(&R, 0, sizeof R);
-    R.map = m;
-    R.map_size = size;
+    memset(&scratch, 0, sizeof scratch);
+    scratch.map = m;
+    scratch.map_size = size;
     char *p = m;
-    R.recs = (struct rec *)p, p += round_up(cap * sizeof(struct rec));
-    R.caprecs = (uint32_t)cap;
-    R.order = (uint32_t *)p, p += round_up(cap * sizeof(uint32_t));
-    R.pool = p, p += round_up(pool);
-    R.pool_cap = pool;
-    R.stacks = (struct stack *)p, p += round_up(stacks * sizeof(struct stack));
-    R.capstacks = (uint32_t)stacks;
-    R.nstacks = 1;
-    R.stack_head = (uint32_t *)p, p += round_up(stacks * sizeof(uint32_t));
-    R.pcs = (uintptr_t *)p, p += round_up(stacks * 4 * sizeof(uintptr_t));
-    R.cappcs = stacks * 4;
-    R.groups = (struct group *)p, p += round_up(groups * sizeof(struct group));
-    R.capgroups = (uint32_t)groups;
-    R.ngroups = 1;
-    R.group_head = (uint32_t *)p, p += round_up(groups * sizeof(uint32_t));
-    R.group_order = (uint32_t *)p;
+    scratch.recs = (struct rec *)p, p += round_up(cap * sizeof(struct rec));
+    scratch.caprecs = (uint32_t)cap;
+    scratch.order = (uint32_t *)p, p += round_up(cap * sizeof(uint32_t));
+    scratch.pool = p, p += round_up(pool);
+    scratch.pool_cap = pool;
+    scratch.stacks = (struct stack *)p, p += round_up(stacks * sizeof(struct stack));
+    scratch.capstacks = (uint32_t)stacks;
+    scratch.nstacks = 1;
+    scratch.stack_head = (uint32_t *)p, p += round_up(stacks * sizeof(uint32_t));
+    scratch.pcs = (uintptr_t *)p, p += round_up(stacks * 4 * sizeof(uintptr_t));
+    scratch.cappcs = stacks * 4;
+    scratch.groups = (struct group *)p, p += round_up(groups * sizeof(struct group));
+    scratch.capgroups = (uint32_t)groups;
+    scratch.ngroups = 1;
+    scratch.group_head = (uint32_t *)p, p += round_up(groups * sizeof(uint32_t));
+    scratch.group_order = (uint32_t *)p;
     return 0;
   }
 }
 
 static void scratch_unmap(void)
 {
-  if (R.map != NULL)
-    tl__scratch_free(R.map, R.map_size);
-  R.map = NULL;
+  if (scratch.map != NULL)
+    tl__scratch_free(scratch.map, scratch.map_size);
+  scratch.map = NULL;
 }
 
 /* n bytes of the pool, or NULL when it is full. */
 static void *pool_take(size_t n, uint32_t *off)
 {
   n = (n + 7) & ~(size_t)7;
-  if (R.pool_used + n > R.pool_cap)
+  if (scratch.pool_used + n > scratch.pool_cap)
     return NULL;
-  *off = (uint32_t)R.pool_used;
-  R.pool_used += n;
-  return R.pool + *off;
+  *off = (uint32_t)scratch.pool_used;
+  scratch.pool_used += n;
+  return scratch.pool + *off;
 }
 
 static uint32_t hash_words(const uintptr_t *w, size_t n, uint64_t seed)
@@ -225,16 +225,16 @@ static uint32_t intern(const uintptr_t *pc, uint32_t n)
   if (n == 0)
     return 0;
   uint32_t h = hash_words(pc, n, n);
-  uint32_t *slot = &R.stack_head[h % R.capstacks];
-  for (uint32_t i = *slot; i != 0; i = R.stacks[i].next)
-    if (R.stacks[i].hash == h && R.stacks[i].n == n && memcmp(&R.pcs[R.stacks[i].off], pc, n * sizeof *pc) == 0)
+  uint32_t *slot = &scratch.stack_head[h % scratch.capstacks];
+  for (uint32_t i = *slot; i != 0; i = scratch.stacks[i].next)
+    if (scratch.stacks[i].hash == h && scratch.stacks[i].n == n && memcmp(&scratch.pcs[scratch.stacks[i].off], pc, n * sizeof *pc) == 0)
       return i;
-  if (R.nstacks >= R.capstacks || R.npcs + n > R.cappcs)
+  if (scratch.nstacks >= scratch.capstacks || scratch.npcs + n > scratch.cappcs)
     return NOT_KEPT;
-  uint32_t i = R.nstacks++;
-  R.stacks[i] = (struct stack){h, n, (uint32_t)R.npcs, *slot};
-  memcpy(&R.pcs[R.npcs], pc, n * sizeof *pc);
-  R.npcs += n;
+  uint32_t i = scratch.nstacks++;
+  scratch.stacks[i] = (struct stack){h, n, (uint32_t)scratch.npcs, *slot};
+  memcpy(&scratch.pcs[scratch.npcs], pc, n * sizeof *pc);
+  scratch.npcs += n;
   *slot = i;
   return i;
 }
@@ -341,7 +341,7 @@ static int copy_task(struct tl__task *t, void *arg)
     return 0;
   g->j->tasks++;
   if (state == TL__ABANDONED)
-    R.kept++;
+    scratch.kept++;
   struct tl__task_ext *x = t->x;
   const struct tl__vtab *vt =
     state == TL__ABANDONED ? (x != NULL ? x->held : NULL) : atomic_load_explicit(&t->vt, memory_order_acquire);
@@ -349,9 +349,9 @@ static int copy_task(struct tl__task *t, void *arg)
   uint32_t nlisted = 0;
   uint64_t nloc = count_locals(vt, list, &nlisted);
   g->j->locals += nloc;
-  if (R.nrecs >= R.caprecs)
+  if (scratch.nrecs >= scratch.caprecs)
     return 0;
-  struct rec *r = &R.recs[R.nrecs++];
+  struct rec *r = &scratch.recs[scratch.nrecs++];
   memset(r, 0, sizeof *r);
   r->id = t->id;
   r->parent = t->parent;
@@ -394,7 +394,7 @@ static int copy_task(struct tl__task *t, void *arg)
 
 static int by_lo(uint32_t x, uint32_t y)
 {
-  return R.recs[x].lo < R.recs[y].lo || (R.recs[x].lo == R.recs[y].lo && R.recs[x].id < R.recs[y].id);
+  return scratch.recs[x].lo < scratch.recs[y].lo || (scratch.recs[x].lo == scratch.recs[y].lo && scratch.recs[x].id < scratch.recs[y].id);
 }
 
 /* Shared-stack coroutines copy their stack out and back: the stack of a
@@ -404,22 +404,22 @@ static int by_lo(uint32_t x, uint32_t y)
 static void find_shared(void)
 {
   uint32_t n = 0;
-  for (uint32_t i = 0; i < R.nrecs; i++)
-    if (R.recs[i].state != TL__ABANDONED && R.recs[i].hi > R.recs[i].lo)
-      R.order[n++] = i;
-  sort_numbers(R.order, n, by_lo);
+  for (uint32_t i = 0; i < scratch.nrecs; i++)
+    if (scratch.recs[i].state != TL__ABANDONED && scratch.recs[i].hi > scratch.recs[i].lo)
+      scratch.order[n++] = i;
+  sort_numbers(scratch.order, n, by_lo);
   uint32_t far = UINT32_MAX;
   for (uint32_t k = 0; k < n; k++) {
-    struct rec *r = &R.recs[R.order[k]];
-    if (far != UINT32_MAX && r->lo < R.recs[far].hi) {
-      struct rec *o = &R.recs[far];
+    struct rec *r = &scratch.recs[scratch.order[k]];
+    if (far != UINT32_MAX && r->lo < scratch.recs[far].hi) {
+      struct rec *o = &scratch.recs[far];
       if (r->state == TL__SUSPENDED && r->shared_with == 0)
         r->shared_with = o->id;
       if (o->state == TL__SUSPENDED && o->shared_with == 0)
         o->shared_with = r->id;
     }
-    if (far == UINT32_MAX || r->hi > R.recs[far].hi)
-      far = R.order[k];
+    if (far == UINT32_MAX || r->hi > scratch.recs[far].hi)
+      far = scratch.order[k];
   }
 }
 
@@ -432,17 +432,17 @@ static void read_backtraces(void)
   uintptr_t buf[BATCH][TL__BT_MAX];
   struct tl__readv v[BATCH];
   uint32_t which[BATCH];
-  for (uint32_t i = 0; i < R.nrecs;) {
+  for (uint32_t i = 0; i < scratch.nrecs;) {
     uint32_t k = 0;
-    for (; i < R.nrecs && k < BATCH; i++)
-      if (R.recs[i].bt != NULL && R.recs[i].bt_n > 0) {
-        v[k] = (struct tl__readv){buf[k], R.recs[i].bt, R.recs[i].bt_n * sizeof buf[0][0], 0};
+    for (; i < scratch.nrecs && k < BATCH; i++)
+      if (scratch.recs[i].bt != NULL && scratch.recs[i].bt_n > 0) {
+        v[k] = (struct tl__readv){buf[k], scratch.recs[i].bt, scratch.recs[i].bt_n * sizeof buf[0][0], 0};
         which[k++] = i;
       }
     tl__safe_read_many(v, k);
     for (uint32_t m = 0; m < k; m++)
       if (v[m].ok)
-        R.recs[which[m]].created = intern(buf[m], R.recs[which[m]].bt_n);
+        scratch.recs[which[m]].created = intern(buf[m], scratch.recs[which[m]].bt_n);
   }
 }
 
@@ -457,10 +457,10 @@ static void unwind_suspended(void)
   ucontext_t uc[BATCH];
   struct tl__readv v[BATCH];
   uint32_t which[BATCH];
-  for (uint32_t i = 0; i < R.nrecs;) {
+  for (uint32_t i = 0; i < scratch.nrecs;) {
     uint32_t k = 0;
-    for (; i < R.nrecs && k < BATCH; i++) {
-      struct rec *r = &R.recs[i];
+    for (; i < scratch.nrecs && k < BATCH; i++) {
+      struct rec *r = &scratch.recs[i];
       if (r->state != TL__SUSPENDED)
         continue;
       if (!(r->flags & TL__F_STARTED)) {
@@ -476,7 +476,7 @@ static void unwind_suspended(void)
     }
     tl__safe_read_many(v, k);
     for (uint32_t m = 0; m < k; m++) {
-      struct rec *r = &R.recs[which[m]];
+      struct rec *r = &scratch.recs[which[m]];
       uintptr_t pc[TL__BT_MAX];
       unsigned char probe;
       int n = -1;
@@ -508,11 +508,11 @@ static int gather_tasks(struct tl__job *j)
     return -1;
   /* Without memory for records, every task is counted and none kept. */
   if (scratch_map(n) != 0)
-    memset(&R, 0, sizeof R);
+    memset(&scratch, 0, sizeof scratch);
   struct gather g = {j};
   if (tl__task_foreach(copy_task, &g) != 0)
     return -1;
-  if (R.map == NULL)
+  if (scratch.map == NULL)
     return 0;
   find_shared();
   read_backtraces();
@@ -526,15 +526,15 @@ static int gather_tasks(struct tl__job *j)
 
 static int by_id(uint32_t x, uint32_t y)
 {
-  return R.recs[x].id < R.recs[y].id;
+  return scratch.recs[x].id < scratch.recs[y].id;
 }
 
 static int bigger_first(uint32_t x, uint32_t y)
 {
-  const struct group *a = &R.groups[x], *b = &R.groups[y];
+  const struct group *a = &scratch.groups[x], *b = &scratch.groups[y];
   if (a->count != b->count)
     return a->count > b->count;
-  return R.recs[a->first].id < R.recs[b->first].id;
+  return scratch.recs[a->first].id < scratch.recs[b->first].id;
 }
 
 static void like_of(const struct rec *r, struct like *k)
@@ -560,42 +560,42 @@ static int same_name(const struct rec *a, const struct rec *b)
 {
   if (a->name == 0 || b->name == 0)
     return a->name == b->name;
-  return strcmp(R.pool + a->name - 1, R.pool + b->name - 1) == 0;
+  return strcmp(scratch.pool + a->name - 1, scratch.pool + b->name - 1) == 0;
 }
 
 /* Alike tasks in groups, in order of their ids within each, and the
  * groups biggest first (the oldest first among equals). */
 static void group_tasks(void)
 {
-  if (R.map == NULL)
+  if (scratch.map == NULL)
     return;
-  for (uint32_t i = 0; i < R.nrecs; i++)
-    R.order[i] = i;
-  sort_numbers(R.order, R.nrecs, by_id);
-  for (uint32_t k = 0; k < R.nrecs; k++) {
-    struct rec *r = &R.recs[R.order[k]];
+  for (uint32_t i = 0; i < scratch.nrecs; i++)
+    scratch.order[i] = i;
+  sort_numbers(scratch.order, scratch.nrecs, by_id);
+  for (uint32_t k = 0; k < scratch.nrecs; k++) {
+    struct rec *r = &scratch.recs[scratch.order[k]];
     struct like key;
     like_of(r, &key);
     uint32_t h = hash_words((const uintptr_t *)&key, sizeof key / sizeof(uintptr_t), 0);
-    uint32_t *slot = &R.group_head[h % R.capgroups];
+    uint32_t *slot = &scratch.group_head[h % scratch.capgroups];
     uint32_t gi = *slot;
-    while (gi != 0 && (R.groups[gi].hash != h || memcmp(&R.groups[gi].key, &key, sizeof key) != 0))
-      gi = R.groups[gi].next;
+    while (gi != 0 && (scratch.groups[gi].hash != h || memcmp(&scratch.groups[gi].key, &key, sizeof key) != 0))
+      gi = scratch.groups[gi].next;
     if (gi == 0) {
-      if (R.ngroups >= R.capgroups)
+      if (scratch.ngroups >= scratch.capgroups)
         continue;
-      gi = R.ngroups++;
-      struct group *g = &R.groups[gi];
+      gi = scratch.ngroups++;
+      struct group *g = &scratch.groups[gi];
       memset(g, 0, sizeof *g);
       g->key = key;
       g->hash = h;
-      g->first = R.order[k];
+      g->first = scratch.order[k];
       g->next = *slot;
       g->same_parent = g->same_name = 1;
       *slot = gi;
     }
-    struct group *g = &R.groups[gi];
-    const struct rec *first = &R.recs[g->first];
+    struct group *g = &scratch.groups[gi];
+    const struct rec *first = &scratch.recs[g->first];
     if (g->count < IDS_SHOWN)
       g->ids[g->count] = r->id;
     g->count++;
@@ -603,9 +603,9 @@ static void group_tasks(void)
     g->same_parent &= r->parent == first->parent;
     g->same_name &= same_name(r, first);
   }
-  for (uint32_t i = 1; i < R.ngroups; i++)
-    R.group_order[i - 1] = i;
-  sort_numbers(R.group_order, R.ngroups - 1, bigger_first);
+  for (uint32_t i = 1; i < scratch.ngroups; i++)
+    scratch.group_order[i - 1] = i;
+  sort_numbers(scratch.group_order, scratch.ngroups - 1, bigger_first);
 }
 
 /* ------------------------------------------------------------------------
@@ -665,8 +665,8 @@ static void depot_frames(uint32_t s, const uintptr_t **pc, int *n)
   *pc = NULL;
   *n = 0;
   if (s != 0 && s != NOT_KEPT) {
-    *pc = &R.pcs[R.stacks[s].off];
-    *n = (int)R.stacks[s].n;
+    *pc = &scratch.pcs[scratch.stacks[s].off];
+    *n = (int)scratch.stacks[s].n;
   }
 }
 
@@ -695,7 +695,7 @@ static void state_text(struct tl__job *j, const struct rec *r, char *buf, size_t
 
 static void text_group(struct tl__job *j, const struct group *g)
 {
-  const struct rec *r = &R.recs[g->first];
+  const struct rec *r = &scratch.recs[g->first];
   char text[700], state[128], made[64] = "", count[32], ids[IDS_SHOWN * 22 + 8], name[TL__NAME_LEN + 4] = "";
   state_text(j, r, state, sizeof state);
   if (g->same_parent)
@@ -703,7 +703,7 @@ static void text_group(struct tl__job *j, const struct group *g)
   else
     tl__formatf(made, sizeof made, "; made by several tasks");
   if (r->name != 0 && g->same_name)
-    tl__formatf(name, sizeof name, " \"%s\"", R.pool + r->name - 1);
+    tl__formatf(name, sizeof name, " \"%s\"", scratch.pool + r->name - 1);
   if (g->count == 1) {
     tl__job_line(j, "task %llu%s: %s%s", (unsigned long long)r->id, name, state, made);
   } else {
@@ -766,7 +766,7 @@ static void text_group(struct tl__job *j, const struct group *g)
   else
     tl__job_line(j, "  locals: %llu in these tasks%s; task %llu holds %llu", (unsigned long long)g->nloc, held,
         (unsigned long long)r->id, (unsigned long long)r->nloc);
-  const struct local *l = (const struct local *)(R.pool + r->loc);
+  const struct local *l = (const struct local *)(scratch.pool + r->loc);
   char key[TL__NAME_LEN + 32];
   for (uint32_t i = 0; i < r->nlisted; i++) {
     key_label(l[i].key, NULL, key, sizeof key);
@@ -778,7 +778,16 @@ static void text_group(struct tl__job *j, const struct group *g)
 
 static const char *drop_when(const struct tl__drop *d)
 {
-  return d->how == TL__DROP_THREAD_EXIT ? "its thread exited" : d->how == TL__DROP_ABANDONED ? "it was abandoned" : "it finished";
+  switch (d->how) {
+  case TL__DROP_THREAD_EXIT:
+    return "its thread exited";
+  case TL__DROP_ABANDONED:
+    return "it was abandoned";
+  case TL__DROP_RELEASED:
+    return "its stack was released";
+  default:
+    return "it finished";
+  }
 }
 
 static void text_drops(struct tl__job *j, uint64_t n)
@@ -830,9 +839,9 @@ static void print_text(struct tl__job *j, const struct totals *t)
     tl__job_line(j, "%s report of process %d: %llu %s tasks, %llu locals", t->what, (int)j->pid,
         (unsigned long long)t->tasks, j->kind == TL__JOB_LEAK ? "leaked" : "live", (unsigned long long)t->locals);
     for (uint32_t i = 0; i < t->described; i++)
-      text_group(j, &R.groups[R.group_order[i]]);
+      text_group(j, &scratch.groups[scratch.group_order[i]]);
     if (t->undescribed > 0) {
-      uint32_t more = R.ngroups > 0 ? R.ngroups - 1 - t->described : 0;
+      uint32_t more = scratch.ngroups > 0 ? scratch.ngroups - 1 - t->described : 0;
       if (more > 0)
         tl__job_line(j, "... and %llu more tasks in %u more groups, not described (TASKLOCAL_REPORT_MAX=%u)",
             (unsigned long long)t->undescribed, (unsigned)more, (unsigned)tl__opt.report_max);
@@ -992,13 +1001,13 @@ static const char *state_word(uint32_t state)
 
 static void json_group(struct tl__job *j, struct json *w, const struct group *g, int last)
 {
-  const struct rec *r = &R.recs[g->first];
+  const struct rec *r = &scratch.recs[g->first];
   json_fmt(w, "{\"count\": %llu, \"ids\": [", (unsigned long long)g->count);
   for (uint64_t i = 0; i < g->count && i < IDS_SHOWN; i++)
     json_fmt(w, "%s%llu", i > 0 ? ", " : "", (unsigned long long)g->ids[i]);
   json_fmt(w, "], \"id\": %llu, \"name\": ", (unsigned long long)r->id);
   if (r->name != 0 && g->same_name)
-    json_str(w, R.pool + r->name - 1);
+    json_str(w, scratch.pool + r->name - 1);
   else
     json_raw(w, "null");
   json_fmt(w, ", \"state\": \"%s\"", state_word(r->state));
@@ -1047,7 +1056,7 @@ static void json_group(struct tl__job *j, struct json *w, const struct group *g,
   }
   json_fmt(w, ", \"locals\": {\"count\": %llu, \"first_task_count\": %llu, \"held_when_abandoned\": %s, \"values\": [",
       (unsigned long long)g->nloc, (unsigned long long)r->nloc, r->state == TL__ABANDONED ? "true" : "false");
-  const struct local *l = (const struct local *)(R.pool + r->loc);
+  const struct local *l = (const struct local *)(scratch.pool + r->loc);
   for (uint32_t i = 0; i < r->nlisted; i++) {
     char name[TL__NAME_LEN];
     tl__safe_str(name, sizeof name, tl__key_name(l[i].key));
@@ -1115,13 +1124,13 @@ static void print_json(struct tl__job *j, const struct totals *t)
   json_flush(&w);
   json_fmt(&w, "\"report\": \"%s\", \"pid\": %d, \"tasks\": %llu, \"locals\": %llu, ", t->what, (int)j->pid,
       (unsigned long long)t->tasks, (unsigned long long)t->locals);
-  json_fmt(&w, "\"groups_total\": %u, \"groups_described\": %u, \"report_max\": %u, ", (unsigned)(R.ngroups ? R.ngroups - 1 : 0),
+  json_fmt(&w, "\"groups_total\": %u, \"groups_described\": %u, \"report_max\": %u, ", (unsigned)(scratch.ngroups ? scratch.ngroups - 1 : 0),
       (unsigned)t->described, (unsigned)tl__opt.report_max);
   json_fmt(&w, "\"tasks_not_described\": %llu, \"abandoned_not_kept\": %llu, \"groups\": [",
       (unsigned long long)t->undescribed, (unsigned long long)t->unkept);
   json_flush(&w);
   for (uint32_t i = 0; i < t->described; i++)
-    json_group(j, &w, &R.groups[R.group_order[i]], i + 1 == t->described);
+    json_group(j, &w, &scratch.groups[scratch.group_order[i]], i + 1 == t->described);
   json_fmt(&w, "], \"dropped_total\": %llu, \"dropped\": [", (unsigned long long)t->drops);
   json_flush(&w);
   json_drops(&w, t->drops);
@@ -1154,20 +1163,21 @@ void tl__report_body(struct tl__job *j)
   if (tl__opt.leaks) {
     struct tl__stats st = {0};
     tl__task_stats(&st);
-    if (st.abandoned > R.kept)
-      t.unkept = st.abandoned - R.kept;
+    if (st.abandoned > scratch.kept)
+      t.unkept = st.abandoned - scratch.kept;
   }
   t.drops = tl__drops_count();
   t.tasks = j->tasks + t.unkept;
   t.locals = j->locals + t.drops;
-  uint32_t ngroups = R.ngroups > 0 ? R.ngroups - 1 : 0;
-  t.described = ngroups < tl__opt.report_max ? ngroups : tl__opt.report_max;
+  uint32_t ngroups = scratch.ngroups > 0 ? scratch.ngroups - 1 : 0;
+  uint32_t max = tl__opt.report_max > 0 ? (uint32_t)tl__opt.report_max : 0;
+  t.described = ngroups < max ? ngroups : max;
   t.undescribed = j->tasks;
   for (uint32_t i = 0; i < t.described; i++)
-    t.undescribed -= R.groups[R.group_order[i]].count;
+    t.undescribed -= scratch.groups[scratch.group_order[i]].count;
 
   /* libdw allocates: not when even the report's own memory was short. */
-  tl__sym_begin(R.map != NULL);
+  tl__sym_begin(scratch.map != NULL);
   if (tl__opt.report_json)
     print_json(j, &t);
   else
