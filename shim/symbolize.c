@@ -210,17 +210,21 @@ static void set_func(struct tl__sym *f, const char *name)
   copy(f->func, sizeof f->func, name);
 }
 
-/* The name of a subprogram or inlined call: its linkage name (C++) or its
- * name, following DW_AT_abstract_origin to the function's declaration. */
+/* The name of a subprogram or inlined call, following
+ * DW_AT_abstract_origin to the function's declaration: a C++ linkage name
+ * when the C++ runtime can demangle it (the full, qualified name), else
+ * DW_AT_name (a D or Rust linkage name would stay mangled), else the
+ * linkage name. */
 static const char *die_name(Dwarf_Die *die)
 {
   Dwarf_Attribute a;
-  const char *name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &a));
-  if (name == NULL)
-    name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a));
-  if (name == NULL)
-    name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
-  return name;
+  const char *linkage = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &a));
+  if (linkage == NULL)
+    linkage = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a));
+  if (linkage != NULL && linkage[0] == '_' && linkage[1] == 'Z' && S.demangle != NULL)
+    return linkage;
+  const char *name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
+  return name != NULL ? name : linkage;
 }
 
 /* A source path as the compiler was given it: relative to the directory
