@@ -447,15 +447,16 @@ static void read_backtraces(void)
 }
 
 /* Where each suspended task is: its stack unwound from its saved
- * context, and interned. The contexts are read in batches. libunwind
- * checks each stack address before it reads it; when it gives no more
- * than the context's own frame, the byte at the stack pointer tells
- * whether the stack is still there. */
+ * context, and interned. The contexts, then the bytes at their stack
+ * pointers, are read in batches: a stack freed since is found here, before
+ * libunwind reads it (libunwind checks each address it reads on x86_64
+ * only). */
 static void unwind_suspended(void)
 {
   enum { BATCH = 48 };
   ucontext_t uc[BATCH];
-  struct tl__readv v[BATCH];
+  unsigned char probe[BATCH];
+  struct tl__readv v[BATCH], p[BATCH];
   uint32_t which[BATCH];
   for (uint32_t i = 0; i < scratch.nrecs;) {
     uint32_t k = 0;
@@ -476,20 +477,22 @@ static void unwind_suspended(void)
     }
     tl__safe_read_many(v, k);
     for (uint32_t m = 0; m < k; m++) {
+      uintptr_t sp = v[m].ok ? TL__UC_SP(&uc[m]) : 0;
+      const struct rec *r = &scratch.recs[which[m]];
+      /* Outside its stack, tl__bt_unwind says why; nothing to read. */
+      p[m] = (struct tl__readv){&probe[m], (const void *)(sp >= r->lo && sp < r->hi ? sp : 0), 1, 0};
+    }
+    tl__safe_read_many(p, k);
+    for (uint32_t m = 0; m < k; m++) {
       struct rec *r = &scratch.recs[which[m]];
       uintptr_t pc[TL__BT_MAX];
-      unsigned char probe;
       int n = -1;
-      if (!v[m].ok) {
+      if (!v[m].ok)
         r->why = "its saved context is no longer readable";
-      } else {
-        uintptr_t sp = TL__UC_SP(&uc[m]);
+      else if (p[m].src != NULL && !p[m].ok)
+        r->why = "its stack is no longer mapped";
+      else
         n = tl__bt_unwind(&uc[m], r->lo, r->hi, pc, TL__BT_MAX, &r->why);
-        if (n >= 0 && n <= 1 && tl__safe_read(&probe, (const void *)sp, 1) != 0) {
-          r->why = "its stack is no longer mapped";
-          n = -1;
-        }
-      }
       r->unwound = n < 0 ? -1 : n;
       if (n > 0)
         r->suspended = intern(pc, (uint32_t)n);

@@ -110,18 +110,26 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
   return find_debuglink(mod, file_name, debuglink_file, debuginfo_file_name);
 }
 
+/* n without a " (deleted)" at its end. */
+static size_t undeleted(const char *path, size_t n)
+{
+  static const char deleted[] = " (deleted)";
+  size_t d = sizeof deleted - 1;
+  return n > d && memcmp(path + n - d, deleted, d) == 0 ? n - d : n;
+}
+
 /* A program replaced or removed while it runs (a deployment) is listed
  * as "/path (deleted)": its file is gone, but /proc/self/exe still opens
- * it. Other modules are found as libdw finds them. */
+ * it (qemu-user's too, whose link does not say "(deleted)"). Other
+ * modules are found as libdw finds them. */
 static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base, char **file_name,
                     Elf **elfp)
 {
-  static const char deleted[] = " (deleted)";
-  size_t n = strlen(modname), d = sizeof deleted - 1;
+  size_t n = strlen(modname), m = undeleted(modname, n);
   char exe[4096];
   ssize_t len;
-  if (n > d && strcmp(modname + n - d, deleted) == 0 && (len = readlink("/proc/self/exe", exe, sizeof exe - 1)) > 0 &&
-      (size_t)len == n && memcmp(exe, modname, n) == 0) {
+  if (m < n && (len = readlink("/proc/self/exe", exe, sizeof exe - 1)) > 0 &&
+      undeleted(exe, (size_t)len) == m && memcmp(exe, modname, m) == 0) {
     int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     Elf *elf = fd >= 0 ? elf_begin(fd, ELF_C_READ_MMAP, NULL) : NULL;
     if (elf != NULL) {

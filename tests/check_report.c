@@ -141,6 +141,19 @@ static int count(const char *text, const char *needle)
   return n;
 }
 
+/* The lines of text that hold both a and b. */
+static int lines_with(const char *text, const char *a, const char *b)
+{
+  int n = 0;
+  for (const char *p = text; *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+    n += memmem(p, len, a, strlen(a)) != NULL && memmem(p, len, b, strlen(b)) != NULL;
+    p += len + (nl != NULL);
+  }
+  return n;
+}
+
 static int lines(const char *text)
 {
   int n = 0;
@@ -1150,15 +1163,32 @@ START_TEST(glibc_frames_named_from_build_id_file)
 }
 END_TEST
 
+/* The binutils of the build's target: aarch64-linux-gnu-objcopy for a
+ * cross build (its compiler's name less "gcc"), objcopy for a native one. */
+static const char *binutils_prefix(void)
+{
+#ifdef TL_TEST_CC
+  static char prefix[128];
+  const char *cc = TL_TEST_CC;
+  size_t n = strcspn(cc, " ");
+  if (n >= 3 && n < sizeof prefix && strncmp(cc + n - 3, "gcc", 3) == 0) {
+    memcpy(prefix, cc, n - 3);
+    prefix[n - 3] = '\0';
+    return prefix;
+  }
+#endif
+  return "";
+}
+
 /* A copy of leak_demo in a directory of its own, made by the shell
- * command cmd (%1$s the build's binary, %2$s the directory); returns
- * the copy's path in exe. */
+ * command cmd (%1$s the build's binary, %2$s the directory, %3$s the
+ * binutils' prefix); returns the copy's path in exe. */
 static void demo_copy(char *exe, size_t size, const char *cmd)
 {
   char dir[] = "/tmp/tlsym.XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
   snprintf(exe, size, "%s/leak_demo", dir);
-  ck_assert_int_eq(shell(cmd, PROG("leak_demo"), dir), 0);
+  ck_assert_int_eq(shell(cmd, PROG("leak_demo"), dir, binutils_prefix()), 0);
 }
 
 /* Reports look debug files up on this machine only: libdw's debuginfod
@@ -1168,7 +1198,7 @@ START_TEST(no_debuginfod_client)
 {
   /* Stripped, so that a debug file is looked for and not found. */
   char exe[256];
-  demo_copy(exe, sizeof exe, "strip --strip-all -o %2$s/leak_demo %1$s");
+  demo_copy(exe, sizeof exe, "%3$sstrip --strip-all -o %2$s/leak_demo %1$s");
   const char *argv[] = {exe, NULL};
   const char *env[] = {PRELOAD_PLUG, "TASKLOCAL_LEAKS=1", "LD_DEBUG=files", "DEBUGINFOD_URLS=http://127.0.0.1:9/", NULL};
   struct run r;
@@ -1184,7 +1214,7 @@ END_TEST
 START_TEST(stripped_binary_degrades)
 {
   char exe[256];
-  demo_copy(exe, sizeof exe, "strip --strip-all -o %2$s/leak_demo %1$s");
+  demo_copy(exe, sizeof exe, "%3$sstrip --strip-all -o %2$s/leak_demo %1$s");
   struct run r;
   run_demo(&r, exe);
   /* No name of the program's own functions; the names-only path, marked;
@@ -1201,24 +1231,29 @@ START_TEST(separate_debug_file)
 {
   char exe[256];
   demo_copy(exe, sizeof exe,
-            "objcopy --only-keep-debug %1$s %2$s/leak_demo.debug && "
-            "objcopy --strip-all --add-gnu-debuglink=%2$s/leak_demo.debug %1$s %2$s/leak_demo");
+            "%3$sobjcopy --only-keep-debug %1$s %2$s/leak_demo.debug && "
+            "%3$sobjcopy --strip-all --add-gnu-debuglink=%2$s/leak_demo.debug %1$s %2$s/leak_demo");
   struct run r;
   run_demo(&r, exe);
   assert_has(r.err, " in wait_for_lock tests/programs/leak_demo.c:");
-  ck_assert_int_eq(count(r.err, "[names only]"), 0);
+  ck_assert_int_eq(lines_with(r.err, "(leak_demo+0x", "[names only]"), 0);
   run_free(&r);
-  /* The same debug file, corrupt: the names-only path again. */
+  /* The same debug file, corrupt: the names-only path again. Not on
+   * aarch64, where libunwind (built there to read .debug_frame) follows
+   * .gnu_debuglink for a frame .eh_frame does not cover, _start's, and
+   * crashes on a file that is not ELF, in any capture (doc/limits.md). */
   char debug[300];
   snprintf(debug, sizeof debug, "%s.debug", exe);
+#ifndef __aarch64__
   ck_assert_int_eq(shell("head -c 100000 /dev/urandom > %s", debug), 0);
   run_demo(&r, exe);
   ck_assert_int_eq(count(r.err, " in wait_for_lock "), 0);
   assert_has(r.err, "[names only]");
   run_free(&r);
+#endif
   /* Its ELF header intact, the rest garbage. */
-  ck_assert_int_eq(shell("objcopy --only-keep-debug %s %s && dd if=/dev/urandom of=%s bs=1 seek=64 count=20000 "
-                         "conv=notrunc 2>/dev/null", PROG("leak_demo"), debug, debug), 0);
+  ck_assert_int_eq(shell("%sobjcopy --only-keep-debug %s %s && dd if=/dev/urandom of=%s bs=1 seek=64 count=20000 "
+                         "conv=notrunc 2>/dev/null", binutils_prefix(), PROG("leak_demo"), debug, debug), 0);
   run_demo(&r, exe);
   run_free(&r);
 }
@@ -1242,7 +1277,10 @@ START_TEST(binary_deleted_while_running)
   ck_assert_msg(r.status == 0, "status %d; stderr:\n%.1500s", r.status, r.err);
   assert_prefixed(r.err);
   ck_assert_int_eq(count(r.err, "tasklocal: leak summary: "), 1);
-  assert_has(r.err, "entry: parked_for_dump");
+  /* Named through /proc/self/exe, which qemu-user opens by the program's
+   * path, gone by then. */
+  if (!TL_TEST_EMULATED)
+    assert_has(r.err, "entry: parked_for_dump");
   run_free(&r);
 }
 END_TEST
@@ -1314,15 +1352,15 @@ START_TEST(alike_tasks_grouped)
 }
 END_TEST
 
-/* When the report's own memory cannot be had (its mapping is the last
- * allocation of the run, made to fail), every task is still counted, none
- * described, and the program ends as it would. */
+/* When the report's own memory cannot be had (its mapping, one of the
+ * run's last allocations, made to fail), every task is still counted,
+ * none described, and the program ends as it would. */
 START_TEST(report_memory_short)
 {
-  if (TL_TEST_UNDER_ASAN) {
-    /* The counter would bypass AddressSanitizer's allocator (see
-     * check_faults). */
-    fprintf(stderr, "memory_short: skipped under AddressSanitizer\n");
+  if (TL_TEST_UNDER_ASAN || TL_TEST_EMULATED) {
+    /* The counter would bypass AddressSanitizer's allocator, and counts
+     * otherwise under qemu-user (check_faults leaves both out too). */
+    fprintf(stderr, "memory_short: skipped under AddressSanitizer and qemu-user\n");
     return;
   }
   const char *argv[] = {PROG("leak_many"), "2", "3", NULL};
@@ -1341,16 +1379,27 @@ START_TEST(report_memory_short)
   long n = atol(text);
   free(text);
   ck_assert_int_gt(n, 0);
-  char fail[64];
-  snprintf(fail, sizeof fail, "TASKLOCAL_TEST_FAIL_ALLOC=%ld", n);
-  const char *env[] = {PRELOAD, "TASKLOCAL_LEAKS=1", fail, NULL};
-  run(&r, argv, env);
-  ck_assert_int_eq(r.status, 0);
-  assert_prefixed(r.err);
-  assert_summary(r.err, "leak", 5, 0);
-  assert_has(r.err, "tasklocal: ... and 5 more tasks, not described (no room to group them)\n");
-  ck_assert_int_eq(count(r.err, " tasks like this "), 0);
-  run_free(&r);
+  /* The report's mapping is the last allocation, whose number varies by
+   * one or two with the address-space layout: every allocation from the
+   * k-th on fails, for k down from past the count, until a run fails the
+   * report's mapping and nothing else. Every run ends as it should. */
+  int found = 0;
+  for (long k = n + 4; k >= 1 && k > n - 8 && !found; k--) {
+    char fail[64];
+    snprintf(fail, sizeof fail, "TASKLOCAL_TEST_FAIL_ALLOC=%ld+", k);
+    const char *env[] = {PRELOAD, "TASKLOCAL_LEAKS=1", fail, NULL};
+    run(&r, argv, env);
+    ck_assert_int_eq(r.status, 0);
+    assert_prefixed(r.err);
+    ck_assert_int_eq(count(r.err, "tasklocal: leak summary: "), 1);
+    if (strstr(r.err, "tasklocal: ... and 5 more tasks, not described (no room to group them)\n") != NULL) {
+      assert_summary(r.err, "leak", 5, 0);
+      ck_assert_int_eq(count(r.err, " tasks like this "), 0);
+      found = 1;
+    }
+    run_free(&r);
+  }
+  ck_assert_msg(found, "no run of the last of %ld allocations failed the report's own", n);
 }
 END_TEST
 
