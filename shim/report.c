@@ -20,22 +20,24 @@
  *   counted once, as the locals it held.
  *
  * A report is made in three steps, each a function of its own:
- * - gather_tasks copies what the report shows of every task, walking the
- *   registry under its lock only for that: a record per task, with its
- *   creation backtrace interned in a table of unique backtraces (a task
- *   refers to one by number, as LeakSanitizer's stack depot does); then,
- *   without the lock, unwinds the suspended ones (memory the program may
- *   have freed since, saved contexts and stacks, is read with
- *   tl__safe_read);
+ * - gather_tasks copies what the report shows of every task into a record,
+ *   walking the registry under its lock only for that; then, without the
+ *   lock, reads the creation backtraces, interned in a table of unique
+ *   backtraces (a task refers to one by number, as LeakSanitizer's stack
+ *   depot does), and unwinds the suspended tasks (what the program may
+ *   have freed since, saved contexts, stacks and backtraces, is read with
+ *   fault-safe reads, in batches);
  * - group_tasks puts alike tasks together (struct like: a field added
- *   there joins the key) and orders the groups, biggest first;
+ *   there, such as a task's kind, joins the key) and orders the groups,
+ *   biggest first;
  * - print_text or print_json writes at most TASKLOCAL_REPORT_MAX groups,
  *   symbolized then (symbolize.c), and the summary, which counts every
  *   task.
  * A program may have millions of tasks: the records, the backtraces and
  * the groups live in one anonymous mapping made for the report and
- * unmapped after it, never in the heap (the report may run while the
- * program's allocator is in any state), and the work is O(n log n).
+ * unmapped after it, never in the program's heap, and the work is
+ * O(n log n). Only the symbolization of the groups described allocates
+ * (libdw's).
  */
 #include "internal.h"
 #include "report.h"
