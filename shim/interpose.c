@@ -5,7 +5,7 @@
  * bookkeeping and then jumps to the real function (for makecontext, so
  * that its variadic arguments reach glibc untouched). Made contexts start
  * in tl__trampoline (arch/<arch>.S), which calls tl__task_begin and, when the
- * program's function returns, tl__task_end (task.c).
+ * program's function returns, tl__task_end (task/life.c).
  */
 /* With _FORTIFY_SOURCE, <setjmp.h> renames longjmp to __longjmp_chk: the
  * wrappers below must define the names they say. */
@@ -15,8 +15,8 @@
 #include "real.h"
 #include "lock.h"
 #include "thread.h"
-#include "ctxmap.h"
-#include "identity.h"
+#include "task/ctxmap.h"
+#include "task/identity.h"
 #include "tools.h"
 #include "task.h"
 #include "exitreport.h"

@@ -6,7 +6,7 @@
  * What leaked:
  * - a made task that never finished: never started, suspended at exit,
  *   running at exit (exit() was called in it, or it runs on another
- *   thread), or abandoned (its ucontext_t was made again; task.c keeps
+ *   thread), or abandoned (its ucontext_t was made again; task/life.c keeps
  *   those for the report while TASKLOCAL_LEAKS is on);
  * - its bound locals (each binding of a live key, NULL included: the
  *   task still holds it);
@@ -44,7 +44,7 @@
 #include "message.h"
 #include "options.h"
 #include "thread.h"
-#include "registry.h"
+#include "task/registry.h"
 #include "backtrace.h"
 #include "keys.h"
 #include "drops.h"
@@ -1164,7 +1164,7 @@ void tl__report_body(struct tl__job *j)
   }
   group_tasks();
 
-  /* Abandoned tasks beyond those task.c keeps are counted, not shown. */
+  /* Abandoned tasks beyond those task/life.c keeps are counted, not shown. */
   if (tl__opt.leaks) {
     struct tl__stats st = {0};
     tl__task_stats(&st);

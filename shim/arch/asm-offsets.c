@@ -11,7 +11,7 @@
  * The assembly follows C functions step by step (see doc/tracking.md):
  * swapcontext's inline switch follows tl__before_swap and announce
  * (interpose.c), and x86_64's makecontext loop follows tl__task_remake
- * (task.c). check_tracking's fast_path_agrees test drives both with the
+ * (task/make.c). check_tracking's fast_path_agrees test drives both with the
  * same inputs and compares what they decide.
  */
 #include "../internal.h"
