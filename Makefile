@@ -6,7 +6,7 @@
 #                   and the aarch64 build's suites under qemu-user
 #   make demo       an unmodified coroutine program under the shim
 #
-# Missing build dependencies (libunwind, libelf, Check, pkg-config) are installed by
+# Missing build dependencies (libunwind, libelf, libdw, Check, pkg-config) are installed by
 # scripts/install-deps, which runs by itself the first time they are absent.
 #
 # Targets: glibc on x86_64 and on aarch64. ARCH names the target (the
@@ -29,7 +29,7 @@ $(error tasklocal builds for glibc on x86_64 and aarch64 only, not for ARCH=$(AR
 endif
 
 # A cross build: Debian's toolchain for the target, and the target's
-# libunwind and Check unpacked into $(BUILD)/sysroot (scripts/install-deps
+# libunwind, libdw and Check unpacked into $(BUILD)/sysroot (scripts/install-deps
 # --cross, which explains why they are not installed as multiarch
 # packages). The compiler finds their headers there, the linker their
 # libraries, and every library and program built carries the sysroot's
@@ -109,13 +109,13 @@ LDFLAGS_LIB = -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(LIB_MAP) \
               -Wl,-z,now -Wl,-z,noexecstack -Wl,--no-undefined $(LIB_LIBS) -ldl -pthread
 
 # The dependency check runs once per make invocation, before anything else.
-DEPS_OK := $(shell $(DEPS_CC) $(PKG_CONFIG) --exists check libunwind libelf 2>/dev/null && echo yes)
+DEPS_OK := $(shell $(DEPS_CC) $(PKG_CONFIG) --exists check libunwind libelf libdw 2>/dev/null && echo yes)
 ifneq ($(DEPS_OK),yes)
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
 $(info tasklocal: installing build dependencies with scripts/install-deps $(DEPS_FLAGS))
 DEPS_RC := $(shell scripts/install-deps $(DEPS_FLAGS) >&2; echo $$?)
 ifneq ($(DEPS_RC),0)
-$(error scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, libelf-dev, check and pkg-config (for $(ARCH)) by hand)
+$(error scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, libelf-dev, libdw-dev, check and pkg-config (for $(ARCH)) by hand)
 endif
 endif
 endif
@@ -132,7 +132,7 @@ ifneq ($(TARGET_ARCH_SEEN),$(ARCH))
 $(error $(firstword $(CC)) does not build for glibc on $(ARCH) (its preprocessor says: $(or $(TARGET_ARCH_SEEN),nothing: no such compiler, or no glibc headers for it)): tasklocal supports glibc on x86_64 and aarch64, 64-bit only; musl, 32-bit targets and other C libraries are refused)
 endif
 
-LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind libelf)
+LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind libdw libelf)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 

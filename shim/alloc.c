@@ -135,6 +135,23 @@ void *tl__pages(size_t size)
   return should_fail() ? NULL : map_pages(size);
 }
 
+/* The memory of one report (report.c): address space reserved for the
+ * worst case, of which only the pages written become memory, given back
+ * when the report is written. Not a root region for LeakSanitizer: it
+ * holds copies of the values' pointers only while a report is made. */
+void *tl__scratch(size_t size)
+{
+  if (should_fail())
+    return NULL;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void tl__scratch_free(void *p, size_t size)
+{
+  munmap(p, size);
+}
+
 /* The size class of a block of size bytes, or -1 when no class has that
  * size exactly. */
 static inline int small_class(size_t size)

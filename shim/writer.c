@@ -38,15 +38,6 @@ void tl__job_line(struct tl__job *j, const char *fmt, ...)
     j->err = err;
 }
 
-void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n)
-{
-  char sym[512];
-  for (int i = 0; i < n; i++) {
-    tl__bt_symbol(pc[i], 1, sym, sizeof sym);
-    tl__job_line(j, "    #%d 0x%lx %s", i, (unsigned long)pc[i], sym);
-  }
-}
-
 struct job_call {
   struct tl__job *j;
   void (*body)(struct tl__job *j);

@@ -215,13 +215,20 @@ tl__trampoline:
         leaq    tl__trampoline_return(%rip), %rax
         movq    %rax, (%rsp)
         jmp     *%r14
+        /* The padding up to tl__trampoline_return belongs to this
+         * function and its unwinding rules: the program's function
+         * returns to tl__trampoline_return, and an unwinder looks its
+         * caller's rules up at the return address minus one, here. With
+         * the return address undefined it ends the backtrace, as at
+         * glibc's __start_context; outside any FDE, libunwind would guess
+         * on from the frame pointer. */
+        .p2align 4
         .cfi_endproc
         .size   tl__trampoline, .-tl__trampoline
 
 /* Reached by the return of the program's function. The stack is 16-byte
  * aligned here (glibc aligned the entry stack to 8 mod 16). */
         .type   tl__trampoline_return, @function
-        .p2align 4
 tl__trampoline_return:
         .cfi_startproc
         .cfi_undefined rip
