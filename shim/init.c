@@ -22,6 +22,9 @@
 #include "scope.h"
 #include "root.h"
 #include "writer.h"
+#include "heapblocks.h"
+#include "suppress.h"
+#include "reach.h"
 #include "dump.h"
 #include "exitreport.h"
 #include "trace.h"
@@ -46,10 +49,12 @@ static void atfork_prepare(void)
   tl__scope_atfork(-1);
   tl__task_atfork(-1);
   tl__alloc_atfork(-1);
+  tl__heapblocks_atfork(-1);
 }
 
 static void atfork_parent(void)
 {
+  tl__heapblocks_atfork(0);
   tl__alloc_atfork(0);
   tl__task_atfork(0);
   tl__scope_atfork(0);
@@ -61,6 +66,7 @@ static void atfork_parent(void)
  * has neither the threads that held them nor the parent's dump thread. */
 static void atfork_child(void)
 {
+  tl__heapblocks_atfork(1);
   tl__alloc_atfork(1);
   tl__task_atfork(1);
   tl__scope_atfork(1);
@@ -106,6 +112,8 @@ void tl__init(void)
      * error message), and a preloaded allocator may use ucontext. */
     tl__alloc_setup();
     tl__tools_setup();
+    tl__reach_setup();
+    tl__suppress_read();
     tl__bt_setup((const void *)tl__trampoline, tl__trampoline_end);
     tl__trace_setup();
     tl__thread_hooks(&thread_hooks);

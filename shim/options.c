@@ -45,6 +45,7 @@ static struct {
   int checked;
   char path[256];                          /* for TASKLOCAL_VERBOSE */
   char trace[4096];                        /* TASKLOCAL_TRACE, kept: the environment may change */
+  char suppressions[4096];                 /* TASKLOCAL_SUPPRESSIONS, kept */
 } L;
 
 /* 1 or 0 for a boolean word, -1 otherwise. */
@@ -234,6 +235,43 @@ static void read_trace(void)
   tl__opt.trace_size = pow2;
 }
 
+/* TASKLOCAL_LEAK_KINDS=all|leaked: which kinds of unfinished tasks the
+ * leak report counts and describes (doc/reports.md). */
+static void read_leak_kinds(void)
+{
+  const char *v = value_of("TASKLOCAL_LEAK_KINDS");
+  if (v == NULL)
+    return;
+  if (strcasecmp(v, "all") == 0)
+    tl__opt.leak_kinds = TL__KINDS_ALL;
+  else if (strcasecmp(v, "leaked") == 0)
+    tl__opt.leak_kinds = TL__KINDS_LEAKED;
+  else
+    bad_value("TASKLOCAL_LEAK_KINDS", v, "all or leaked", "all");
+}
+
+/* TASKLOCAL_SUPPRESSIONS=FILE, a path like the log's: from secure_getenv,
+ * since a set-user-ID program must not read a file of the caller's
+ * choosing on its behalf. The file is read by suppress.c. */
+static void read_suppressions(void)
+{
+  const char *path = secure_getenv("TASKLOCAL_SUPPRESSIONS");
+  if (path == NULL) {
+    if (getauxval(AT_SECURE) && value_of("TASKLOCAL_SUPPRESSIONS") != NULL)
+      tl__message("TASKLOCAL_SUPPRESSIONS is ignored in a secure-execution (set-user-ID) process");
+    return;
+  }
+  if (*path == '\0')
+    return;
+  size_t n = strlen(path);
+  if (n >= sizeof L.suppressions) {
+    tl__message("TASKLOCAL_SUPPRESSIONS is longer than %zu bytes; no suppressions", sizeof L.suppressions - 1);
+    return;
+  }
+  memcpy(L.suppressions, path, n + 1);
+  tl__opt.suppressions = L.suppressions;
+}
+
 static const char *signal_name(int sig, char *buf, size_t size)
 {
   for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
@@ -264,6 +302,8 @@ static void print_options(void)
   tl__message("option TASKLOCAL_FIBERS=%d", tl__opt.fibers);
   tl__message("option TASKLOCAL_TRACE=%s", tl__opt.trace != NULL ? tl__opt.trace : "(off)");
   tl__message("option TASKLOCAL_TRACE_SIZE=%u", (unsigned)tl__opt.trace_size);
+  tl__message("option TASKLOCAL_LEAK_KINDS=%s", tl__opt.leak_kinds == TL__KINDS_LEAKED ? "leaked" : "all");
+  tl__message("option TASKLOCAL_SUPPRESSIONS=%s", tl__opt.suppressions != NULL ? tl__opt.suppressions : "(none)");
 }
 
 void tl__options_read(void)
@@ -296,6 +336,8 @@ void tl__options_read(void)
   }
 
   read_trace();
+  read_leak_kinds();
+  read_suppressions();
   tl__opt.stats = read_bool("TASKLOCAL_STATS", 0);
   tl__opt.fibers = read_bool("TASKLOCAL_FIBERS", 1);
   tl__opt.verbose = read_bool("TASKLOCAL_VERBOSE", 0);

@@ -35,6 +35,8 @@
 #include "keys.h"
 #include "drops.h"
 #include "writer.h"
+#include "reach.h"
+#include "suppress.h"
 
 #include <string.h>
 
@@ -53,6 +55,7 @@ struct snap {
   const struct tl__task *rec;
   uint64_t id, parent;
   uint32_t state, flags, mapped;
+  uint32_t kind;                           /* enum tl__kind (reach.c) */
   uintptr_t lo, hi;
   const void *ctx;
   void (*entry)(void);
@@ -173,7 +176,48 @@ static uint64_t count_locals(const struct tl__vtab *vt, struct snap *s)
 struct collect {
   struct tl__job *j;
   uint64_t kept;                           /* abandoned tasks seen */
+  uint64_t leaked, parked;                 /* tasks counted, by kind */
 };
+
+/* ------------------------------------------------------------------------
+ * Kinds (reach.c tells each task's): which tasks count and are described,
+ * leaked ones first.
+ * ------------------------------------------------------------------------ */
+
+/* Whether a task of this kind counts, by TASKLOCAL_LEAK_KINDS; suppressed
+ * ones never do. */
+static int kind_counts(enum tl__kind kind)
+{
+  if (kind == TL__KIND_SUPPRESSED)
+    return 0;
+  return tl__opt.leak_kinds == TL__KINDS_ALL || kind == TL__KIND_LEAKED;
+}
+
+/* Where a task's description goes: a free entry, or that of a parked task
+ * when a leaked one needs room (leaked tasks are described first). */
+static struct snap *snap_slot(enum tl__kind kind)
+{
+  if (R.nsnaps < DETAIL_TASKS)
+    return &R.snaps[R.nsnaps++];
+  if (kind != TL__KIND_LEAKED)
+    return NULL;
+  for (int i = R.nsnaps; i-- > 0;)
+    if (R.snaps[i].kind != TL__KIND_LEAKED)
+      return &R.snaps[i];
+  return NULL;
+}
+
+static int snap_before(const struct snap *a, const struct snap *b)
+{
+  if ((a->kind == TL__KIND_LEAKED) != (b->kind == TL__KIND_LEAKED))
+    return a->kind == TL__KIND_LEAKED;
+  return a->id < b->id;
+}
+
+static const char *kind_name(uint32_t kind)
+{
+  return kind == TL__KIND_LEAKED ? "leaked" : "parked";
+}
 
 static int collect_task(struct tl__task *t, void *arg)
 {
@@ -181,10 +225,17 @@ static int collect_task(struct tl__task *t, void *arg)
   uint32_t state = atomic_load_explicit(&t->state, memory_order_relaxed);
   if ((t->flags & TL__F_ROOT) || t->id == 0 || state == TL__FINISHED)
     return 0;
-  c->j->tasks++;
   if (state == TL__ABANDONED)
     c->kept++;
-  struct snap *s = R.nsnaps < DETAIL_TASKS ? &R.snaps[R.nsnaps++] : NULL;
+  enum tl__kind kind = tl__reach_kind(t, t->id);
+  if (!kind_counts(kind))
+    return 0;
+  c->j->tasks++;
+  if (kind == TL__KIND_LEAKED)
+    c->leaked++;
+  else
+    c->parked++;
+  struct snap *s = snap_slot(kind);
   struct tl__task_ext *x = t->x;
   const struct tl__vtab *vt =
     state == TL__ABANDONED ? (x != NULL ? x->held : NULL) : atomic_load_explicit(&t->vt, memory_order_acquire);
@@ -194,6 +245,7 @@ static int collect_task(struct tl__task *t, void *arg)
     s->id = t->id;
     s->parent = t->parent;
     s->state = state;
+    s->kind = kind;
     s->flags = t->flags;
     s->mapped = __atomic_load_n(&t->mapped, __ATOMIC_RELAXED);
     s->lo = t->lo;
@@ -274,10 +326,11 @@ static void describe_task(struct tl__job *j, const struct snap *s)
     break;
   }
   if (s->name[0] != '\0')
-    tl__job_line(j, "task %llu \"%s\": %s; made by task %llu", (unsigned long long)s->id, s->name, state,
-        (unsigned long long)s->parent);
+    tl__job_line(j, "task %llu \"%s\": %s; made by task %llu; %s", (unsigned long long)s->id, s->name, state,
+        (unsigned long long)s->parent, kind_name(s->kind));
   else
-    tl__job_line(j, "task %llu: %s; made by task %llu", (unsigned long long)s->id, state, (unsigned long long)s->parent);
+    tl__job_line(j, "task %llu: %s; made by task %llu; %s", (unsigned long long)s->id, state, (unsigned long long)s->parent,
+        kind_name(s->kind));
 
   if (s->entry != NULL) {
     tl__bt_symbol((uintptr_t)s->entry, 0, sym, sizeof sym);
@@ -340,14 +393,19 @@ void tl__report_body(struct tl__job *j)
   struct collect c = {.j = j};
   R.nsnaps = 0;
   j->tasks = j->locals = 0;
-  if (tl__task_foreach(collect_task, &c) != 0) {
+  tl__reach_begin(j);
+  int busy = tl__task_foreach(collect_task, &c);
+  /* The scan's memory goes before the tasks are described: the unwinder
+   * must not find it where a freed stack was. */
+  tl__reach_end();
+  if (busy != 0) {
     tl__job_line(j, "%s report: the task registry is busy on this thread; no report", what);
     return;
   }
   tl__task_foreach(shared_task, NULL);
-  /* Oldest first: the live list holds the newest first. */
+  /* Leaked first, then oldest first: the live list holds the newest first. */
   for (int i = 1; i < R.nsnaps; i++)
-    for (int k = i; k > 0 && R.snaps[k - 1].id > R.snaps[k].id; k--) {
+    for (int k = i; k > 0 && snap_before(&R.snaps[k], &R.snaps[k - 1]); k--) {
       struct snap tmp = R.snaps[k];
       R.snaps[k] = R.snaps[k - 1];
       R.snaps[k - 1] = tmp;
@@ -355,7 +413,7 @@ void tl__report_body(struct tl__job *j)
 
   /* Abandoned tasks beyond those task.c keeps are counted, not shown. */
   uint64_t unkept = 0;
-  if (tl__opt.leaks) {
+  if (tl__opt.leaks && tl__opt.leak_kinds == TL__KINDS_ALL) {
     struct tl__stats st = {0};
     tl__task_stats(&st);
     if (st.abandoned > c.kept)
@@ -376,6 +434,15 @@ void tl__report_body(struct tl__job *j)
       tl__job_line(j, "... and %llu more abandoned tasks, not kept for the report (at most %d are)",
           (unsigned long long)unkept, TL__KEEP_MAX);
     describe_drops(j, ndrops);
+  }
+  /* Abandoned tasks not kept were not seen by the scan: parked. */
+  if (j->kind == TL__JOB_DUMP || tasks > 0 || locals > 0) {
+    tl__suppress_lines(j);
+    const char *undecided = tl__reach_undecided();
+    if (undecided != NULL && tasks > 0)
+      tl__job_line(j, "%s kinds: no task is called leaked: %s", what, undecided);
+    tl__job_line(j, "%s kinds: %llu leaked, %llu parked", what, (unsigned long long)c.leaked,
+        (unsigned long long)(c.parked + unkept));
   }
   j->tasks = tasks;
   j->locals = locals;
