@@ -436,8 +436,8 @@ void tl__report_body(struct tl__job *j)
     describe_drops(j, ndrops);
   }
   /* Abandoned tasks not kept were not seen by the scan: parked. */
+  tl__suppress_lines(j);
   if (j->kind == TL__JOB_DUMP || tasks > 0 || locals > 0) {
-    tl__suppress_lines(j);
     const char *undecided = tl__reach_undecided();
     if (undecided != NULL && tasks > 0)
       tl__job_line(j, "%s kinds: no task is called leaked: %s", what, undecided);

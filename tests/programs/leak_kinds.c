@@ -13,8 +13,11 @@
  *            start) that a global points to;
  *   freed    leaked_freed_ctx: as heapctx, then the global is cleared and
  *            the block freed;
+ *   mapped   leaked_mapped (on an mmap'd stack) and leaked_static (on a stack
+ *            in the program's zero-initialised data) refer only to each
+ *            other: their stacks lie in memory that is otherwise a root;
  *   mixed    all of the above in one process.
- * Stacks are malloc'd and never freed, nor pointed to by anything the
+ * Other stacks are malloc'd and never freed, nor pointed to by anything the
  * program keeps, so the report does not depend on how the library treats
  * released stacks. The setup runs in functions that return, and the stack
  * below main is overwritten afterwards, so that no stale copy of a pointer
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <ucontext.h>
 
 #define STACK (64 * 1024)
@@ -41,17 +45,24 @@ __attribute__((used)) struct co *heap_holder; /* keeps parked_heap_ctx's block *
 __attribute__((used)) struct co *holder;   /* cleared before exit */
 static struct co *next_start;              /* handed to the coroutine being started, then cleared */
 
-static struct co *make(void (*fn)(void))
+static char static_stack[STACK] __attribute__((aligned(16)));
+
+static struct co *make_on(void (*fn)(void), void *stack)
 {
   struct co *c = calloc(1, sizeof *c);
-  if (c == NULL)
+  if (c == NULL || stack == NULL)
     exit(1);
   getcontext(&c->ctx);
-  c->ctx.uc_stack.ss_sp = malloc(STACK);
+  c->ctx.uc_stack.ss_sp = stack;
   c->ctx.uc_stack.ss_size = STACK;
   c->ctx.uc_link = &main_ctx;
   makecontext(&c->ctx, fn, 0);
   return c;
+}
+
+static struct co *make(void (*fn)(void))
+{
+  return make_on(fn, malloc(STACK));
 }
 
 /* Runs c until it parks. */
@@ -64,8 +75,14 @@ static void start(struct co *c)
 
 /* The coroutines take themselves and their peer from next_start into
  * locals, which stay on their own stacks while they wait forever. */
-__attribute__((noinline)) static void wait_forever(struct co *volatile self, struct co *volatile peer)
+/* tag differs in every caller, so that the compiler cannot fold two
+ * entry functions into one, which would show one's name in another's
+ * backtrace. */
+static volatile int tags;
+
+__attribute__((noinline)) static void wait_forever(struct co *volatile self, struct co *volatile peer, int tag)
 {
+  tags += tag;
   for (;;)
     swapcontext(&self->ctx, &main_ctx);
   (void)peer;
@@ -74,49 +91,61 @@ __attribute__((noinline)) static void wait_forever(struct co *volatile self, str
 void leaked_dropped(void)
 {
   struct co *volatile self = next_start;
-  wait_forever(self, NULL);
+  wait_forever(self, NULL, 1);
 }
 
 void leaked_chain_head(void)
 {
   struct co *volatile self = next_start;
-  wait_forever(self, self->peer);
+  wait_forever(self, self->peer, 2);
 }
 
 void leaked_chain_tail(void)
 {
   struct co *volatile self = next_start;
-  wait_forever(self, NULL);
+  wait_forever(self, NULL, 3);
 }
 
 void leaked_cycle_a(void)
 {
   struct co *volatile self = next_start;
-  wait_forever(self, self->peer);
+  wait_forever(self, self->peer, 4);
 }
 
 void leaked_cycle_b(void)
 {
   struct co *volatile self = next_start;
-  wait_forever(self, self->peer);
+  wait_forever(self, self->peer, 5);
 }
 
 void parked_in_queue(void)
 {
   struct co *volatile self = next_start;
-  wait_forever(self, NULL);
+  wait_forever(self, NULL, 6);
 }
 
 void parked_heap_ctx(void)
 {
   struct co *volatile self = next_start;
-  wait_forever(self, NULL);
+  wait_forever(self, NULL, 7);
 }
 
 void leaked_freed_ctx(void)
 {
   struct co *volatile self = next_start;
-  wait_forever(self, NULL);
+  wait_forever(self, NULL, 8);
+}
+
+void leaked_mapped(void)
+{
+  struct co *volatile self = next_start;
+  wait_forever(self, self->peer, 9);
+}
+
+void leaked_static(void)
+{
+  struct co *volatile self = next_start;
+  wait_forever(self, self->peer, 10);
 }
 
 /* Each case: the blocks are reached through `holder` while they are made
@@ -171,6 +200,18 @@ __attribute__((noinline)) static void case_freed(void)
   free(c);
 }
 
+__attribute__((noinline)) static void case_mapped(void)
+{
+  void *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  struct co *a = make_on(leaked_mapped, stack == MAP_FAILED ? NULL : stack);
+  struct co *b = make_on(leaked_static, static_stack);
+  a->peer = b;
+  b->peer = a;
+  start(a);
+  start(b);
+  a->peer = b->peer = NULL;
+}
+
 /* Overwrites the dead stack below the caller, where the cases ran. */
 __attribute__((noinline)) static void scrub(void)
 {
@@ -195,6 +236,8 @@ int main(int argc, char **argv)
     case_heapctx();
   if (all || strcmp(which, "freed") == 0)
     case_freed();
+  if (all || strcmp(which, "mapped") == 0)
+    case_mapped();
   scrub();
   /* The registers main saved at its last switch may still hold pointers
    * to the coroutines' blocks: nothing resumes main_ctx any more. */
