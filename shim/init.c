@@ -41,7 +41,8 @@ static struct {
  * is half changed in the child), released in the parent and reset in the
  * child, where the threads that could hold them do not exist (the three
  * phases of musl's atfork hook). Keys, then custom owners, then tasks,
- * then the small-block pools, which are taken while any other is held.
+ * then the small-block pools, which are taken while any other is held,
+ * then the heap registry's stripes, which any allocation takes.
  * The report writer only notes that the process forked. */
 static void atfork_prepare(void)
 {

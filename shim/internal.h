@@ -11,6 +11,7 @@
  *                real.c      the real ucontext functions behind ours
  *                lock.c      locks, and tl__tls, the one thread-local pointer
  *                alloc.c     every allocation, and the fault injection of tests
+ *                heapblocks.c the program's heap blocks, while leak checking is on
  *                thread.c    per-thread state, made on first use
  *                traceclock.c the trace's clock: the TSC or CLOCK_MONOTONIC
  *                trace.c     the timeline (TASKLOCAL_TRACE): a ring per thread
@@ -31,6 +32,8 @@
  *                task.c      a task's life: make, start, end, abandon
  *                root.c      root tasks; fork; the values at process exit
  *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
+ *                suppress.c  TASKLOCAL_SUPPRESSIONS: rules that keep tasks out of reports
+ *                reach.c     leaked or parked: the reachability scan of a report
  *                report.c    what a leak report or a dump says
  *                traceread.c the trace's rings read back: events, tasks, symbols
  *                traceout.c  the trace file's text: its buffer, JSON strings
@@ -39,6 +42,7 @@
  *                dump.c      tl_dump and the dump signal
  *                exitreport.c the reports at exit and at _exit
  *   8. Top       init.c      set-up at load; thread, fork and exit events
+ *                heaptmp.c   (temporary) the allocation functions, feeding heapblocks.c
  *                arch/<arch>.S, interpose.c  the interposed functions
  *                debug.c     the anchor of the gdb extension
  *                api.c       the public API and its table for TL_DYNAMIC

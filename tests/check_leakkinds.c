@@ -378,6 +378,58 @@ START_TEST(suppressions_missing_file)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * tasklocal-run
+ * ------------------------------------------------------------------------ */
+
+/* A copy of scripts/tasklocal-run in a directory of its own, with this
+ * build's library where the script looks first (../build next to it). */
+static void script_copy(char *script, size_t size)
+{
+  char dir[256], src[600] = "", root[] = "/tmp/tlkinds.XXXXXX", cmd[2048];
+  snprintf(dir, sizeof dir, "%s", TL_BUILD_DIR);
+  for (;;) {
+    snprintf(src, sizeof src, "%s/scripts/tasklocal-run", dir);
+    if (access(src, X_OK) == 0)
+      break;
+    char *slash = strrchr(dir, '/');
+    ck_assert_msg(slash != NULL && slash != dir, "scripts/tasklocal-run not found above %s", TL_BUILD_DIR);
+    *slash = '\0';
+  }
+  ck_assert_ptr_nonnull(mkdtemp(root));
+  snprintf(cmd, sizeof cmd, "mkdir %s/bin %s/build && cp %s %s/bin/ && ln -s %s %s/build/libtasklocal.so", root, root, src,
+           root, LIB, root);
+  ck_assert_int_eq(system(cmd), 0);
+  snprintf(script, size, "%s/bin/tasklocal-run", root);
+}
+
+START_TEST(run_script_kinds)
+{
+  char script[600], path[64], opt[128];
+  script_copy(script, sizeof script);
+  rules(path, sizeof path, "task:leaked_freed_ctx\n");
+  snprintf(opt, sizeof opt, "--suppressions=%s", path);
+  const char *argv[] = {script, "--leaks", "--leak-kinds", "leaked", opt, "--", PROG, "mixed", NULL};
+  static const char *const drop[] = {"LD_PRELOAD=", "TASKLOCAL_", "ASAN_OPTIONS=", NULL};
+  const char *vars[] = {TL_TEST_ASAN_ENV};
+  char **env = tl_test_env(drop, vars, 1);
+  struct tl_test_proc c;
+  tl_test_spawn(&c, (char *const *)argv, env);
+  free(env);
+  tl_test_reap(&c, DEADLINE_S);
+  unlink(path);
+  ck_assert_msg(WIFEXITED(c.wstatus) && WEXITSTATUS(c.wstatus) == 0, "status %d:\n%.1500s", c.wstatus, c.err.data);
+  assert_line(c.err.data, "suppressed 1 tasks by rule task:leaked_freed_ctx");
+  ck_assert_int_eq(count(c.err.data, "; parked\n"), 0);
+  assert_line(c.err.data, DECIDES ? "leak summary: 7 tasks, 0 locals" : "leak summary: 0 tasks, 0 locals");
+  free(c.out.data);
+  free(c.err.data);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf %.*s", (int)(strlen(script) - strlen("/bin/tasklocal-run")), script);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *kinds_suite(void)
 {
   Suite *s = suite_create("leakkinds");
@@ -400,6 +452,7 @@ static Suite *kinds_suite(void)
     {"supp_none", suppressions_no_match},
     {"supp_bad_line", suppressions_bad_line},
     {"supp_missing", suppressions_missing_file},
+    {"run_script", run_script_kinds},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     TCase *tc = tcase_create(cases[i].name);
