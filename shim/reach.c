@@ -54,6 +54,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WORD sizeof(uintptr_t)
@@ -61,6 +62,7 @@
 #define HUGE_MAPPING (64ull << 30)         /* larger unknown mappings are not read: undecided */
 #define ARENA_SIZE (64ull << 20)           /* glibc's HEAP_MAX_SIZE on 64-bit targets */
 #define READ_CHUNK (64u * 1024)
+#define EXPLAINED 32                       /* parked tasks explained (TASKLOCAL_VERBOSE) */
 
 /* One task of the report. */
 struct rtask {
@@ -134,6 +136,7 @@ static struct {
   size_t maps_len;
   const char *undecided;
   int active;
+  uint64_t bytes;                           /* read, for TASKLOCAL_VERBOSE */
   uintptr_t at;                            /* the address of the word being checked, or 0 */
   uint32_t via;                            /* the kind of work being read */
 } R;
@@ -203,12 +206,14 @@ static int copy_task(struct tl__task *t, void *arg)
   return 0;
 }
 
-/* Where a suspended task's stack is read from: its saved stack pointer, if
- * its context still holds one inside the stack, else the whole stack. */
+/* Where a task's stack is read from: the stack pointer its context holds
+ * (saved by a switch, or set by makecontext for a task never started), if
+ * the context is still its own and the pointer inside the stack, else the
+ * whole stack. */
 static void stack_start(struct rtask *r)
 {
   r->from = r->lo;
-  if (r->ctx == 0 || !(r->flags & TL__F_STARTED))
+  if (r->ctx == 0)
     return;
   ucontext_t uc;
   if (tl__safe_read(&uc, (const void *)r->ctx, sizeof uc) != 0)
@@ -367,6 +372,7 @@ static int scan_words(uintptr_t lo, uintptr_t hi)
       lo = next;
       continue;
     }
+    R.bytes += n;
     for (size_t i = 0; i < n / WORD; i++) {
       R.at = lo + i * WORD;
       check_word(R.buf[i]);
@@ -985,10 +991,12 @@ __attribute__((noinline)) static void scan_entry(struct tl__job *j)
 static void explain(void)
 {
   static const char *const via[] = {"a root", "a heap block", "a task's stack", "a task's locals"};
-  for (size_t i = 0; i < R.ntasks; i++) {
+  int told = 0;
+  for (size_t i = 0; i < R.ntasks && told < EXPLAINED; i++) {
     const struct rtask *r = &R.tasks[i];
     if (!r->cand || !r->reached)
       continue;
+    told++;
     const char *path = "";
     size_t len = 0;
     for (const char *p = R.maps; p != NULL && *p;) {
@@ -1020,13 +1028,23 @@ void tl__reach_begin(struct tl__job *j)
   memset(&R, 0, sizeof R);
   R.active = 1;
   tl__suppress_reset();
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   scan_entry(j);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
   for (size_t i = 0; i < R.ntasks; i++) {
     struct rtask *r = &R.tasks[i];
     r->kind = r->cand && !r->reached && R.undecided == NULL ? TL__KIND_LEAKED : TL__KIND_PARKED;
   }
-  if (tl__opt.verbose)
+  if (tl__opt.verbose) {
+    long ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    size_t reached = 0;
+    for (size_t i = 0; i < R.heap.n; i++)
+      reached += R.block_mark != NULL && (R.block_mark[i] & 1);
+    tl__message("leak scan: %zu tasks, %zu heap blocks (%zu reached), %llu MiB read in %ld ms", R.ntasks, R.heap.n,
+        reached, (unsigned long long)(R.bytes >> 20), ms);
     explain();
+  }
   /* Suppressions, after the scan: symbols and unwinding take locks, and
    * their frames must not be read as roots. */
   if (tl__suppress_active())
