@@ -26,6 +26,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define STRIPES 64u
 #define FIRST_CAP 1024u                    /* slots of a stripe's first table */
@@ -48,6 +50,7 @@ struct stripe {
 
 static struct {
   struct stripe st[STRIPES];
+  struct slot *_Atomic first;              /* the first tables, STRIPES x FIRST_CAP slots */
   _Atomic int active;                      /* something was added */
   _Atomic int unsure;                      /* a block may be missing */
 } H;
@@ -77,6 +80,14 @@ static inline struct stripe *stripe_of(uint64_t h)
 }
 
 _Static_assert(STRIPES == 64u, "stripe_of takes the top 6 bits");
+
+/* munmap through the system call: the library's munmap would take the
+ * range for a program's, and release a task whose stack was once there
+ * (freed unseen, then mapped again for us). */
+static void unmap(void *p, size_t bytes)
+{
+  syscall(SYS_munmap, p, bytes);
+}
 
 static void *map(size_t bytes)
 {
@@ -109,12 +120,31 @@ static void put(struct stripe *st, uintptr_t addr, size_t size, uint64_t h)
   st->live++;
 }
 
+/* The stripes' first tables are carved from one mapping, made at the
+ * first allocation of the process, before the program maps anything: a
+ * table mapped later would take the place of memory the program has just
+ * unmapped (a freed stack), which a report then finds mapped again. */
+static struct slot *first_table(struct stripe *st)
+{
+  struct slot *all = atomic_load_explicit(&H.first, memory_order_acquire);
+  if (all == NULL) {
+    struct slot *mine = map((size_t)STRIPES * FIRST_CAP * sizeof *mine);
+    if (mine == NULL)
+      return map(FIRST_CAP * sizeof *mine);
+    if (atomic_compare_exchange_strong_explicit(&H.first, &all, mine, memory_order_acq_rel, memory_order_acquire))
+      all = mine;
+    else
+      unmap(mine, (size_t)STRIPES * FIRST_CAP * sizeof *mine);
+  }
+  return all + (size_t)(st - H.st) * FIRST_CAP;
+}
+
 /* A new table, twice as large when more than half of the slots are live,
  * else of the same size without the deleted slots. */
 static int grow(struct stripe *st)
 {
   size_t cap = st->cap == 0 ? FIRST_CAP : st->live * 2 > st->cap ? st->cap * 2 : st->cap;
-  struct slot *s = map(cap * sizeof *s);
+  struct slot *s = st->cap == 0 ? first_table(st) : map(cap * sizeof *s);
   if (s == NULL)
     return ENOMEM;
   struct slot *old = st->s;
@@ -126,7 +156,7 @@ static int grow(struct stripe *st)
     if (old[i].addr > TOMB)
       put(st, old[i].addr, old[i].size, hash(old[i].addr));
   if (old != NULL)
-    munmap(old, old_cap * sizeof *old);
+    unmap(old, old_cap * sizeof *old);
   return 0;
 }
 
@@ -289,7 +319,7 @@ int tl__heapblocks_snapshot(struct tl__heapsnap *s)
 void tl__heapblocks_snapshot_free(struct tl__heapsnap *s)
 {
   if (s->blocks != NULL)
-    munmap(s->blocks, s->mapped);
+    unmap(s->blocks, s->mapped);
   memset(s, 0, sizeof *s);
 }
 

@@ -43,6 +43,7 @@
 #include "thread.h"
 #include "registry.h"
 #include "heapblocks.h"
+#include "ownstack.h"
 #include "backtrace.h"
 #include "suppress.h"
 #include "message.h"
@@ -144,6 +145,14 @@ static struct {
 /* ------------------------------------------------------------------------
  * Memory
  * ------------------------------------------------------------------------ */
+
+/* munmap through the system call: the library's munmap would take the
+ * range for a program's, and release a task whose stack was once there
+ * (freed unseen, then mapped again for us). */
+static void unmap(void *p, size_t bytes)
+{
+  syscall(SYS_munmap, p, bytes);
+}
 
 static void *scratch(size_t bytes)
 {
@@ -940,6 +949,9 @@ static void classify(struct tl__job *j, uintptr_t sp)
   tl__own_pages(own_pages, NULL);
   tl__heapblocks_tables(own_pages, NULL);
   hole((uintptr_t)R.heap.blocks, (uintptr_t)R.heap.blocks + R.heap.mapped);
+  uintptr_t own_lo, own_hi;
+  tl__own_stack_range(&own_lo, &own_hi);
+  hole(own_lo, own_hi);
   dl_iterate_phdr(own_segments, (void *)&R);
   for (int i = 0; i < R.nregions; i++)
     hole((uintptr_t)R.regions[i].p, (uintptr_t)R.regions[i].p + R.regions[i].bytes);
@@ -1086,6 +1098,6 @@ void tl__reach_end(void)
   last_undecided = R.undecided;
   tl__heapblocks_snapshot_free(&R.heap);
   for (int i = 0; i < R.nregions; i++)
-    munmap(R.regions[i].p, R.regions[i].bytes);
+    unmap(R.regions[i].p, R.regions[i].bytes);
   memset(&R, 0, sizeof R);
 }
