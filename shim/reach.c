@@ -536,12 +536,16 @@ static void own_pages(uintptr_t lo, uintptr_t hi, void *arg)
   hole(lo, hi);
 }
 
-/* The library's own data: its writable segments. */
+/* The library's own data: its writable segments, and those of libunwind,
+ * whose caches keep what the last report's unwinding of suspended tasks
+ * saw (addresses in their stacks) and nothing of the program's. */
 static int own_segments(struct dl_phdr_info *info, size_t size, void *arg)
 {
   (void)size;
   uintptr_t self = (uintptr_t)arg;
-  int mine = 0;
+  const char *base = info->dlpi_name != NULL ? strrchr(info->dlpi_name, '/') : NULL;
+  base = base != NULL ? base + 1 : info->dlpi_name;
+  int mine = base != NULL && strncmp(base, "libunwind.so", 12) == 0;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     uintptr_t a = info->dlpi_addr + ph->p_vaddr;
@@ -557,7 +561,7 @@ static int own_segments(struct dl_phdr_info *info, size_t size, void *arg)
     uintptr_t a = info->dlpi_addr + ph->p_vaddr;
     hole(a & ~(uintptr_t)4095, (a + ph->p_memsz + 4095) & ~(uintptr_t)4095);
   }
-  return 1;
+  return 0;
 }
 
 static void merge_holes(struct range *tmp)
@@ -646,6 +650,28 @@ static int holds_block(uintptr_t lo, uintptr_t hi)
   return l < R.heap.n && R.heap.blocks[l].addr < hi;
 }
 
+/* Whether [lo, hi) is one of glibc's other arenas (malloc/arena.c): a
+ * heap of HEAP_MAX_SIZE bytes, aligned to that size, whose readable part
+ * begins with its heap_info: the arena it belongs to (right after the
+ * heap_info in an arena's first heap), the previous heap (aligned too), the
+ * readable size, the size made readable so far. A mapping of the program's
+ * that happens to share its bounds is still a root: these must all agree,
+ * and failing to see an arena only makes the scan read its free chunks. */
+static int glibc_arena(uintptr_t lo, uintptr_t hi)
+{
+  struct {
+    uintptr_t ar_ptr, prev;
+    size_t size, mprotect_size;
+  } h;
+  if ((lo & (ARENA_SIZE - 1)) != 0 || hi - lo > ARENA_SIZE || tl__safe_read(&h, (const void *)lo, sizeof h) != 0)
+    return 0;
+  if (h.size != hi - lo || h.mprotect_size < h.size || h.mprotect_size > ARENA_SIZE)
+    return 0;
+  if (h.prev == 0)
+    return h.ar_ptr > lo && h.ar_ptr < lo + 128;
+  return (h.prev & (ARENA_SIZE - 1)) == 0 && h.ar_ptr - lo >= ARENA_SIZE;
+}
+
 struct shadow {
   uintptr_t lo, hi;                        /* AddressSanitizer's shadow memory, or 0, 0 */
 };
@@ -653,9 +679,9 @@ struct shadow {
 /* Each writable mapping, less what is not the program's. malloc's arenas
  * are not roots: a free chunk there holds what its block held, and a
  * context freed with its block must not keep its task reachable. They are
- * glibc's main heap ([heap]) and its other arenas, each at the start of a
- * mapping aligned to their maximum size; a block the program holds there
- * is read when something reached points into it. */
+ * glibc's main heap ([heap], when it holds a block) and its other arenas
+ * (glibc_arena); a block the program holds there is read when something
+ * reached points into it. */
 static void push_mappings(struct shadow sh)
 {
   for (const char *p = R.maps; *p;) {
@@ -688,12 +714,8 @@ static void push_mappings(struct shadow sh)
       continue;
     if (sh.hi > sh.lo && lo >= sh.lo && hi <= sh.hi)
       continue;
-    if (anon && (lo & (ARENA_SIZE - 1)) == 0 && holds_block(lo, hi)) {
-      uintptr_t end = lo + ARENA_SIZE < hi ? lo + ARENA_SIZE : hi;
-      lo = end;
-      if (lo >= hi)
-        continue;
-    }
+    if (anon && glibc_arena(lo, hi))
+      continue;
     if (hi - lo > HUGE_MAPPING) {
       undecided("a mapping is too large to read");
       continue;
@@ -889,10 +911,6 @@ static void shadow_of_asan(struct shadow *sh)
 static void classify(struct tl__job *j, uintptr_t sp)
 {
   R.undecided = NULL;
-  if (tl__heapblocks_state() == TL__HEAP_OFF) {
-    undecided(tl__opt.leaks ? "the heap's blocks are not known" : "TASKLOCAL_LEAKS was off at start: the heap's blocks are not known");
-    return;
-  }
   /* The tasks, twice: counted, then copied into memory of their size. */
   size_t n = 0;
   if (tl__task_foreach(count_task, &n) != 0) {
@@ -916,6 +934,13 @@ static void classify(struct tl__job *j, uintptr_t sp)
   struct rtask *sorted = sort_tasks(R.tasks, ttmp, R.ntasks);
   if (sorted != R.tasks)
     memcpy(R.tasks, sorted, R.ntasks * sizeof *sorted);
+  /* The tasks are copied even when nothing can be decided: suppressions
+   * apply to them all the same. */
+  if (tl__heapblocks_state() == TL__HEAP_OFF) {
+    undecided(tl__opt.leaks ? "the heap's blocks are not known (the allocation functions in use are not the library's)"
+                            : "TASKLOCAL_LEAKS was off at start: the heap's blocks are not known");
+    return;
+  }
   for (size_t i = 0; i < R.ntasks; i++)
     if (R.tasks[i].cand)
       stack_start(&R.tasks[i]);
@@ -1012,7 +1037,7 @@ static void explain(void)
     const char *path = "";
     size_t len = 0;
     for (const char *p = R.maps; p != NULL && *p;) {
-      const char *line = p, *nl = strchr(p, '\n');
+      const char *line = p, *line0 = p, *nl = strchr(p, '\n');
       p = nl != NULL ? nl + 1 : p + strlen(p);
       uintptr_t lo = hex(&line);
       if (*line != '-')
@@ -1020,7 +1045,7 @@ static void explain(void)
       line++;
       uintptr_t hi = hex(&line);
       if (r->seen_at >= lo && r->seen_at < hi) {
-        path = line;
+        path = line0;
         len = (size_t)(p - line) - (nl != NULL);
         break;
       }
@@ -1030,7 +1055,7 @@ static void explain(void)
       len = sizeof name - 1;
     memcpy(name, path, len);
     name[len] = '\0';
-    tl__message("leak scan: task %llu is reached from %p, in %s (mapping%s)", (unsigned long long)r->id,
+    tl__message("leak scan: task %llu is reached from %p, in %s (mapping %s)", (unsigned long long)r->id,
         (void *)r->seen_at, via[r->via < 4 ? r->via : 0], name);
   }
 }

@@ -290,6 +290,56 @@ START_TEST(kinds_bad_value)
 }
 END_TEST
 
+/* The live dump scans too; the program waits in read() meanwhile. The
+ * dump goes to stdout (TASKLOCAL_LOG), where the test waits for it. With
+ * leak checking off at start, the heap's blocks are not known: no task is
+ * called leaked, and the report says why. */
+static void dump_case(const char *leaks, struct tl_test_proc *c)
+{
+  static const char *const drop[] = {"LD_PRELOAD=", "TASKLOCAL_", "ASAN_OPTIONS=", NULL};
+  const char *vars[] = {TL_TEST_ASAN_ENV, PRELOAD, leaks, "TASKLOCAL_DUMP_SIGNAL=USR2", "TASKLOCAL_LOG=/dev/stdout"};
+  char **env = tl_test_env(drop, vars, sizeof vars / sizeof vars[0]);
+  const char *argv[] = {PROG, "dump", NULL};
+  tl_test_spawn(c, (char *const *)argv, env);
+  free(env);
+  ck_assert_msg(tl_test_read_until(c, "tasklocal: dump summary:", DEADLINE_S), "no dump:\n%.1500s", c->out.data);
+  tl_test_reap(c, DEADLINE_S);
+  ck_assert_int_eq(WIFEXITED(c->wstatus) ? WEXITSTATUS(c->wstatus) : -1, 0);
+}
+
+START_TEST(dump_has_kinds)
+{
+  struct tl_test_proc c;
+  dump_case("TASKLOCAL_LEAKS=1", &c);
+  const char *text = c.out.data;
+  /* The main thread's stack is read whole (the scan runs on the dump
+   * thread, and does not know where the other's stack pointer is): what
+   * its dead frames hold may keep some of the leaked tasks parked. */
+  assert_kind(text, "parked_in_queue", "parked");
+  assert_kind(text, "parked_heap_ctx", "parked");
+  const char *kinds = strstr(text, "tasklocal: dump kinds: ");
+  int leaked = -1, parked = -1;
+  ck_assert_msg(kinds != NULL && sscanf(kinds, "tasklocal: dump kinds: %d leaked, %d parked", &leaked, &parked) == 2,
+                "no kinds line in:\n%.1500s", text);
+  ck_assert_int_eq(leaked + parked, 10);
+  if (DECIDES)
+    ck_assert_int_ge(leaked, 4);
+  else
+    ck_assert_int_eq(leaked, 0);
+  assert_line(text, "dump summary: 10 tasks, 0 locals");
+  free(c.out.data);
+  free(c.err.data);
+
+  dump_case("TASKLOCAL_LEAKS=0", &c);
+  text = c.out.data;
+  assert_kind(text, "leaked_cycle_a", "parked");
+  assert_has(text, "tasklocal: dump kinds: no task is called leaked: TASKLOCAL_LEAKS was off at start");
+  assert_line(text, "dump kinds: 0 leaked, 10 parked");
+  free(c.out.data);
+  free(c.err.data);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Suppressions
  * ------------------------------------------------------------------------ */
@@ -445,6 +495,7 @@ static Suite *kinds_suite(void)
     {"freed", context_in_freed_block_is_leaked},
     {"mapped", stacks_in_roots_leaked},
     {"mixed", mixed_leaked_first},
+    {"dump", dump_has_kinds},
     {"kinds_leaked", kinds_leaked_only},
     {"kinds_error", kinds_and_error_status},
     {"kinds_bad", kinds_bad_value},

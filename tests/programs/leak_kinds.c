@@ -16,7 +16,9 @@
  *   mapped   leaked_mapped (on an mmap'd stack) and leaked_static (on a stack
  *            in the program's zero-initialised data) refer only to each
  *            other: their stacks lie in memory that is otherwise a root;
- *   mixed    all of the above in one process.
+ *   mixed    all of the above in one process;
+ *   dump     the same, then raises SIGUSR2 (the dump signal of the test)
+ *            and waits for its stdin to close before it exits.
  * Other stacks are malloc'd and never freed, nor pointed to by anything the
  * program keeps, so the report does not depend on how the library treats
  * released stacks. The setup runs in functions that return, and the stack
@@ -26,8 +28,10 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <ucontext.h>
 
 #define STACK (64 * 1024)
@@ -223,7 +227,8 @@ __attribute__((noinline)) static void scrub(void)
 int main(int argc, char **argv)
 {
   const char *which = argc > 1 ? argv[1] : "mixed";
-  int all = strcmp(which, "mixed") == 0;
+  int dump = strcmp(which, "dump") == 0;
+  int all = dump || strcmp(which, "mixed") == 0;
   if (all || strcmp(which, "dropped") == 0)
     case_dropped();
   if (all || strcmp(which, "chain") == 0)
@@ -242,6 +247,12 @@ int main(int argc, char **argv)
   /* The registers main saved at its last switch may still hold pointers
    * to the coroutines' blocks: nothing resumes main_ctx any more. */
   memset(&main_ctx, 0, sizeof main_ctx);
+  if (dump) {
+    raise(SIGUSR2);
+    char c;
+    while (read(0, &c, 1) > 0)
+      ;
+  }
   puts("done");
   return 0;
 }
