@@ -18,12 +18,19 @@
  * A free of a block the registry never saw means that blocks were made
  * before it started, and those are unknown too: the registry is then
  * unsure as well.
+ *
+ * What the allocation functions call here runs before a sanitizer's
+ * runtime has made its shadow memory (the first malloc of the process),
+ * so it is not instrumented (TL__HEAP_FN), and takes its stripe's lock
+ * with its own compare-and-swap rather than lock.c's instrumented one.
  */
 #include "internal.h"
 #include "heapblocks.h"
 #include "lock.h"
+#include "heapreal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -55,7 +62,31 @@ static struct {
   _Atomic int unsure;                      /* a block may be missing */
 } H;
 
-void tl__heapblocks_missed(void)
+/* A stripe's lock: lock.c's, taken without instrumentation. EDEADLK when
+ * this thread holds it already (a signal handler that allocates). */
+TL__HEAP_FN static int stripe_lock(struct stripe *st)
+{
+  uintptr_t me = (uintptr_t)&tl__tls;
+  if (atomic_load_explicit(&st->lock.owner, memory_order_relaxed) == me)
+    return EDEADLK;
+  for (unsigned spins = 0;; spins++) {
+    uintptr_t expected = 0;
+    if (atomic_compare_exchange_weak_explicit(&st->lock.owner, &expected, me, memory_order_acquire,
+                                              memory_order_relaxed))
+      return 0;
+    if (spins < 64)
+      tl__cpu_relax();
+    else
+      sched_yield();
+  }
+}
+
+TL__HEAP_FN static void stripe_unlock(struct stripe *st)
+{
+  atomic_store_explicit(&st->lock.owner, 0, memory_order_release);
+}
+
+TL__HEAP_FN void tl__heapblocks_missed(void)
 {
   atomic_store_explicit(&H.unsure, 1, memory_order_relaxed);
 }
@@ -69,12 +100,12 @@ int tl__heapblocks_state(void)
 
 /* Heap blocks are aligned to 16 bytes: the bits above those are mixed, the
  * top ones choose the stripe, the others the slot. */
-static inline uint64_t hash(uintptr_t p)
+TL__HEAP_FN static inline uint64_t hash(uintptr_t p)
 {
   return (uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ull;
 }
 
-static inline struct stripe *stripe_of(uint64_t h)
+TL__HEAP_FN static inline struct stripe *stripe_of(uint64_t h)
 {
   return &H.st[h >> 58];
 }
@@ -84,12 +115,12 @@ _Static_assert(STRIPES == 64u, "stripe_of takes the top 6 bits");
 /* munmap through the system call: the library's munmap would take the
  * range for a program's, and release a task whose stack was once there
  * (freed unseen, then mapped again for us). */
-static void unmap(void *p, size_t bytes)
+TL__HEAP_FN static void unmap(void *p, size_t bytes)
 {
   syscall(SYS_munmap, p, bytes);
 }
 
-static void *map(size_t bytes)
+TL__HEAP_FN static void *map(size_t bytes)
 {
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
@@ -97,7 +128,7 @@ static void *map(size_t bytes)
 
 /* Inserts into a table known to have room, replacing the block of the same
  * address if there is one (a block whose free was not seen). */
-static void put(struct stripe *st, uintptr_t addr, size_t size, uint64_t h)
+TL__HEAP_FN static void put(struct stripe *st, uintptr_t addr, size_t size, uint64_t h)
 {
   size_t mask = st->cap - 1, i = (size_t)h & mask, tomb = SIZE_MAX;
   for (;; i = (i + 1) & mask) {
@@ -124,7 +155,7 @@ static void put(struct stripe *st, uintptr_t addr, size_t size, uint64_t h)
  * first allocation of the process, before the program maps anything: a
  * table mapped later would take the place of memory the program has just
  * unmapped (a freed stack), which a report then finds mapped again. */
-static struct slot *first_table(struct stripe *st)
+TL__HEAP_FN static struct slot *first_table(struct stripe *st)
 {
   struct slot *all = atomic_load_explicit(&H.first, memory_order_acquire);
   if (all == NULL) {
@@ -141,7 +172,7 @@ static struct slot *first_table(struct stripe *st)
 
 /* A new table, twice as large when more than half of the slots are live,
  * else of the same size without the deleted slots. */
-static int grow(struct stripe *st)
+TL__HEAP_FN static int grow(struct stripe *st)
 {
   size_t cap = st->cap == 0 ? FIRST_CAP : st->live * 2 > st->cap ? st->cap * 2 : st->cap;
   struct slot *s = st->cap == 0 ? first_table(st) : map(cap * sizeof *s);
@@ -160,7 +191,7 @@ static int grow(struct stripe *st)
   return 0;
 }
 
-void tl__heapblocks_add(void *p, size_t size)
+TL__HEAP_FN void tl__heapblocks_add(void *p, size_t size)
 {
   uintptr_t addr = (uintptr_t)p;
   if (addr <= TOMB)
@@ -169,7 +200,7 @@ void tl__heapblocks_add(void *p, size_t size)
     atomic_store_explicit(&H.active, 1, memory_order_relaxed);
   uint64_t h = hash(addr);
   struct stripe *st = stripe_of(h);
-  if (tl__lock(&st->lock) != 0) {
+  if (stripe_lock(st) != 0) {
     tl__heapblocks_missed();
     return;
   }
@@ -178,17 +209,17 @@ void tl__heapblocks_add(void *p, size_t size)
   else
     put(st, addr, size, h);
   st->changes++;
-  tl__unlock(&st->lock);
+  stripe_unlock(st);
 }
 
-void tl__heapblocks_del(void *p)
+TL__HEAP_FN void tl__heapblocks_del(void *p)
 {
   uintptr_t addr = (uintptr_t)p;
   if (addr <= TOMB)
     return;
   uint64_t h = hash(addr);
   struct stripe *st = stripe_of(h);
-  if (tl__lock(&st->lock) != 0) {
+  if (stripe_lock(st) != 0) {
     tl__heapblocks_missed();
     return;
   }
@@ -208,7 +239,7 @@ void tl__heapblocks_del(void *p)
         break;
     }
   }
-  tl__unlock(&st->lock);
+  stripe_unlock(st);
   if (!found)
     tl__heapblocks_missed();
 }
