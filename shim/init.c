@@ -117,6 +117,7 @@ void tl__init(void)
     tl__tools_setup();
     tl__reach_setup();
     tl__suppress_read();
+    tl__reach_lsan_setup();
     tl__bt_setup((const void *)tl__trampoline, tl__trampoline_end);
     tl__trace_setup();
     tl__thread_hooks(&thread_hooks);

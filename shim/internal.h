@@ -265,6 +265,7 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */
 #define TL__F_MADE 0x10u                   /* ctx is where it was made, not where a switch saved it */
 #define TL__F_VG 0x20u                     /* its stack is registered with valgrind (tools.c) */
+#define TL__F_LSAN 0x40u                   /* its stack is a LeakSanitizer root region (tools.c) */
 
 /* A finished task's record is released in a batch with others, when its
  * thread next takes the registry's lock anyway (a makecontext), instead of

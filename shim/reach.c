@@ -46,12 +46,14 @@
 #include "ownstack.h"
 #include "backtrace.h"
 #include "suppress.h"
+#include "tools.h"
 #include "message.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -908,7 +910,7 @@ static void shadow_of_asan(struct shadow *sh)
   sh->hi = offset + ((uintptr_t)1 << 48 >> scale);
 }
 
-static void classify(struct tl__job *j, uintptr_t sp)
+__attribute__((noinline)) static void classify(struct tl__job *j, uintptr_t sp)
 {
   R.undecided = NULL;
   /* The tasks, twice: counted, then copied into memory of their size. */
@@ -1108,6 +1110,56 @@ enum tl__kind tl__reach_kind(const struct tl__task *t, uint64_t id)
   if (lo < R.ntasks && R.tasks[lo].rec == t && R.tasks[lo].id == id)
     return (enum tl__kind)R.tasks[lo].kind;
   return TL__KIND_PARKED;
+}
+
+/* ------------------------------------------------------------------------
+ * LeakSanitizer at exit
+ * ------------------------------------------------------------------------ */
+
+static int forget_leaked(struct tl__task *t, void *arg)
+{
+  (void)arg;
+  if (tl__reach_kind(t, t->id) == TL__KIND_LEAKED)
+    tl__lsan_forget(t);
+  return 0;
+}
+
+/* At exit, before LeakSanitizer's own check: the stacks of the tasks nothing
+ * can resume stop being root regions (tools.c), so that what only they
+ * hold is reported. The scan runs once more for the exit report. */
+static void lsan_scan(void *arg)
+{
+  struct tl__job *j = arg;
+  memset(&R, 0, sizeof R);
+  R.active = 1;
+  scan_entry(j);
+  for (size_t i = 0; i < R.ntasks; i++) {
+    struct rtask *r = &R.tasks[i];
+    r->kind = r->cand && !r->reached && R.undecided == NULL ? TL__KIND_LEAKED : TL__KIND_PARKED;
+  }
+  tl__task_foreach(forget_leaked, NULL);
+  tl__reach_end();
+}
+
+/* The scan runs on the library's own stack (its frames there are not
+ * read), so that it leaves nothing in the calling stack's dead frames for
+ * the exit report's scan to find. */
+static void lsan_exit(void)
+{
+  struct tl__job j;
+  if (tl__job_begin(&j, TL__JOB_LEAK, 2, 0) != 0)
+    return;
+  tl__run_on_own_stack(j.here, SIZE_MAX, lsan_scan, &j);
+  tl__job_end(&j);
+}
+
+/* At load, under LeakSanitizer: its runtime is set up before the libraries
+ * that need it, so its exit handler is registered before this one, which
+ * then runs first. */
+void tl__reach_lsan_setup(void)
+{
+  if (tl__lsan_present())
+    atexit(lsan_exit);
 }
 
 /* Kept after tl__reach_end, until the next scan. */
