@@ -638,6 +638,26 @@ static int read_maps(void)
   return 0;
 }
 
+/* The address of the first heap block at or above p, or UINTPTR_MAX. */
+static uintptr_t first_block_at(uintptr_t p)
+{
+  size_t l = 0, h = R.heap.n;
+  while (l < h) {
+    size_t mid = l + (h - l) / 2;
+    if (R.heap.blocks[mid].addr < p)
+      l = mid + 1;
+    else
+      h = mid;
+  }
+  return l < R.heap.n ? R.heap.blocks[l].addr : UINTPTR_MAX;
+}
+
+/* Whether /proc/self/maps names the heap. */
+static int named_heap(void)
+{
+  return strstr(R.maps, " [heap]\n") != NULL;
+}
+
 /* Whether [lo, hi) holds a heap block. */
 static int holds_block(uintptr_t lo, uintptr_t hi)
 {
@@ -686,6 +706,7 @@ struct shadow {
  * reached points into it. */
 static void push_mappings(struct shadow sh)
 {
+  uintptr_t brk = named_heap() ? 0 : (uintptr_t)sbrk(0);
   for (const char *p = R.maps; *p;) {
     const char *line = p;
     const char *nl = strchr(p, '\n');
@@ -709,6 +730,18 @@ static void push_mappings(struct shadow sh)
     int anon = path >= p || *path == '\n';
     if (!anon && strncmp(path, "[heap]", 6) == 0 && holds_block(lo, hi))
       continue;
+    /* Where the kernel does not name the heap (qemu-user), it is the part
+     * of the mapping that ends at the program break from the page of its
+     * lowest block on; what lies below (the program's zero-initialised
+     * data, with which it may share the mapping) stays a root. */
+    if (anon && brk > lo && brk <= hi && holds_block(lo, brk)) {
+      uintptr_t first = first_block_at(lo) & ~(uintptr_t)4095;
+      if (first > lo)
+        push(W_ROOT, 0, lo, first);
+      lo = brk;
+      if (lo >= hi)
+        continue;
+    }
     /* Device memory (a GPU's, a frame buffer) is not the program's data,
      * and reading it may have effects. */
     if (!anon && strncmp(path, "/dev/", 5) == 0 && strncmp(path, "/dev/zero", 9) != 0 &&

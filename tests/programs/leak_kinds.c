@@ -226,6 +226,11 @@ __attribute__((noinline)) static void scrub(void)
 
 int main(int argc, char **argv)
 {
+  /* stdout's buffer is static: a buffer that malloc made later could take
+   * the place of the freed context of the "freed" case, and a pointer to
+   * it would then point where the context was. */
+  static char outbuf[BUFSIZ + 64];         /* its end, which stdout keeps, is not another's start */
+  setvbuf(stdout, outbuf, _IOLBF, BUFSIZ);
   const char *which = argc > 1 ? argv[1] : "mixed";
   int dump = strcmp(which, "dump") == 0;
   int all = dump || strcmp(which, "mixed") == 0;
