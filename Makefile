@@ -6,7 +6,7 @@
 #                   and the aarch64 build's suites under qemu-user
 #   make demo       an unmodified coroutine program under the shim
 #
-# Missing build dependencies (libunwind, Check, pkg-config) are installed by
+# Missing build dependencies (libunwind, libelf, Check, pkg-config) are installed by
 # scripts/install-deps, which runs by itself the first time they are absent.
 #
 # Targets: glibc on x86_64 and on aarch64. ARCH names the target (the
@@ -109,13 +109,13 @@ LDFLAGS_LIB = -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(LIB_MAP) \
               -Wl,-z,now -Wl,-z,noexecstack -Wl,--no-undefined $(LIB_LIBS) -ldl -pthread
 
 # The dependency check runs once per make invocation, before anything else.
-DEPS_OK := $(shell $(DEPS_CC) $(PKG_CONFIG) --exists check libunwind 2>/dev/null && echo yes)
+DEPS_OK := $(shell $(DEPS_CC) $(PKG_CONFIG) --exists check libunwind libelf 2>/dev/null && echo yes)
 ifneq ($(DEPS_OK),yes)
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
 $(info tasklocal: installing build dependencies with scripts/install-deps $(DEPS_FLAGS))
 DEPS_RC := $(shell scripts/install-deps $(DEPS_FLAGS) >&2; echo $$?)
 ifneq ($(DEPS_RC),0)
-$(error scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, check and pkg-config (for $(ARCH)) by hand)
+$(error scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, libelf-dev, check and pkg-config (for $(ARCH)) by hand)
 endif
 endif
 endif
@@ -132,14 +132,14 @@ ifneq ($(TARGET_ARCH_SEEN),$(ARCH))
 $(error $(firstword $(CC)) does not build for glibc on $(ARCH) (its preprocessor says: $(or $(TARGET_ARCH_SEEN),nothing: no such compiler, or no glibc headers for it)): tasklocal supports glibc on x86_64 and aarch64, 64-bit only; musl, 32-bit targets and other C libraries are refused)
 endif
 
-LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind)
+LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind libelf)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 
-LIB_SRC := $(wildcard shim/*.c) shim/arch/$(ARCH).S
+LIB_SRC := $(wildcard shim/*.c shim/task/*.c) shim/arch/$(ARCH).S
 # The public headers: the API, header-only use (TL_DYNAMIC) and C++.
 PUBLIC_HDR := include/tasklocal.h include/tasklocal_dynamic.h include/tasklocal.hpp
-LIB_HDR := $(wildcard shim/*.h) $(PUBLIC_HDR)
+LIB_HDR := $(wildcard shim/*.h shim/task/*.h) $(PUBLIC_HDR)
 LIB := $(BUILD)/libtasklocal.so
 
 PROGRAMS := $(patsubst tests/programs/%.c,$(BUILD)/tests/programs/%,$(wildcard tests/programs/*.c))
@@ -150,6 +150,7 @@ PLUGIN := $(BUILD)/tests/libtlprobe.so
 all: $(LIB)
 
 $(BUILD)/obj/%.o: shim/%.c $(LIB_HDR) | $(BUILD)/obj
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
 # The offsets and constants of the assembly, generated from the C structs
@@ -168,7 +169,7 @@ $(ASM_OFFSETS): $(BUILD)/obj/asm-offsets.s
 $(BUILD)/obj/arch_s.o: shim/arch/$(ARCH).S $(ASM_OFFSETS) | $(BUILD)/obj
 	$(CC) $(HARDEN_S) -fPIC -I$(BUILD)/obj -c $< -o $@
 
-LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c)) $(BUILD)/obj/arch_s.o
+LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c shim/task/*.c)) $(BUILD)/obj/arch_s.o
 
 $(LIB): $(LIB_OBJ) $(LIB_MAP)
 	$(CC) $(LIB_OBJ) -o $@ $(LDFLAGS_LIB)

@@ -29,7 +29,7 @@
 #include "message.h"
 #include "lock.h"
 #include "alloc.h"
-#include "registry.h"
+#include "task/registry.h"
 #include "valgrind.h"
 
 #define UNW_LOCAL_ONLY

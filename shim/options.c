@@ -60,6 +60,7 @@ enum {
   OPT_TRACE_SIZE,
   OPT_LEAK_KINDS,
   OPT_SUPPRESSIONS,
+  OPT_TASK_LOCAL,
   OPT_VERBOSE,
   OPT_COUNT
 };
@@ -93,6 +94,7 @@ static struct {
   char log[4096];
   char trace[4096];
   char suppressions[4096];
+  char task_local[4096];
 } optstate;
 
 #define FIELD(f) offsetof(struct tl__options, f)
@@ -128,6 +130,11 @@ static const struct option table[OPT_COUNT] = {
                         .buf = optstate.suppressions, .size = sizeof optstate.suppressions, .unset = "(none)",
                         .ignored = "no suppressions are read",
                         .description = "a file of task:PATTERN rules: tasks that match are left out of reports"},
+  [OPT_TASK_LOCAL] = {.name = "TASKLOCAL_TASK_LOCAL", .kind = STRING, .field = FIELD(task_local),
+                      .buf = optstate.task_local, .size = sizeof optstate.task_local, .unset = "(none)",
+                      .ignored = "nothing is made per task",
+                      .description = "the program's thread-local state made per task: sym:NAME[@OBJECT], "
+                                     "pthread-keys:OBJECT|all, cxx-eh (doc/task-local-tls.md)"},
   [OPT_VERBOSE] = {.name = "TASKLOCAL_VERBOSE", .kind = BOOL, .field = FIELD(verbose),
                    .description = "print the effective options at start"},
 };

@@ -21,6 +21,7 @@ struct tl__options {
   int trace_size;                          /* TASKLOCAL_TRACE_SIZE: events per thread, a power of two */
   int leak_kinds;                          /* TASKLOCAL_LEAK_KINDS: TL__KINDS_ALL or TL__KINDS_LEAKED */
   const char *suppressions;                /* TASKLOCAL_SUPPRESSIONS, or NULL */
+  const char *task_local;                  /* TASKLOCAL_TASK_LOCAL, or NULL (tasktls.c parses it) */
 };
 #define TL__KINDS_ALL 0                    /* leaked and parked tasks count and are described */
 #define TL__KINDS_LEAKED 1                 /* leaked ones only */

@@ -41,7 +41,7 @@
 #include "options.h"
 #include "alloc.h"
 #include "thread.h"
-#include "registry.h"
+#include "task/registry.h"
 #include "heapblocks.h"
 #include "ownstack.h"
 #include "backtrace.h"

@@ -5,7 +5,7 @@
  * What leaked:
  * - a made task that never finished: never started, suspended at exit,
  *   running at exit (exit() was called in it, or it runs on another
- *   thread), or abandoned (its ucontext_t was made again; task.c keeps
+ *   thread), or abandoned (its ucontext_t was made again; task/life.c keeps
  *   those for the report while TASKLOCAL_LEAKS is on);
  * - its bound locals (each binding of a live key, NULL included: the
  *   task still holds it);
@@ -30,7 +30,7 @@
 #include "message.h"
 #include "options.h"
 #include "thread.h"
-#include "registry.h"
+#include "task/registry.h"
 #include "backtrace.h"
 #include "keys.h"
 #include "drops.h"
@@ -412,7 +412,7 @@ void tl__report_body(struct tl__job *j)
       detail.snaps[k - 1] = tmp;
     }
 
-  /* Abandoned tasks beyond those task.c keeps are counted, not shown. */
+  /* Abandoned tasks beyond those task/life.c keeps are counted, not shown. */
   uint64_t unkept = 0;
   if (tl__opt.leaks && tl__opt.leak_kinds == TL__KINDS_ALL) {
     struct tl__stats st = {0};

@@ -14,7 +14,7 @@
 #include "lock.h"
 #include "backtrace.h"
 #include "ownstack.h"
-#include "identity.h"
+#include "task/identity.h"
 
 #include <string.h>
 #include <unistd.h>

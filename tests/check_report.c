@@ -404,12 +404,14 @@ START_TEST(freed_stack_is_not_unwound)
   assert_summary(r.err, "leak", 0, 0);
   assert_has(r.err, " abandoned=0 released=1 ");
   run_free(&r);
-  /* The system call, unseen: the task stays, and its frames are not read. */
+  /* The system call, unseen: the task stays, and its frames are not read.
+   * (Memory mapped later at the same place and unmapped through munmap,
+   * by the report itself or a sanitizer's runtime at exit, may still
+   * release it before the stats line.) */
   run(&r, hidden, env);
   ck_assert_int_eq(r.status, 0);
   assert_summary(r.err, "leak", 1, 0);
   assert_has(r.err, "unknown: its stack is no longer mapped");
-  assert_has(r.err, " released=0 ");
   run_free(&r);
   run(&r, garbage, env);
   ck_assert_int_eq(r.status, 0);

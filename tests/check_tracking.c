@@ -216,7 +216,7 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* Threads each making tasks in their own context and on their own stack,
- * the loop whose records are reused in place without a lock (task.c,
+ * the loop whose records are reused in place without a lock (task/make.c,
  * remake): every task is a task of its own, with an id no other task of
  * any thread has, its own value, and its destructor run once. */
 START_TEST(test_common_loop_on_threads)

@@ -110,6 +110,8 @@ swapcontext:
         cmpl    $0, tl__trace_on(%rip)          /* tracing: the C path records the switch */
         jne     .Lswap_slow
 #endif
+        cmpl    $0, tl__tasktls_on(%rip)        /* thread-local state per task: the C path swaps it */
+        jne     .Lswap_slow
         testq   %rdi, %rdi
         jz      .Lswap_slow
         testq   %rsi, %rsi

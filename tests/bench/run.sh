@@ -149,6 +149,31 @@ switches() {
   done
 }
 
+# One repetition of the task-local state benchmarks (row 10): the switch
+# with two __thread variables and the C++ exception state per task, and
+# pthread_getspecific of a key that is per task and of one that is not (a
+# pthread-keys item names another object), against glibc's alone. The
+# fastest of 3 runs of each, for the reason given above switches().
+tls_vars=TASKLOCAL_TASK_LOCAL=sym:bench_a,sym:bench_b,cxx-eh
+tasktls() {
+  r=$1
+  for k in 1 2 3; do
+    if [ $(((r + k) % 2)) = 1 ]; then
+      run "$r" shim shim "$bench/tlsbench" switch
+      run "$r" tls shim env "$tls_vars" "$bench/tlsbench" switch
+      run "$r" plain plain "$bench/tlsbench" getspecific
+      run "$r" keyother shim env TASKLOCAL_TASK_LOCAL=pthread-keys:libother "$bench/tlsbench" getspecific
+      run "$r" keytask shim env TASKLOCAL_TASK_LOCAL=pthread-keys:tlsbench "$bench/tlsbench" getspecific
+    else
+      run "$r" keytask shim env TASKLOCAL_TASK_LOCAL=pthread-keys:tlsbench "$bench/tlsbench" getspecific
+      run "$r" keyother shim env TASKLOCAL_TASK_LOCAL=pthread-keys:libother "$bench/tlsbench" getspecific
+      run "$r" plain plain "$bench/tlsbench" getspecific
+      run "$r" tls shim env "$tls_vars" "$bench/tlsbench" switch
+      run "$r" shim shim "$bench/tlsbench" switch
+    fi
+  done
+}
+
 # One repetition of the thread benchmarks (row 8): each figure is ns per
 # operation of the whole process (N threads that scale halve it), with and
 # without the shim, order alternating; the fastest of 3 runs of each, for
@@ -214,6 +239,7 @@ while [ "$i" -le "$reps" ]; do
   reads "$i"
   switches "$i"
   allocs "$i"
+  tasktls "$i"
   [ "$i" -gt "$thread_reps" ] || threads "$i"
   [ "$i" -gt "$mem_reps" ] || memory "$i"
   printf '.' >&2
@@ -344,6 +370,10 @@ END {
   row("", "hand-off (made on one thread, run on another)", "shim.handoff", "plain.handoff", "", "(none)")
   row("9", "malloc + free, 32 B, shim / none", "shim.malloc32", "plain.malloc32", 1.02, "<= 1.02x")
   row("", "malloc + free, 64 KiB, shim / none", "shim.malloc65536", "plain.malloc65536", 1.05, "<= 1.05x")
+  row("10", "switch, 2 __thread + cxx-eh per task / none", "tls.switch", "shim.switch", 1.10, "<= 1.10x")
+  row("", "pthread_getspecific, key not per task / glibc", "keyother.getspecific", "plain.getspecific", 1.05,
+      "<= 1.05x")
+  row("", "pthread_getspecific, key per task / glibc", "keytask.getspecific", "plain.getspecific", 2.0, "<= 2x")
 
   printf "\nnotes:\n"
   printf "- reads are timed inside a running task with the key bound; one empty loop\n"
@@ -368,5 +398,9 @@ END {
   printf "  shows lock convoys); the hand-off makes tasks on one thread, runs them on another.\n"
   printf "- row 9: what watching for released stacks costs malloc and free (heapwatch.c),\n"
   printf "  with 64 tasks suspended on malloc'"'"'d stacks in the process.\n"
+  printf "- row 10 (TASKLOCAL_TASK_LOCAL, tests/bench/tlsbench.c): both switch sides run under\n"
+  printf "  the shim; the per-task state is swapped in C at every switch, so the switch\n"
+  printf "  leaves the inline path. pthread_getspecific is not interposed: a per-task\n"
+  printf "  key holds the running task'"'"'s value in the thread'"'"'s slot.\n"
 }
 ' "$data"

@@ -2,10 +2,10 @@
  * each ucontext_t address. Only the address is kept; the struct is never
  * read after control has left it (doc/tracking.md).
  */
-#include "internal.h"
+#include "../internal.h"
 #include "ctxmap.h"
-#include "lock.h"
-#include "alloc.h"
+#include "../lock.h"
+#include "../alloc.h"
 
 #define MAP_SHARDS 64
 

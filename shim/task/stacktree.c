@@ -6,7 +6,7 @@
  * the record it reuses in place is still the newest of its stack with one
  * load, without the lock (task.c, remake).
  */
-#include "internal.h"
+#include "../internal.h"
 #include "stacktree.h"
 
 /* The stack-range tree; changed with R.lock held. */

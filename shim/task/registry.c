@@ -13,11 +13,11 @@
  * kept per thread too, so that the records of tasks running on different
  * threads seldom share a cache line.
  */
-#include "internal.h"
+#include "../internal.h"
 #include "registry.h"
-#include "lock.h"
-#include "alloc.h"
-#include "thread.h"
+#include "../lock.h"
+#include "../alloc.h"
+#include "../thread.h"
 
 #include <errno.h>
 
@@ -55,10 +55,44 @@ void tl__registry_unlock(void)
   tl__unlock(&R.lock);
 }
 
-/* Called with R.lock held. */
-struct tl__counts *tl__registry_counts(void)
+/* The counts change here only, with R.lock held: a task made enters the
+ * live list; one that ends leaves it (if it is there: a task caught
+ * between its thread's counts and these is counted by tl__registry_finished)
+ * and adds to the count of its way of ending. */
+void tl__registry_made(struct tl__task *t)
 {
-  return &R.n;
+  if (!tl__live_has(t))
+    tl__live_add(t);                       /* a record reused in place is there already */
+  R.n.made++;
+  if (++R.n.live > R.n.peak)
+    R.n.peak = R.n.live;
+}
+
+void tl__registry_unmade(void)
+{
+  R.n.made--;
+}
+
+void tl__registry_ended(struct tl__task *t, enum tl__gone how)
+{
+  if (tl__live_has(t)) {
+    tl__live_del(t);
+    R.n.live--;
+  }
+  if (how == TL__GONE_FINISHED)
+    R.n.finished++;
+  else if (how == TL__GONE_ABANDONED)
+    R.n.abandoned++;
+  else if (how == TL__GONE_RELEASED)
+    R.n.released++;
+}
+
+/* n tasks finished on a thread, counted there until now (ended.c), whose
+ * records may still be in the live list. */
+void tl__registry_finished(uint32_t n)
+{
+  R.n.finished += n;
+  R.n.live -= n;
 }
 
 uint64_t tl__registry_new_id(void)
@@ -142,7 +176,7 @@ void tl__record_free(struct tl__thread *th, struct tl__task *t)
   }
 }
 
-/* The live list, with R.lock held. */
+/* The live list, with R.lock held (a root task enters it uncounted). */
 void tl__live_add(struct tl__task *t)
 {
   t->lprev = NULL;
@@ -169,12 +203,15 @@ void tl__live_del(struct tl__task *t)
 }
 
 /* With R.lock held: an abandoned task leaves the live list for the kept
- * ones, if there is room (TL__KEEP_MAX); returns whether it was kept. */
+ * ones, if there is room (TL__KEEP_MAX), and is counted; returns whether
+ * it was kept (if not, tl__registry_ended counts it). */
 int tl__kept_add(struct tl__task *t)
 {
   if (R.kept_n >= TL__KEEP_MAX)
     return 0;
   tl__live_del(t);
+  R.n.abandoned++;
+  R.n.live--;
   t->lnext = R.kept;
   t->lprev = NULL;
   if (R.kept)
