@@ -970,7 +970,13 @@ __attribute__((noinline)) static void classify(struct tl__job *j, uintptr_t sp)
   if (sorted != R.tasks)
     memcpy(R.tasks, sorted, R.ntasks * sizeof *sorted);
   /* The tasks are copied even when nothing can be decided: suppressions
-   * apply to them all the same. */
+   * apply to them all the same. The program's thread-local state that
+   * TASKLOCAL_TASK_LOCAL keeps per task lives in the library's own blocks,
+   * which the scan does not read. */
+  if (tl__opt.task_local != NULL) {
+    undecided("TASKLOCAL_TASK_LOCAL keeps program state that the scan does not read");
+    return;
+  }
   if (tl__heapblocks_state() == TL__HEAP_OFF) {
     undecided(tl__opt.leaks ? "the heap's blocks are not known (the allocation functions in use are not the library's)"
                             : "TASKLOCAL_LEAKS was off at start: the heap's blocks are not known");
