@@ -140,12 +140,14 @@ __attribute__((constructor)) static void tl__constructor(void)
 }
 
 /* Process exit: the trace is written first (the exit report may end the
- * process, with TASKLOCAL_LEAKS=error), then the roots' values are
- * destroyed, then the exit report is written, then what the report still
- * needed is freed. */
+ * process, with TASKLOCAL_LEAKS=error), then the exit report's scan runs
+ * (the roots' values still count as references), then the roots' values
+ * are destroyed, then the exit report is written, then what the report
+ * still needed is freed. */
 __attribute__((destructor)) static void tl__destructor(void)
 {
   tl__trace_exit();
+  tl__reach_exit_early();
   tl__task_exit();
   tl__report_exit();
   tl__task_exit_free();

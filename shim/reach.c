@@ -65,6 +65,7 @@
 #define HUGE_MAPPING (64ull << 30)         /* larger unknown mappings are not read: undecided */
 #define ARENA_SIZE (64ull << 20)           /* glibc's HEAP_MAX_SIZE on 64-bit targets */
 #define READ_CHUNK (64u * 1024)
+#define EARLY_STACK_NEED (128u << 10)     /* less left on the caller's stack: the library's own */
 #define EXPLAINED 32                       /* parked tasks explained (TASKLOCAL_VERBOSE) */
 
 /* One task of the report. */
@@ -142,6 +143,7 @@ static struct {
   uint64_t bytes;                           /* read, for TASKLOCAL_VERBOSE */
   uintptr_t at;                            /* the address of the word being checked, or 0 */
   uint32_t via;                            /* the kind of work being read */
+  int early;                               /* the exit report's scan is done (tl__reach_exit_early) */
 } R;
 
 /* ------------------------------------------------------------------------
@@ -1103,6 +1105,10 @@ static void explain(void)
 
 void tl__reach_begin(struct tl__job *j)
 {
+  if (R.early) {
+    R.early = 0;                           /* the exit report: scanned already */
+    return;
+  }
   memset(&R, 0, sizeof R);
   R.active = 1;
   tl__suppress_reset();
@@ -1149,6 +1155,27 @@ enum tl__kind tl__reach_kind(const struct tl__task *t, uint64_t id)
   if (lo < R.ntasks && R.tasks[lo].rec == t && R.tasks[lo].id == id)
     return (enum tl__kind)R.tasks[lo].kind;
   return TL__KIND_PARKED;
+}
+
+/* The exit report's scan runs before the roots' values are destroyed at
+ * exit (root.c): until then they are the program's references, as globals
+ * are, and a task that only a local of the main thread's root task points
+ * to is parked. The report (tl__reach_begin) then takes this scan's kinds. */
+static void early_scan(void *arg)
+{
+  tl__reach_begin(arg);
+}
+
+void tl__reach_exit_early(void)
+{
+  if (!tl__opt.leaks)
+    return;
+  struct tl__job j;
+  if (tl__job_begin(&j, TL__JOB_LEAK, tl__options_log_fd(), 0) != 0)
+    return;
+  tl__run_on_own_stack(j.here, EARLY_STACK_NEED, early_scan, &j);
+  R.early = R.active;
+  tl__job_end(&j);
 }
 
 /* ------------------------------------------------------------------------

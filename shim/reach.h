@@ -20,6 +20,7 @@ void tl__reach_begin(struct tl__job *j);
 enum tl__kind tl__reach_kind(const struct tl__task *t, uint64_t id); /* parked for a task it did not see */
 const char *tl__reach_undecided(void);     /* why no task could be called leaked, or NULL; after the end too */
 void tl__reach_end(void);
+void tl__reach_exit_early(void);           /* at exit, before the roots' values go: the exit report's scan */
 void tl__reach_lsan_setup(void);           /* at load: under LeakSanitizer, its exit handler */
 
 #endif /* TL_REACH_H */

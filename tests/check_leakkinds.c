@@ -15,6 +15,7 @@
 #define LIB TL_BUILD_DIR "/libtasklocal.so"
 #define PROG TL_BUILD_DIR "/tests/programs/leak_kinds"
 #define PRELOAD "LD_PRELOAD=" LIB
+#define LEAKPLUG TL_BUILD_DIR "/tests/libtlleakplug.so"
 
 #define DEADLINE_S 40
 #define TCASE_TIMEOUT_S 120
@@ -28,7 +29,7 @@ struct run {
 };
 
 /* Runs leak_kinds MODE with the shim and TASKLOCAL_LEAKS=1 (unless extra
- * sets it), and extra's variables. */
+ * sets them), and extra's variables. */
 static void run(struct run *r, const char *mode, const char *const extra[])
 {
   static const char *const drop[] = {"LD_PRELOAD=", "TASKLOCAL_", "ASAN_OPTIONS=", NULL};
@@ -38,6 +39,8 @@ static void run(struct run *r, const char *mode, const char *const extra[])
     ck_assert(n < sizeof vars / sizeof vars[0]);
     if (strncmp(extra[i], "TASKLOCAL_LEAKS=", 16) == 0)
       vars[2] = extra[i];
+    else if (strncmp(extra[i], "LD_PRELOAD=", 11) == 0)
+      vars[1] = extra[i];
     else
       vars[n++] = extra[i];
   }
@@ -206,6 +209,21 @@ START_TEST(stacks_in_roots_leaked)
   assert_kind(r.err, "leaked_mapped", "leaked");
   assert_kind(r.err, "leaked_static", "leaked");
   assert_kinds(r.err, 2, 0, 2);
+  run_free(&r);
+}
+END_TEST
+
+/* Task-local values are the program's: those of a root task are roots,
+ * those of a leaked task are not. */
+START_TEST(locals_are_references)
+{
+  const char *env[] = {"LD_PRELOAD=" LIB " " LEAKPLUG, NULL};
+  struct run r;
+  run(&r, "local", env);
+  ck_assert_int_eq(r.status, 0);
+  assert_kind(r.err, "parked_by_local", "parked");
+  assert_kind(r.err, "leaked_by_local", "leaked");
+  assert_kind(r.err, "leaked_local_owner", "leaked");
   run_free(&r);
 }
 END_TEST
@@ -504,6 +522,7 @@ static Suite *kinds_suite(void)
     {"heapctx", context_in_reachable_block_is_parked},
     {"freed", context_in_freed_block_is_leaked},
     {"mapped", stacks_in_roots_leaked},
+    {"local", locals_are_references},
     {"mixed", mixed_leaked_first},
     {"dump", dump_has_kinds},
     {"kinds_leaked", kinds_leaked_only},

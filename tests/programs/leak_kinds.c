@@ -16,7 +16,11 @@
  *   mapped   leaked_mapped (on an mmap'd stack) and leaked_static (on a stack
  *            in the program's zero-initialised data) refer only to each
  *            other: their stacks lie in memory that is otherwise a root;
- *   mixed    all of the above in one process;
+ *   local    with the test plugin (tests/plugin/leakplug.c) preloaded:
+ *            parked_by_local's block is referenced only by a task-local
+ *            value of the main thread's root task, and leaked_by_local's
+ *            only by one of leaked_local_owner, a dropped coroutine;
+ *   mixed    all of the above in one process (local only when asked);
  *   dump     the same, then raises SIGUSR2 (the dump signal of the test)
  *            and waits for its stdin to close before it exits.
  * Other stacks are malloc'd and never freed, nor pointed to by anything the
@@ -41,6 +45,8 @@ struct co {
   ucontext_t ctx;
   struct co *peer;
 };
+
+extern void leakplug_set(const char *key, void *value, int destructor) __attribute__((weak));
 
 /* Not static, and used: the compiler must keep every store to them. */
 static ucontext_t main_ctx;
@@ -152,6 +158,27 @@ void leaked_static(void)
   wait_forever(self, self->peer, 10);
 }
 
+void parked_by_local(void)
+{
+  struct co *volatile self = next_start;
+  wait_forever(self, NULL, 11);
+}
+
+void leaked_by_local(void)
+{
+  struct co *volatile self = next_start;
+  wait_forever(self, NULL, 12);
+}
+
+/* Binds its peer's block as a local of its own, then waits. */
+void leaked_local_owner(void)
+{
+  struct co *volatile self = next_start;
+  leakplug_set("peer", self->peer, 1);
+  self->peer = NULL;
+  wait_forever(self, NULL, 13);
+}
+
 /* Each case: the blocks are reached through `holder` while they are made
  * and started, then dropped. The peer field is cleared once the coroutine
  * has copied it to its stack. */
@@ -216,6 +243,19 @@ __attribute__((noinline)) static void case_mapped(void)
   a->peer = b->peer = NULL;
 }
 
+__attribute__((noinline)) static void case_local(void)
+{
+  holder = make(parked_by_local);
+  start(holder);
+  leakplug_set("holder", holder, 1);
+  holder = make(leaked_by_local);
+  start(holder);
+  struct co *owner = make(leaked_local_owner);
+  owner->peer = holder;
+  start(owner);
+  holder = NULL;
+}
+
 /* Overwrites the dead stack below the caller, where the cases ran. */
 __attribute__((noinline)) static void scrub(void)
 {
@@ -248,6 +288,8 @@ int main(int argc, char **argv)
     case_freed();
   if (all || strcmp(which, "mapped") == 0)
     case_mapped();
+  if (strcmp(which, "local") == 0 && leakplug_set != NULL)
+    case_local();
   scrub();
   /* The registers main saved at its last switch may still hold pointers
    * to the coroutines' blocks: nothing resumes main_ctx any more. */
