@@ -10,7 +10,7 @@ $(BUILD)/tests/bench/bench_scan: tests/bench/bench_scan.c
 bench-scan: $(LIB) $(BUILD)/tests/bench/bench_scan
 	@$(BUILD)/tests/bench/bench_scan $(abspath $(LIB))
 
-bench: bench-scan
+bench-micro: bench-scan
 
 # LeakSanitizer and suspended tasks (doc/reports.md): tests/programs/lsan_roots
 # built with AddressSanitizer keeps a block only on a parked coroutine's
