@@ -72,12 +72,12 @@ $(BENCH)/tlget-dyn: tests/bench/tlget.c $(PUBLIC_HDR) | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -pthread -DTL_DYNAMIC -DTLBENCH_NO_PTH $< -o $@ $(BENCH_LDFLAGS) -ldl
 
 # An unmodified ucontext program: no tasklocal header, no tasklocal library.
-$(BENCH)/ucbench: tests/bench/ucbench.c | $(BENCH)
+$(BENCH)/ucbench: tests/bench/ucbench.c tests/bench/timeloop.h | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS)
 
 # The same, with __thread variables and a pthread key made per task
 # (TASKLOCAL_TASK_LOCAL), linked with the C++ runtime for cxx-eh.
-$(BENCH)/tlsbench: tests/bench/tlsbench.c | $(BENCH)
+$(BENCH)/tlsbench: tests/bench/tlsbench.c tests/bench/timeloop.h | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) -pthread $< -o $@ $(BENCH_LDFLAGS) -Wl,--no-as-needed -lstdc++
 
 # The same, with threads.

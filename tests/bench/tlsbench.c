@@ -21,9 +21,9 @@
 #include <time.h>
 #include <ucontext.h>
 
+#include "timeloop.h"
+
 #define STACK_SIZE (64 * 1024)
-#define ROUNDS 10
-#define CHUNK_NS 4e6
 
 __thread long bench_a, bench_b;
 
@@ -32,13 +32,6 @@ static pthread_key_t key;
 static void *volatile sink;
 static double result;
 static void (*timed)(long n);
-
-static double now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 static __attribute__((noinline)) void touch(void)
 {
@@ -74,35 +67,12 @@ static void loop_get(long n)
   }
 }
 
-/* Calibrates a chunk to CHUNK_NS, then returns the fastest of ROUNDS
- * chunks in ns per iteration. */
-static double time_loop(void (*loop)(long n))
-{
-  long n = 100;
-  for (;;) {
-    double t0 = now_ns();
-    loop(n);
-    if (now_ns() - t0 >= CHUNK_NS || n > (1L << 40))
-      break;
-    n *= 2;
-  }
-  double best = 1e300;
-  for (int r = 0; r < ROUNDS; r++) {
-    double t0 = now_ns();
-    loop(n);
-    double ns = (now_ns() - t0) / (double)n;
-    if (ns < best)
-      best = ns;
-  }
-  return best;
-}
-
 /* The reads are timed in a task of their own, where a per-task key has
  * the task's value. */
 static void reader(void)
 {
   pthread_setspecific(key, &key);
-  result = time_loop(timed);
+  result = time_loop(timed, NULL);
 }
 
 int main(int argc, char **argv)
@@ -114,7 +84,7 @@ int main(int argc, char **argv)
   co_uc.uc_link = &main_uc;
   if (argc == 2 && strcmp(argv[1], "switch") == 0) {
     makecontext(&co_uc, ping, 0);
-    printf("switch %.2f\n", time_loop(loop_switch));
+    printf("switch %.2f\n", time_loop(loop_switch, NULL));
   } else if (argc == 2 && strcmp(argv[1], "getspecific") == 0) {
     if (pthread_key_create(&key, NULL) != 0)
       return 1;

@@ -36,12 +36,12 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "timeloop.h"
+
 #define STACK_SIZE (64 * 1024)
 #define SLICE 4096                         /* one task's ucontext_t and stack, in mem-* modes */
 #define UC_ROOM 1024                       /* the start of a slice holds the ucontext_t */
 #define CANARY 0x7a5c1e0ca1ca5eedull       /* at the far end of a slice's stack */
-#define ROUNDS 10
-#define CHUNK_NS 4e6
 
 _Static_assert(sizeof(ucontext_t) <= UC_ROOM, "a ucontext_t must fit at the start of its slice");
 
@@ -51,13 +51,6 @@ extern unsigned long tlbench_destroyed(void) __attribute__((weak));
 static ucontext_t main_uc, co_uc;
 static char *stack;
 static ucontext_t *started_self;           /* the context a mem-started task saves itself in */
-
-static double now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 
 static void hook(void)
 {
@@ -137,32 +130,6 @@ static void park_tasks(void)
     makecontext(&uc[i], started_task, 0);
     swapcontext(&main_uc, &uc[i]);
   }
-}
-
-/* Calibrates a chunk to CHUNK_NS, then returns the fastest of ROUNDS
- * chunks in ns per iteration; *total counts every iteration run. */
-static double time_loop(void (*loop)(long n), long *total)
-{
-  long n = 100;
-  *total = 0;
-  for (;;) {
-    double t0 = now_ns();
-    loop(n);
-    *total += n;
-    if (now_ns() - t0 >= CHUNK_NS || n > (1L << 40))
-      break;
-    n *= 2;
-  }
-  double best = 1e300;
-  for (int r = 0; r < ROUNDS; r++) {
-    double t0 = now_ns();
-    loop(n);
-    double ns = (now_ns() - t0) / (double)n;
-    *total += n;
-    if (ns < best)
-      best = ns;
-  }
-  return best;
 }
 
 /* Resident anonymous memory of the process, in bytes, from
