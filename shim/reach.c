@@ -35,6 +35,11 @@
  * is safe for the host); every read goes through tl__safe_read, so that
  * memory unmapped meanwhile is an error, not a fault. All the scan's
  * memory is mmap'd and given back at the end of the report.
+ *
+ * The scan's parts are in shim/reach/: scan.c (its state, its memory and
+ * the flood fill), roots.c (the roots, and the holes that are not roots)
+ * and classify.c (one scan, from the tasks copied to each one reached or
+ * not); this file runs it for a report and answers for its kinds.
  */
 #include "internal.h"
 #include "reach.h"
