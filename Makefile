@@ -136,10 +136,10 @@ LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind libdw libelf)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 
-LIB_SRC := $(wildcard shim/*.c shim/task/*.c) shim/arch/$(ARCH).S
+LIB_SRC := $(wildcard shim/*.c shim/task/*.c shim/reach/*.c shim/report/*.c) shim/arch/$(ARCH).S
 # The public headers: the API, header-only use (TL_DYNAMIC) and C++.
 PUBLIC_HDR := include/tasklocal.h include/tasklocal_dynamic.h include/tasklocal.hpp
-LIB_HDR := $(wildcard shim/*.h shim/task/*.h) $(PUBLIC_HDR)
+LIB_HDR := $(wildcard shim/*.h shim/task/*.h shim/reach/*.h shim/report/*.h) $(PUBLIC_HDR)
 LIB := $(BUILD)/libtasklocal.so
 
 PROGRAMS := $(patsubst tests/programs/%.c,$(BUILD)/tests/programs/%,$(wildcard tests/programs/*.c))
@@ -169,7 +169,7 @@ $(ASM_OFFSETS): $(BUILD)/obj/asm-offsets.s
 $(BUILD)/obj/arch_s.o: shim/arch/$(ARCH).S $(ASM_OFFSETS) | $(BUILD)/obj
 	$(CC) $(HARDEN_S) -fPIC -I$(BUILD)/obj -c $< -o $@
 
-LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c shim/task/*.c)) $(BUILD)/obj/arch_s.o
+LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c shim/task/*.c shim/reach/*.c shim/report/*.c)) $(BUILD)/obj/arch_s.o
 
 $(LIB): $(LIB_OBJ) $(LIB_MAP)
 	$(CC) $(LIB_OBJ) -o $@ $(LDFLAGS_LIB)

@@ -207,9 +207,13 @@ void *tl__scratch(size_t size)
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* Given back with the system call (tl__unmap), as the library's other
+ * pages are: through munmap by its name it would reach our wrapper
+ * (heapwatch.c), a layer above, which would take the range for the
+ * program's and look for tasks whose stacks it held. */
 void tl__scratch_free(void *p, size_t size)
 {
-  munmap(p, size);
+  tl__unmap(p, size);
 }
 
 /* The size class of a block of size bytes, or -1 when no class has that

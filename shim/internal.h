@@ -7,7 +7,8 @@
  * before it (its own layer's earlier files, and the layers below):
  *
  *   1. Base      message.c   the one output path (tl__message, tl__vline)
- *                options.c   the options, read once at load
+ *                optvalue.c  an option's value by its kind: parsed, printed
+ *                options.c   the options' table, read once at load
  *                real.c      the real ucontext functions behind ours
  *                lock.c      locks, and tl__tls, the one thread-local pointer
  *                ownstack.c  a stack of the library's own, for small callers
@@ -40,7 +41,15 @@
  *                root.c      root tasks; fork; the values at process exit
  *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
  *                suppress.c  TASKLOCAL_SUPPRESSIONS: rules that keep tasks out of reports
+ *                reach/scan.c the scan's state, memory and flood fill
+ *                reach/roots.c the scan's roots, and the holes that are not roots
+ *                reach/classify.c one scan: tasks copied, keys, roots, the fill
  *                reach.c     leaked or parked: the reachability scan of a report
+ *                report/scratch.c a report's one mapping: records, depot, sort
+ *                report/gather.c what a report shows of every task, copied
+ *                report/group.c alike tasks grouped, biggest first
+ *                report/text.c a report as text
+ *                report/json.c a report as JSON
  *                report.c    what a leak report or a dump says
  *                traceread.c the trace's rings read back: events, tasks, symbols
  *                traceout.c  the trace file's text: its buffer, JSON strings
@@ -66,6 +75,11 @@
  * registry changes the counts. Files outside it include the index headers
  * they read (task/identity.h for the running task, task/registry.h for a
  * task's extension and the walk of live tasks).
+ *
+ * The reachability scan (shim/reach/) and the report (shim/report/) are
+ * split the same way: reach.c and report.c are their entry points, and
+ * the files under each share a private header (reach/scan.h,
+ * report/scratch.h) for the state of one scan or one report.
  *
  * This file holds the types that every layer shares. Each file's interface
  * is in the header of its name (keys.h for keys.c), and a file includes

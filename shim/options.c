@@ -4,13 +4,14 @@
  * Every option is one row of the table below: its name, its kind, its
  * default and what it does. One loop reads the rows, validating each value
  * by its kind, and one prints them for TASKLOCAL_VERBOSE, as mimalloc's
- * options.c does. Adding an option is a field in struct tl__options, an
- * entry in the enum below and a row (a PATH or STRING row also names a
- * buffer of optstate for its copy); tasklocal-run gets a flag of the same
- * name, which check_report's run_options_agree test asks for. A value that cannot be read gives exactly one warning
- * line and the option keeps its default, so a typo never stops the
- * program; an empty value counts as unset. Booleans take 1/0, yes/no,
- * on/off and true/false in any case.
+ * options.c does; optvalue.c parses and prints a value of each kind.
+ * Adding an option is a field in struct tl__options, an entry in the enum
+ * below and a row (a PATH or STRING row also names a buffer of optstate
+ * for its copy); tasklocal-run gets a flag of the same name, which
+ * check_report's run_options_agree test asks for. A value that cannot be
+ * read gives exactly one warning line and the option keeps its default,
+ * so a typo never stops the program; an empty value counts as unset.
+ * Booleans take 1/0, yes/no, on/off and true/false in any case.
  *
  * Paths come from secure_getenv: in a set-user-ID or otherwise
  * secure-execution process an unprivileged user must not be able to make
@@ -20,6 +21,7 @@
  */
 #include "internal.h"
 #include "options.h"
+#include "optvalue.h"
 #include "message.h"
 
 #include <errno.h>
@@ -31,21 +33,6 @@
 #include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* What a row's value is and how it is read. */
-enum kind {
-  BOOL,                                    /* 1/0, yes/no, on/off, true/false */
-  WORDS,                                   /* one of .words; the value is its index */
-  NUMBER,                                  /* a decimal number from .min to .max */
-  SIGNAL,                                  /* a signal name or number we may handle; 0 is off */
-  PATH,                                    /* a file name, from secure_getenv, kept in .buf */
-  STRING,                                  /* any text, from getenv, kept in .buf */
-};
-
-/* Row flags. */
-#define BOOL_WORDS 1u                      /* WORDS: the boolean spellings are words 0 and 1 */
-#define SUFFIX 2u                          /* NUMBER: an optional K or M multiplies by 2^10 or 2^20 */
-#define POW2 4u                            /* NUMBER: rounded up to a power of two */
 
 /* The rows, in the order they are read and printed. An option whose
  * default follows another's comes after it. */
@@ -67,22 +54,6 @@ enum {
   OPT_COUNT
 };
 
-struct option {
-  const char *name;
-  enum kind kind;
-  unsigned flags;
-  long dflt;                               /* the default of a number-like kind */
-  const struct option *follows;            /* or else: on when this earlier row is on */
-  long min, max;                           /* NUMBER */
-  const char *const *words;                /* WORDS, ending with NULL */
-  size_t field;                            /* offsetof the int, or the const char *, in tl__opt */
-  char *buf;                               /* PATH, STRING: the kept copy (the environment may change) */
-  size_t size;
-  const char *unset;                       /* PATH, STRING: what "unset" means, as VERBOSE prints it */
-  const char *ignored;                     /* PATH, STRING: what happens when the value cannot be used */
-  const char *description;
-};
-
 static const char *const leak_words[] = {"0", "1", "error", NULL};
 static const char *const format_words[] = {"text", "json", NULL};
 static const char *const kind_words[] = {"all", "leaked", NULL};
@@ -102,7 +73,7 @@ static struct {
 
 #define FIELD(f) offsetof(struct tl__options, f)
 
-static const struct option table[OPT_COUNT] = {
+static const struct tl__option table[OPT_COUNT] = {
   [OPT_LEAKS] = {.name = "TASKLOCAL_LEAKS", .kind = WORDS, .flags = BOOL_WORDS, .words = leak_words,
                  .field = FIELD(leaks),
                  .description = "report leaked task state at exit; error also exits with status 23 on leaks"},
@@ -151,216 +122,24 @@ static const struct option table[OPT_COUNT] = {
 
 struct tl__options tl__opt = {.log_fd = 2, .fibers = 1, .trace_size = 1 << 20, .report_max = 50};
 
-static int *int_field(const struct option *o)
+static int *int_field(const struct tl__option *o)
 {
   return (int *)((char *)&tl__opt + o->field);
 }
 
-static const char **text_field(const struct option *o)
+static const char **text_field(const struct tl__option *o)
 {
   return (const char **)((char *)&tl__opt + o->field);
 }
 
-/* 1 or 0 for a boolean word, -1 otherwise. */
-static int parse_bool(const char *v)
-{
-  static const char *const on[] = {"1", "yes", "on", "true"};
-  static const char *const off[] = {"0", "no", "off", "false"};
-  for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
-    if (strcasecmp(v, on[i]) == 0)
-      return 1;
-    if (strcasecmp(v, off[i]) == 0)
-      return 0;
-  }
-  return -1;
-}
 
-static int parse_number(const char *s, long *out)
-{
-  if (*s < '0' || *s > '9')
-    return -1;
-  char *end;
-  errno = 0;
-  long n = strtol(s, &end, 10);
-  if (errno != 0 || *end != '\0')
-    return -1;
-  *out = n;
-  return 0;
-}
-
-static const struct {
-  const char *name;
-  int sig;
-} signals[] = {
-  {"HUP", SIGHUP},     {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"ABRT", SIGABRT},
-  {"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM},
-  {"TERM", SIGTERM},   {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"TSTP", SIGTSTP},
-  {"TTIN", SIGTTIN},   {"TTOU", SIGTTOU}, {"URG", SIGURG},       {"XCPU", SIGXCPU},
-  {"XFSZ", SIGXFSZ},   {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-  {"IO", SIGIO},       {"POLL", SIGPOLL}, {"PWR", SIGPWR},       {"SYS", SIGSYS},
-  {"STKFLT", SIGSTKFLT},
-};
-
-/* Signals whose handler would change how the program fails (a fault
- * signal returning from our handler faults again at once) or that cannot
- * be caught at all. */
-static int reserved_signal(int sig)
-{
-  return sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
-         sig == SIGFPE || sig == SIGTRAP;
-}
-
-/* A signal name (with or without SIG, any case; RTMIN+n and RTMAX-n too) or
- * number; 0 for "off"; -1 when it names no signal we may use. */
-static int parse_signal(const char *v)
-{
-  long n;
-  if (parse_number(v, &n) == 0) {
-    if (n == 0)
-      return 0;
-    if (n < 1 || n >= NSIG || reserved_signal((int)n) || (n > SIGSYS && n < SIGRTMIN))
-      return -1;                           /* glibc keeps the first real-time signals */
-    return (int)n;
-  }
-  if (parse_bool(v) == 0)
-    return 0;
-  const char *s = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
-  for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
-    if (strcasecmp(s, signals[i].name) == 0)
-      return signals[i].sig;
-  int base = -1, dir = 0;
-  if (strncasecmp(s, "RTMIN", 5) == 0) {
-    base = SIGRTMIN;
-    dir = 1;
-  } else if (strncasecmp(s, "RTMAX", 5) == 0) {
-    base = SIGRTMAX;
-    dir = -1;
-  }
-  if (base < 0)
-    return -1;
-  s += 5;
-  if (*s == '\0')
-    return base;
-  if (*s != (dir > 0 ? '+' : '-') || parse_number(s + 1, &n) != 0)
-    return -1;
-  long sig = base + dir * n;
-  return sig >= SIGRTMIN && sig <= SIGRTMAX ? (int)sig : -1;
-}
-
-static const char *signal_name(int sig, char *buf, size_t size)
-{
-  for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
-    if (signals[i].sig == sig) {
-      tl__formatf(buf, size, "SIG%s", signals[i].name);
-      return buf;
-    }
-  return sigabbrev_np(sig) ? sigabbrev_np(sig) : "?";
-}
-
-/* A number, with K or M where it divides evenly and the row takes them. */
-static void number_text(const struct option *o, long n, char *buf, size_t size)
-{
-  if ((o->flags & SUFFIX) && n != 0 && n % (1L << 20) == 0)
-    tl__formatf(buf, size, "%ldM", n >> 20);
-  else if ((o->flags & SUFFIX) && n != 0 && n % (1L << 10) == 0)
-    tl__formatf(buf, size, "%ldK", n >> 10);
-  else
-    tl__formatf(buf, size, "%ld", n);
-}
-
-/* A number for a NUMBER row, or -1. */
-static long parse_row_number(const struct option *o, const char *v)
-{
-  long n = -1, unit = 1;
-  char *end = NULL;
-  if (*v >= '0' && *v <= '9') {
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno != 0)
-      return -1;
-  } else {
-    return -1;
-  }
-  if ((o->flags & SUFFIX) && (*end == 'k' || *end == 'K' || *end == 'm' || *end == 'M')) {
-    unit = *end == 'k' || *end == 'K' ? 1L << 10 : 1L << 20;
-    end++;
-  }
-  if (*end != '\0' || n > o->max / unit || n * unit < o->min)
-    return -1;
-  n *= unit;
-  if (o->flags & POW2) {
-    long p = 1;
-    while (p < n)
-      p <<= 1;
-    n = p;
-  }
-  return n;
-}
-
-/* What a row accepts, for the warning about a value it does not. */
-static void expected_text(const struct option *o, char *buf, size_t size)
-{
-  char lo[24], hi[24];
-  size_t n = 0;
-  switch (o->kind) {
-  case BOOL:
-    tl__formatf(buf, size, "1 or 0, yes or no, on or off, true or false");
-    break;
-  case WORDS:
-    buf[0] = '\0';
-    for (size_t i = 0; o->words[i] != NULL && n < size; i++)
-      n += (size_t)tl__formatf(buf + n, size - n, "%s%s", i == 0 ? "" : o->words[i + 1] == NULL ? " or " : ", ",
-                               o->words[i]);
-    break;
-  case NUMBER:
-    number_text(o, o->min, lo, sizeof lo);
-    number_text(o, o->max, hi, sizeof hi);
-    tl__formatf(buf, size, "a number from %s to %s%s", lo, hi, o->flags & SUFFIX ? ", with an optional K or M" : "");
-    break;
-  case SIGNAL:
-    tl__formatf(buf, size, "a signal name such as USR2 or SIGUSR2, or its number; not KILL, STOP or a fault signal");
-    break;
-  case PATH:
-  case STRING:
-    tl__formatf(buf, size, "at most %zu bytes", o->size - 1);
-    break;
-  }
-}
-
-/* A row's value as VERBOSE prints it, and as the warnings name the default. */
-static void value_text(const struct option *o, long v, const char *text, char *buf, size_t size)
-{
-  char sig[16];
-  switch (o->kind) {
-  case BOOL:
-    tl__formatf(buf, size, "%s", v ? "on" : "off");
-    break;
-  case WORDS:
-    tl__formatf(buf, size, "%s", o->words[v]);
-    break;
-  case NUMBER:
-    number_text(o, v, buf, size);
-    break;
-  case SIGNAL:
-    if (v == 0)
-      tl__formatf(buf, size, "none");
-    else
-      tl__formatf(buf, size, "%s (%ld)", signal_name((int)v, sig, sizeof sig), v);
-    break;
-  case PATH:
-  case STRING:
-    tl__formatf(buf, size, "%s", text != NULL ? text : o->unset);
-    break;
-  }
-}
-
-static long default_of(const struct option *o)
+static long default_of(const struct tl__option *o)
 {
   return o->follows != NULL ? *int_field(o->follows) != 0 : o->dflt;
 }
 
 /* A text option: the kept copy, or NULL with one warning. */
-static const char *read_text(const struct option *o)
+static const char *read_text(const struct tl__option *o)
 {
   const char *v = o->kind == PATH ? secure_getenv(o->name) : getenv(o->name);
   if (v == NULL) {
@@ -380,7 +159,7 @@ static const char *read_text(const struct option *o)
   return o->buf;
 }
 
-static void read_option(const struct option *o)
+static void read_option(const struct tl__option *o)
 {
   if (o->kind == PATH || o->kind == STRING) {
     *text_field(o) = read_text(o);
@@ -393,20 +172,20 @@ static void read_option(const struct option *o)
     return;
   switch (o->kind) {
   case BOOL:
-    value = parse_bool(v);
+    value = tl__optvalue_bool(v);
     break;
   case WORDS:
     for (long i = 0; o->words[i] != NULL; i++)
       if (strcasecmp(v, o->words[i]) == 0)
         value = i;
     if (value < 0 && (o->flags & BOOL_WORDS))
-      value = parse_bool(v);
+      value = tl__optvalue_bool(v);
     break;
   case NUMBER:
-    value = parse_row_number(o, v);
+    value = tl__optvalue_number(o, v);
     break;
   case SIGNAL:
-    value = parse_signal(v);
+    value = tl__optvalue_signal(v);
     break;
   case PATH:
   case STRING:
@@ -417,12 +196,12 @@ static void read_option(const struct option *o)
     return;
   }
   char expected[128], dtext[64];
-  expected_text(o, expected, sizeof expected);
-  value_text(o, dflt, NULL, dtext, sizeof dtext);
+  tl__optvalue_expected(o, expected, sizeof expected);
+  tl__optvalue_text(o, dflt, NULL, dtext, sizeof dtext);
   tl__message("%s=%s is not valid (expected %s); using the default, %s", o->name, v, expected, dtext);
 }
 
-static void print_option(const struct option *o)
+static void print_option(const struct tl__option *o)
 {
   char text[4200];
   switch (o->kind) {
@@ -434,17 +213,17 @@ static void print_option(const struct option *o)
       tl__formatf(text, sizeof text, "0");
       break;
     }
-    value_text(o, *int_field(o), NULL, text, sizeof text);
+    tl__optvalue_text(o, *int_field(o), NULL, text, sizeof text);
     break;
   case NUMBER:
     tl__formatf(text, sizeof text, "%d", *int_field(o));
     break;
   case WORDS:
-    value_text(o, *int_field(o), NULL, text, sizeof text);
+    tl__optvalue_text(o, *int_field(o), NULL, text, sizeof text);
     break;
   case PATH:
   case STRING:
-    value_text(o, 0, *text_field(o), text, sizeof text);
+    tl__optvalue_text(o, 0, *text_field(o), text, sizeof text);
     break;
   }
   tl__message("option %s=%s", o->name, text);
