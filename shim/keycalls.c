@@ -10,6 +10,25 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
+
+/* A sanitizer's runtime makes keys while it sets itself up, before it can
+ * run instrumented code: in a sanitizer build of the library, these
+ * functions are not instrumented, and such keys are not noted (a
+ * pthread-keys item never takes a sanitizer's keys: pkeys.c). */
+#define TL__EARLY __attribute__((no_sanitize("address", "thread", "undefined")))
+
+TL__EARLY static int from_sanitizer(const void *caller)
+{
+  Dl_info info;
+  if (caller == NULL || dladdr(caller, &info) == 0 || info.dli_fname == NULL)
+    return 0;
+  static const char *const runtimes[] = {"libasan", "libtsan", "liblsan", "libubsan", "libhwasan"};
+  for (size_t i = 0; i < sizeof runtimes / sizeof runtimes[0]; i++)
+    if (strstr(info.dli_fname, runtimes[i]) != NULL)
+      return 1;
+  return 0;
+}
 
 static struct {
   int (*_Atomic create)(pthread_key_t *, void (*)(void *));
@@ -23,7 +42,7 @@ static struct {
  * deletion fails as that of an invalid key would. */
 extern int __pthread_key_create(pthread_key_t *key, void (*destroy)(void *));
 
-static int create(pthread_key_t *key, void (*destroy)(void *), const void *caller)
+TL__EARLY static int create(pthread_key_t *key, void (*destroy)(void *), const void *caller)
 {
   int (*real)(pthread_key_t *, void (*)(void *)) = atomic_load_explicit(&keycalls.create, memory_order_relaxed);
   if (TL__UNLIKELY(real == NULL)) {
@@ -33,12 +52,12 @@ static int create(pthread_key_t *key, void (*destroy)(void *), const void *calle
     atomic_store_explicit(&keycalls.create, real, memory_order_relaxed);
   }
   int r = real(key, destroy);
-  if (TL__UNLIKELY(tl__pkeys_watch) && r == 0)
+  if (TL__UNLIKELY(tl__pkeys_watch) && r == 0 && !from_sanitizer(caller))
     tl__pkeys_note(*key, destroy, caller);
   return r;
 }
 
-static int key_delete(pthread_key_t key)
+TL__EARLY static int key_delete(pthread_key_t key)
 {
   int (*real)(pthread_key_t) = atomic_load_explicit(&keycalls.remove, memory_order_relaxed);
   if (TL__UNLIKELY(real == NULL)) {
@@ -73,25 +92,25 @@ static int key_delete(pthread_key_t key)
 #endif
 
 TL__VERSIONED(tl__pkey_create, "pthread_key_create@@GLIBC_2.34")
-int tl__pkey_create(pthread_key_t *key, void (*destroy)(void *))
+TL__EARLY int tl__pkey_create(pthread_key_t *key, void (*destroy)(void *))
 {
   return create(key, destroy, __builtin_return_address(0));
 }
 
 TL__VERSIONED(tl__pkey_create_base, "pthread_key_create@" TL__GLIBC_BASE)
-int tl__pkey_create_base(pthread_key_t *key, void (*destroy)(void *))
+TL__EARLY int tl__pkey_create_base(pthread_key_t *key, void (*destroy)(void *))
 {
   return create(key, destroy, __builtin_return_address(0));
 }
 
 TL__VERSIONED(tl__pkey_delete, "pthread_key_delete@@GLIBC_2.34")
-int tl__pkey_delete(pthread_key_t key)
+TL__EARLY int tl__pkey_delete(pthread_key_t key)
 {
   return key_delete(key);
 }
 
 TL__VERSIONED(tl__pkey_delete_base, "pthread_key_delete@" TL__GLIBC_BASE)
-int tl__pkey_delete_base(pthread_key_t key)
+TL__EARLY int tl__pkey_delete_base(pthread_key_t key)
 {
   return key_delete(key);
 }
