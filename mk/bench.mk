@@ -3,8 +3,8 @@
 # shared machine are figures to read, not tests to pass.
 #
 # GNU Pth (libpth-dev) is needed only here, for the pth_key_getdata
-# comparison; it is installed by scripts/install-deps --bench when its
-# header is missing (Debian's Pth has no pkg-config file).
+# comparison; it is installed by scripts/install-deps --bench when a
+# program cannot be linked with it (Debian's Pth has no pkg-config file).
 
 BENCH := $(BUILD)/bench
 BENCH_CFLAGS := $(CSTD) $(WARN) -O2 -g -Iinclude
@@ -14,8 +14,8 @@ BENCH_CFLAGS := $(CSTD) $(WARN) -O2 -g -Iinclude
 BENCH_LDFLAGS := -Wl,-z,now
 # Expanded when the recipe runs, after bench-deps: without Pth (no apt-get,
 # no network) the program is built without it and its row says so.
-PTH_CFLAGS = $(shell test -e /usr/include/pth.h && { pth-config --cflags 2>/dev/null || true; } || echo -DTLBENCH_NO_PTH)
-PTH_LIBS = $(shell test -e /usr/include/pth.h && { pth-config --ldflags --libs 2>/dev/null || echo -lpth; })
+PTH_CFLAGS = $(shell scripts/install-deps --have=pth && { pth-config --cflags 2>/dev/null || true; } || echo -DTLBENCH_NO_PTH)
+PTH_LIBS = $(shell scripts/install-deps --have=pth && { pth-config --ldflags --libs 2>/dev/null || echo -lpth; })
 
 # The header-only variant (SPEC 3.10) is measured once the header has it.
 BENCH_DYNAMIC := $(if $(shell grep -q TL_DYNAMIC include/tasklocal.h 2>/dev/null && echo yes),yes,no)
@@ -33,10 +33,10 @@ bench: $(LIB) $(BENCH_PROGS)
 	sh tests/bench/run.sh $(BENCH) $(abspath $(LIB)) $$dyn
 
 bench-deps:
-	@test -e /usr/include/pth.h || scripts/install-deps --bench || \
+	@scripts/install-deps --bench || \
 	  echo "bench: GNU Pth could not be installed; the table goes on without it" >&2
 
-$(BENCH):
+$(BENCH): | deps
 	mkdir -p $@
 
 # Linked with the library (which then tracks ucontext without LD_PRELOAD)

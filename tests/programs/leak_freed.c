@@ -7,12 +7,9 @@
  *   garbage  the stack is overwritten with a pattern (reused memory).
  * The report counts 1 task either way.
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
+#include "prog.h"
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 
 #define STACK (64 * 1024)
 
