@@ -3,7 +3,9 @@
 #   make            build/libtasklocal.so
 #   make check      every test: Check unit suites, the SPEC 2.3 programs under
 #                   LD_PRELOAD, the same under ASan+UBSan and under valgrind,
-#                   and the aarch64 build's suites under qemu-user
+#                   and the aarch64 build's suites under qemu-user; each
+#                   suite runs, is timed, and is counted on the last line
+#                   (doc/testing.md)
 #   make demo       an unmodified coroutine program under the shim
 #
 # Missing build dependencies (libunwind, Check, pkg-config) are installed by

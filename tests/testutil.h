@@ -182,11 +182,11 @@ static inline void tl_test_report_times(const char *path, double wall_s)
     /* Check writes -1 for a test it killed at its timeout. */
     if (took < 0) {
       took = limit;
-      printf("%s: %s ran past its %.0f s timeout\n", program_invocation_short_name, name, limit);
-    }
-    if (took / limit > 0.5)
-      printf("%s: %s took %.1f s, %.0f%% of its %.0f s timeout: near its limit\n", program_invocation_short_name,
+      printf("%s: %s ran past its %g s timeout\n", program_invocation_short_name, name, limit);
+    } else if (took / limit > 0.5) {
+      printf("%s: %s took %.1f s, %.0f%% of its %g s timeout: near its limit\n", program_invocation_short_name,
              name, took, 100 * took / limit, limit);
+    }
     if (took / limit > worst) {
       worst = took / limit;
       worst_s = took;
@@ -195,7 +195,7 @@ static inline void tl_test_report_times(const char *path, double wall_s)
     }
   }
   if (worst >= 0)
-    printf("%s: %d tests in %.1f s; slowest for its timeout: %s, %.1f s of %.0f s (%.0f%%)\n",
+    printf("%s: %d tests in %.1f s; slowest for its timeout: %s, %.1f s of %g s (%.0f%%)\n",
            program_invocation_short_name, ntests, wall_s, worst_name, worst_s, worst_limit, 100 * worst);
 }
 
