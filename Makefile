@@ -1,7 +1,7 @@
 # tasklocal: task-local storage for ucontext coroutines.
 #
 #   make            build/libtasklocal.so
-#   make check      every test: Check unit suites, the SPEC 2.3 programs under
+#   make check      every test: Check unit suites, the switch-pattern programs under
 #                   LD_PRELOAD, the same under ASan+UBSan and under valgrind,
 #                   and the aarch64 build's suites under qemu-user; each
 #                   suite runs, is timed, and is counted on the last line
@@ -84,7 +84,7 @@ SONAME := libtasklocal.so.0
 WARN := -Wall -Wextra -Werror
 CSTD := -std=c11
 # Control-flow protection: CET's indirect-branch tracking on x86_64 (the
-# wrappers are not shadow-stack aware: see README, Limits), BTI landing
+# wrappers are not shadow-stack aware: see doc/limits.md), BTI landing
 # pads on aarch64 (shim/arch/aarch64.S has them, and marks its object so).
 # Not aarch64's signed return addresses (pac-ret, part of
 # -mbranch-protection=standard): libunwind 1.6 does not strip the
@@ -120,7 +120,9 @@ CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 
 LIB_SRC := $(wildcard shim/*.c) shim/arch/$(ARCH).S
-LIB_HDR := $(wildcard shim/*.h) include/tasklocal.h
+# The public headers: the API, header-only use (TL_DYNAMIC) and C++.
+PUBLIC_HDR := include/tasklocal.h include/tasklocal_dynamic.h include/tasklocal.hpp
+LIB_HDR := $(wildcard shim/*.h) $(PUBLIC_HDR)
 LIB := $(BUILD)/libtasklocal.so
 
 PROGRAMS := $(patsubst tests/programs/%.c,$(BUILD)/tests/programs/%,$(wildcard tests/programs/*.c))
@@ -156,8 +158,21 @@ deps:
 $(BUILD)/obj/%.o: shim/%.c $(LIB_HDR) | $(BUILD)/obj
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-$(BUILD)/obj/arch_s.o: shim/arch/$(ARCH).S | $(BUILD)/obj
-	$(CC) $(HARDEN_S) -fPIC -c $< -o $@
+# The offsets and constants of the assembly, generated from the C structs
+# as Linux's asm-offsets.h is: shim/arch/asm-offsets.c compiled to
+# assembly, each of its "->NAME value" lines made a #define.
+ASM_OFFSETS := $(BUILD)/obj/asm-offsets.h
+$(BUILD)/obj/asm-offsets.s: shim/arch/asm-offsets.c $(LIB_HDR) | $(BUILD)/obj
+	$(CC) $(CSTD) $(WARN) -O2 -fPIC -Iinclude -S $< -o $@
+
+$(ASM_OFFSETS): $(BUILD)/obj/asm-offsets.s
+	{ echo '/* Generated from shim/arch/asm-offsets.c by the Makefile: do not edit. */'; \
+	  sed -n 's/^[[:space:]]*\.ascii[[:space:]]*"->\([A-Z0-9_]*\) [$$#]\{0,1\}\(-\{0,1\}[0-9]*\)"$$/#define \1 \2/p' $<; } >$@.tmp
+	@grep -q '^#define TH_CURRENT ' $@.tmp || { echo "$@: no offsets found in $<" >&2; rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
+
+$(BUILD)/obj/arch_s.o: shim/arch/$(ARCH).S $(ASM_OFFSETS) | $(BUILD)/obj
+	$(CC) $(HARDEN_S) -fPIC -I$(BUILD)/obj -c $< -o $@
 
 LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c)) $(BUILD)/obj/arch_s.o
 
@@ -172,19 +187,29 @@ $(BUILD)/obj $(BUILD)/tests/programs: | deps
 $(BUILD)/tests/programs/%: tests/programs/%.c tests/programs/prog.h | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@
 
-$(PLUGIN): tests/plugin/probe.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(PLUGIN): tests/plugin/probe.c $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ -L$(BUILD) -ltasklocal
 
-$(BUILD)/tests/check_%: tests/check_%.c tests/testutil.h include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(BUILD)/tests/check_%: tests/check_%.c tests/testutil.h $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread -Iinclude -Itests $(CHECK_CFLAGS) \
 	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $(TEST_DEFS) $< -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal $(CHECK_LIBS) -ldl
 
 # The header-only suite links no tasklocal library: it finds it at run time.
-$(BUILD)/tests/check_dynamic: tests/check_dynamic.c tests/dynamic_tu2.c tests/testutil.h include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(BUILD)/tests/check_dynamic: tests/check_dynamic.c tests/dynamic_tu2.c tests/testutil.h $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread -Iinclude -Itests $(CHECK_CFLAGS) \
 	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $(TEST_DEFS) tests/check_dynamic.c tests/dynamic_tu2.c -o $@ \
 	  $(CHECK_LIBS) -ldl
+
+# The fast-path suite is linked with the library's sources, not with the
+# library: it calls the C halves of the wrappers itself, and counts the
+# calls that the assembly makes into them (--wrap). Without link-time
+# optimization, which would resolve those calls before --wrap sees them.
+$(BUILD)/tests/check_fastpath: tests/check_fastpath.c tests/testutil.h $(LIB_SRC) $(LIB_HDR) $(ASM_OFFSETS) \
+  | $(BUILD)/tests/programs
+	$(CC) $(filter-out -flto%,$(CFLAGS_LIB)) -pthread -Ishim -Itests -I$(dir $(ASM_OFFSETS)) $(CHECK_CFLAGS) \
+	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $(TEST_DEFS) $(LIB_SRC) $< -o $@ \
+	  -Wl,--wrap=tl__before_swap -Wl,--wrap=tl__before_make $(LIB_LIBS) $(CHECK_LIBS) -ldl
 
 # Timeouts (doc/testing.md). Check multiplies each test case's timeout by
 # CK_TIMEOUT_MULTIPLIER, and tests/testutil.h scales the deadlines the

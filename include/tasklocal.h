@@ -15,12 +15,13 @@
  * Three ways to use it: preload libtasklocal.so into an unmodified program
  * (its plugins then call this API); link with -ltasklocal (the library's
  * ucontext functions then come before libc's and tracking is active); or
- * define TL_DYNAMIC before including this header and link nothing: the
- * header finds the library at run time and falls back to per-thread storage
- * without it (see "Header-only use" at the end).
+ * include tasklocal_dynamic.h (or define TL_DYNAMIC before this header) and
+ * link nothing: the header finds the library at run time and falls back to
+ * per-thread storage without it (see "Header-only use" below).
  *
  * The header is C99 or later and C++11 or later; C++ also gets a scoped
- * binding, tl::with (see "C++" at the end).
+ * binding, tl::with, from tasklocal.hpp (which this header includes in
+ * C++).
  */
 #ifndef TASKLOCAL_H
 #define TASKLOCAL_H
@@ -193,8 +194,8 @@ TL_API int tl_unbind(tl_token_t *token);   /* restores the previous state; EINVA
  * __enter__ raises. Leaving the block cannot report an error: if the
  * unbinding fails (ESRCH or ENOMEM above) the binding outlives the block.
  * In C it needs GCC or Clang (the cleanup attribute); in C++ it is built
- * on tl::with, so an exception leaving the block unbinds too (see "C++"
- * at the end). */
+ * on tl::with, so an exception leaving the block unbinds too
+ * (tasklocal.hpp). */
 #define TL_WITH(key, value) TL__WITH_(key, value, TL__CAT_(tl__with_, __COUNTER__))
 
 /* ------------------------------------------------------------------------
@@ -271,19 +272,12 @@ TL_API int tl_trace_flush(void);           /* writes the TASKLOCAL_TRACE file no
  * Header-only use
  *
  * The library exports one versioned symbol, tl_api_v1, a table of its
- * functions. With TL_DYNAMIC defined before this header is included, every
- * function above is a static inline wrapper that calls through that table,
- * and the program needs no -ltasklocal (only -ldl on glibc before 2.34).
- *
- * Detection happens at the first call of any function, once for the whole
- * process: dlsym(RTLD_DEFAULT, "tl_api_v1") finds the library when it is
- * preloaded, linked, or dlopened with RTLD_GLOBAL; then
- * dlopen("libtasklocal.so.0", RTLD_NOLOAD) finds it when it was dlopened
- * locally. The table is accepted when its version is TL_API_VERSION and its
- * size at least ours. Threads that race on the first call each compute the
- * same answer and publish it with an atomic store, so no lock is needed.
- * A library loaded after the first call is not used: keys made by the
- * fallback would mean nothing to it.
+ * functions (struct tl_api, in tasklocal_dynamic.h). With TL_DYNAMIC
+ * defined before this header is included, it also includes
+ * tasklocal_dynamic.h: every function above becomes a static
+ * inline wrapper that calls through that table, found at the first call
+ * (tasklocal_dynamic.h says how), and the program needs no -ltasklocal
+ * (only -ldl on glibc before 2.34).
  *
  * Without the library the fallback gives per-thread semantics (each thread
  * is one task) for keys, get/lookup/set/unset and bind/unbind/TL_WITH,
@@ -294,39 +288,6 @@ TL_API int tl_trace_flush(void);           /* writes the TASKLOCAL_TRACE file no
  * with errno ENOSYS); argument errors are EINVAL in both modes;
  * tl_available() is 0. The fallback holds at most 2^20 keys alive.
  * ------------------------------------------------------------------------ */
-
-#define TL_API_VERSION 1
-
-struct tl_api {
-  uint32_t size;                           /* sizeof(struct tl_api) in the library */
-  uint32_t version;                        /* TL_API_VERSION */
-  int (*key_create)(tl_key_t *, void (*)(void *));
-  int (*key_create_attr)(tl_key_t *, const tl_key_attr_t *);
-  int (*key_find)(tl_key_t *, const char *);
-  int (*key_delete)(tl_key_t);
-  void *(*get)(tl_key_t);
-  int (*lookup)(tl_key_t, void **);
-  int (*set)(tl_key_t, const void *);
-  int (*unset)(tl_key_t);
-  int (*bind)(tl_key_t, const void *, tl_token_t *);
-  int (*unbind)(tl_token_t *);
-  int (*loop_close)(void);
-  int (*disc_end)(const struct tl_disc *, void *);
-  void *(*singleton)(tl_key_t, void *(*)(void *), void *);
-  int (*defer)(int, void (*)(void *), void *);
-  tl_task_t *(*current)(void);
-  uint64_t (*task_id)(const tl_task_t *);
-  int (*task_set_name)(tl_task_t *, const char *);
-  const char *(*task_name)(const tl_task_t *);
-  int (*foreach)(tl_task_t *, int (*)(tl_key_t, const char *, void *, void *), void *);
-  int (*dump)(int);
-  int (*available)(void);
-  int (*trace_flush)(void);                /* new entries go last: older headers check only the size */
-};
-
-#ifndef TL_DYNAMIC
-TL_API extern const struct tl_api tl_api_v1; /* the library's table */
-#endif
 
 /* ------------------------------------------------------------------------
  * Internals of the macros above; not part of the API.
@@ -357,37 +318,19 @@ static inline void tl__with_end(struct tl__with *w)
     tl_unbind(&w->token);
 }
 
-/* The inline read path. A linked program (or a plugin of a preloaded one)
+/* The inline read path: a linked program (or a plugin of a preloaded one)
  * reads a bound task key without a call. The library keeps, in each
- * thread's own TLS block, a view of the task running there: its stack
- * range and its value table. A read checks the stack pointer against the
- * range, then looks at the view's copy of the last key read through the
- * library (four loads relative to %fs in all), and only for another key in
- * the table (two more, and two from the table). Whenever anything the view
- * mirrors may change (a switch, a task's end, a table replaced, a
- * destructor running for another task), the library first empties the view
- * (span 0), and the next read goes to the library, which fills the view
- * again once it knows for sure which task runs; a value bound, rebound or
- * unbound in place forgets the copy of that key (last 0) before the table
- * changes. The copy is what CPython's contextvars keeps in each variable
- * (the last value read and the context it came from), kept here per thread:
- * a loop that reads one key makes no load from the table at all. Fields
- * are only ever added at the end; a reordering changes TL_VERSION_MAJOR. Once a key has been
- * deleted, every read goes to the library, which checks that a key it
- * finds in a table is still live (tl_key_delete empties every thread's
- * view, and none is filled again). A stack pointer
- * outside the range (a switch the library never saw, as with siglongjmp)
- * also goes to the library, which finds the task by its stack.
- *
- * Coroutines move between threads (M:N schedulers), and a compiler may keep
- * the address of a thread-local variable in a register across a call such
- * as swapcontext, after which the code runs on another thread. So the view
- * is never reached through an address: each field is loaded relative to
- * %fs by a volatile asm statement, which the compiler can neither merge
- * with an earlier one nor move, and which reads the view of the thread the
- * code runs on at that instant. (The view's offset from %fs is the same in
- * every thread.) Define TL_NO_INLINE before including this header to always
- * call the library instead. */
+ * thread's TLS block, a view of the task running there (its stack range,
+ * its value table, and the last key read with its value); a read checks
+ * the stack pointer against the range and the key against that copy, else
+ * looks in the table, else calls the library. The library empties the view
+ * (span 0) before anything it mirrors may change. Each field is loaded
+ * relative to the thread pointer by a volatile asm statement, so that no
+ * thread's address is kept across a switch that may move the coroutine to
+ * another thread. Fields are only ever added at the end; a reordering
+ * changes TL_VERSION_MAJOR. doc/performance.md tells the whole design.
+ * Define TL_NO_INLINE before including this header to always call the
+ * library instead. */
 struct tl__rview {
   unsigned long lo, span;                  /* the running task's stack; span 0: ask the library */
   unsigned long ents, tag;                 /* its table: first entry, 2 x (capacity - 1) */
@@ -475,10 +418,6 @@ extern __thread struct tl__rview tl__view;
 
 static inline void *tl__get_inline(tl_key_t key)
 {
-  struct tl__ent_a64 {
-    uint64_t key;
-    void *value;
-  };
   unsigned long off, sp, lo, span, last, value, ents, tag;
   __asm__("adrp %0, :gottprel:tl__view\n\tldr %0, [%0, #:gottprel_lo12:tl__view]" : "=r"(off));
   __asm__("mov %0, sp" : "=r"(sp));
@@ -488,8 +427,7 @@ static inline void *tl__get_inline(tl_key_t key)
     if (__builtin_expect(last == key, 1))
       return (void *)value;
     TL__VIEW_PAIR(ents, tag, off, 16);
-    const struct tl__ent_a64 *e =
-        (const struct tl__ent_a64 *)(ents + (unsigned long)((uint32_t)key & (uint32_t)tag) * 8);
+    const struct tl__rent *e = (const struct tl__rent *)(ents + (unsigned long)((uint32_t)key & (uint32_t)tag) * 8);
     /* Plain loads, as on x86_64. */
     if (e->key == key)
       return e->value;
@@ -508,587 +446,13 @@ static inline void *tl__get_inline(tl_key_t key)
 
 
 #ifdef TL_DYNAMIC
-/* The header-only implementation. Everything here has a tl__dyn_ or
- * tl__fb_ name; shared state and functions are weak so that every
- * translation unit (and shared object) of the program uses one copy. */
-#include <dlfcn.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-
-/* The definitions below are their own only declarations, so the warnings
- * that ask for a separate prototype are off for them (and them only). */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-declarations"
-#if !defined(__cplusplus) || defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#include "tasklocal_dynamic.h"         /* the table and the fallback */
 #endif
-#ifdef __clang__
-#pragma GCC diagnostic ignored "-Wmissing-variable-declarations"
-#endif
-
-#define TL__FB_CHUNK 1024u
-#define TL__FB_CHUNKS 1024u
-
-struct tl__fb_key {
-  uint32_t gen;                            /* the live key's generation, or the next one */
-  int live;
-  tl_key_attr_t attr;                      /* attr.name is a copy */
-  uint32_t next_free;                      /* slot + 1 */
-};
-
-struct tl__fb_ent {
-  tl_key_t key;
-  void *value;
-};
-
-struct tl__fb_binding {
-  uint64_t seq;
-  tl_key_t key;
-  void *prev;
-  int prev_bound;
-};
-
-struct tl__fb_perthread {
-  struct tl__fb_ent *vals;                 /* indexed by slot */
-  uint32_t cap;
-  struct tl__fb_binding *binds;
-  uint32_t nbinds, capbinds;
-  uint64_t seq, id;
-  tl_key_t initing;                        /* the key whose init runs now */
-};
-
-struct tl__fb_state {
-  pthread_mutex_t lock;
-  struct tl__fb_key *chunk[TL__FB_CHUNKS];
-  uint32_t nslots, free_head;
-  pthread_once_t once;
-  pthread_key_t exit_key;
-  uint64_t next_id;
-  const struct tl_api *api;                /* what detection chose; read with __atomic */
-};
-
-/* glibc's PTHREAD_MUTEX_INITIALIZER spells the mutex's two list pointers
- * as 0 (bits/struct_mutex.h), which C++ compilers flag under
- * -Wzero-as-null-pointer-constant where the macro is expanded: here. */
-#ifdef __cplusplus
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
-#endif
-__attribute__((weak)) struct tl__fb_state tl__fb = {PTHREAD_MUTEX_INITIALIZER, {TL__NULL}, 0, 0, PTHREAD_ONCE_INIT, 0, 1, TL__NULL};
-#ifdef __cplusplus
-#pragma GCC diagnostic pop
-#endif
-__attribute__((weak)) __thread struct tl__fb_perthread *tl__fb_self;
-
-__attribute__((weak)) struct tl__fb_key *tl__fb_rec(tl_key_t key)
-{
-  uint32_t slot = TL__CAST(uint32_t, key), gen = TL__CAST(uint32_t, key >> 32);
-  if (gen == 0 || slot >= TL__FB_CHUNK * TL__FB_CHUNKS)
-    return TL__NULL;
-  struct tl__fb_key *c = __atomic_load_n(&tl__fb.chunk[slot / TL__FB_CHUNK], __ATOMIC_ACQUIRE);
-  if (c == TL__NULL)
-    return TL__NULL;
-  struct tl__fb_key *r = &c[slot % TL__FB_CHUNK];
-  return __atomic_load_n(&r->live, __ATOMIC_ACQUIRE) && r->gen == gen ? r : TL__NULL;
-}
-
-__attribute__((weak)) void tl__fb_thread_exit(void *arg)
-{
-  struct tl__fb_perthread *th = TL__CAST(struct tl__fb_perthread *, arg);
-  for (int round = 0; round < 4; round++) {
-    int called = 0;
-    for (uint32_t i = 0; i < th->cap; i++) {
-      struct tl__fb_ent e = th->vals[i];
-      if (e.key == 0)
-        continue;
-      th->vals[i].key = 0;
-      struct tl__fb_key *r = tl__fb_rec(e.key);
-      if (r != TL__NULL && e.value != TL__NULL && r->attr.destroy != TL__NULL) {
-        r->attr.destroy(e.value);
-        called = 1;
-      }
-    }
-    if (!called)
-      break;
-  }
-  tl__fb_self = TL__NULL;
-  free(th->vals);
-  free(th->binds);
-  free(th);
-}
-
-__attribute__((weak)) void tl__fb_once(void)
-{
-  pthread_key_create(&tl__fb.exit_key, tl__fb_thread_exit);
-}
-
-__attribute__((weak)) struct tl__fb_perthread *tl__fb_thread(void)
-{
-  struct tl__fb_perthread *th = tl__fb_self;
-  if (th == TL__NULL) {
-    pthread_once(&tl__fb.once, tl__fb_once);
-    th = TL__CAST(struct tl__fb_perthread *, calloc(1, sizeof *th));
-    if (th == TL__NULL)
-      return TL__NULL;
-    th->id = __atomic_fetch_add(&tl__fb.next_id, 1, __ATOMIC_RELAXED);
-    pthread_setspecific(tl__fb.exit_key, th);
-    tl__fb_self = th;
-  }
-  return th;
-}
-
-__attribute__((weak)) int tl__fb_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr)
-{
-  static const tl_key_attr_t defaults = TL_KEY_ATTR_INIT;
-  if (key == TL__NULL)
-    return EINVAL;
-  if (attr == TL__NULL)
-    attr = &defaults;
-  if (attr->scope < TL_SCOPE_TASK || attr->scope > TL_SCOPE_CUSTOM || attr->inherit < TL_INHERIT_NONE ||
-      attr->inherit > TL_INHERIT_COPY || (attr->inherit == TL_INHERIT_COPY && attr->copy == TL__NULL) ||
-      (attr->scope == TL_SCOPE_CUSTOM && (attr->disc == TL__NULL || attr->disc->current == TL__NULL)) ||
-      (attr->scope != TL_SCOPE_TASK && attr->inherit != TL_INHERIT_NONE) || (attr->flags & ~TL_KEY_SCOPED_ONLY) ||
-      (attr->name != TL__NULL && attr->name[0] == '\0'))
-    return EINVAL;
-  if (attr->scope == TL_SCOPE_CUSTOM)
-    return ENOSYS;
-  char *name = TL__NULL;
-  if (attr->name != TL__NULL) {
-    size_t len = strlen(attr->name) + 1;
-    if ((name = TL__CAST(char *, malloc(len))) == TL__NULL)
-      return ENOMEM;
-    memcpy(name, attr->name, len);
-  }
-  int err = 0;
-  pthread_mutex_lock(&tl__fb.lock);
-  for (uint32_t i = 0; name != TL__NULL && i < tl__fb.nslots; i++) {
-    struct tl__fb_key *r = &tl__fb.chunk[i / TL__FB_CHUNK][i % TL__FB_CHUNK];
-    if (r->live && r->attr.name != TL__NULL && strcmp(r->attr.name, name) == 0)
-      err = EEXIST;
-  }
-  uint32_t slot = tl__fb.free_head ? tl__fb.free_head - 1 : tl__fb.nslots;
-  if (err == 0 && slot >= TL__FB_CHUNK * TL__FB_CHUNKS)
-    err = EAGAIN;
-  if (err == 0 && tl__fb.chunk[slot / TL__FB_CHUNK] == TL__NULL) {
-    struct tl__fb_key *c = TL__CAST(struct tl__fb_key *, calloc(TL__FB_CHUNK, sizeof *c));
-    if (c == TL__NULL)
-      err = ENOMEM;
-    else
-      __atomic_store_n(&tl__fb.chunk[slot / TL__FB_CHUNK], c, __ATOMIC_RELEASE);
-  }
-  if (err == 0) {
-    struct tl__fb_key *r = &tl__fb.chunk[slot / TL__FB_CHUNK][slot % TL__FB_CHUNK];
-    if (tl__fb.free_head)
-      tl__fb.free_head = r->next_free;
-    else
-      tl__fb.nslots++;
-    if (r->gen == 0)
-      r->gen = 1;
-    r->attr = *attr;
-    r->attr.name = name;
-    __atomic_store_n(&r->live, 1, __ATOMIC_RELEASE);
-    *key = TL__CAST(uint64_t, r->gen) << 32 | slot;
-    name = TL__NULL;
-  }
-  pthread_mutex_unlock(&tl__fb.lock);
-  free(name);
-  return err;
-}
-
-__attribute__((weak)) int tl__fb_key_create(tl_key_t *key, void (*destroy)(void *))
-{
-  tl_key_attr_t attr = TL_KEY_ATTR_INIT;
-  attr.destroy = destroy;
-  return tl__fb_key_create_attr(key, &attr);
-}
-
-__attribute__((weak)) int tl__fb_key_find(tl_key_t *key, const char *name)
-{
-  if (key == TL__NULL || name == TL__NULL)
-    return EINVAL;
-  int err = ENOENT;
-  pthread_mutex_lock(&tl__fb.lock);
-  for (uint32_t i = 0; i < tl__fb.nslots && err != 0; i++) {
-    struct tl__fb_key *r = &tl__fb.chunk[i / TL__FB_CHUNK][i % TL__FB_CHUNK];
-    if (r->live && r->attr.name != TL__NULL && strcmp(r->attr.name, name) == 0) {
-      *key = TL__CAST(uint64_t, r->gen) << 32 | i;
-      err = 0;
-    }
-  }
-  pthread_mutex_unlock(&tl__fb.lock);
-  return err;
-}
-
-__attribute__((weak)) int tl__fb_key_delete(tl_key_t key)
-{
-  int err = EINVAL;
-  char *name = TL__NULL;
-  pthread_mutex_lock(&tl__fb.lock);
-  struct tl__fb_key *r = tl__fb_rec(key);
-  if (r != TL__NULL) {
-    __atomic_store_n(&r->live, 0, __ATOMIC_RELEASE);
-    r->gen = r->gen + 1 ? r->gen + 1 : 1;  /* the old handle never matches again */
-    name = TL__UNCONST(char *, r->attr.name);
-    r->attr.name = TL__NULL;
-    r->next_free = tl__fb.free_head;
-    tl__fb.free_head = TL__CAST(uint32_t, key) + 1;
-    err = 0;
-  }
-  pthread_mutex_unlock(&tl__fb.lock);
-  free(name);
-  return err;
-}
-
-__attribute__((weak)) int tl__fb_put(tl_key_t key, void *value, int remove)
-{
-  struct tl__fb_perthread *th = tl__fb_thread();
-  if (th == TL__NULL)
-    return ENOMEM;
-  uint32_t slot = TL__CAST(uint32_t, key);
-  if (slot >= th->cap) {
-    if (remove)
-      return 0;
-    uint32_t cap = th->cap ? th->cap : 16;
-    while (cap <= slot)
-      cap *= 2;
-    struct tl__fb_ent *v = TL__CAST(struct tl__fb_ent *, calloc(cap, sizeof *v));
-    if (v == TL__NULL)
-      return ENOMEM;
-    if (th->cap)
-      memcpy(v, th->vals, th->cap * sizeof *v);
-    free(th->vals);
-    th->vals = v;
-    th->cap = cap;
-  }
-  th->vals[slot].key = remove ? 0 : key;
-  th->vals[slot].value = remove ? TL__NULL : value;
-  return 0;
-}
-
-__attribute__((weak)) int tl__fb_lookup(tl_key_t key, void **value)
-{
-  struct tl__fb_key *r = tl__fb_rec(key);
-  if (r == TL__NULL || value == TL__NULL)
-    return EINVAL;
-  struct tl__fb_perthread *th = tl__fb_self;
-  uint32_t slot = TL__CAST(uint32_t, key);
-  if (th != TL__NULL && slot < th->cap && th->vals[slot].key == key) {
-    *value = th->vals[slot].value;
-    return 0;
-  }
-  if (r->attr.init == TL__NULL || (th = tl__fb_thread()) == TL__NULL || th->initing == key)
-    return ENOENT;
-  th->initing = key;
-  void *v = r->attr.init(r->attr.init_arg);
-  th->initing = 0;
-  int err = tl__fb_put(key, v, 0);
-  if (err == 0)
-    *value = v;
-  return err;
-}
-
-__attribute__((weak)) void *tl__fb_get(tl_key_t key)
-{
-  void *v = TL__NULL;
-  return tl__fb_lookup(key, &v) == 0 ? v : TL__NULL;
-}
-
-__attribute__((weak)) int tl__fb_set(tl_key_t key, const void *value)
-{
-  struct tl__fb_key *r = tl__fb_rec(key);
-  if (r == TL__NULL)
-    return EINVAL;
-  if (r->attr.flags & TL_KEY_SCOPED_ONLY)
-    return EPERM;
-  return tl__fb_put(key, TL__UNCONST(void *, value), 0);
-}
-
-__attribute__((weak)) int tl__fb_unset(tl_key_t key)
-{
-  struct tl__fb_key *r = tl__fb_rec(key);
-  if (r == TL__NULL)
-    return EINVAL;
-  if (r->attr.flags & TL_KEY_SCOPED_ONLY)
-    return EPERM;
-  return tl__fb_put(key, TL__NULL, 1);
-}
-
-__attribute__((weak)) uint64_t tl__fb_check(uint64_t id, uint64_t seq, uint64_t key)
-{
-  uint64_t x = id * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ key ^ TL__BITCAST(uintptr_t, &tl__fb);
-  x ^= x >> 31;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 29);
-}
-
-__attribute__((weak)) int tl__fb_bind(tl_key_t key, const void *value, tl_token_t *token)
-{
-  struct tl__fb_perthread *th;
-  if (token == TL__NULL || tl__fb_rec(key) == TL__NULL)
-    return EINVAL;
-  if ((th = tl__fb_thread()) == TL__NULL)
-    return ENOMEM;
-  if (th->nbinds == th->capbinds) {
-    uint32_t cap = th->capbinds ? th->capbinds * 2 : 8;
-    struct tl__fb_binding *b = TL__CAST(struct tl__fb_binding *, realloc(th->binds, cap * sizeof *b));
-    if (b == TL__NULL)
-      return ENOMEM;
-    th->binds = b;
-    th->capbinds = cap;
-  }
-  uint32_t slot = TL__CAST(uint32_t, key);
-  struct tl__fb_binding b = {++th->seq, key, TL__NULL, 0};
-  if (slot < th->cap && th->vals[slot].key == key) {
-    b.prev = th->vals[slot].value;
-    b.prev_bound = 1;
-  }
-  int err = tl__fb_put(key, TL__UNCONST(void *, value), 0);
-  if (err != 0)
-    return err;
-  th->binds[th->nbinds++] = b;
-  token->opaque[0] = th->id;
-  token->opaque[1] = b.seq;
-  token->opaque[2] = key;
-  token->opaque[3] = tl__fb_check(th->id, b.seq, key);
-  return 0;
-}
-
-__attribute__((weak)) int tl__fb_unbind(tl_token_t *token)
-{
-  struct tl__fb_perthread *th = tl__fb_self;
-  if (token == TL__NULL || th == TL__NULL || th->nbinds == 0 || token->opaque[0] != th->id ||
-      token->opaque[3] != tl__fb_check(token->opaque[0], token->opaque[1], token->opaque[2]))
-    return EINVAL;
-  struct tl__fb_binding *top = &th->binds[th->nbinds - 1];
-  if (top->seq != token->opaque[1] || top->key != token->opaque[2])
-    return EINVAL;
-  if (tl__fb_rec(top->key) != TL__NULL) {
-    int err = tl__fb_put(top->key, top->prev, !top->prev_bound);
-    if (err != 0)
-      return err;
-  }
-  th->nbinds--;
-  memset(token, 0, sizeof *token);
-  return 0;
-}
-
-__attribute__((weak)) int tl__fb_loop_close(void) { return ENOSYS; }
-__attribute__((weak)) int tl__fb_disc_end(const struct tl_disc *disc, void *owner)
-{
-  return disc == TL__NULL || owner == TL__NULL ? EINVAL : ENOSYS;
-}
-__attribute__((weak)) void *tl__fb_singleton(tl_key_t key, void *(*make)(void *), void *arg)
-{
-  (void)arg;
-  errno = make == TL__NULL || tl__fb_rec(key) == TL__NULL ? EINVAL : ENOSYS;
-  return TL__NULL;
-}
-__attribute__((weak)) int tl__fb_defer(int scope, void (*fn)(void *), void *arg)
-{
-  (void)arg;
-  return fn == TL__NULL || (scope != TL_SCOPE_TASK && scope != TL_SCOPE_THREAD) ? EINVAL : ENOSYS;
-}
-__attribute__((weak)) tl_task_t *tl__fb_current(void)
-{
-  errno = ENOSYS;
-  return TL__NULL;
-}
-__attribute__((weak)) uint64_t tl__fb_task_id(const tl_task_t *task)
-{
-  (void)task;
-  return 0;
-}
-__attribute__((weak)) int tl__fb_task_set_name(tl_task_t *task, const char *name)
-{
-  (void)task;
-  (void)name;
-  return ENOSYS;
-}
-__attribute__((weak)) const char *tl__fb_task_name(const tl_task_t *task)
-{
-  (void)task;
-  errno = ENOSYS;
-  return TL__NULL;
-}
-__attribute__((weak)) int tl__fb_foreach(tl_task_t *task, int (*fn)(tl_key_t, const char *, void *, void *), void *arg)
-{
-  (void)task;
-  (void)arg;
-  return fn == TL__NULL ? EINVAL : ENOSYS;
-}
-__attribute__((weak)) int tl__fb_dump(int fd) { return fd < 0 ? EBADF : ENOSYS; }
-__attribute__((weak)) int tl__fb_available(void) { return 0; }
-__attribute__((weak)) int tl__fb_trace_flush(void) { return ENOSYS; }
-
-__attribute__((weak)) TL__EXTERN_DEF const struct tl_api tl__fb_api = {
-    sizeof(struct tl_api), TL_API_VERSION, tl__fb_key_create, tl__fb_key_create_attr, tl__fb_key_find,
-    tl__fb_key_delete, tl__fb_get, tl__fb_lookup, tl__fb_set, tl__fb_unset, tl__fb_bind, tl__fb_unbind,
-    tl__fb_loop_close, tl__fb_disc_end, tl__fb_singleton, tl__fb_defer, tl__fb_current, tl__fb_task_id,
-    tl__fb_task_set_name, tl__fb_task_name, tl__fb_foreach, tl__fb_dump, tl__fb_available, tl__fb_trace_flush};
-
-/* Detection: see "Header-only use" above. */
-__attribute__((weak)) const struct tl_api *tl__dyn_api_slow(void)
-{
-  const struct tl_api *api = TL__CAST(const struct tl_api *, dlsym(TL__NULL /* RTLD_DEFAULT */, "tl_api_v1"));
-  if (api == TL__NULL) {
-    void *lib = dlopen("libtasklocal.so.0", RTLD_LAZY | RTLD_NOLOAD);
-    if (lib != TL__NULL)
-      api = TL__CAST(const struct tl_api *, dlsym(lib, "tl_api_v1"));
-  }
-  if (api == TL__NULL || api->version != TL_API_VERSION || api->size < sizeof(struct tl_api))
-    api = &tl__fb_api;
-  __atomic_store_n(&tl__fb.api, api, __ATOMIC_RELEASE);
-  return api;
-}
-
-static inline const struct tl_api *tl__dyn_api(void)
-{
-  const struct tl_api *api = __atomic_load_n(&tl__fb.api, __ATOMIC_ACQUIRE);
-  return api != TL__NULL ? api : tl__dyn_api_slow();
-}
-
-TL_API int tl_key_create(tl_key_t *key, void (*destroy)(void *value)) { return tl__dyn_api()->key_create(key, destroy); }
-TL_API int tl_key_create_attr(tl_key_t *key, const tl_key_attr_t *attr) { return tl__dyn_api()->key_create_attr(key, attr); }
-TL_API int tl_key_find(tl_key_t *key, const char *name) { return tl__dyn_api()->key_find(key, name); }
-TL_API int tl_key_delete(tl_key_t key) { return tl__dyn_api()->key_delete(key); }
-TL_API void *tl_get(tl_key_t key) { return tl__dyn_api()->get(key); }
-TL_API int tl_lookup(tl_key_t key, void **value) { return tl__dyn_api()->lookup(key, value); }
-TL_API int tl_set(tl_key_t key, const void *value) { return tl__dyn_api()->set(key, value); }
-TL_API int tl_unset(tl_key_t key) { return tl__dyn_api()->unset(key); }
-TL_API int tl_bind(tl_key_t key, const void *value, tl_token_t *token) { return tl__dyn_api()->bind(key, value, token); }
-TL_API int tl_unbind(tl_token_t *token) { return tl__dyn_api()->unbind(token); }
-TL_API int tl_loop_close(void) { return tl__dyn_api()->loop_close(); }
-TL_API int tl_disc_end(const struct tl_disc *disc, void *owner) { return tl__dyn_api()->disc_end(disc, owner); }
-TL_API void *tl_singleton(tl_key_t key, void *(*make)(void *arg), void *arg) { return tl__dyn_api()->singleton(key, make, arg); }
-TL_API int tl_defer(int scope, void (*fn)(void *arg), void *arg) { return tl__dyn_api()->defer(scope, fn, arg); }
-TL_API tl_task_t *tl_current(void) { return tl__dyn_api()->current(); }
-TL_API uint64_t tl_task_id(const tl_task_t *task) { return tl__dyn_api()->task_id(task); }
-TL_API int tl_task_set_name(tl_task_t *task, const char *name) { return tl__dyn_api()->task_set_name(task, name); }
-TL_API const char *tl_task_name(const tl_task_t *task) { return tl__dyn_api()->task_name(task); }
-TL_API int tl_foreach(tl_task_t *task, int (*fn)(tl_key_t key, const char *name, void *value, void *arg), void *arg)
-{
-  return tl__dyn_api()->foreach(task, fn, arg);
-}
-TL_API int tl_dump(int fd) { return tl__dyn_api()->dump(fd); }
-TL_API int tl_available(void) { return tl__dyn_api()->available(); }
-TL_API int tl_trace_flush(void) { return tl__dyn_api()->trace_flush(); }
-#pragma GCC diagnostic pop
-#endif /* TL_DYNAMIC */
 
 #ifdef __cplusplus
 }
-
-/* ------------------------------------------------------------------------
- * C++
- *
- * The header is valid C++11 and later, warning-free under -Wall -Wextra
- * -Wpedantic -Wold-style-cast -Wzero-as-null-pointer-constant
- * -Wuseless-cast, linked, with TL_DYNAMIC and with TL_NO_INLINE. The
- * functions above keep C linkage, so C and C++ translation units of one
- * program share keys and values (and, with TL_DYNAMIC, one fallback).
- * C++ also gets, from this header alone, the scoped binding tl::with, and
- * TL_WITH built on it.
- *
- * tl::with guard(key, value); binds value to key with tl_bind until the
- * guard goes out of scope, however the scope is left: its end, return,
- * break, or an exception passing through. Nothing in it throws. Whether
- * the binding was made is in the guard: it converts to true while it holds
- * the binding, and guard.error() is what tl_bind returned (0, or EINVAL,
- * ESRCH, ENOMEM as above); a guard that could not bind unbinds nothing.
- * guard.unbind() ends the binding early and returns what tl_unbind did; on
- * an error (ESRCH, ENOMEM, or EINVAL while a binding made after it is
- * still open) the guard keeps the binding and its destructor tries again.
- * It is EINVAL on a guard that holds no binding. The destructor cannot
- * report an error: a binding it fails to undo outlives the guard, as with
- * TL_WITH. Guards follow tl_bind's rules, same task and innermost first,
- * which scopes on the stack give by construction. A guard can be moved
- * into a new one (to return it from a function), which leaves the old one
- * holding nothing; it cannot be copied or assigned (assigning would first
- * have to undo the target's binding, out of order).
- *
- * In C++, TL_WITH(key, value) { ... } is a for statement over a tl::with:
- * it behaves as in C (the block is skipped with errno set when the binding
- * cannot be made; break and continue leave the TL_WITH block itself), and
- * an exception leaving the block unbinds as well.
- *
- * Callbacks must not throw: a key's destroy, init and copy, a custom
- * discriminator's current, tl_singleton's make, the fn of tl_defer and of
- * tl_foreach. The library is C, and an exception thrown out of a callback
- * crosses the library's frames without any of their clean-up. What then
- * happens (glibc, tested on x86_64):
- * - from a callback that the library runs on its own, at a task's end
- *   (destroy, deferred calls), at thread exit or at process exit, or from
- *   copy, which runs inside makecontext (declared noexcept by glibc's C++
- *   headers): no handler is found and std::terminate is called;
- * - from a callback run inside a call the program made (init inside
- *   tl_get or tl_lookup, make inside tl_singleton, fn inside tl_foreach,
- *   destroy inside tl_loop_close or tl_disc_end, current inside any call
- *   on a custom-scope key): the exception reaches the caller's handler,
- *   but the library was left in the middle of that call (an initializer
- *   still marked as running, a scope half destroyed), and what it does
- *   afterwards is undefined.
- * Declare C++ callbacks noexcept, lambdas included
- * (+[](void *p) noexcept { delete static_cast<T *>(p); }): an exception
- * that would leave one calls std::terminate at once, in every case.
- * ------------------------------------------------------------------------ */
-
-namespace tl {
-
-class with {
-public:
-  with(tl_key_t key, const void *value) noexcept : token_(), err_(tl_bind(key, value, &token_)), bound_(err_ == 0) {}
-  with(with &&other) noexcept : token_(other.token_), err_(other.err_), bound_(other.bound_) { other.bound_ = false; }
-  with(const with &) = delete;
-  with &operator=(const with &) = delete;
-  with &operator=(with &&) = delete;
-  ~with()
-  {
-    if (bound_)
-      tl_unbind(&token_);
-  }
-
-  explicit operator bool() const noexcept { return bound_; }  /* it holds the binding */
-  int error() const noexcept { return err_; }                 /* what tl_bind returned */
-  int unbind() noexcept                                       /* ends the binding now */
-  {
-    if (!bound_)
-      return EINVAL;
-    int err = tl_unbind(&token_);
-    if (err == 0)
-      bound_ = false;
-    return err;
-  }
-
-private:
-  tl_token_t token_;
-  int err_;
-  bool bound_;
-};
-
-} /* namespace tl */
-
-/* TL_WITH's loop variable in C++: the guard, and whether the block ran. */
-class tl__with_block {
-public:
-  tl__with_block(tl_key_t key, const void *value) noexcept : guard_(key, value), entered_(false) {}
-  bool enter() noexcept
-  {
-    if (entered_)
-      return false;
-    entered_ = true;
-    if (!guard_)
-      errno = guard_.error();
-    return static_cast<bool>(guard_);
-  }
-
-private:
-  tl::with guard_;
-  bool entered_;
-};
-
-#define TL__WITH_(key, value, w) for (::tl__with_block w((key), (value)); w.enter();)
-#endif /* __cplusplus */
+#include "tasklocal.hpp"
+#endif
 
 #endif /* the language check at the top */
 #endif /* TASKLOCAL_H */

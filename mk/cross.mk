@@ -1,4 +1,4 @@
-# The second architecture (SPEC 5): glibc on aarch64, cross-built with
+# The second architecture (doc/platforms.md): glibc on aarch64, cross-built with
 # Debian's toolchain and tested under qemu-user (issue 17).
 #
 #   make cross          build/aarch64/libtasklocal.so
@@ -40,6 +40,6 @@ ifneq ($(filter bench bench-backtrace,$(MAKECMDGOALS)),)
 $(error make bench ARCH=$(ARCH): on this $(HOST_ARCH) machine $(ARCH) programs run under qemu-user, whose timings say nothing about $(ARCH) hardware, so no figures are printed. Run make bench on an $(ARCH) machine)
 endif
 ifneq ($(filter demo,$(MAKECMDGOALS)),)
-$(error make demo ARCH=$(ARCH): the demo runs on the machine's own architecture; run make demo, or see README, Platforms, for running an $(ARCH) program under qemu-user)
+$(error make demo ARCH=$(ARCH): the demo runs on the machine's own architecture; run make demo, or see doc/platforms.md for running an $(ARCH) program under qemu-user)
 endif
 endif

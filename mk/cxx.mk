@@ -26,20 +26,20 @@ cxx-deps:
 $(CXXT): | deps
 	mkdir -p $@
 
-$(CXXT)/guard-g++-c++11: tests/cxx/guard.cpp include/tasklocal.h $(LIB) | $(CXXT) cxx-deps
+$(CXXT)/guard-g++-c++11: tests/cxx/guard.cpp $(PUBLIC_HDR) $(LIB) | $(CXXT) cxx-deps
 	$(CXX_GNU) -std=c++11 $(CXXT_WARN) -Wuseless-cast -O2 -g -Iinclude $< -o $@ $(CXXT_LINK)
 
 # Header-only: no tasklocal library on the link line.
-$(CXXT)/guard-clang++-c++17-dynamic: tests/cxx/guard.cpp include/tasklocal.h | $(CXXT) cxx-deps
+$(CXXT)/guard-clang++-c++17-dynamic: tests/cxx/guard.cpp $(PUBLIC_HDR) | $(CXXT) cxx-deps
 	$(CXX_CLANG) -std=c++17 $(CXXT_WARN) -DTL_DYNAMIC -O2 -g -Iinclude $< -o $@ -ldl -pthread
 
-$(CXXT)/guard-g++-c++20-noinline: tests/cxx/guard.cpp include/tasklocal.h $(LIB) | $(CXXT) cxx-deps
+$(CXXT)/guard-g++-c++20-noinline: tests/cxx/guard.cpp $(PUBLIC_HDR) $(LIB) | $(CXXT) cxx-deps
 	$(CXX_GNU) -std=c++20 $(CXXT_WARN) -Wuseless-cast -DTL_NO_INLINE -O2 -g -Iinclude $< -o $@ $(CXXT_LINK)
 
-$(CXXT)/throw-g++: tests/cxx/throw.cpp include/tasklocal.h $(LIB) | $(CXXT) cxx-deps
+$(CXXT)/throw-g++: tests/cxx/throw.cpp $(PUBLIC_HDR) $(LIB) | $(CXXT) cxx-deps
 	$(CXX_GNU) -std=c++17 $(CXXT_WARN) -Wuseless-cast -O2 -g -Iinclude $< -o $@ $(CXXT_LINK)
 
-$(CXXT)/throw-clang++: tests/cxx/throw.cpp include/tasklocal.h $(LIB) | $(CXXT) cxx-deps
+$(CXXT)/throw-clang++: tests/cxx/throw.cpp $(PUBLIC_HDR) $(LIB) | $(CXXT) cxx-deps
 	$(CXX_CLANG) -std=c++17 $(CXXT_WARN) -O2 -g -Iinclude $< -o $@ $(CXXT_LINK)
 
 # The suite is not one of check-unit's: the sanitizer build has nothing to

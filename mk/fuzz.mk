@@ -31,12 +31,12 @@ fuzz-deps:
 $(FUZZ_DIR): | deps
 	mkdir -p $@ $@/corpus
 
-$(FUZZ_DIR)/libtasklocal.so: $(LIB_SRC) $(LIB_HDR) shim/tasklocal.map | $(FUZZ_DIR) fuzz-deps
-	$(FUZZ_CC) $(FUZZ_LIB_CFLAGS) -fsanitize=fuzzer-no-link -fPIC -fvisibility=hidden -shared \
+$(FUZZ_DIR)/libtasklocal.so: $(LIB_SRC) $(LIB_HDR) $(ASM_OFFSETS) shim/tasklocal.map | $(FUZZ_DIR) fuzz-deps
+	$(FUZZ_CC) $(FUZZ_LIB_CFLAGS) -I$(dir $(ASM_OFFSETS)) -fsanitize=fuzzer-no-link -fPIC -fvisibility=hidden -shared \
 	  -Wl,-soname,$(SONAME) -Wl,--version-script=shim/tasklocal.map $(LIB_SRC) -o $@ $(LIB_LIBS) -ldl -pthread
 	ln -sf libtasklocal.so $(FUZZ_DIR)/$(SONAME)
 
-$(FUZZ_DIR)/fuzz_api: tests/fuzz/fuzz_api.c include/tasklocal.h $(FUZZ_DIR)/libtasklocal.so
+$(FUZZ_DIR)/fuzz_api: tests/fuzz/fuzz_api.c $(PUBLIC_HDR) $(FUZZ_DIR)/libtasklocal.so
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ \
 	  -L$(FUZZ_DIR) -Wl,-rpath,$(abspath $(FUZZ_DIR)) -ltasklocal
 
@@ -52,7 +52,7 @@ fuzz: $(FUZZ_DIR)/fuzz_api
 	ASAN_OPTIONS=detect_leaks=$(FUZZ_LEAKS) $(FUZZ_DIR)/fuzz_api -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -detect_leaks=$(FUZZ_LEAKS) \
 	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus $(FUZZ_CORPUS)
 
-$(FUZZ_DIR)/replay: tests/fuzz/fuzz_api.c tests/fuzz/replay.c include/tasklocal.h $(LIB) | $(FUZZ_DIR)
+$(FUZZ_DIR)/replay: tests/fuzz/fuzz_api.c tests/fuzz/replay.c $(PUBLIC_HDR) $(LIB) | $(FUZZ_DIR)
 	$(CC) $(CSTD) $(WARN) -O1 -g -Iinclude tests/fuzz/fuzz_api.c tests/fuzz/replay.c -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal
 

@@ -34,7 +34,7 @@ $(GDB_DIR)/tasks: tests/gdb/tasks.c | $(GDB_DIR)
 $(GDB_DIR)/mn: tests/gdb/mn.c | $(GDB_DIR)
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@
 
-$(GDB_DIR)/libtlgdbplug.so: tests/gdb/gdbplug.c include/tasklocal.h $(LIB) | $(GDB_DIR)
+$(GDB_DIR)/libtlgdbplug.so: tests/gdb/gdbplug.c $(PUBLIC_HDR) $(LIB) | $(GDB_DIR)
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal -pthread
 

@@ -1,5 +1,6 @@
-# make install / make uninstall (SPEC 5): the library with its soname and
-# development symlinks, the header, tasklocal.pc, tasklocal-run,
+# make install / make uninstall: the library with its soname and
+# development symlinks, the headers (tasklocal.h, tasklocal_dynamic.h,
+# tasklocal.hpp), tasklocal.pc, tasklocal-run,
 # tasklocal-trace, the man pages and the gdb extension, under
 # $(DESTDIR)$(PREFIX).
 #
@@ -30,7 +31,7 @@ PC := $(BUILD)/tasklocal.pc
 
 # Every file and link that install makes, as uninstall removes them.
 INSTALLED = $(libdir)/$(LIB_REAL) $(libdir)/$(SONAME) $(libdir)/libtasklocal.so \
-            $(includedir)/tasklocal.h $(pkgconfigdir)/tasklocal.pc $(bindir)/tasklocal-run \
+            $(addprefix $(includedir)/,$(notdir $(PUBLIC_HDR))) $(pkgconfigdir)/tasklocal.pc $(bindir)/tasklocal-run \
             $(bindir)/tasklocal-trace \
             $(mandir)/man3/tasklocal.3 $(mandir)/man1/tasklocal-run.1 $(mandir)/man1/tasklocal-trace.1 \
             $(mandir)/man7/tasklocal.7 \
@@ -51,7 +52,7 @@ $(PC): tasklocal.pc.in | $(BUILD)/obj
 # full version in its name, the soname link that the dynamic linker loads
 # and the unversioned link that -ltasklocal finds, as shared libraries on
 # Debian have them.
-install: $(LIB) $(PC) include/tasklocal.h scripts/tasklocal-run scripts/tasklocal-trace $(MAN_PAGES) \
+install: $(LIB) $(PC) $(PUBLIC_HDR) scripts/tasklocal-run scripts/tasklocal-trace $(MAN_PAGES) \
          scripts/gdb/tasklocal-gdb.py
 	@case '$(libdir)' in /*) ;; *) echo "install: libdir must be an absolute path, not '$(libdir)'" >&2; exit 2 ;; esac
 	install -d -m 755 $(DESTDIR)$(libdir) $(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(includedir) \
@@ -60,7 +61,7 @@ install: $(LIB) $(PC) include/tasklocal.h scripts/tasklocal-run scripts/taskloca
 	install -m 755 $(LIB) $(DESTDIR)$(libdir)/$(LIB_REAL)
 	ln -sf $(LIB_REAL) $(DESTDIR)$(libdir)/$(SONAME)
 	ln -sf $(LIB_REAL) $(DESTDIR)$(libdir)/libtasklocal.so
-	install -m 644 include/tasklocal.h $(DESTDIR)$(includedir)/tasklocal.h
+	install -m 644 $(PUBLIC_HDR) $(DESTDIR)$(includedir)
 	install -m 644 $(PC) $(DESTDIR)$(pkgconfigdir)/tasklocal.pc
 	install -m 755 scripts/tasklocal-run $(DESTDIR)$(bindir)/tasklocal-run
 	install -m 755 scripts/tasklocal-trace $(DESTDIR)$(bindir)/tasklocal-trace

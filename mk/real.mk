@@ -1,15 +1,17 @@
 # make check-real: real third-party ucontext programs under the shim
 # (issue 7, tests/real/): stress-ng --context, qemu-img and qemu-io on a
 # qcow2 image, a GNU Pth program, a PCL (Portable Coroutine Library)
-# program and a C++ Boost.Context program of ours. Each runs alone and
+# program, a C++ Boost.Context program of ours, OpenSSL's async jobs
+# (s_server and s_client over loopback, speed) and a D program of ours on
+# druntime's fibers. Each runs alone and
 # under the shim and must print the same and exit alike; the stats line
 # (or, for stress-ng's workers, a live-task report) shows the tasks the
 # shim saw.
 #
 # Their Debian packages (stress-ng, qemu-utils, libpth-dev, libpcl1-dev,
-# libboost-context-dev) are installed by scripts/install-deps --real when
+# libboost-context-dev, openssl, gdc) are installed by scripts/install-deps --real when
 # absent; a program that is still missing makes its test skip, not fail.
-# Part of make check (about 10 seconds).
+# Part of make check (about 20 seconds).
 
 REAL := $(BUILD)/real
 # Expanded when the recipe runs, after real-deps has installed Pth. Debian's
@@ -53,11 +55,21 @@ $(REAL)/boost_prog: tests/real/boost_prog.cpp | real-deps $(REAL)
 	  $(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@ -lboost_context; \
 	else echo "check-real: Boost.Context is not installed; the Boost test will skip" >&2; fi
 
-$(REAL)/libexitdump.so: tests/real/exitdump.c include/tasklocal.h $(LIB) | $(REAL)
+# D fibers on druntime, built with gdc (which brings libgphobos). Without
+# gdc the program is not built and its test skips.
+$(REAL)/d_prog: tests/real/d_prog.d | real-deps $(REAL)
+	@if scripts/install-deps --have=gdc; then \
+	  echo "gdc -O2 -g -Wall -Werror $< -o $@"; \
+	  gdc -O2 -g -Wall -Werror $< -o $@; \
+	else echo "check-real: gdc is not installed; the D test will skip" >&2; fi
+
+$(REAL)/libexitdump.so: tests/real/exitdump.c $(PUBLIC_HDR) $(LIB) | $(REAL)
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ -L$(BUILD) -ltasklocal -ldl
 
-check-real: $(LIB) $(PLUGIN) $(REAL)/libexitdump.so $(REAL)/pth_prog $(REAL)/pcl_prog $(REAL)/boost_prog
+check-real: $(LIB) $(PLUGIN) $(REAL)/libexitdump.so $(REAL)/pth_prog $(REAL)/pcl_prog $(REAL)/boost_prog \
+	  $(REAL)/d_prog
 	@sh tests/real/run.sh $(abspath $(LIB)) $(abspath $(PLUGIN)) $(abspath $(REAL)/libexitdump.so) \
-	  $(abspath $(REAL)/pth_prog) $(abspath $(REAL)/pcl_prog) $(abspath $(REAL)/boost_prog)
+	  $(abspath $(REAL)/pth_prog) $(abspath $(REAL)/pcl_prog) $(abspath $(REAL)/boost_prog) \
+	  $(abspath $(REAL)/d_prog)
 
 CHECK_EXTRA += check-real

@@ -1,9 +1,9 @@
-# Leak reports, dumps and options (SPEC 4): the test plugin of the leaky
+# Leak reports, dumps and options (doc/reports.md): the test plugin of the leaky
 # programs, and the benchmark of backtrace capture.
 
 LEAKPLUG := $(BUILD)/tests/libtlleakplug.so
 
-$(LEAKPLUG): tests/plugin/leakplug.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(LEAKPLUG): tests/plugin/leakplug.c $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -shared -fPIC -Iinclude $< -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal -pthread
 
@@ -30,4 +30,7 @@ bench-backtrace: $(LIB) $(BUILD)/tests/bench/bench_backtrace
 	@$(BUILD)/tests/bench/bench_backtrace $(abspath $(LIB))
 
 # make bench prints this measurement too, before its table.
-bench: bench-backtrace
+bench-micro: bench-backtrace
+
+# The released-task suite runs tests/programs/ends with the same plugin.
+$(BUILD)/tests/check_release: $(LEAKPLUG)

@@ -1,5 +1,5 @@
 # Unmodified programs built with AddressSanitizer and with ThreadSanitizer,
-# run under the shim, which annotates their switches (SPEC 2.6, shim/tools.c):
+# run under the shim, which annotates their switches (doc/sanitizers.md, shim/tools.c):
 # the same stdout and exit status as the plain build alone, and no report.
 # unwind.c fails without the annotations (tests/sanitizers/run.sh checks
 # that too); annotated.c annotates its own switches, as QEMU does, and the

@@ -13,7 +13,7 @@ STRESS := $(BUILD)/tests/stress
 
 .PHONY: stress check-stress check-tsan
 
-$(STRESS): tests/stress/stress.c include/tasklocal.h $(LIB) | $(BUILD)/tests/programs
+$(STRESS): tests/stress/stress.c $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread -Iinclude $< -o $@ \
 	  -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ltasklocal
 

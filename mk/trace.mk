@@ -24,7 +24,7 @@ $(TRACE_DIR)/verify.py: tests/trace/verify.py | $(TRACE_DIR)
 $(BUILD)/tests/check_trace: $(TRACE_TEST_PROGS)
 check-unit: $(TRACE_TEST_PROGS)
 
-# The demo of the README's picture, and of make trace-demo.
+# The demo of doc/trace.md's picture, and of make trace-demo.
 $(TRACE_DIR)/trace_demo: tests/trace/trace_demo.c | $(TRACE_DIR)
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@
 

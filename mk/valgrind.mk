@@ -1,7 +1,7 @@
 # valgrind memcheck over the unmodified programs of tests/programs, each run
 # under the shim with the probe plugin: any memcheck error fails make check,
 # and so does a "client switching stacks?" warning (the shim registers every
-# task's stack with valgrind, SPEC 2.6).
+# task's stack with valgrind, doc/sanitizers.md).
 VALGRIND_PROGRAMS := $(filter-out $(BUILD)/tests/programs/leak_%,$(PROGRAMS))
 
 #

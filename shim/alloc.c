@@ -1,13 +1,15 @@
 /* Every allocation of the library goes through here.
  *
  * If the shim cannot allocate, the affected task goes untracked or the API
- * call returns ENOMEM; nothing aborts (SPEC 2.5). To test those paths, the
+ * call returns ENOMEM; nothing aborts (doc/reliability.md). To test those paths, the
  * environment variable TASKLOCAL_TEST_FAIL_ALLOC=N makes the Nth allocation
  * (counting from 1, after the variable is first read) fail, and
  * TASKLOCAL_TEST_FAIL_ALLOC=N+ makes it and every later one fail. */
 #include "internal.h"
 #include "alloc.h"
 #include "lock.h"
+#include "heapreal.h"
+#include "heapblocks.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -46,7 +48,7 @@ static struct {
   _Atomic int quiet;                       /* the environment was read and asks for no failure */
   _Atomic int read;
   struct small small[TL__SMALL_CLASSES];
-} A;
+} allocator;
 
 static void read_env(void)
 {
@@ -57,28 +59,28 @@ static void read_env(void)
     char *end;
     long n = strtol(v, &end, 10);
     if (n > 0) {
-      A.fail_at = n;
-      A.fail_after = *end == '+';
+      allocator.fail_at = n;
+      allocator.fail_after = *end == '+';
     }
   }
-  atomic_store_explicit(&A.read, 1, memory_order_release);
-  atomic_store_explicit(&A.quiet, A.fail_at == 0, memory_order_release);
+  atomic_store_explicit(&allocator.read, 1, memory_order_release);
+  atomic_store_explicit(&allocator.quiet, allocator.fail_at == 0, memory_order_release);
 }
 
 static __attribute__((noinline)) int should_fail_slow(void)
 {
-  if (!atomic_load_explicit(&A.read, memory_order_acquire))
+  if (!atomic_load_explicit(&allocator.read, memory_order_acquire))
     read_env();
-  if (A.fail_at == 0)
+  if (allocator.fail_at == 0)
     return 0;
-  long n = atomic_fetch_add_explicit(&A.count, 1, memory_order_relaxed) + 1;
-  return n == A.fail_at || (A.fail_after && n > A.fail_at);
+  long n = atomic_fetch_add_explicit(&allocator.count, 1, memory_order_relaxed) + 1;
+  return n == allocator.fail_at || (allocator.fail_after && n > allocator.fail_at);
 }
 
 /* One load in the common case, where no failure was asked for. */
 static inline int should_fail(void)
 {
-  if (TL__LIKELY(atomic_load_explicit(&A.quiet, memory_order_relaxed)))
+  if (TL__LIKELY(atomic_load_explicit(&allocator.quiet, memory_order_relaxed)))
     return 0;
   return should_fail_slow();
 }
@@ -100,9 +102,18 @@ void *tl__realloc(void *p, size_t size)
   return should_fail() ? NULL : realloc(p, size);
 }
 
+/* Not through our free (heapwatch.c): the library's own blocks never
+ * hold a task's stack, and its free may be called with a lock held that
+ * the release of a task would wait for. */
 void tl__free(void *p)
 {
-  free(p);
+  if (p == NULL)
+    return;
+  if (tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
+    return;
+  if (tl__heap_tracking)
+    tl__heapblocks_del(p);
+  tl__heap_real.free(p);
 }
 
 /* Task records and thread states live in mmap'd pages, which
@@ -112,8 +123,8 @@ void tl__free(void *p)
  * counter (see tl__small_alloc). */
 void tl__alloc_setup(void)
 {
-  A.lsan_root = (void (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "__lsan_register_root_region");
-  A.count_hook = (void (*)(void))dlsym(RTLD_DEFAULT, "tlcount_alloc");
+  allocator.lsan_root = (void (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "__lsan_register_root_region");
+  allocator.count_hook = (void (*)(void))dlsym(RTLD_DEFAULT, "tlcount_alloc");
 }
 
 static void *map_pages(size_t size)
@@ -121,8 +132,8 @@ static void *map_pages(size_t size)
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     return NULL;
-  if (A.lsan_root != NULL)
-    A.lsan_root(p, size);
+  if (allocator.lsan_root != NULL)
+    allocator.lsan_root(p, size);
   return p;
 }
 
@@ -158,7 +169,7 @@ static inline struct tl__small_cache *cache_of_thread(void)
  * ENOMEM. */
 static __attribute__((noinline)) void *pool_alloc(int c)
 {
-  struct small *s = &A.small[c];
+  struct small *s = &allocator.small[c];
   size_t size = (size_t)SMALL_MIN << c;
   if (tl__lock(&s->lock) != 0)
     return NULL;
@@ -181,8 +192,8 @@ static __attribute__((noinline)) void *pool_alloc(int c)
     s->next += size;
   }
   tl__unlock(&s->lock);
-  if (!mapped && A.count_hook != NULL)
-    A.count_hook();
+  if (!mapped && allocator.count_hook != NULL)
+    allocator.count_hook();
   return p;
 }
 
@@ -190,7 +201,7 @@ static __attribute__((noinline)) void *pool_alloc(int c)
  * it) cannot give the block back: it stays out of use. */
 static __attribute__((noinline)) void pool_free(int c, void *p)
 {
-  struct small *s = &A.small[c];
+  struct small *s = &allocator.small[c];
   if (tl__lock(&s->lock) != 0)
     return;
   *(void **)p = s->free;
@@ -220,8 +231,8 @@ void *tl__small_alloc(size_t size)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     sc->busy = 0;
     if (TL__LIKELY(p != NULL)) {
-      if (TL__UNLIKELY(A.count_hook != NULL))
-        A.count_hook();
+      if (TL__UNLIKELY(allocator.count_hook != NULL))
+        allocator.count_hook();
       return p;
     }
   }
@@ -279,5 +290,5 @@ void tl__small_cache_flush(struct tl__thread *th)
 void tl__alloc_atfork(int phase)
 {
   for (int c = 0; c < TL__SMALL_CLASSES; c++)
-    tl__lock_atfork(&A.small[c].lock, phase);
+    tl__lock_atfork(&allocator.small[c].lock, phase);
 }

@@ -1,7 +1,7 @@
 /* The public API (include/tasklocal.h documents it), and the table of
- * its functions that header-only users find at run time (TL_DYNAMIC, SPEC
- * 3.10): one versioned symbol instead of one dlsym per function, checked
- * for version and size by the header.
+ * its functions that header-only users find at run time (TL_DYNAMIC,
+ * include/tasklocal_dynamic.h): one versioned symbol instead of one dlsym
+ * per function, checked for version and size by the header.
  *
  * These are the library's entry points with the interposed functions
  * (interpose.c). Each one that can be the first call into the library
@@ -11,6 +11,7 @@
  * a call that did.
  */
 #include "internal.h"
+#include "tasklocal_dynamic.h"                /* struct tl_api */
 #include "real.h"
 #include "alloc.h"
 #include "thread.h"

@@ -54,7 +54,7 @@ static struct {
   int pipe_fd[2];                          /* for tl__safe_read without process_vm_readv */
   _Atomic int no_vm_readv;
   struct tl__lock pipe_lock;
-} B = {.pipe_fd = {-1, -1}};
+} capture = {.pipe_fd = {-1, -1}};
 
 static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -75,8 +75,8 @@ static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
   }
   if (!mine)
     return 0;
-  B.own_lo = lo;
-  B.own_hi = hi;
+  capture.own_lo = lo;
+  capture.own_hi = hi;
   return 1;
 }
 
@@ -89,30 +89,30 @@ static int default_capture(void **pc, int max)
  * threads may both run it; they compute the same values. */
 static void setup(void)
 {
-  if (TL__LIKELY(atomic_load_explicit(&B.ready, memory_order_acquire)))
+  if (TL__LIKELY(atomic_load_explicit(&capture.ready, memory_order_acquire)))
     return;
   dl_iterate_phdr(find_own, (void *)(uintptr_t)tl__bt_capture_task);
   void *hook = dlsym(RTLD_DEFAULT, "tasklocal_backtrace_hook");
-  B.hook = hook != NULL ? (int (*)(void **, int))hook : default_capture;
-  atomic_store_explicit(&B.ready, 1, memory_order_release);
+  capture.hook = hook != NULL ? (int (*)(void **, int))hook : default_capture;
+  atomic_store_explicit(&capture.ready, 1, memory_order_release);
 }
 
 static int own_frame(uintptr_t pc)
 {
-  return pc >= B.own_lo && pc < B.own_hi;
+  return pc >= capture.own_lo && pc < capture.own_hi;
 }
 
 static int in_trampoline(uintptr_t pc)
 {
-  return pc >= B.tramp_lo && pc < B.tramp_hi;
+  return pc >= capture.tramp_lo && pc < capture.tramp_hi;
 }
 
 /* At load (init.c): where the trampoline of arch/<arch>.S lies, the frame at
  * the bottom of every made task's stack, where backtraces stop. */
 void tl__bt_setup(const void *tramp_lo, const void *tramp_hi)
 {
-  B.tramp_lo = (uintptr_t)tramp_lo;
-  B.tramp_hi = (uintptr_t)tramp_hi;
+  capture.tramp_lo = (uintptr_t)tramp_lo;
+  capture.tramp_hi = (uintptr_t)tramp_hi;
 }
 
 /* The calling stack from the first frame outside the library, stopping at
@@ -125,7 +125,7 @@ int tl__bt_here(uintptr_t *pc, int max)
   if (cap > (int)(sizeof raw / sizeof raw[0]))
     cap = (int)(sizeof raw / sizeof raw[0]);
   tl__valgrind_quiet(1);
-  int n = B.hook(raw, cap);
+  int n = capture.hook(raw, cap);
   tl__valgrind_quiet(0);
   /* A replacement hook may put its own frames first; ours follow. */
   int i = 0, k = 0;
@@ -203,32 +203,32 @@ void tl__bt_capture_task(struct tl__task *t)
  * the bytes into a pipe tells whether they are readable the same way. */
 static int pipe_read(void *dst, const void *src, size_t n)
 {
-  if (tl__lock(&B.pipe_lock) != 0)
+  if (tl__lock(&capture.pipe_lock) != 0)
     return EDEADLK;
   int err = 0;
-  if (B.pipe_fd[0] < 0 && pipe2(B.pipe_fd, O_CLOEXEC | O_NONBLOCK) != 0)
+  if (capture.pipe_fd[0] < 0 && pipe2(capture.pipe_fd, O_CLOEXEC | O_NONBLOCK) != 0)
     err = errno;
   for (size_t off = 0; err == 0 && off < n;) {
     size_t chunk = n - off < 4096 ? n - off : 4096;
-    ssize_t w = write(B.pipe_fd[1], (const char *)src + off, chunk);
+    ssize_t w = write(capture.pipe_fd[1], (const char *)src + off, chunk);
     if (w <= 0) {
       err = w < 0 ? errno : EIO;
       break;
     }
-    ssize_t r = read(B.pipe_fd[0], (char *)dst + off, (size_t)w);
+    ssize_t r = read(capture.pipe_fd[0], (char *)dst + off, (size_t)w);
     if (r != w) {
       err = EIO;
       break;
     }
     off += (size_t)w;
   }
-  tl__unlock(&B.pipe_lock);
+  tl__unlock(&capture.pipe_lock);
   return err;
 }
 
 void tl__bt_atfork_child(void)
 {
-  tl__lock_reset(&B.pipe_lock);
+  tl__lock_reset(&capture.pipe_lock);
 }
 
 int tl__safe_read(void *dst, const void *src, size_t n)
@@ -237,7 +237,7 @@ int tl__safe_read(void *dst, const void *src, size_t n)
     return 0;
   if (src == NULL)
     return EFAULT;
-  if (!atomic_load_explicit(&B.no_vm_readv, memory_order_relaxed)) {
+  if (!atomic_load_explicit(&capture.no_vm_readv, memory_order_relaxed)) {
     struct iovec local = {dst, n}, remote = {(void *)(uintptr_t)src, n};
     ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
     if (r == (ssize_t)n)
@@ -246,7 +246,7 @@ int tl__safe_read(void *dst, const void *src, size_t n)
       return EFAULT;
     if (errno != ENOSYS && errno != EPERM)
       return errno;
-    atomic_store_explicit(&B.no_vm_readv, 1, memory_order_relaxed);
+    atomic_store_explicit(&capture.no_vm_readv, 1, memory_order_relaxed);
   }
   return pipe_read(dst, src, n);
 }

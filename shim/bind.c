@@ -1,5 +1,5 @@
 /* Scoped bindings (tl_bind, tl_unbind, TL_WITH), inheritance at spawn,
- * and the end of a task's scope, which undoes both (SPEC 3.4, 3.5, 2.4).
+ * and the end of a task's scope, which undoes both (doc/lifetime.md).
  */
 #include "internal.h"
 #include "bind.h"
@@ -22,12 +22,12 @@
 
 static struct {
   _Atomic uint64_t secret;                 /* mixed into tokens; set once */
-} B;
+} tokens;
 
 static uint64_t token_check(uint64_t id, uint64_t seq, uint64_t key)
 {
   uint64_t x = id * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ key ^
-               atomic_load_explicit(&B.secret, memory_order_relaxed);
+               atomic_load_explicit(&tokens.secret, memory_order_relaxed);
   x ^= x >> 31;
   x *= 0x94d049bb133111ebull;
   return x ^ (x >> 29) ^ 0x746c746f6b656e21ull;
@@ -36,14 +36,14 @@ static uint64_t token_check(uint64_t id, uint64_t seq, uint64_t key)
 /* Threads that race here compute the same value from the same bytes. */
 static void secret_init(void)
 {
-  if (atomic_load_explicit(&B.secret, memory_order_relaxed) != 0)
+  if (atomic_load_explicit(&tokens.secret, memory_order_relaxed) != 0)
     return;
   /* The kernel's 16 random bytes (AT_RANDOM) are not 8-byte aligned. */
   const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
-  uint64_t v = (uint64_t)(uintptr_t)&B;
+  uint64_t v = (uint64_t)(uintptr_t)&tokens;
   if (r != NULL)
     memcpy(&v, r + 8, sizeof v);
-  atomic_store_explicit(&B.secret, v | 1, memory_order_relaxed);
+  atomic_store_explicit(&tokens.secret, v | 1, memory_order_relaxed);
 }
 
 int tl__bind(tl_key_t key, const void *value, tl_token_t *token)
@@ -94,7 +94,7 @@ static int bind_restore(const struct tl__bind *b)
 
 int tl__unbind(tl_token_t *token)
 {
-  if (token == NULL || atomic_load_explicit(&B.secret, memory_order_relaxed) == 0 ||
+  if (token == NULL || atomic_load_explicit(&tokens.secret, memory_order_relaxed) == 0 ||
       token->opaque[3] != token_check(token->opaque[0], token->opaque[1], token->opaque[2]))
     return EINVAL;
   struct tl__task *t = tl__task_now();

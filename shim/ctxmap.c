@@ -1,6 +1,6 @@
 /* The context map: which task last saved itself into (or was made in)
  * each ucontext_t address. Only the address is kept; the struct is never
- * read after control has left it (SPEC 2.2).
+ * read after control has left it (doc/tracking.md).
  */
 #include "internal.h"
 #include "ctxmap.h"
@@ -89,7 +89,7 @@ static void shard_grow(struct map_shard *s)
     for (; t; t = next) {
       next = t->hnext;
       struct tl__task **bk = &b[(addr_hash(t->ctx) / MAP_SHARDS) & (nb - 1)];
-      STORE(t->hnext, *bk);
+      TL__STORE(t->hnext, *bk);
       *bk = t;
     }
   }
@@ -105,17 +105,17 @@ static void map_unlink(struct map_shard *s, uint64_t h, struct tl__task *t)
 {
   for (struct tl__task **p = bucket(s, h); *p; p = &(*p)->hnext) {
     if (*p == t) {
-      STORE(*p, t->hnext);
+      TL__STORE(*p, t->hnext);
       s->n--;
       break;
     }
   }
-  STORE(t->mapped, 0);
+  TL__STORE(t->mapped, 0);
 }
 
 void tl__map_del(struct tl__task *t)
 {
-  if (!LOAD(t->mapped))
+  if (!TL__LOAD(t->mapped))
     return;
   uint64_t h;
   struct map_shard *s = shard_of(t->ctx, &h);
@@ -131,10 +131,10 @@ void tl__map_del(struct tl__task *t)
 
 static struct tl__task *map_walk(struct map_shard *s, uint64_t h, const void *ctx)
 {
-  struct tl__task *t = LOAD(*bucket(s, h));
-  for (int n = 0; t != NULL && LOAD(t->ctx) != ctx && n < 4096; n++)
-    t = LOAD(t->hnext);
-  return t != NULL && LOAD(t->ctx) == ctx ? t : NULL;
+  struct tl__task *t = TL__LOAD(*bucket(s, h));
+  for (int n = 0; t != NULL && TL__LOAD(t->ctx) != ctx && n < 4096; n++)
+    t = TL__LOAD(t->hnext);
+  return t != NULL && TL__LOAD(t->ctx) == ctx ? t : NULL;
 }
 
 /* The task that last saved itself at ctx, or NULL. */
@@ -168,7 +168,7 @@ void tl__map_save(struct tl__task *t, const void *ctx)
 {
   if (t->flags & TL__F_MADE)
     tl__flag_clear(t, TL__F_MADE);
-  if (LOAD(t->mapped) && t->ctx == ctx)
+  if (TL__LOAD(t->mapped) && t->ctx == ctx)
     return;
   tl__map_del(t);
   uint64_t h;
@@ -186,12 +186,12 @@ void tl__map_save(struct tl__task *t, const void *ctx)
    * the replaced arrays kept for readers) cost about 8 bytes a task. */
   if (s->n >= 2 * s->nb)
     shard_grow(s);
-  STORE(t->ctx, ctx);
+  TL__STORE(t->ctx, ctx);
   struct tl__task **bk = bucket(s, h);
-  STORE(t->hnext, *bk);
-  STORE(*bk, t);
+  TL__STORE(t->hnext, *bk);
+  TL__STORE(*bk, t);
   s->n++;
-  STORE(t->mapped, 1);
+  TL__STORE(t->mapped, 1);
   write_end(s);
   tl__unlock(&s->lock);
 }

@@ -1,5 +1,5 @@
 /* The record of values dropped at a task's end for want of a destructor
- * (SPEC 4.2): the pointer is dropped, usually a memory leak, and the leak
+ * (doc/reports.md): the pointer is dropped, usually a memory leak, and the leak
  * report lists it (report.c). The first TL__DROPS_KEPT are kept in full,
  * the rest only counted. Filled on the thread where the task ends, with
  * neither a lock nor an allocation: a slot is taken with one atomic
@@ -17,7 +17,7 @@
 static struct {
   _Atomic uint64_t n;                      /* values dropped so far */
   struct tl__drop drop[TL__DROPS_KEPT];
-} D;
+} dropped;
 
 void tl__drop_note(struct tl__task *t, tl_key_t key, void *value)
 {
@@ -32,11 +32,13 @@ void tl__drop_note(struct tl__task *t, tl_key_t key, void *value)
     if (tl__opt.leaks)
       return;                              /* counted with the kept task's locals */
     how = TL__DROP_ABANDONED;
+  } else if (atomic_load_explicit(&t->state, memory_order_relaxed) == TL__RELEASED) {
+    how = TL__DROP_RELEASED;
   }
-  uint64_t i = atomic_fetch_add_explicit(&D.n, 1, memory_order_relaxed);
+  uint64_t i = atomic_fetch_add_explicit(&dropped.n, 1, memory_order_relaxed);
   if (i >= TL__DROPS_KEPT)
     return;
-  struct tl__drop *d = &D.drop[i];
+  struct tl__drop *d = &dropped.drop[i];
   d->key = key;
   d->value = value;
   d->task = t->id;
@@ -59,12 +61,12 @@ void tl__drop_note(struct tl__task *t, tl_key_t key, void *value)
 
 uint64_t tl__drops_count(void)
 {
-  return atomic_load_explicit(&D.n, memory_order_relaxed);
+  return atomic_load_explicit(&dropped.n, memory_order_relaxed);
 }
 
 const struct tl__drop *tl__drop_get(uint64_t i)
 {
-  if (i >= TL__DROPS_KEPT || !atomic_load_explicit(&D.drop[i].ready, memory_order_acquire))
+  if (i >= TL__DROPS_KEPT || !atomic_load_explicit(&dropped.drop[i].ready, memory_order_acquire))
     return NULL;
-  return &D.drop[i];
+  return &dropped.drop[i];
 }

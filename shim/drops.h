@@ -7,7 +7,7 @@
 
 #define TL__NAME_LEN 64                    /* names copied into reports */
 #define TL__DROPS_KEPT 64                  /* dropped values recorded in full */
-enum { TL__DROP_FINISHED, TL__DROP_ABANDONED, TL__DROP_THREAD_EXIT };
+enum { TL__DROP_FINISHED, TL__DROP_ABANDONED, TL__DROP_THREAD_EXIT, TL__DROP_RELEASED };
 struct tl__drop {                          /* ready is set last: a report skips a record being filled */
   _Atomic int ready;
   uint64_t key, task;

@@ -21,7 +21,7 @@
 static struct {
   int pipe_wr;                             /* the dump signal's handler -> the dump thread */
   ino_t pipe_ino;                          /* that pipe, to tell it from a reused number */
-} P = {.pipe_wr = -1};
+} dumpsig = {.pipe_wr = -1};
 
 /* tl_dump: the report of the live tasks, written to fd now. */
 int tl__dump(int fd)
@@ -56,8 +56,8 @@ static void on_dump_signal(int sig)
    * number for a file of its own: fstat (async-signal-safe) tells. A full
    * pipe already holds a request, so the write's result does not matter. */
   struct stat st;
-  int fd = P.pipe_wr;
-  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == P.pipe_ino && S_ISFIFO(st.st_mode)) {
+  int fd = dumpsig.pipe_wr;
+  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == dumpsig.pipe_ino && S_ISFIFO(st.st_mode)) {
     ssize_t ignored = write(fd, &b, 1);
     (void)ignored;
   }
@@ -109,9 +109,9 @@ static void dump_start(void)
   }
   pthread_setname_np(tid, "tasklocal-dump");
   struct stat st;
-  int old_wr = P.pipe_wr;
-  P.pipe_ino = fstat(p[1], &st) == 0 ? st.st_ino : 0;
-  P.pipe_wr = p[1];
+  int old_wr = dumpsig.pipe_wr;
+  dumpsig.pipe_ino = fstat(p[1], &st) == 0 ? st.st_ino : 0;
+  dumpsig.pipe_wr = p[1];
   if (old_wr >= 0)
     close(old_wr);
 }

@@ -59,7 +59,7 @@ void tl__ended_unmap(struct tl__thread *th, const void *keep)
 {
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];
-    if (LOAD(t->mapped) && t->ctx != keep)
+    if (TL__LOAD(t->mapped) && t->ctx != keep)
       tl__map_del(t);
   }
 }
@@ -79,7 +79,7 @@ uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs)
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];
-    if (LOAD(t->mapped)) {
+    if (TL__LOAD(t->mapped)) {
       th->ended[kept++] = t;
       continue;
     }
@@ -107,7 +107,7 @@ struct tl__task *tl__ended_at(struct tl__thread *th, const void *ctx)
 {
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];
-    if (t->ctx == ctx && LOAD(t->mapped))
+    if (t->ctx == ctx && TL__LOAD(t->mapped))
       return t;
   }
   return NULL;

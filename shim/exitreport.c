@@ -1,5 +1,5 @@
 /* The reports at the end of the process: at exit, the leak report
- * (TASKLOCAL_LEAKS, SPEC 4.1, with exit status 23 when it is "error") and
+ * (TASKLOCAL_LEAKS, doc/reports.md, with exit status 23 when it is "error") and
  * the stats line (TASKLOCAL_STATS); at _exit, the stats line alone.
  */
 #include "internal.h"
@@ -15,7 +15,7 @@
 
 static struct {
   _Atomic int exited;                      /* the exit report ran */
-} E;
+} exitrep;
 
 /* With TASKLOCAL_LEAKS=error, the exit status becomes 23. The program's
  * buffered stdout would be lost by _exit (glibc flushes stdio after the
@@ -34,8 +34,9 @@ static void stats_line(struct tl__job *j)
 {
   struct tl__stats st = {0};
   tl__task_stats(&st);
-  tl__job_line(j, "stats: created=%llu finished=%llu abandoned=%llu switches=%llu untracked=%llu peak=%llu keys=%llu",
+  tl__job_line(j, "stats: created=%llu finished=%llu abandoned=%llu released=%llu switches=%llu untracked=%llu peak=%llu keys=%llu",
       (unsigned long long)st.created, (unsigned long long)st.finished, (unsigned long long)st.abandoned,
+      (unsigned long long)st.released,
       (unsigned long long)st.switches, (unsigned long long)st.untracked, (unsigned long long)st.peak,
       (unsigned long long)tl__keys_created());
 }
@@ -47,7 +48,7 @@ static void stats_line(struct tl__job *j)
  * meant to end. */
 void tl__report_quick_exit(void)
 {
-  if (!tl__opt.stats || atomic_exchange_explicit(&E.exited, 1, memory_order_relaxed))
+  if (!tl__opt.stats || atomic_exchange_explicit(&exitrep.exited, 1, memory_order_relaxed))
     return;
   struct tl__job j;
   if (tl__job_begin(&j, TL__JOB_LEAK, tl__options_log_fd(), 0) != 0)
@@ -58,7 +59,7 @@ void tl__report_quick_exit(void)
 
 void tl__report_exit(void)
 {
-  if (atomic_exchange_explicit(&E.exited, 1, memory_order_relaxed))
+  if (atomic_exchange_explicit(&exitrep.exited, 1, memory_order_relaxed))
     return;
   if (!tl__opt.leaks && !tl__opt.stats)
     return;

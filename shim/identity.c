@@ -1,7 +1,7 @@
 /* Which task runs: the prediction made at a switch, and the repair made
  * from the stack pointer after a switch the shim never saw.
  *
- * Identity (SPEC 2.2). A task is an execution, not a struct or a stack:
+ * Identity (doc/tracking.md). A task is an execution, not a struct or a stack:
  * - The context map remembers, for each ucontext_t address, the task that
  *   last saved itself there (swapcontext's oucp) or was made there. Only the
  *   address is kept; the struct is never read after control has left it.
@@ -77,7 +77,7 @@ void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t)
 struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx)
 {
   struct tl__task *t = tl__hint_task(th, ctx);
-  return t != NULL && LOAD(t->mapped) ? t : NULL;
+  return t != NULL && TL__LOAD(t->mapped) ? t : NULL;
 }
 
 /* Whether t, found in the map or the hints, can be the target of a switch:

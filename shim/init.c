@@ -22,6 +22,7 @@
 #include "scope.h"
 #include "root.h"
 #include "writer.h"
+#include "ownstack.h"
 #include "dump.h"
 #include "exitreport.h"
 #include "trace.h"
@@ -32,7 +33,7 @@
 static struct {
   _Atomic int state;                       /* 0 not begun, 1 in progress, 2 done */
   struct tl__lock lock;
-} S;
+} initstate;
 
 /* fork: every lock of the library is taken before (so that no structure
  * is half changed in the child), released in the parent and reset in the
@@ -66,6 +67,7 @@ static void atfork_child(void)
   tl__scope_atfork(1);
   tl__key_atfork(1);
   tl__writer_atfork(1);
+  tl__own_stack_atfork(1);
   tl__bt_atfork_child();
   tl__dump_atfork(1);
   tl__trace_atfork_child();
@@ -94,12 +96,12 @@ static const struct tl__thread_hooks thread_hooks = {
 
 void tl__init(void)
 {
-  if (TL__LIKELY(atomic_load_explicit(&S.state, memory_order_acquire) == 2))
+  if (TL__LIKELY(atomic_load_explicit(&initstate.state, memory_order_acquire) == 2))
     return;
-  if (tl__lock(&S.lock) != 0)
+  if (tl__lock(&initstate.lock) != 0)
     return;
-  if (atomic_load_explicit(&S.state, memory_order_relaxed) == 0) {
-    atomic_store_explicit(&S.state, 1, memory_order_relaxed);
+  if (atomic_load_explicit(&initstate.state, memory_order_relaxed) == 0) {
+    atomic_store_explicit(&initstate.state, 1, memory_order_relaxed);
     tl__options_read();
     tl__real_lookup();
     /* After the real functions are known: a failing dlsym allocates (its
@@ -112,9 +114,9 @@ void tl__init(void)
     tl__thread_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     tl__dump_setup();
-    atomic_store_explicit(&S.state, 2, memory_order_release);
+    atomic_store_explicit(&initstate.state, 2, memory_order_release);
   }
-  tl__unlock(&S.lock);
+  tl__unlock(&initstate.lock);
 }
 
 __attribute__((constructor)) static void tl__constructor(void)

@@ -9,7 +9,10 @@
  *   1. Base      message.c   the one output path (tl__message, tl__vline)
  *                options.c   the options, read once at load
  *                real.c      the real ucontext functions behind ours
+ *                heapreal.c  the real allocation functions behind ours
  *                lock.c      locks, and tl__tls, the one thread-local pointer
+ *                ownstack.c  a stack of the library's own, for small callers
+ *                heapblocks.c the heap's live blocks, for the leak scan
  *                alloc.c     every allocation, and the fault injection of tests
  *                thread.c    per-thread state, made on first use
  *                traceclock.c the trace's clock: the TSC or CLOCK_MONOTONIC
@@ -28,7 +31,8 @@
  *                values.c    get, lookup, set, unset; initializers, singletons
  *                bind.c      scoped bindings, inheritance, a task scope's end
  *   6. Tasks     ended.c     finished tasks waiting for their records' release
- *                task.c      a task's life: make, start, end, abandon
+ *                task.c      a task's life: make, start, end, release, abandon
+ *                release.c   tasks whose stacks the program gave back
  *                root.c      root tasks; fork; the values at process exit
  *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
  *                report.c    what a leak report or a dump says
@@ -40,6 +44,7 @@
  *                exitreport.c the reports at exit and at _exit
  *   8. Top       init.c      set-up at load; thread, fork and exit events
  *                arch/<arch>.S, interpose.c  the interposed functions
+ *                heapwatch.c the interposed allocation functions
  *                debug.c     the anchor of the gdb extension
  *                api.c       the public API and its table for TL_DYNAMIC
  *
@@ -96,7 +101,8 @@ enum tl__state {
   TL__RUNNING = 1,                         /* running on some thread */
   TL__SUSPENDED = 2,                       /* saved by a switch, or left by setcontext */
   TL__FINISHED = 3,                        /* its function returned */
-  TL__ABANDONED = 4                        /* its ucontext_t was made again */
+  TL__ABANDONED = 4,                       /* its ucontext_t was made again */
+  TL__RELEASED = 5                         /* its stack was given back or taken: ending now */
 };
 
 /* One entry of a task's value table. A key of 0 marks an empty entry and 1
@@ -128,7 +134,7 @@ struct tl__ent {
  * handler reading it always sees a complete one. Tables of up to
  * TL__VT_SMALL entries may fill up completely and come from the
  * small-block pools of alloc.c, which add nothing to a block: 4 values
- * cost their 64 bytes (SPEC 6: 16 per value). Larger ones stay at most
+ * cost their 64 bytes (doc/performance.md: 16 per value). Larger ones stay at most
  * three quarters full and count their used entries after the last one. */
 struct tl__vtab;                           /* never defined: the type of handles */
 
@@ -186,8 +192,8 @@ struct tl__task {
  * may store them (ctxmap.c): plain fields accessed with relaxed atomic
  * operations, so that the races the map's sequence lock tolerates are well
  * defined (and quiet under TSan). */
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define TL__LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define TL__STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* The parts of a task that most tasks never need. */
 struct tl__task_ext {
@@ -298,9 +304,9 @@ struct tl__thread {
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
   uint64_t binds;                          /* bindings made here (vtab.c, tl__destroy_vals) */
   /* What a task life of the common loop (task.c, remake) changes, kept
-   * per thread so that it writes nothing other threads write (SPEC 6): */
+   * per thread so that it writes nothing other threads write (doc/performance.md): */
   uint64_t made_here, finished_here;       /* tasks made and finished in that loop, counted here */
-  uint64_t abandoned_here;                 /* and never-started tasks retired in theirs */
+  uint64_t released_here;                  /* and never-started tasks whose stacks theirs took */
   uint64_t id_next, id_end;                /* this thread's block of task ids (registry.c) */
   struct tl__task *pool;                   /* free task records of this thread (registry.c) */
   uint32_t pool_n;                         /* how many */
@@ -318,7 +324,7 @@ struct tl__thread {
   struct tl__task root;                    /* this thread's own stack */
 } __attribute__((aligned(64)));            /* threads' states share no cache line */
 
-_Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (SPEC 6: 128 bytes per task)");
+_Static_assert(sizeof(struct tl__task) <= 112, "a task record must stay small (doc/performance.md: 128 bytes per task)");
 
 _Static_assert(sizeof(struct tl__ent) == 16 && offsetof(struct tl__ent, value) == 8,
                "the inline read path of tasklocal.h reads entries as {key, value}");
@@ -354,17 +360,18 @@ extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampolin
  * nothing is written at run time. Change TL__DEBUG_VERSION (and the
  * extension) when the meaning of any of this changes; a renamed field is
  * caught by the extension as a layout mismatch. */
-#define TL__DEBUG_VERSION 2
+#define TL__DEBUG_VERSION 3
 
 struct tl__debug_tasks {                   /* registry.c */
   struct tl__task *const *live;            /* the live list (through lnext) */
   struct tl__task *const *kept;            /* abandoned tasks kept for the report */
   const uint64_t *made, *finished, *abandoned, *peak;
+  const uint64_t *released;                /* since version 3 */
 };
 
 struct tl__debug_threads {                 /* thread.c */
   struct tl__thread *const *list;          /* live thread states (through next) */
-  const uint64_t *dead_switches, *dead_untracked, *dead_made, *dead_finished, *dead_abandoned;
+  const uint64_t *dead_switches, *dead_untracked, *dead_made, *dead_finished, *dead_released; /* dead_released: version 3, was dead_abandoned */
 };
 
 struct tl__debug_keys {                    /* keys.c */

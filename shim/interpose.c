@@ -80,56 +80,6 @@ void tl__before_swap(ucontext_t *oucp, const ucontext_t *ucp)
   announce(th, c, ucp);
 }
 
-/* The offsets that the inline switch of arch/<arch>.S uses. */
-_Static_assert(offsetof(struct tl__thread, current) == 0x00, "arch/<arch>.S: TH_CURRENT");
-_Static_assert(offsetof(struct tl__thread, prev) == 0x10, "arch/<arch>.S: TH_PREV");
-_Static_assert(offsetof(struct tl__thread, in_switch) == 0x20 && sizeof(int) == 4, "arch/<arch>.S: TH_IN_SWITCH");
-_Static_assert(offsetof(struct tl__thread, switches) == 0x28, "arch/<arch>.S: TH_SWITCHES");
-_Static_assert(offsetof(struct tl__thread, hint) == 0x50 && sizeof(struct tl__hint) == 24 &&
-                   offsetof(struct tl__hint, task) == 8 && offsetof(struct tl__hint, id) == 16,
-               "arch/<arch>.S: TH_HINT");
-_Static_assert(offsetof(struct tl__task, lo) == 0x00 && offsetof(struct tl__task, hi) == 0x08, "arch/<arch>.S: T_LO, T_HI");
-_Static_assert(offsetof(struct tl__task, id) == 0x18 && offsetof(struct tl__task, ctx) == 0x20, "arch/<arch>.S: T_ID, T_CTX");
-_Static_assert(offsetof(struct tl__task, state) == 0x50 && offsetof(struct tl__task, flags) == 0x51 &&
-                   offsetof(struct tl__task, mapped) == 0x52,
-               "arch/<arch>.S: T_STATE, T_FLAGS, T_MAPPED");
-_Static_assert(offsetof(struct tl__task, ran_on) == 0x54 && sizeof(((struct tl__task *)0)->ran_on) == 4,
-               "arch/<arch>.S: T_RAN_ON");
-#if defined(__x86_64__)
-_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP]) == 0xa0, "arch/x86_64.S: UC_RSP");
-#elif defined(__aarch64__)
-_Static_assert(offsetof(ucontext_t, uc_mcontext.sp) == 0x1b0, "arch/aarch64.S: UC_SP");
-#endif
-_Static_assert(offsetof(struct tl__rview, span) == 0x08, "arch/<arch>.S: VIEW_SPAN");
-#if defined(__x86_64__)
-/* And those of the never-started loop of arch/x86_64.S's makecontext. */
-_Static_assert(offsetof(struct tl__thread, nended) == 0x150 && offsetof(struct tl__thread, uncounted) == 0x154 &&
-                   sizeof(((struct tl__thread *)0)->nended) == 4 && sizeof(((struct tl__thread *)0)->uncounted) == 4,
-               "arch/x86_64.S: TH_NENDED (nended and uncounted as one word)");
-_Static_assert(offsetof(struct tl__thread, made_here) == 0x160 && offsetof(struct tl__thread, abandoned_here) == 0x170 &&
-                   offsetof(struct tl__thread, id_next) == 0x178 && offsetof(struct tl__thread, id_end) == 0x180,
-               "arch/x86_64.S: TH_MADE_HERE, TH_ABANDONED_HERE, TH_ID_NEXT, TH_ID_END");
-_Static_assert(offsetof(struct tl__task, vt) == 0x10 && offsetof(struct tl__task, entry) == 0x40 &&
-                   offsetof(struct tl__task, parent) == 0x48 && offsetof(struct tl__task, x) == 0x68,
-               "arch/x86_64.S: T_VT, T_ENTRY, T_PARENT, T_X");
-_Static_assert(offsetof(struct tl__task, in_tree) == 0x53 && TL__TREE_IN == 1 && TL__NEW == 0 &&
-                   (TL__F_MADE | TL__F_STARTED | TL__F_ROOT | TL__F_VG) == 0x39 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-               "arch/x86_64.S: T_STATE_WORD_MASK and T_STATE_WORD_BARE");
-_Static_assert(offsetof(ucontext_t, uc_stack.ss_sp) == 0x10 && offsetof(ucontext_t, uc_stack.ss_size) == 0x20,
-               "arch/x86_64.S: UC_SS_SP, UC_SS_SIZE");
-_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_R12]) == 0x48 &&
-                   offsetof(ucontext_t, uc_mcontext.gregs[REG_R13]) == 0x50 &&
-                   offsetof(ucontext_t, uc_mcontext.gregs[REG_R14]) == 0x58,
-               "arch/x86_64.S: UC_R12, UC_R13, UC_R14 (arch.h, tl__uc_set_task)");
-_Static_assert(offsetof(struct tl__options, leaks) == 0x00 && offsetof(struct tl__options, backtrace) == 0x04 &&
-                   sizeof(tl__opt.leaks) == 4 && sizeof(tl__opt.backtrace) == 4 && sizeof(tl__inheriting) == 4,
-               "arch/x86_64.S: OPT_LEAKS, OPT_BACKTRACE, tl__inheriting");
-#endif
-_Static_assert(TL__F_MADE == 0x10 && TL__RUNNING == 1 && TL__SUSPENDED == 2 && TL__FINISHED == 3,
-               "arch/<arch>.S: F_MADE and the states");
-_Static_assert(sizeof(tl__fibers_on) == 4 && sizeof(tl__trace_on) == 4,
-               "arch/<arch>.S: tl__fibers_on and tl__trace_on are compared as 32-bit ints");
-
 /* setcontext(ucp): the running task leaves without saving itself. It stays
  * suspended: a context that getcontext saved in it may resume it later. */
 void tl__before_set(const ucontext_t *ucp)
@@ -172,7 +122,7 @@ void (*tl__before_make(ucontext_t *ucp, void (*func)(void)))(void)
  *
  * longjmp and its kin are interposed for one reason: a program that
  * switches coroutines with siglongjmp after starting them with swapcontext
- * (QEMU does; SPEC 2.3) moves the thread to another stack without a
+ * (QEMU does; doc/tracking.md) moves the thread to another stack without a
  * ucontext call, and AddressSanitizer, once told of the ucontext switches
  * (tools.c), must be told of these too, or it goes on believing the stack
  * it was last told of (and LeakSanitizer scans that one instead of the

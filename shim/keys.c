@@ -2,9 +2,9 @@
  *
  * A key is (generation << 32 | slot << 1). The slot indexes the key
  * records and each task's value table; the generation changes when the key
- * is deleted, so an old handle never matches the slot's next key (SPEC
- * 3.1). The slot is shifted so that the read path finds a key's entry with
- * one AND and an x86 scaled address (internal.h, struct tl__vtab); a key
+ * is deleted, so an old handle never matches the slot's next key. The
+ * slot is shifted so that the read path finds a key's entry with one AND
+ * and an x86 scaled address (internal.h, struct tl__vtab); a key
  * with the low bit set is never valid.
  *
  * A key's generation is checked in a flat array that is replaced, never
@@ -36,7 +36,7 @@ static struct tl__key_gens no_gens;
 
 /* The newest generation array (keys.h, struct tl__key_gens), read inline
  * by tl_set and the destructor rounds: a variable of its own rather than a
- * field of K, which is this file's. */
+ * field of keyreg, which is this file's. */
 struct tl__key_gens *_Atomic tl__key_gens = &no_gens;
 
 _Atomic uint32_t tl__inheriting;
@@ -49,9 +49,9 @@ static struct {
   uint32_t *names;                         /* open addressing: slot + 1, 0 empty, UINT32_MAX removed */
   uint32_t names_cap, names_used;
   uint64_t created;
-} K;
+} keyreg;
 /* For debuggers (debug.c). */
-const struct tl__debug_keys tl__debug_keys = {K.chunk, &K.nslots, &K.created, CHUNK_BITS, sizeof(struct keyrec),
+const struct tl__debug_keys tl__debug_keys = {keyreg.chunk, &keyreg.nslots, &keyreg.created, CHUNK_BITS, sizeof(struct keyrec),
                                               offsetof(struct keyrec, gen), offsetof(struct keyrec, attr)};
 
 /* Readers copy a key's attributes without the lock while tl_key_create may
@@ -73,7 +73,7 @@ static void attr_store(tl_key_attr_t *dst, const tl_key_attr_t *src)
 
 static struct keyrec *rec(uint32_t slot)
 {
-  return &K.chunk[slot >> CHUNK_BITS][slot & (CHUNK - 1)];
+  return &keyreg.chunk[slot >> CHUNK_BITS][slot & (CHUNK - 1)];
 }
 
 /* How many keys were ever deleted. While none was, a key found in a value
@@ -98,24 +98,24 @@ static uint64_t str_hash(const char *s)
   return h;
 }
 
-/* Called with K.lock held. Returns the entry for name, or the place to put
+/* Called with keyreg.lock held. Returns the entry for name, or the place to put
  * it (an empty or removed entry) when absent. */
 static uint32_t *name_slot(const char *name, int *found)
 {
   *found = 0;
-  if (K.names_cap == 0)
+  if (keyreg.names_cap == 0)
     return NULL;
-  uint32_t *reuse = NULL, mask = K.names_cap - 1;
-  for (uint32_t i = (uint32_t)str_hash(name) & mask, n = 0; n < K.names_cap; i = (i + 1) & mask, n++) {
-    uint32_t v = K.names[i];
+  uint32_t *reuse = NULL, mask = keyreg.names_cap - 1;
+  for (uint32_t i = (uint32_t)str_hash(name) & mask, n = 0; n < keyreg.names_cap; i = (i + 1) & mask, n++) {
+    uint32_t v = keyreg.names[i];
     if (v == 0)
-      return reuse ? reuse : &K.names[i];
+      return reuse ? reuse : &keyreg.names[i];
     if (v == UINT32_MAX) {
       if (reuse == NULL)
-        reuse = &K.names[i];
+        reuse = &keyreg.names[i];
     } else if (strcmp(rec(v - 1)->attr.name, name) == 0) {
       *found = 1;
-      return &K.names[i];
+      return &keyreg.names[i];
     }
   }
   return reuse;
@@ -123,19 +123,19 @@ static uint32_t *name_slot(const char *name, int *found)
 
 static int names_grow(void)
 {
-  uint32_t cap = K.names_cap ? K.names_cap * 2 : 64;
+  uint32_t cap = keyreg.names_cap ? keyreg.names_cap * 2 : 64;
   uint32_t *t = tl__calloc(cap, sizeof *t);
   if (t == NULL)
     return ENOMEM;
-  uint32_t *old = K.names, oldcap = K.names_cap;
-  K.names = t;
-  K.names_cap = cap;
-  K.names_used = 0;
+  uint32_t *old = keyreg.names, oldcap = keyreg.names_cap;
+  keyreg.names = t;
+  keyreg.names_cap = cap;
+  keyreg.names_used = 0;
   for (uint32_t i = 0; i < oldcap; i++) {
     if (old[i] != 0 && old[i] != UINT32_MAX) {
       int found;
       *name_slot(rec(old[i] - 1)->attr.name, &found) = old[i];
-      K.names_used++;
+      keyreg.names_used++;
     }
   }
   tl__free(old);
@@ -146,16 +146,16 @@ static int names_grow(void)
  * Key records
  * ------------------------------------------------------------------------ */
 
-/* Called with K.lock held: makes sure slot has a record and a generation. */
+/* Called with keyreg.lock held: makes sure slot has a record and a generation. */
 static int slot_reserve(uint32_t slot)
 {
   if (slot >= MAX_CHUNKS * CHUNK)
     return EAGAIN;
-  if (K.chunk[slot >> CHUNK_BITS] == NULL) {
+  if (keyreg.chunk[slot >> CHUNK_BITS] == NULL) {
     struct keyrec *c = tl__calloc(CHUNK, sizeof *c);
     if (c == NULL)
       return ENOMEM;
-    K.chunk[slot >> CHUNK_BITS] = c;
+    keyreg.chunk[slot >> CHUNK_BITS] = c;
   }
   struct tl__key_gens *g = atomic_load_explicit(&tl__key_gens, memory_order_relaxed);
   if (slot >= g->cap) {
@@ -215,14 +215,14 @@ int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr)
       return ENOMEM;
     memcpy(name, attr->name, len);
   }
-  if (tl__lock(&K.lock) != 0) {
+  if (tl__lock(&keyreg.lock) != 0) {
     tl__free(name);
     return EDEADLK;
   }
   uint32_t *nslot = NULL;
   if (name != NULL) {
     int found;
-    if ((K.names_used + 1) * 4 > K.names_cap * 3 && (err = names_grow()) != 0)
+    if ((keyreg.names_used + 1) * 4 > keyreg.names_cap * 3 && (err = names_grow()) != 0)
       goto out;
     nslot = name_slot(name, &found);
     if (found) {
@@ -230,14 +230,14 @@ int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr)
       goto out;
     }
   }
-  uint32_t slot = K.free_head ? K.free_head - 1 : K.nslots;
+  uint32_t slot = keyreg.free_head ? keyreg.free_head - 1 : keyreg.nslots;
   if ((err = slot_reserve(slot)) != 0)
     goto out;
   struct keyrec *r = rec(slot);
-  if (K.free_head)
-    K.free_head = r->next_free;
+  if (keyreg.free_head)
+    keyreg.free_head = r->next_free;
   else
-    K.nslots++;
+    keyreg.nslots++;
   struct tl__key_gens *g = atomic_load_explicit(&tl__key_gens, memory_order_relaxed);
   uint32_t gen = (uint32_t)atomic_load_explicit(&g->e[slot].word, memory_order_relaxed);
   if (gen == 0)
@@ -250,10 +250,10 @@ int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr)
   attr_store(&r->attr, &copy);
   if (nslot != NULL) {
     if (*nslot == 0)
-      K.names_used++;
+      keyreg.names_used++;
     *nslot = slot + 1;
   }
-  K.created++;
+  keyreg.created++;
   if (attr->inherit != TL_INHERIT_NONE)
     atomic_fetch_add_explicit(&tl__inheriting, 1, memory_order_relaxed);
   uint64_t w = gen;
@@ -270,7 +270,7 @@ int tl__key_create(tl_key_t *key, const tl_key_attr_t *attr)
   *key = (uint64_t)gen << 32 | slot << 1;
   name = NULL;
 out:
-  tl__unlock(&K.lock);
+  tl__unlock(&keyreg.lock);
   tl__free(name);
   return err;
 }
@@ -279,7 +279,7 @@ int tl__key_find(tl_key_t *key, const char *name)
 {
   if (key == NULL || name == NULL)
     return EINVAL;
-  if (tl__lock(&K.lock) != 0)
+  if (tl__lock(&keyreg.lock) != 0)
     return EDEADLK;
   int found, err = ENOENT;
   uint32_t *p = name_slot(name, &found);
@@ -288,16 +288,16 @@ int tl__key_find(tl_key_t *key, const char *name)
     *key = (uint64_t)rec(slot)->gen << 32 | slot << 1;
     err = 0;
   }
-  tl__unlock(&K.lock);
+  tl__unlock(&keyreg.lock);
   return err;
 }
 
 int tl__key_delete(tl_key_t key)
 {
-  if (tl__lock(&K.lock) != 0)
+  if (tl__lock(&keyreg.lock) != 0)
     return EDEADLK;
   if (!tl__key_valid(key)) {
-    tl__unlock(&K.lock);
+    tl__unlock(&keyreg.lock);
     return EINVAL;
   }
   uint32_t slot = tl__key_slot(key);
@@ -322,9 +322,9 @@ int tl__key_delete(tl_key_t key)
   }
   if (r->attr.inherit != TL_INHERIT_NONE)
     atomic_fetch_sub_explicit(&tl__inheriting, 1, memory_order_relaxed);
-  r->next_free = K.free_head;
-  K.free_head = slot + 1;
-  tl__unlock(&K.lock);
+  r->next_free = keyreg.free_head;
+  keyreg.free_head = slot + 1;
+  tl__unlock(&keyreg.lock);
   /* From now on only the library reads: it checks generations. */
   tl__views_drop_all();
   return 0;
@@ -347,10 +347,10 @@ const char *tl__key_name(tl_key_t key)
 
 void tl__key_atfork(int phase)
 {
-  tl__lock_atfork(&K.lock, phase);
+  tl__lock_atfork(&keyreg.lock, phase);
 }
 
 uint64_t tl__keys_created(void)
 {
-  return K.created;
+  return keyreg.created;
 }

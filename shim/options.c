@@ -1,17 +1,22 @@
-/* Options (SPEC 4.1), read once from the environment by tl__init(), before
- * anything else the library does.
+/* Options, read once from the environment by tl__init(), before anything
+ * else the library does (tasklocal(7) describes them).
  *
- * Each option has one parser; a value it cannot read gives exactly one
- * warning line and the option keeps its default, so a typo never stops the
- * program. Booleans take 1/0, yes/no, on/off and true/false in any case, as
- * mimalloc's options do; an empty value counts as unset.
+ * Every option is one row of the table below: its name, its kind, its
+ * default and what it does. One loop reads the rows, validating each value
+ * by its kind, and one prints them for TASKLOCAL_VERBOSE, as mimalloc's
+ * options.c does. Adding an option is a field in struct tl__options, an
+ * entry in the enum below and a row (a PATH or STRING row also names a
+ * buffer of optstate for its copy); tasklocal-run gets a flag of the same
+ * name, which check_report's run_options_agree test asks for. A value that cannot be read gives exactly one warning
+ * line and the option keeps its default, so a typo never stops the
+ * program; an empty value counts as unset. Booleans take 1/0, yes/no,
+ * on/off and true/false in any case.
  *
- * The log and trace paths come from secure_getenv: in a set-user-ID or
- * otherwise secure-execution process an unprivileged user must not be able
- * to make the library create or append to a file of their choice, so the
- * variables are then ignored, with a warning: reports stay on stderr and
- * no trace is written. The other
- * options only choose what is printed, so plain getenv is enough for them.
+ * Paths come from secure_getenv: in a set-user-ID or otherwise
+ * secure-execution process an unprivileged user must not be able to make
+ * the library create or append to a file of their choice, so the variables
+ * are then ignored, with a warning. The other options only choose what is
+ * done or printed, so plain getenv is enough for them.
  */
 #include "internal.h"
 #include "options.h"
@@ -27,25 +32,106 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* TASKLOCAL_TRACE_SIZE: events kept per thread (32 bytes each). The default,
- * 2^20, reserves 32 MiB of address space a thread, of which only the pages
- * written become memory; the limits keep a typo from asking for nothing or
- * for more than the address space can give every thread. */
-#define TRACE_SIZE_DEFAULT (1u << 20)
-#define TRACE_SIZE_MIN 16u
-#define TRACE_SIZE_MAX (1u << 26)
+/* What a row's value is and how it is read. */
+enum kind {
+  BOOL,                                    /* 1/0, yes/no, on/off, true/false */
+  WORDS,                                   /* one of .words; the value is its index */
+  NUMBER,                                  /* a decimal number from .min to .max */
+  SIGNAL,                                  /* a signal name or number we may handle; 0 is off */
+  PATH,                                    /* a file name, from secure_getenv, kept in .buf */
+  STRING,                                  /* any text, from getenv, kept in .buf */
+};
 
-struct tl__options tl__opt = {.log_fd = 2, .trace_size = TRACE_SIZE_DEFAULT};
+/* Row flags. */
+#define BOOL_WORDS 1u                      /* WORDS: the boolean spellings are words 0 and 1 */
+#define SUFFIX 2u                          /* NUMBER: an optional K or M multiplies by 2^10 or 2^20 */
+#define POW2 4u                            /* NUMBER: rounded up to a power of two */
+
+/* The rows, in the order they are read and printed. An option whose
+ * default follows another's comes after it. */
+enum {
+  OPT_LEAKS,
+  OPT_BACKTRACE,
+  OPT_DUMP_SIGNAL,
+  OPT_STATS,
+  OPT_LOG,
+  OPT_FIBERS,
+  OPT_TRACE,
+  OPT_TRACE_SIZE,
+  OPT_VERBOSE,
+  OPT_COUNT
+};
+
+struct option {
+  const char *name;
+  enum kind kind;
+  unsigned flags;
+  long dflt;                               /* the default of a number-like kind */
+  const struct option *follows;            /* or else: on when this earlier row is on */
+  long min, max;                           /* NUMBER */
+  const char *const *words;                /* WORDS, ending with NULL */
+  size_t field;                            /* offsetof the int, or the const char *, in tl__opt */
+  char *buf;                               /* PATH, STRING: the kept copy (the environment may change) */
+  size_t size;
+  const char *unset;                       /* PATH, STRING: what "unset" means, as VERBOSE prints it */
+  const char *ignored;                     /* PATH, STRING: what happens when the value cannot be used */
+  const char *description;
+};
+
+static const char *const leak_words[] = {"0", "1", "error", NULL};
 
 /* What the log descriptor was when opened, to notice later that the
- * program closed it and reused the number for a file of its own. */
+ * program closed it and reused the number for a file of its own; and the
+ * kept copies of the text options. */
 static struct {
   dev_t dev;
   ino_t ino;
   int checked;
-  char path[256];                          /* for TASKLOCAL_VERBOSE */
-  char trace[4096];                        /* TASKLOCAL_TRACE, kept: the environment may change */
-} L;
+  char log[4096];
+  char trace[4096];
+} optstate;
+
+#define FIELD(f) offsetof(struct tl__options, f)
+
+static const struct option table[OPT_COUNT] = {
+  [OPT_LEAKS] = {.name = "TASKLOCAL_LEAKS", .kind = WORDS, .flags = BOOL_WORDS, .words = leak_words,
+                 .field = FIELD(leaks),
+                 .description = "report leaked task state at exit; error also exits with status 23 on leaks"},
+  [OPT_BACKTRACE] = {.name = "TASKLOCAL_BACKTRACE", .kind = BOOL, .follows = &table[OPT_LEAKS],
+                     .field = FIELD(backtrace),
+                     .description = "capture where each task is created (default: on when TASKLOCAL_LEAKS is)"},
+  [OPT_DUMP_SIGNAL] = {.name = "TASKLOCAL_DUMP_SIGNAL", .kind = SIGNAL, .field = FIELD(dump_signal),
+                       .description = "write the live-task report whenever this signal arrives"},
+  [OPT_STATS] = {.name = "TASKLOCAL_STATS", .kind = BOOL, .field = FIELD(stats),
+                 .description = "one line of counters at exit"},
+  [OPT_LOG] = {.name = "TASKLOCAL_LOG", .kind = PATH, .field = FIELD(log), .buf = optstate.log,
+               .size = sizeof optstate.log, .unset = "(stderr)", .ignored = "reports go to stderr",
+               .description = "append reports to this file instead of stderr"},
+  [OPT_FIBERS] = {.name = "TASKLOCAL_FIBERS", .kind = BOOL, .dflt = 1, .field = FIELD(fibers),
+                  .description = "tell AddressSanitizer and ThreadSanitizer about every switch"},
+  [OPT_TRACE] = {.name = "TASKLOCAL_TRACE", .kind = PATH, .field = FIELD(trace), .buf = optstate.trace,
+                 .size = sizeof optstate.trace, .unset = "(off)", .ignored = "no trace is written",
+                 .description = "record every switch and write the timeline to this file at exit"},
+  [OPT_TRACE_SIZE] = {.name = "TASKLOCAL_TRACE_SIZE", .kind = NUMBER, .flags = SUFFIX | POW2, .dflt = 1L << 20,
+                      .min = 16, .max = 1L << 26, .field = FIELD(trace_size),
+                      .description = "events kept per thread, the newest (32 bytes each; the default reserves "
+                                     "32 MiB of address space a thread, of which only the pages written become "
+                                     "memory)"},
+  [OPT_VERBOSE] = {.name = "TASKLOCAL_VERBOSE", .kind = BOOL, .field = FIELD(verbose),
+                   .description = "print the effective options at start"},
+};
+
+struct tl__options tl__opt = {.log_fd = 2, .fibers = 1, .trace_size = 1 << 20};
+
+static int *int_field(const struct option *o)
+{
+  return (int *)((char *)&tl__opt + o->field);
+}
+
+static const char **text_field(const struct option *o)
+{
+  return (const char **)((char *)&tl__opt + o->field);
+}
 
 /* 1 or 0 for a boolean word, -1 otherwise. */
 static int parse_bool(const char *v)
@@ -61,28 +147,17 @@ static int parse_bool(const char *v)
   return -1;
 }
 
-static const char *value_of(const char *name)
+static int parse_number(const char *s, long *out)
 {
-  const char *v = getenv(name);
-  return v != NULL && *v != '\0' ? v : NULL;
-}
-
-static void bad_value(const char *name, const char *value, const char *expected, const char *dflt)
-{
-  tl__message("%s=%s is not valid (expected %s); using the default, %s", name, value, expected, dflt);
-}
-
-static int read_bool(const char *name, int dflt)
-{
-  const char *v = value_of(name);
-  if (v == NULL)
-    return dflt;
-  int b = parse_bool(v);
-  if (b < 0) {
-    bad_value(name, v, "1 or 0, yes or no, on or off, true or false", dflt ? "on" : "off");
-    return dflt;
-  }
-  return b;
+  if (*s < '0' || *s > '9')
+    return -1;
+  char *end;
+  errno = 0;
+  long n = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0')
+    return -1;
+  *out = n;
+  return 0;
 }
 
 static const struct {
@@ -105,19 +180,6 @@ static int reserved_signal(int sig)
 {
   return sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
          sig == SIGFPE || sig == SIGTRAP;
-}
-
-static int parse_number(const char *s, long *out)
-{
-  if (*s < '0' || *s > '9')
-    return -1;
-  char *end;
-  errno = 0;
-  long n = strtol(s, &end, 10);
-  if (errno != 0 || *end != '\0')
-    return -1;
-  *out = n;
-  return 0;
 }
 
 /* A signal name (with or without SIG, any case; RTMIN+n and RTMAX-n too) or
@@ -157,150 +219,242 @@ static int parse_signal(const char *v)
   return sig >= SIGRTMIN && sig <= SIGRTMAX ? (int)sig : -1;
 }
 
-static void read_log(void)
-{
-  const char *path = secure_getenv("TASKLOCAL_LOG");
-  if (path == NULL) {
-    if (getauxval(AT_SECURE) && value_of("TASKLOCAL_LOG") != NULL)
-      tl__message("TASKLOCAL_LOG is ignored in a secure-execution (set-user-ID) process; "
-                  "reports go to stderr");
-    return;
-  }
-  if (*path == '\0')
-    return;
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    tl__message("cannot open TASKLOCAL_LOG=%s: %s; reports go to stderr", path, strerrordesc_np(errno));
-    return;
-  }
-  struct stat st;
-  if (fstat(fd, &st) == 0) {
-    L.dev = st.st_dev;
-    L.ino = st.st_ino;
-    L.checked = 1;
-  }
-  size_t n = strlen(path);
-  if (n >= sizeof L.path)
-    n = sizeof L.path - 1;
-  memcpy(L.path, path, n);
-  L.path[n] = '\0';
-  tl__opt.log_fd = fd;
-  tl__message_fd(fd);
-}
-
-/* The trace file's path, like the log's, from secure_getenv: a set-user-ID
- * program never writes one. The file is opened only when it is written. */
-static void read_trace(void)
-{
-  const char *path = secure_getenv("TASKLOCAL_TRACE");
-  if (path == NULL) {
-    if (getauxval(AT_SECURE) && value_of("TASKLOCAL_TRACE") != NULL)
-      tl__message("TASKLOCAL_TRACE is ignored in a secure-execution (set-user-ID) process; no trace is written");
-    return;
-  }
-  if (*path == '\0')
-    return;
-  size_t n = strlen(path);
-  if (n >= sizeof L.trace) {
-    tl__message("TASKLOCAL_TRACE is longer than %zu bytes; no trace is written", sizeof L.trace - 1);
-    return;
-  }
-  memcpy(L.trace, path, n + 1);
-  tl__opt.trace = L.trace;
-
-  const char *v = value_of("TASKLOCAL_TRACE_SIZE");
-  if (v == NULL)
-    return;
-  long size = -1, unit = 1;
-  char *end = NULL;
-  if (*v >= '0' && *v <= '9') {
-    errno = 0;
-    size = strtol(v, &end, 10);
-    if (errno != 0)
-      size = -1;
-  }
-  if (size >= 0 && (*end == 'k' || *end == 'K' || *end == 'm' || *end == 'M')) {
-    unit = *end == 'k' || *end == 'K' ? 1024 : 1024 * 1024;
-    end++;
-  }
-  if (size < 0 || *end != '\0' || size > TRACE_SIZE_MAX / unit || size * unit < TRACE_SIZE_MIN) {
-    bad_value("TASKLOCAL_TRACE_SIZE", v, "a number of events from 16 to 64M, with an optional K or M", "1M");
-    return;
-  }
-  size *= unit;
-  uint32_t pow2 = TRACE_SIZE_MIN;
-  while (pow2 < (uint32_t)size)
-    pow2 <<= 1;
-  tl__opt.trace_size = pow2;
-}
-
 static const char *signal_name(int sig, char *buf, size_t size)
 {
   for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
     if (signals[i].sig == sig) {
-      size_t n = strlen(signals[i].name);
-      if (n + 4 > size)
-        break;
-      memcpy(buf, "SIG", 3);
-      memcpy(buf + 3, signals[i].name, n + 1);
+      tl__formatf(buf, size, "SIG%s", signals[i].name);
       return buf;
     }
   return sigabbrev_np(sig) ? sigabbrev_np(sig) : "?";
 }
 
-static void print_options(void)
+/* A number, with K or M where it divides evenly and the row takes them. */
+static void number_text(const struct option *o, long n, char *buf, size_t size)
 {
-  static const char *const leaks[] = {"0", "1", "error"};
-  char sig[16];
-  tl__message("option TASKLOCAL_LEAKS=%s", leaks[tl__opt.leaks]);
-  tl__message("option TASKLOCAL_BACKTRACE=%d", tl__opt.backtrace);
-  if (tl__opt.dump_signal)
-    tl__message("option TASKLOCAL_DUMP_SIGNAL=%s (%d)", signal_name(tl__opt.dump_signal, sig, sizeof sig),
-                tl__opt.dump_signal);
+  if ((o->flags & SUFFIX) && n != 0 && n % (1L << 20) == 0)
+    tl__formatf(buf, size, "%ldM", n >> 20);
+  else if ((o->flags & SUFFIX) && n != 0 && n % (1L << 10) == 0)
+    tl__formatf(buf, size, "%ldK", n >> 10);
   else
-    tl__message("option TASKLOCAL_DUMP_SIGNAL=0");
-  tl__message("option TASKLOCAL_STATS=%d", tl__opt.stats);
-  tl__message("option TASKLOCAL_LOG=%s", tl__opt.log_fd != 2 ? L.path : "(stderr)");
-  tl__message("option TASKLOCAL_FIBERS=%d", tl__opt.fibers);
-  tl__message("option TASKLOCAL_TRACE=%s", tl__opt.trace != NULL ? tl__opt.trace : "(off)");
-  tl__message("option TASKLOCAL_TRACE_SIZE=%u", (unsigned)tl__opt.trace_size);
+    tl__formatf(buf, size, "%ld", n);
+}
+
+/* A number for a NUMBER row, or -1. */
+static long parse_row_number(const struct option *o, const char *v)
+{
+  long n = -1, unit = 1;
+  char *end = NULL;
+  if (*v >= '0' && *v <= '9') {
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno != 0)
+      return -1;
+  } else {
+    return -1;
+  }
+  if ((o->flags & SUFFIX) && (*end == 'k' || *end == 'K' || *end == 'm' || *end == 'M')) {
+    unit = *end == 'k' || *end == 'K' ? 1L << 10 : 1L << 20;
+    end++;
+  }
+  if (*end != '\0' || n > o->max / unit || n * unit < o->min)
+    return -1;
+  n *= unit;
+  if (o->flags & POW2) {
+    long p = 1;
+    while (p < n)
+      p <<= 1;
+    n = p;
+  }
+  return n;
+}
+
+/* What a row accepts, for the warning about a value it does not. */
+static void expected_text(const struct option *o, char *buf, size_t size)
+{
+  char lo[24], hi[24];
+  size_t n = 0;
+  switch (o->kind) {
+  case BOOL:
+    tl__formatf(buf, size, "1 or 0, yes or no, on or off, true or false");
+    break;
+  case WORDS:
+    buf[0] = '\0';
+    for (size_t i = 0; o->words[i] != NULL && n < size; i++)
+      n += (size_t)tl__formatf(buf + n, size - n, "%s%s", i == 0 ? "" : o->words[i + 1] == NULL ? " or " : ", ",
+                               o->words[i]);
+    break;
+  case NUMBER:
+    number_text(o, o->min, lo, sizeof lo);
+    number_text(o, o->max, hi, sizeof hi);
+    tl__formatf(buf, size, "a number from %s to %s%s", lo, hi, o->flags & SUFFIX ? ", with an optional K or M" : "");
+    break;
+  case SIGNAL:
+    tl__formatf(buf, size, "a signal name such as USR2 or SIGUSR2, or its number; not KILL, STOP or a fault signal");
+    break;
+  case PATH:
+  case STRING:
+    tl__formatf(buf, size, "at most %zu bytes", o->size - 1);
+    break;
+  }
+}
+
+/* A row's value as VERBOSE prints it, and as the warnings name the default. */
+static void value_text(const struct option *o, long v, const char *text, char *buf, size_t size)
+{
+  char sig[16];
+  switch (o->kind) {
+  case BOOL:
+    tl__formatf(buf, size, "%s", v ? "on" : "off");
+    break;
+  case WORDS:
+    tl__formatf(buf, size, "%s", o->words[v]);
+    break;
+  case NUMBER:
+    number_text(o, v, buf, size);
+    break;
+  case SIGNAL:
+    if (v == 0)
+      tl__formatf(buf, size, "none");
+    else
+      tl__formatf(buf, size, "%s (%ld)", signal_name((int)v, sig, sizeof sig), v);
+    break;
+  case PATH:
+  case STRING:
+    tl__formatf(buf, size, "%s", text != NULL ? text : o->unset);
+    break;
+  }
+}
+
+static long default_of(const struct option *o)
+{
+  return o->follows != NULL ? *int_field(o->follows) != 0 : o->dflt;
+}
+
+/* A text option: the kept copy, or NULL with one warning. */
+static const char *read_text(const struct option *o)
+{
+  const char *v = o->kind == PATH ? secure_getenv(o->name) : getenv(o->name);
+  if (v == NULL) {
+    const char *plain = getenv(o->name);
+    if (plain != NULL && *plain != '\0' && getauxval(AT_SECURE))
+      tl__message("%s is ignored in a secure-execution (set-user-ID) process; %s", o->name, o->ignored);
+    return NULL;
+  }
+  if (*v == '\0')
+    return NULL;
+  size_t n = strlen(v);
+  if (n >= o->size) {
+    tl__message("%s is longer than %zu bytes; %s", o->name, o->size - 1, o->ignored);
+    return NULL;
+  }
+  memcpy(o->buf, v, n + 1);
+  return o->buf;
+}
+
+static void read_option(const struct option *o)
+{
+  if (o->kind == PATH || o->kind == STRING) {
+    *text_field(o) = read_text(o);
+    return;
+  }
+  long dflt = default_of(o), value = -1;
+  *int_field(o) = (int)dflt;
+  const char *v = getenv(o->name);
+  if (v == NULL || *v == '\0')
+    return;
+  switch (o->kind) {
+  case BOOL:
+    value = parse_bool(v);
+    break;
+  case WORDS:
+    for (long i = 0; o->words[i] != NULL; i++)
+      if (strcasecmp(v, o->words[i]) == 0)
+        value = i;
+    if (value < 0 && (o->flags & BOOL_WORDS))
+      value = parse_bool(v);
+    break;
+  case NUMBER:
+    value = parse_row_number(o, v);
+    break;
+  case SIGNAL:
+    value = parse_signal(v);
+    break;
+  case PATH:
+  case STRING:
+    break;
+  }
+  if (value >= 0) {
+    *int_field(o) = (int)value;
+    return;
+  }
+  char expected[128], dtext[64];
+  expected_text(o, expected, sizeof expected);
+  value_text(o, dflt, NULL, dtext, sizeof dtext);
+  tl__message("%s=%s is not valid (expected %s); using the default, %s", o->name, v, expected, dtext);
+}
+
+static void print_option(const struct option *o)
+{
+  char text[4200];
+  switch (o->kind) {
+  case BOOL:
+    tl__formatf(text, sizeof text, "%d", *int_field(o));
+    break;
+  case SIGNAL:
+    if (*int_field(o) == 0) {
+      tl__formatf(text, sizeof text, "0");
+      break;
+    }
+    value_text(o, *int_field(o), NULL, text, sizeof text);
+    break;
+  case NUMBER:
+    tl__formatf(text, sizeof text, "%d", *int_field(o));
+    break;
+  case WORDS:
+    value_text(o, *int_field(o), NULL, text, sizeof text);
+    break;
+  case PATH:
+  case STRING:
+    value_text(o, 0, *text_field(o), text, sizeof text);
+    break;
+  }
+  tl__message("option %s=%s", o->name, text);
+}
+
+/* Opens TASKLOCAL_LOG, and from then on tl__message writes there. */
+static void open_log(void)
+{
+  if (tl__opt.log == NULL)
+    return;
+  int fd = open(tl__opt.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    tl__message("cannot open TASKLOCAL_LOG=%s: %s; reports go to stderr", tl__opt.log, strerrordesc_np(errno));
+    tl__opt.log = NULL;
+    return;
+  }
+  struct stat st;
+  if (fstat(fd, &st) == 0) {
+    optstate.dev = st.st_dev;
+    optstate.ino = st.st_ino;
+    optstate.checked = 1;
+  }
+  tl__opt.log_fd = fd;
+  tl__message_fd(fd);
 }
 
 void tl__options_read(void)
 {
   /* The log first, so that warnings about the other options go where the
    * reports will go. */
-  read_log();
-
-  const char *v = value_of("TASKLOCAL_LEAKS");
-  if (v != NULL) {
-    int b = parse_bool(v);
-    if (b >= 0)
-      tl__opt.leaks = b;
-    else if (strcasecmp(v, "error") == 0)
-      tl__opt.leaks = 2;
-    else
-      bad_value("TASKLOCAL_LEAKS", v, "0, 1 or error", "0");
-  }
-
-  tl__opt.backtrace = read_bool("TASKLOCAL_BACKTRACE", tl__opt.leaks != 0);
-
-  v = value_of("TASKLOCAL_DUMP_SIGNAL");
-  if (v != NULL) {
-    int sig = parse_signal(v);
-    if (sig >= 0)
-      tl__opt.dump_signal = sig;
-    else
-      bad_value("TASKLOCAL_DUMP_SIGNAL", v, "a signal name such as USR2 or SIGUSR2, or its number; "
-                "not KILL, STOP or a fault signal", "none");
-  }
-
-  read_trace();
-  tl__opt.stats = read_bool("TASKLOCAL_STATS", 0);
-  tl__opt.fibers = read_bool("TASKLOCAL_FIBERS", 1);
-  tl__opt.verbose = read_bool("TASKLOCAL_VERBOSE", 0);
+  read_option(&table[OPT_LOG]);
+  open_log();
+  for (size_t i = 0; i < OPT_COUNT; i++)
+    if (i != OPT_LOG)
+      read_option(&table[i]);
   if (tl__opt.verbose)
-    print_options();
+    for (size_t i = 0; i < OPT_COUNT; i++)
+      print_option(&table[i]);
 }
 
 int tl__options_log_fd(void)
@@ -308,10 +462,10 @@ int tl__options_log_fd(void)
   /* A program that closes every descriptor (daemons do) may have reused
    * the log's number for a file of its own: reports must not go there. */
   int fd = tl__opt.log_fd;
-  if (fd == 2 || !L.checked)
+  if (fd == 2 || !optstate.checked)
     return fd;
   struct stat st;
-  if (fstat(fd, &st) != 0 || st.st_dev != L.dev || st.st_ino != L.ino)
+  if (fstat(fd, &st) != 0 || st.st_dev != optstate.dev || st.st_ino != optstate.ino)
     return 2;
   return fd;
 }

@@ -4,6 +4,10 @@
 
 #include "internal.h"
 
+/* The options' values, as the rest of the library reads them. Each field is
+ * filled from one row of the table in options.c; adding an option is a
+ * field here, an entry in that file's enum and a row in its table. The
+ * assembly of makecontext reads leaks and backtrace. */
 struct tl__options {
   int leaks;                               /* 0 off, 1 report at exit, 2 also exit 23 on leaks */
   int backtrace;                           /* capture creation backtraces */
@@ -11,9 +15,10 @@ struct tl__options {
   int stats;                               /* the stats line at exit */
   int verbose;                             /* print the effective options */
   int fibers;                              /* tell a sanitizer in the process about switches */
-  int log_fd;                              /* where reports go: 2, or TASKLOCAL_LOG */
+  int log_fd;                              /* where reports go: 2, or TASKLOCAL_LOG opened */
+  const char *log;                         /* TASKLOCAL_LOG once opened, or NULL */
   const char *trace;                       /* TASKLOCAL_TRACE, or NULL */
-  uint32_t trace_size;                     /* TASKLOCAL_TRACE_SIZE: events per thread, a power of two */
+  int trace_size;                          /* TASKLOCAL_TRACE_SIZE: events per thread, a power of two */
 };
 extern struct tl__options tl__opt;
 void tl__options_read(void);

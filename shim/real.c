@@ -26,12 +26,12 @@ int tl__interposing;
 static struct {
   void (*exit)(int);                       /* libc's _exit */
   const void *base;                        /* where our own object is loaded */
-} P;
+} found;
 
 void tl__real_exit(int status)
 {
-  if (P.exit != NULL)
-    P.exit(status);
+  if (found.exit != NULL)
+    found.exit(status);
   for (;;)
     syscall(SYS_exit_group, status);
 }
@@ -40,7 +40,7 @@ void tl__real_exit(int status)
 static int ours(const void *p)
 {
   Dl_info info;
-  return dladdr(p, &info) && info.dli_fbase == P.base;
+  return dladdr(p, &info) && info.dli_fbase == found.base;
 }
 
 /* The next definition of name after ours. RTLD_NEXT finds it when libc
@@ -84,7 +84,7 @@ static int comes_before_libc(void)
   Dl_info libc;
   if (tl__real_swapcontext == NULL || !dladdr((void *)tl__real_swapcontext, &libc))
     return 0;
-  struct order o = {P.base, (void *)libc.dli_fbase, -1};
+  struct order o = {found.base, (void *)libc.dli_fbase, -1};
   dl_iterate_phdr(visit, &o);
   if (o.result != 1)
     return 0;
@@ -101,7 +101,7 @@ void tl__real_lookup(void)
 {
   Dl_info self;
   if (dladdr((void *)tl__real_lookup, &self))
-    P.base = self.dli_fbase;
+    found.base = self.dli_fbase;
   tl__real_swapcontext = (int (*)(ucontext_t *, const ucontext_t *))find_real("swapcontext");
   tl__real_setcontext = (int (*)(const ucontext_t *))find_real("setcontext");
   tl__real_makecontext = (void (*)(ucontext_t *, void (*)(void), int, ...))find_real("makecontext");
@@ -110,6 +110,6 @@ void tl__real_lookup(void)
   static const char *const jumps[4] = {"longjmp", "_longjmp", "siglongjmp", "__longjmp_chk"};
   for (int i = 0; i < 4; i++)
     *(void **)&tl__real_jump[i] = find_real(jumps[i]);
-  *(void **)&P.exit = find_real("_exit");
+  *(void **)&found.exit = find_real("_exit");
   tl__interposing = comes_before_libc();
 }

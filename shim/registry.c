@@ -6,8 +6,8 @@
  *
  * The common loop of a scheduler (make a task in the context and on the
  * stack of the one that just finished, task.c's remake) takes no lock and
- * writes nothing another thread writes (SPEC 6: threads scale as without
- * the shim): its record comes back in place, its id from a block of ids
+ * writes nothing another thread writes (threads scale as without the shim:
+ * doc/performance.md): its record comes back in place, its id from a block of ids
  * its thread took for itself, and its counts are its thread's own
  * (made_here, finished_here), summed when they are read. Free records are
  * kept per thread too, so that the records of tasks running on different
@@ -38,7 +38,8 @@ static struct {
 
 #define ID_BLOCK 1024
 /* For debuggers (debug.c). */
-const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak};
+const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak,
+                                                &R.n.released};
 
 /* ------------------------------------------------------------------------
  * Records
@@ -129,7 +130,7 @@ struct tl__task_ext *tl__task_ext(struct tl__task *t)
  * by the caller. */
 void tl__record_free(struct tl__thread *th, struct tl__task *t)
 {
-  STORE(t->id, 0);
+  TL__STORE(t->id, 0);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
   if (th->pool_n < POOL_KEEP) {
     t->lnext = th->pool;
@@ -209,7 +210,8 @@ void tl__task_stats(struct tl__stats *st)
   st->untracked = c.untracked;
   st->created = R.n.made + c.made;
   st->finished = R.n.finished + c.finished + c.ended;
-  st->abandoned = R.n.abandoned + c.abandoned;
+  st->abandoned = R.n.abandoned;
+  st->released = R.n.released + c.released;
   st->peak = R.n.peak;
   tl__unlock(&R.lock);
 }

@@ -5,11 +5,11 @@
 #include "internal.h"
 
 struct tl__counts {                        /* changed with the registry's lock held */
-  uint64_t made, finished, abandoned;      /* tasks made, and ended each way */
+  uint64_t made, finished, abandoned, released; /* tasks made, and ended each way */
   uint64_t live, peak;                     /* made tasks not ended yet, and their most */
 };
 struct tl__stats {
-  uint64_t created, finished, abandoned, switches, untracked, peak;
+  uint64_t created, finished, abandoned, released, switches, untracked, peak;
 };
 #define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
 

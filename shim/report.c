@@ -1,4 +1,4 @@
-/* What a report says (SPEC 4.2): the leak report at exit (exitreport.c)
+/* What a report says (doc/reports.md): the leak report at exit (exitreport.c)
  * and the live-task dump (dump.c) list the tasks, their locals and the
  * values dropped at tasks' ends (drops.c); writer.c writes the lines.
  *
@@ -70,7 +70,7 @@ struct snap {
 static struct {
   struct snap snaps[DETAIL_TASKS];
   int nsnaps;
-} R;
+} detail;
 
 /* ------------------------------------------------------------------------
  * Output
@@ -103,6 +103,7 @@ static void describe_drops(struct tl__job *j, uint64_t n)
     key_label(d->key, d->key_name, key, sizeof key);
     const char *how = d->how == TL__DROP_THREAD_EXIT ? "its thread exited"
                       : d->how == TL__DROP_ABANDONED ? "it was abandoned"
+                      : d->how == TL__DROP_RELEASED ? "its stack was released"
                                                  : "it finished";
     const char *whose = d->how == TL__DROP_THREAD_EXIT ? "the root task" : "task";
     if (d->task_name[0] != '\0')
@@ -184,7 +185,7 @@ static int collect_task(struct tl__task *t, void *arg)
   c->j->tasks++;
   if (state == TL__ABANDONED)
     c->kept++;
-  struct snap *s = R.nsnaps < DETAIL_TASKS ? &R.snaps[R.nsnaps++] : NULL;
+  struct snap *s = detail.nsnaps < DETAIL_TASKS ? &detail.snaps[detail.nsnaps++] : NULL;
   struct tl__task_ext *x = t->x;
   const struct tl__vtab *vt =
     state == TL__ABANDONED ? (x != NULL ? x->held : NULL) : atomic_load_explicit(&t->vt, memory_order_acquire);
@@ -228,8 +229,8 @@ static int shared_task(struct tl__task *t, void *arg)
   uint32_t state = atomic_load_explicit(&t->state, memory_order_relaxed);
   if ((t->flags & TL__F_ROOT) || t->id == 0 || state == TL__ABANDONED || state == TL__FINISHED)
     return 0;
-  for (int i = 0; i < R.nsnaps; i++) {
-    struct snap *s = &R.snaps[i];
+  for (int i = 0; i < detail.nsnaps; i++) {
+    struct snap *s = &detail.snaps[i];
     if (s->rec != t && s->shared_with == 0 && s->state == TL__SUSPENDED && t->lo < s->hi && s->lo < t->hi)
       s->shared_with = t->id;
   }
@@ -338,7 +339,7 @@ void tl__report_body(struct tl__job *j)
 {
   const char *what = j->kind == TL__JOB_LEAK ? "leak" : "dump";
   struct collect c = {.j = j};
-  R.nsnaps = 0;
+  detail.nsnaps = 0;
   j->tasks = j->locals = 0;
   if (tl__task_foreach(collect_task, &c) != 0) {
     tl__job_line(j, "%s report: the task registry is busy on this thread; no report", what);
@@ -346,11 +347,11 @@ void tl__report_body(struct tl__job *j)
   }
   tl__task_foreach(shared_task, NULL);
   /* Oldest first: the live list holds the newest first. */
-  for (int i = 1; i < R.nsnaps; i++)
-    for (int k = i; k > 0 && R.snaps[k - 1].id > R.snaps[k].id; k--) {
-      struct snap tmp = R.snaps[k];
-      R.snaps[k] = R.snaps[k - 1];
-      R.snaps[k - 1] = tmp;
+  for (int i = 1; i < detail.nsnaps; i++)
+    for (int k = i; k > 0 && detail.snaps[k - 1].id > detail.snaps[k].id; k--) {
+      struct snap tmp = detail.snaps[k];
+      detail.snaps[k] = detail.snaps[k - 1];
+      detail.snaps[k - 1] = tmp;
     }
 
   /* Abandoned tasks beyond those task.c keeps are counted, not shown. */
@@ -368,10 +369,10 @@ void tl__report_body(struct tl__job *j)
   if (j->kind == TL__JOB_DUMP || tasks > 0 || locals > 0) {
     tl__job_line(j, "%s report of process %d: %llu %s tasks, %llu locals", what, (int)j->pid, (unsigned long long)tasks,
         j->kind == TL__JOB_LEAK ? "leaked" : "live", (unsigned long long)locals);
-    for (int i = 0; i < R.nsnaps; i++)
-      describe_task(j, &R.snaps[i]);
-    if (j->tasks > (uint64_t)R.nsnaps)
-      tl__job_line(j, "... and %llu more tasks, not described", (unsigned long long)(j->tasks - (uint64_t)R.nsnaps));
+    for (int i = 0; i < detail.nsnaps; i++)
+      describe_task(j, &detail.snaps[i]);
+    if (j->tasks > (uint64_t)detail.nsnaps)
+      tl__job_line(j, "... and %llu more tasks, not described", (unsigned long long)(j->tasks - (uint64_t)detail.nsnaps));
     if (unkept > 0)
       tl__job_line(j, "... and %llu more abandoned tasks, not kept for the report (at most %d are)",
           (unsigned long long)unkept, TL__KEEP_MAX);

@@ -15,7 +15,7 @@
 /* The life of tasks. */
 static struct {
   struct tl__thread *main;                 /* the state of the thread that loaded us */
-} L;
+} roots;
 
 /* A task's id is handed out under the registry's lock, where its record
  * enters the registry: a plain increment instead of a locked one, and ids
@@ -40,8 +40,8 @@ void tl__root_init(struct tl__thread *th)
     return;
   }
   r->id = tl__registry_new_id();
-  if (L.main == NULL)
-    L.main = th;
+  if (roots.main == NULL)
+    roots.main = th;
   tl__tree_add(r);
   tl__live_add(r);
   tl__registry_unlock();
@@ -58,8 +58,8 @@ void tl__root_forget(struct tl__thread *th)
   uint32_t n = tl__ended_release(th, xs);
   tl__tree_del(r);
   tl__live_del(r);
-  if (L.main == th)
-    L.main = NULL;
+  if (roots.main == th)
+    roots.main = NULL;
   tl__registry_unlock();
   tl__ext_destroy_all(xs, n);
 }
@@ -110,10 +110,10 @@ void tl__task_atfork(int phase)
   tl__task_foreach(suspend_others, me);
   tl__thread_atfork(1);
   if (me != NULL)
-    L.main = me;
+    roots.main = me;
 }
 
-/* At process exit the main thread's root values are destroyed (SPEC 2.4),
+/* At process exit the main thread's root values are destroyed (doc/lifetime.md),
  * and those of the thread that called exit() if it is another one; the
  * exit report comes next (init.c). */
 void tl__task_exit(void)
@@ -121,7 +121,7 @@ void tl__task_exit(void)
   struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY) {
     tl__ended_flush(th);
-    struct tl__thread *main = L.main;
+    struct tl__thread *main = roots.main;
     struct tl__task *cur = th->current;
     tl__view_drop();
     if (main != NULL && main != th)
@@ -140,8 +140,8 @@ void tl__task_exit_free(void)
 {
   struct tl__thread *th = tl__tls;
   if (th != NULL && th != TL__BUSY) {
-    if (L.main != NULL)
-      tl__ext_free(&L.main->root);
+    if (roots.main != NULL)
+      tl__ext_free(&roots.main->root);
     tl__ext_free(&th->root);
   }
 }

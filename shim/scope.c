@@ -2,7 +2,7 @@
  * live in a value table chosen by its scope: the running task's (task.c),
  * the OS thread's (struct tl__thread.tvt), or a custom owner's, kept here
  * in a hash table shared by all threads under one lock. Deferred calls
- * (tl_defer) run when their task or thread ends (SPEC 3.6, 3.7).
+ * (tl_defer) run when their task or thread ends (doc/lifetime.md).
  */
 #include "internal.h"
 #include "scope.h"
@@ -28,9 +28,9 @@ static struct {
   struct owner **b;
   uint32_t nb, n;
   struct tl__vtab *_Atomic nothing;        /* the table of an owner with no values yet */
-} C = {.nothing = tl__vt_empty};
+} owners = {.nothing = tl__vt_empty};
 /* For debuggers (debug.c). */
-const struct tl__debug_owners tl__debug_owners = {&C.b, &C.nb, offsetof(struct owner, disc),
+const struct tl__debug_owners tl__debug_owners = {&owners.b, &owners.nb, offsetof(struct owner, disc),
                                                   offsetof(struct owner, owner), offsetof(struct owner, vt),
                                                   offsetof(struct owner, next)};
 
@@ -46,35 +46,35 @@ static uint64_t owner_hash(const struct tl_disc *disc, const void *owner)
   return x ^ (x >> 27);
 }
 
-/* Called with C.lock held. */
+/* Called with owners.lock held. */
 static struct owner **owner_slot(const struct tl_disc *disc, const void *owner)
 {
-  if (C.nb == 0)
+  if (owners.nb == 0)
     return NULL;
-  struct owner **p = &C.b[owner_hash(disc, owner) & (C.nb - 1)];
+  struct owner **p = &owners.b[owner_hash(disc, owner) & (owners.nb - 1)];
   while (*p != NULL && ((*p)->disc != disc || (*p)->owner != owner))
     p = &(*p)->next;
   return p;
 }
 
-/* Called with C.lock held. A failed allocation keeps the old buckets. */
+/* Called with owners.lock held. A failed allocation keeps the old buckets. */
 static void owners_grow(void)
 {
-  uint32_t nb = C.nb ? C.nb * 2 : 64;
+  uint32_t nb = owners.nb ? owners.nb * 2 : 64;
   struct owner **b = tl__calloc(nb, sizeof *b);
   if (b == NULL)
     return;
-  for (uint32_t i = 0; i < C.nb; i++) {
-    for (struct owner *o = C.b[i], *next; o != NULL; o = next) {
+  for (uint32_t i = 0; i < owners.nb; i++) {
+    for (struct owner *o = owners.b[i], *next; o != NULL; o = next) {
       next = o->next;
       struct owner **p = &b[owner_hash(o->disc, o->owner) & (nb - 1)];
       o->next = *p;
       *p = o;
     }
   }
-  tl__free(C.b);
-  C.b = b;
-  C.nb = nb;
+  tl__free(owners.b);
+  owners.b = b;
+  owners.nb = nb;
 }
 
 int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, struct tl__scope_ref *ref)
@@ -94,9 +94,9 @@ int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, stru
   void *owner = a->disc->current(a->disc->arg);
   if (owner == NULL)
     return ESRCH;
-  if (tl__lock(&C.lock) != 0)
+  if (tl__lock(&owners.lock) != 0)
     return EDEADLK;
-  if (create && (C.n + 1) * 4 > C.nb * 3)
+  if (create && (owners.n + 1) * 4 > owners.nb * 3)
     owners_grow();
   struct owner **p = owner_slot(a->disc, owner);
   if (p != NULL && *p == NULL && create) {
@@ -106,25 +106,25 @@ int tl__scope_enter(const tl_key_attr_t *a, struct tl__task *t, int create, stru
       o->owner = owner;
       o->vt = tl__vt_empty;
       *p = o;
-      C.n++;
+      owners.n++;
     }
   }
   if (p == NULL || *p == NULL) {
     if (create) {
-      tl__unlock(&C.lock);
+      tl__unlock(&owners.lock);
       return ENOMEM;
     }
-    ref->holder = &C.nothing;
+    ref->holder = &owners.nothing;
   } else {
     ref->holder = &(*p)->vt;
   }
-  ref->lock = &C.lock;
+  ref->lock = &owners.lock;
   return 0;
 }
 
 void tl__scope_atfork(int phase)
 {
-  tl__lock_atfork(&C.lock, phase);
+  tl__lock_atfork(&owners.lock, phase);
 }
 
 void tl__scope_leave(struct tl__scope_ref *ref)
@@ -141,24 +141,24 @@ int tl__disc_end(const struct tl_disc *disc, void *owner)
    * outside, so that destructors may use custom keys themselves; values
    * they bind for this owner are destroyed in the next round. */
   for (int round = 0;; round++) {
-    if (tl__lock(&C.lock) != 0)
+    if (tl__lock(&owners.lock) != 0)
       return EDEADLK;
     struct owner **p = owner_slot(disc, owner);
     if (p == NULL || *p == NULL) {
-      tl__unlock(&C.lock);
+      tl__unlock(&owners.lock);
       return 0;
     }
     struct tl__vtab *_Atomic vt = atomic_exchange_explicit(&(*p)->vt, tl__vt_empty, memory_order_relaxed);
     if (vt == tl__vt_empty || round == 4) {
       struct owner *o = *p;
       *p = o->next;
-      C.n--;
-      tl__unlock(&C.lock);
+      owners.n--;
+      tl__unlock(&owners.lock);
       tl__free(o);
       tl__vtab_free(vt);                   /* what is left after 4 rounds is dropped */
       return 0;
     }
-    tl__unlock(&C.lock);
+    tl__unlock(&owners.lock);
     tl__destroy_vals(&vt, NULL, NULL, NULL);
   }
 }

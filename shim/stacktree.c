@@ -116,6 +116,45 @@ struct tl__task *tl__tree_find(uintptr_t sp)
   return NULL;
 }
 
+/* ------------------------------------------------------------------------
+ * The stack-page filter: whether a freed heap block may hold a task's
+ * stack, with one load (heapwatch.c). Each task in the tree counts once in
+ * the entries of the page its stack starts in and of the page before, by
+ * page number modulo the table's size: a block that holds a stack and
+ * starts less than a page before it (a stack allocated alone, or behind
+ * its coroutine's small header) starts in one of those two pages. Counts
+ * change with the registry's lock held and are read without it; one that
+ * reaches 255 stays there, which only sends more frees to the exact check.
+ * The table is in .bss: its pages cost memory only where stacks are.
+ * ------------------------------------------------------------------------ */
+
+_Atomic uint8_t tl__stack_pages[TL__STACK_PAGES];
+
+static void pages_count(uintptr_t lo, int add)
+{
+  uintptr_t page = lo >> TL__PAGE_SHIFT;
+  for (uintptr_t p = page - 1; p != page + 1; p++) {
+    _Atomic uint8_t *c = &tl__stack_pages[p & (TL__STACK_PAGES - 1)];
+    uint8_t n = atomic_load_explicit(c, memory_order_relaxed);
+    if (n != 255)
+      atomic_store_explicit(c, (uint8_t)(add ? n + 1 : n - 1), memory_order_relaxed);
+  }
+}
+
+/* The tasks whose stacks end in (a, b], in tree order: first, then each
+ * next one (NULL at the end). With the registry's lock held. */
+struct tl__task *tl__tree_first_in(uintptr_t a, uintptr_t b)
+{
+  struct tl__task *n = tl__tree_ceil(a + 1, UINT64_MAX);
+  return n != NULL && n->hi <= b ? n : NULL;
+}
+
+struct tl__task *tl__tree_next_in(const struct tl__task *t, uintptr_t b)
+{
+  struct tl__task *n = tl__tree_ceil(t->hi, t->id - 1);
+  return n != NULL && n->hi <= b ? n : NULL;
+}
+
 /* Changes of the tree are marked (T.changing) for a signal handler that
  * interrupts them on the same thread: see tl__tree_changing. */
 /* A task enters the tree as the newest of its stack (its id is newer than
@@ -127,9 +166,10 @@ void tl__tree_add(struct tl__task *t)
   T.changing = 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   if (prev != NULL && prev->hi == t->hi)
-    STORE(prev->in_tree, prev->in_tree | TL__TREE_SHADOWED);
+    TL__STORE(prev->in_tree, prev->in_tree | TL__TREE_SHADOWED);
   T.root = tree_insert(T.root, t);
-  STORE(t->in_tree, TL__TREE_IN);
+  TL__STORE(t->in_tree, TL__TREE_IN);
+  pages_count(t->lo, 1);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   T.changing = 0;
 }
@@ -140,13 +180,14 @@ void tl__tree_del(struct tl__task *t)
     T.changing = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     T.root = tree_delete(T.root, t);
+    pages_count(t->lo, 0);
     /* The newest of its stack leaves: the next one is the newest now. */
     if (!(t->in_tree & TL__TREE_SHADOWED)) {
       struct tl__task *next = tl__tree_ceil(t->hi, UINT64_MAX);
       if (next != NULL && next->hi == t->hi)
-        STORE(next->in_tree, TL__TREE_IN);
+        TL__STORE(next->in_tree, TL__TREE_IN);
     }
-    STORE(t->in_tree, 0);
+    TL__STORE(t->in_tree, 0);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     T.changing = 0;
   }

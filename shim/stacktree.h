@@ -9,5 +9,20 @@ void tl__tree_del(struct tl__task *t);
 struct tl__task *tl__tree_ceil(uintptr_t hi, uint64_t id);
 struct tl__task *tl__tree_find(uintptr_t sp);
 int tl__tree_changing(void);
+struct tl__task *tl__tree_first_in(uintptr_t a, uintptr_t b); /* tasks whose stacks end in (a, b] */
+struct tl__task *tl__tree_next_in(const struct tl__task *t, uintptr_t b);
+
+/* The stack-page filter (stacktree.c explains it). */
+#define TL__PAGE_SHIFT 12
+#define TL__STACK_PAGES (1u << 18)
+extern _Atomic uint8_t tl__stack_pages[TL__STACK_PAGES];
+
+/* Whether a heap block at a may hold the start of a task's stack (if
+ * not, surely not). */
+__attribute__((no_sanitize("address", "thread", "undefined"))) static inline int tl__stack_page_hit(uintptr_t a)
+{
+  return atomic_load_explicit(&tl__stack_pages[(a >> TL__PAGE_SHIFT) & (TL__STACK_PAGES - 1)],
+                              memory_order_relaxed) != 0;
+}
 
 #endif /* TL_STACKTREE_H */

@@ -1,6 +1,8 @@
 /* The life of a task: made by makecontext, started by the trampoline,
- * ended when its function returns or abandoned when its ucontext_t is made
- * again (SPEC 2.4).
+ * ended when its function returns, released when its stack is given back
+ * or taken by a new task (release.c finds those given back), or abandoned
+ * when its ucontext_t is made again while its stack is still held
+ * (doc/lifetime.md).
  */
 #include "internal.h"
 #include "task.h"
@@ -33,7 +35,7 @@ void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
   tl__as_end(th, saved);
 }
 
-enum gone { GONE_UNCOUNTED, GONE_FINISHED, GONE_ABANDONED };
+enum gone { GONE_UNCOUNTED, GONE_FINISHED, GONE_ABANDONED, GONE_RELEASED };
 
 /* An ended or abandoned task leaves every index and its record goes, in
  * one pass under the registry lock; how says which count it adds to. */
@@ -53,6 +55,8 @@ static void task_release(struct tl__thread *th, struct tl__task *t, enum gone ho
     n->finished++;
   else if (how == GONE_ABANDONED)
     n->abandoned++;
+  else if (how == GONE_RELEASED)
+    n->released++;
   struct tl__task_ext *x = t->x;
   t->x = NULL;
   tl__record_free(th, t);
@@ -84,10 +88,10 @@ static int task_keep(struct tl__task *t)
   return kept;
 }
 
-/* A task whose ucontext_t is made again, or whose stack a new task takes
- * before it ever ran, can never run: its values are destroyed here, on the
- * thread that made the new context, with the abandoned task current so that
- * destructors see its values. */
+/* A task whose ucontext_t is made again while its stack is still held
+ * can never run: it is abandoned. Its values are destroyed here, on the
+ * thread that made the new context, with the abandoned task current so
+ * that destructors see its values. */
 static void task_abandon(struct tl__thread *th, struct tl__task *t)
 {
   atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
@@ -97,6 +101,35 @@ static void task_abandon(struct tl__thread *th, struct tl__task *t)
   tl__destroy_values(th, t);
   if (!task_keep(t))
     task_release(th, t, GONE_ABANDONED);
+}
+
+/* A task whose stack was given back (release.c) or taken by a new task
+ * has ended as surely as one whose function returned: most schedulers end
+ * a task by switching away from it for the last time and then freeing or
+ * reusing its stack. Its values are destroyed as an abandoned task's are,
+ * on the thread that released it, and nothing of it is kept: it is no
+ * leak. */
+int tl__task_claim_release(struct tl__task *t)
+{
+  if (t->flags & TL__F_ROOT)
+    return 0;
+  uint8_t st = atomic_load_explicit(&t->state, memory_order_relaxed);
+  return (st == TL__NEW || st == TL__SUSPENDED) &&
+         atomic_compare_exchange_strong_explicit(&t->state, &st, TL__RELEASED, memory_order_relaxed,
+                                                 memory_order_relaxed);
+}
+
+void tl__task_released(struct tl__thread *th, struct tl__task *t)
+{
+  TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
+  tl__destroy_values(th, t);
+  task_release(th, t, GONE_RELEASED);
+}
+
+/* The new task's stack [lo, hi) and t's overlap: t's stack is taken. */
+static int stack_taken(const struct tl__task *t, uintptr_t lo, uintptr_t hi)
+{
+  return t->lo < hi && lo < t->hi;
 }
 
 /* Whether the record t still belongs to the live task with this id. A
@@ -240,7 +273,7 @@ static inline void record_start(struct tl__task *t, struct tl__task *cur, void (
 {
   struct tl__counts *n = tl__registry_counts();
   /* The id first: it is part of the tree's order. */
-  STORE(t->id, tl__registry_new_id());
+  TL__STORE(t->id, tl__registry_new_id());
   if (!t->in_tree) {
     /* Indexed now, in the same pass: nothing can switch to it before the
      * real makecontext has returned. */
@@ -265,7 +298,7 @@ static inline void count_here(uint64_t *count)
  * stack holds), its fields begun afresh, and one made on th. */
 static inline void renew(struct tl__thread *th, struct tl__task *t, struct tl__task *cur, void (*entry)(void))
 {
-  STORE(t->id, tl__registry_id_after(th, t->id));
+  TL__STORE(t->id, tl__registry_id_after(th, t->id));
   record_fill(t, cur, entry);
   count_here(&th->made_here);
 }
@@ -292,7 +325,7 @@ static inline __attribute__((always_inline)) struct tl__task *remake(struct tl__
   if (th->nended != 1 || th->uncounted != 1)
     return NULL;
   struct tl__task *t = th->ended[0];
-  if (t->ctx != ucp || !LOAD(t->mapped) || t->lo != lo || t->hi != hi || LOAD(t->in_tree) != TL__TREE_IN)
+  if (t->ctx != ucp || !TL__LOAD(t->mapped) || t->lo != lo || t->hi != hi || TL__LOAD(t->in_tree) != TL__TREE_IN)
     return NULL;
   count_here(&th->finished_here);
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
@@ -307,24 +340,23 @@ static inline __attribute__((always_inline)) struct tl__task *remake(struct tl__
 /* The other loop, of programs that make contexts and never run them (the
  * Portable Coroutine Library's benchmark makes 27 million): t, the task
  * made last in this context (the thread's hint for it), on this stack,
- * never started, is abandoned by
- * this makecontext; its record becomes the new task's in place, without a
- * lock, as in remake. Only when nothing of it needs more than that: no
- * values to destroy, no extension (a name, a backtrace), and no leak report
- * that keeps abandoned tasks. */
+ * never started, is released by this makecontext, which takes its stack;
+ * its record becomes the new task's in place, without a lock, as in
+ * remake. Only when nothing of it needs more than that: no values to
+ * destroy, no extension (a name, a backtrace), and no leak report. */
 static inline __attribute__((always_inline)) struct tl__task *remake_unstarted(struct tl__thread *th, struct tl__task *cur,
                                                                                struct tl__task *t, uintptr_t lo, uintptr_t hi,
                                                                                void (*entry)(void))
 {
-  if (t == NULL || !LOAD(t->mapped) || t == cur || tl__opt.leaks || t->x != NULL || t->lo != lo || t->hi != hi ||
+  if (t == NULL || !TL__LOAD(t->mapped) || t == cur || tl__opt.leaks || t->x != NULL || t->lo != lo || t->hi != hi ||
       atomic_load_explicit(&t->state, memory_order_relaxed) != TL__NEW ||
       (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT)) != TL__F_MADE ||
-      atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty || LOAD(t->in_tree) != TL__TREE_IN)
+      atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty || TL__LOAD(t->in_tree) != TL__TREE_IN)
     return NULL;
-  TL__TRACE(tl__trace_event(th, TL__TEV_ABANDON, t->id, 0));
+  TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
   if (TL__UNLIKELY(t->flags & TL__F_VG))
     tl__tools_gone(t);
-  count_here(&th->abandoned_here);
+  count_here(&th->released_here);
   renew(th, t, cur, entry);
   return t;
 }
@@ -340,7 +372,7 @@ static void commit(struct tl__thread *th, struct tl__task *t, ucontext_t *ucp, v
 {
   tl__uc_set_task(ucp, t, t->id, entry);
   tl__tools_made(t);
-  if (!(LOAD(t->mapped) && t->ctx == ucp))
+  if (!(TL__LOAD(t->mapped) && t->ctx == ucp))
     tl__map_save(t, ucp);                  /* a record reused in place is there already */
   tl__flag_set(t, TL__F_MADE);
   tl__hint_put(th, ucp, t);
@@ -363,7 +395,10 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
   if (old == NULL && (old = tl__hint_get(th, ucp)) == NULL)
     old = tl__map_get(ucp);
   if (old != NULL && abandonable(old, cur)) {
-    task_abandon(th, old);
+    if (!stack_taken(old, lo, hi))
+      task_abandon(th, old);
+    else if (tl__task_claim_release(old))
+      tl__task_released(th, old);
     old = NULL;
   }
   if (th->nended != 0)
@@ -401,8 +436,8 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
     record_start(t, cur, entry);
   tl__registry_unlock();
   tl__ext_destroy_all(xs, nxs);
-  if (prevnew != NULL)
-    task_abandon(th, prevnew);
+  if (prevnew != NULL && tl__task_claim_release(prevnew))
+    tl__task_released(th, prevnew);
   *oldp = old;
   return t;
 }
@@ -413,10 +448,10 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
  * state, flags, values, extension and thread are already a new task's. */
 static inline int unstarted_bare(const struct tl__task *t, const struct tl__task *cur, uintptr_t lo, uintptr_t hi)
 {
-  return LOAD(t->mapped) && t != cur && !tl__opt.leaks && t->x == NULL && t->lo == lo && t->hi == hi &&
+  return TL__LOAD(t->mapped) && t != cur && !tl__opt.leaks && t->x == NULL && t->lo == lo && t->hi == hi &&
          atomic_load_explicit(&t->state, memory_order_relaxed) == TL__NEW &&
          (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT | TL__F_VG)) == TL__F_MADE &&
-         atomic_load_explicit(&t->vt, memory_order_relaxed) == tl__vt_empty && LOAD(t->in_tree) == TL__TREE_IN &&
+         atomic_load_explicit(&t->vt, memory_order_relaxed) == tl__vt_empty && TL__LOAD(t->in_tree) == TL__TREE_IN &&
          t->ran_on == 0;
 }
 
@@ -442,17 +477,17 @@ struct tl__task *tl__task_remake(struct tl__thread *th, ucontext_t *ucp, void (*
     tl__flag_set(t, TL__F_MADE);
     tl__hint_put(th, ucp, t);
   } else {
-    /* A never-started task abandoned by a new one in its context: the
+    /* A never-started task released by a new one in its context: the
      * hint for ucp names it (commit put it there) and goes on naming the
      * record, with the new id. */
     struct tl__hint *h = tl__hint_slot(th, ucp);
     if (h == NULL || !unstarted_bare(t = h->task, cur, lo, hi))
       return NULL;
     uint64_t id = tl__registry_id_after(th, t->id);
-    STORE(t->id, id);
+    TL__STORE(t->id, id);
     t->entry = entry;
     t->parent = cur->id;
-    count_here(&th->abandoned_here);
+    count_here(&th->released_here);
     count_here(&th->made_here);
     h->id = id;
   }

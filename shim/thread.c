@@ -42,16 +42,16 @@ static struct {
   pthread_key_t exit_key;                  /* its destructor tells us a thread exits */
   int exit_key_ok;
   uint64_t dead_switches, dead_untracked;  /* counters of exited threads */
-  uint64_t dead_made, dead_finished, dead_abandoned;
+  uint64_t dead_made, dead_finished, dead_released;
   struct tl__thread_hooks hooks;           /* from the top of the library, at load */
-} S;
+} threadreg;
 /* For debuggers (debug.c). */
-const struct tl__debug_threads tl__debug_threads = {&S.threads, &S.dead_switches, &S.dead_untracked, &S.dead_made,
-                                                    &S.dead_finished, &S.dead_abandoned};
+const struct tl__debug_threads tl__debug_threads = {&threadreg.threads, &threadreg.dead_switches, &threadreg.dead_untracked, &threadreg.dead_made,
+                                                    &threadreg.dead_finished, &threadreg.dead_released};
 
 void tl__thread_hooks(const struct tl__thread_hooks *hooks)
 {
-  S.hooks = *hooks;
+  threadreg.hooks = *hooks;
 }
 
 static uintptr_t parse_hex(const char **p)
@@ -127,46 +127,46 @@ static void on_thread_exit(void *arg)
 {
   struct tl__thread *th = arg;
   th->dying = 1;
-  S.hooks.exit(th);
+  threadreg.hooks.exit(th);
   /* Before the state can go to another thread: the blocks it keeps are
    * then usable by all. */
   tl__small_cache_flush(th);
-  if (tl__lock(&S.lock) != 0)
+  if (tl__lock(&threadreg.lock) != 0)
     return;
-  S.dead_switches += th->switches;
-  S.dead_untracked += th->untracked;
-  S.dead_made += th->made_here;
-  S.dead_finished += th->finished_here;
-  S.dead_abandoned += th->abandoned_here;
+  threadreg.dead_switches += th->switches;
+  threadreg.dead_untracked += th->untracked;
+  threadreg.dead_made += th->made_here;
+  threadreg.dead_finished += th->finished_here;
+  threadreg.dead_released += th->released_here;
   if (th->prevt)
     th->prevt->next = th->next;
   else
-    S.threads = th->next;
+    threadreg.threads = th->next;
   if (th->next)
     th->next->prevt = th->prevt;
-  th->next = S.spare;
-  S.spare = th;
-  tl__unlock(&S.lock);
+  th->next = threadreg.spare;
+  threadreg.spare = th;
+  tl__unlock(&threadreg.lock);
   tl__tls = NULL;
 }
 
 static struct tl__thread *thread_alloc(void)
 {
   struct tl__thread *th = NULL;
-  if (tl__lock(&S.lock) != 0)
+  if (tl__lock(&threadreg.lock) != 0)
     return NULL;
-  if (S.spare == NULL) {
+  if (threadreg.spare == NULL) {
     size_t size = 64 * 1024, n = size / sizeof(struct tl__thread);
     char *page = tl__pages(size);
     for (size_t i = 0; page != NULL && i < n; i++) {
       struct tl__thread *t = (struct tl__thread *)(page + i * sizeof(struct tl__thread));
-      t->next = S.spare;
-      S.spare = t;
+      t->next = threadreg.spare;
+      threadreg.spare = t;
     }
   }
-  if (S.spare != NULL) {
-    th = S.spare;
-    S.spare = th->next;
+  if (threadreg.spare != NULL) {
+    th = threadreg.spare;
+    threadreg.spare = th->next;
     /* A state made again keeps the free task records of its last thread. */
     struct tl__task *pool = th->pool;
     uint32_t pool_n = th->pool_n;
@@ -174,12 +174,12 @@ static struct tl__thread *thread_alloc(void)
     th->pool = pool;
     th->pool_n = pool_n;
     th->view = &tl__view;                  /* in the list, it may be written by tl_key_delete */
-    th->next = S.threads;
-    if (S.threads)
-      S.threads->prevt = th;
-    S.threads = th;
+    th->next = threadreg.threads;
+    if (threadreg.threads)
+      threadreg.threads->prevt = th;
+    threadreg.threads = th;
   }
-  tl__unlock(&S.lock);
+  tl__unlock(&threadreg.lock);
   return th;
 }
 
@@ -192,7 +192,7 @@ struct tl__thread *tl__thread_init(void)
     return th;
   /* The library is set up before anything can make a thread's state: its
    * entry points (the interposed functions, the API) make sure of it. */
-  if (S.hooks.start == NULL)
+  if (threadreg.hooks.start == NULL)
     return NULL;
   tl__tls = TL__BUSY;
   th = thread_alloc();
@@ -209,17 +209,17 @@ struct tl__thread *tl__thread_init(void)
   th->root.lo = lo;
   th->root.hi = hi;
   th->tvt = tl__vt_empty;
-  S.hooks.start(th);
+  threadreg.hooks.start(th);
   th->current = &th->root;
-  if (S.exit_key_ok)
-    pthread_setspecific(S.exit_key, th);
+  if (threadreg.exit_key_ok)
+    pthread_setspecific(threadreg.exit_key, th);
   tl__tls = th;
   return th;
 }
 
 void tl__thread_setup(void)
 {
-  S.exit_key_ok = pthread_key_create(&S.exit_key, on_thread_exit) == 0;
+  threadreg.exit_key_ok = pthread_key_create(&threadreg.exit_key, on_thread_exit) == 0;
 }
 
 /* The counts each thread keeps, summed over the live threads and the
@@ -227,23 +227,23 @@ void tl__thread_setup(void)
  * moving a finished task from one count to another. */
 void tl__thread_stats(struct tl__thread_counts *c)
 {
-  c->switches = S.dead_switches;
-  c->untracked = S.dead_untracked;
-  c->made = S.dead_made;
-  c->finished = S.dead_finished;
-  c->abandoned = S.dead_abandoned;
+  c->switches = threadreg.dead_switches;
+  c->untracked = threadreg.dead_untracked;
+  c->made = threadreg.dead_made;
+  c->finished = threadreg.dead_finished;
+  c->released = threadreg.dead_released;
   c->ended = 0;
-  if (tl__lock(&S.lock) != 0)
+  if (tl__lock(&threadreg.lock) != 0)
     return;
-  for (struct tl__thread *th = S.threads; th; th = th->next) {
+  for (struct tl__thread *th = threadreg.threads; th; th = th->next) {
     c->switches += __atomic_load_n(&th->switches, __ATOMIC_RELAXED);
     c->untracked += __atomic_load_n(&th->untracked, __ATOMIC_RELAXED);
     c->made += __atomic_load_n(&th->made_here, __ATOMIC_RELAXED);
     c->finished += __atomic_load_n(&th->finished_here, __ATOMIC_RELAXED);
-    c->abandoned += __atomic_load_n(&th->abandoned_here, __ATOMIC_RELAXED);
+    c->released += __atomic_load_n(&th->released_here, __ATOMIC_RELAXED);
     c->ended += __atomic_load_n(&th->uncounted, __ATOMIC_RELAXED);
   }
-  tl__unlock(&S.lock);
+  tl__unlock(&threadreg.lock);
 }
 
 /* fork: phase -1 before (take the lock so that no list is half changed),
@@ -253,47 +253,47 @@ void tl__thread_stats(struct tl__thread_counts *c)
 void tl__thread_atfork(int phase)
 {
   if (phase < 0) {
-    tl__lock(&S.lock);
+    tl__lock(&threadreg.lock);
     return;
   }
   if (phase == 0) {
-    tl__unlock(&S.lock);
+    tl__unlock(&threadreg.lock);
     return;
   }
-  tl__lock_reset(&S.lock);
-  struct tl__thread *me = tl__tls, *th = S.threads, *next;
-  S.threads = NULL;
+  tl__lock_reset(&threadreg.lock);
+  struct tl__thread *me = tl__tls, *th = threadreg.threads, *next;
+  threadreg.threads = NULL;
   for (; th; th = next) {
     next = th->next;
     if (th == me) {
       th->next = th->prevt = NULL;
-      S.threads = th;
+      threadreg.threads = th;
     } else {
-      S.hooks.drop(th);
+      threadreg.hooks.drop(th);
       tl__small_cache_flush(th);
       /* The tasks it made and ended stay in the counts, which are the
        * process's history (its switches go, as they always did). */
-      S.dead_made += th->made_here;
-      S.dead_finished += th->finished_here;
-      S.dead_abandoned += th->abandoned_here;
-      th->next = S.spare;
-      S.spare = th;
+      threadreg.dead_made += th->made_here;
+      threadreg.dead_finished += th->finished_here;
+      threadreg.dead_released += th->released_here;
+      th->next = threadreg.spare;
+      threadreg.spare = th;
     }
   }
 }
 
 void tl__views_drop_all(void)
 {
-  if (tl__lock(&S.lock) != 0) {
+  if (tl__lock(&threadreg.lock) != 0) {
     tl__view_drop();                       /* called with the lock held: only this thread's */
     return;
   }
-  for (struct tl__thread *th = S.threads; th != NULL; th = th->next)
+  for (struct tl__thread *th = threadreg.threads; th != NULL; th = th->next)
     __atomic_store_n(&th->view->span, 0, __ATOMIC_SEQ_CST);
-  tl__unlock(&S.lock);
+  tl__unlock(&threadreg.lock);
 }
 
 struct tl__thread *tl__thread_list(void)
 {
-  return S.threads;
+  return threadreg.threads;
 }

@@ -16,7 +16,7 @@ struct tl__thread *tl__thread_init(void);  /* the calling thread's state, made o
 void tl__thread_atfork(int phase);         /* -1 before fork, 0 parent, 1 child */
 struct tl__thread_counts {
   uint64_t switches, untracked;
-  uint64_t made, finished, abandoned;      /* made_here, finished_here, abandoned_here */
+  uint64_t made, finished, released;       /* made_here, finished_here, released_here */
   uint64_t ended;                          /* finished, not yet in the registry's counts */
 };
 void tl__thread_stats(struct tl__thread_counts *c);

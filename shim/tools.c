@@ -1,11 +1,11 @@
-/* Telling the tools that need to know about tasks and switches (SPEC 2.6):
+/* Telling the tools that need to know about tasks and switches (doc/sanitizers.md):
  * valgrind through valgrind.c, and the sanitizers here.
  *
  * Sanitizers: when AddressSanitizer or ThreadSanitizer is in the process
  * (its fiber functions are found with dlsym at load), every switch the
  * shim announces is announced to it too, so that unmodified programs get
  * the annotations their authors would otherwise have to write. The rule
- * of SPEC 2.2 (no frame of ours across the real switch) shapes both:
+ * of doc/tracking.md (no frame of ours across the real switch) shapes both:
  *
  * - ThreadSanitizer keeps one "fiber" (its per-thread state: shadow call
  *   stack, clocks) per task: made on the first switch into the task,
@@ -72,7 +72,7 @@ static struct {
   void (*tsan_destroy)(void *fiber);
   void (*tsan_switch)(void *fiber, unsigned flags);
   const uintptr_t *ptr_guard;              /* glibc's pointer guard, where it is a variable (arch.h) */
-} F;
+} sanitizers;
 
 /* The dynamic section's addresses: glibc relocates most of them in place
  * (elf/get-dynamic-info.h), but not in a read-only dynamic section such as
@@ -138,20 +138,20 @@ void tl__tools_setup(void)
       tl__message("%s annotates its own switches for a sanitizer: the shim does not", annotator);
     return;
   }
-  *(void **)&F.asan_start = dlsym(RTLD_DEFAULT, "__sanitizer_start_switch_fiber");
-  *(void **)&F.asan_finish = dlsym(RTLD_DEFAULT, "__sanitizer_finish_switch_fiber");
-  if (F.asan_start != NULL && F.asan_finish != NULL) {
+  *(void **)&sanitizers.asan_start = dlsym(RTLD_DEFAULT, "__sanitizer_start_switch_fiber");
+  *(void **)&sanitizers.asan_finish = dlsym(RTLD_DEFAULT, "__sanitizer_finish_switch_fiber");
+  if (sanitizers.asan_start != NULL && sanitizers.asan_finish != NULL) {
 #ifdef TL__JMP_GUARD_SYMBOL
-    F.ptr_guard = dlsym(RTLD_DEFAULT, TL__JMP_GUARD_SYMBOL);
+    sanitizers.ptr_guard = dlsym(RTLD_DEFAULT, TL__JMP_GUARD_SYMBOL);
 #endif
     tl__fibers_on = FIB_ASAN;
     return;
   }
-  *(void **)&F.tsan_current = dlsym(RTLD_DEFAULT, "__tsan_get_current_fiber");
-  *(void **)&F.tsan_create = dlsym(RTLD_DEFAULT, "__tsan_create_fiber");
-  *(void **)&F.tsan_destroy = dlsym(RTLD_DEFAULT, "__tsan_destroy_fiber");
-  *(void **)&F.tsan_switch = dlsym(RTLD_DEFAULT, "__tsan_switch_to_fiber");
-  if (F.tsan_current != NULL && F.tsan_create != NULL && F.tsan_destroy != NULL && F.tsan_switch != NULL)
+  *(void **)&sanitizers.tsan_current = dlsym(RTLD_DEFAULT, "__tsan_get_current_fiber");
+  *(void **)&sanitizers.tsan_create = dlsym(RTLD_DEFAULT, "__tsan_create_fiber");
+  *(void **)&sanitizers.tsan_destroy = dlsym(RTLD_DEFAULT, "__tsan_destroy_fiber");
+  *(void **)&sanitizers.tsan_switch = dlsym(RTLD_DEFAULT, "__tsan_switch_to_fiber");
+  if (sanitizers.tsan_current != NULL && sanitizers.tsan_create != NULL && sanitizers.tsan_destroy != NULL && sanitizers.tsan_switch != NULL)
     tl__fibers_on = FIB_TSAN;
 }
 
@@ -209,8 +209,8 @@ static void asan_switch(struct tl__thread *th, void **save, struct tl__task *to,
   const void *bottom, *old_bottom = NULL;
   size_t size, old_size = 0;
   asan_bounds(to, &bottom, &size);
-  F.asan_start(save, bottom, size);
-  F.asan_finish(fake_of(to), &old_bottom, &old_size);
+  sanitizers.asan_start(save, bottom, size);
+  sanitizers.asan_finish(fake_of(to), &old_bottom, &old_size);
   if (from_root && th->fib.root_size == 0) {
     th->fib.root_bottom = old_bottom;
     th->fib.root_size = old_size;
@@ -230,13 +230,13 @@ static void *tsan_fiber(struct tl__task *t)
   if (x == NULL)
     return NULL;
   if (x->fiber == NULL)
-    x->fiber = F.tsan_create(0);
+    x->fiber = sanitizers.tsan_create(0);
   return x->fiber;
 }
 
 static void tsan_switch(struct tl__thread *th, struct tl__task *to)
 {
-  void *cur = F.tsan_current();
+  void *cur = sanitizers.tsan_current();
   if (th->fib.expect == NULL) {
     /* The first switch the shim annotates on this thread starts from the
      * thread's own fiber, whichever task it leaves. */
@@ -273,7 +273,7 @@ __attribute__((no_sanitize_thread)) void tl__fibers_commit(void)
     return;
   void *f = th->fib.pending;
   th->fib.pending = NULL;
-  F.tsan_switch(f, 0);
+  sanitizers.tsan_switch(f, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -298,7 +298,7 @@ void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env)
 {
   if (tl__fibers_on != FIB_ASAN)
     return;
-  uintptr_t sp = tl__jmp_sp(env, F.ptr_guard); /* glibc keeps it mangled (arch.h) */
+  uintptr_t sp = tl__jmp_sp(env, sanitizers.ptr_guard); /* glibc keeps it mangled (arch.h) */
   struct tl__task *c = tl__task_now();
   if (c == NULL || tl__in_stack(c, sp))
     return;
@@ -352,7 +352,7 @@ void tl__tools_gone(struct tl__task *t)
   /* A fiber still current (a task that ended while running untracked)
    * cannot be destroyed: it is left to TSan. A saved ASan fake stack has
    * no release call; ASan keeps it. */
-  if (F.tsan_destroy != NULL && tl__fibers_on == FIB_TSAN && x->fiber != F.tsan_current())
-    F.tsan_destroy(x->fiber);
+  if (sanitizers.tsan_destroy != NULL && tl__fibers_on == FIB_TSAN && x->fiber != sanitizers.tsan_current())
+    sanitizers.tsan_destroy(x->fiber);
   x->fiber = NULL;
 }

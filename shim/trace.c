@@ -52,7 +52,7 @@ static struct {
   _Atomic uint64_t recycled;               /* events lost with the rings reused */
   _Atomic uint32_t untraced;               /* threads whose ring could not be made */
   _Atomic int warned_ring;
-} S;
+} tracing;
 
 void tl__trace_setup(void)
 {
@@ -60,11 +60,11 @@ void tl__trace_setup(void)
     return;
   for (const char *p = tl__opt.trace; *p; p++) {
     if (p[0] == '%' && p[1] == 'p')
-      S.per_pid = 1;
+      tracing.per_pid = 1;
     if (p[0] == '%' && p[1] != '\0')
       p++;
   }
-  S.pid = (int)getpid();
+  tracing.pid = (int)getpid();
   tl__tclock_setup();
   tl__trace_on = 1;
 }
@@ -100,24 +100,24 @@ static void ring_start(struct tl__ring *r, struct tl__thread *th)
  * the lock (the new thread then maps a ring of its own). */
 static struct tl__ring *ring_recycle(void)
 {
-  if (atomic_load_explicit(&S.exited, memory_order_relaxed) < TRACE_KEEP_EXITED)
+  if (atomic_load_explicit(&tracing.exited, memory_order_relaxed) < TRACE_KEEP_EXITED)
     return NULL;
   uintptr_t expected = 0;
-  if (!atomic_compare_exchange_strong_explicit(&S.lock.owner, &expected, tl__thread_token(),
+  if (!atomic_compare_exchange_strong_explicit(&tracing.lock.owner, &expected, tl__thread_token(),
                                                memory_order_acquire, memory_order_relaxed))
     return NULL;
   struct tl__ring *old = NULL;
-  for (struct tl__ring *r = atomic_load_explicit(&S.rings, memory_order_acquire); r != NULL; r = r->next)
+  for (struct tl__ring *r = atomic_load_explicit(&tracing.rings, memory_order_acquire); r != NULL; r = r->next)
     if (r->exit_seq != 0 && (old == NULL || r->exit_seq < old->exit_seq))
       old = r;
   if (old != NULL) {
     uint64_t h = atomic_load_explicit(&old->head, memory_order_relaxed);
-    atomic_fetch_add_explicit(&S.recycled, h < old->mask + 1 ? h : old->mask + 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tracing.recycled, h < old->mask + 1 ? h : old->mask + 1, memory_order_relaxed);
     atomic_store_explicit(&old->head, 0, memory_order_relaxed);
     old->exit_seq = 0;
-    atomic_fetch_sub_explicit(&S.exited, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&tracing.exited, 1, memory_order_relaxed);
   }
-  tl__unlock(&S.lock);
+  tl__unlock(&tracing.lock);
   return old;
 }
 
@@ -129,8 +129,8 @@ void tl__trace_thread(struct tl__thread *th)
     size_t bytes = (sizeof(struct tl__ring) + cap * sizeof(struct tl__tev) + page - 1) & ~(page - 1);
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
-      atomic_fetch_add_explicit(&S.untraced, 1, memory_order_relaxed);
-      if (!atomic_exchange_explicit(&S.warned_ring, 1, memory_order_relaxed))
+      atomic_fetch_add_explicit(&tracing.untraced, 1, memory_order_relaxed);
+      if (!atomic_exchange_explicit(&tracing.warned_ring, 1, memory_order_relaxed))
         tl__message("TASKLOCAL_TRACE: cannot map a ring of %zu bytes for thread %d: %s; it is not traced "
                     "(a smaller TASKLOCAL_TRACE_SIZE needs less)",
                     bytes, (int)syscall(SYS_gettid), strerrordesc_np(errno));
@@ -139,8 +139,8 @@ void tl__trace_thread(struct tl__thread *th)
     r = p;
     r->mask = cap - 1;
     r->bytes = bytes;
-    r->next = atomic_load_explicit(&S.rings, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&S.rings, &r->next, r, memory_order_release,
+    r->next = atomic_load_explicit(&tracing.rings, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&tracing.rings, &r->next, r, memory_order_release,
                                                   memory_order_relaxed))
       ;
   }
@@ -156,8 +156,8 @@ void tl__trace_thread_exit(struct tl__thread *th)
   put(r, TL__TEV_EXIT, th->current != NULL ? th->current->id : 0, 0, 0);
   prctl(PR_GET_NAME, r->name, 0, 0, 0);
   th->ring = NULL;
-  r->exit_seq = atomic_fetch_add_explicit(&S.exits, 1, memory_order_relaxed) + 1;
-  atomic_fetch_add_explicit(&S.exited, 1, memory_order_relaxed);
+  r->exit_seq = atomic_fetch_add_explicit(&tracing.exits, 1, memory_order_relaxed) + 1;
+  atomic_fetch_add_explicit(&tracing.exited, 1, memory_order_relaxed);
 }
 
 void tl__trace_event(struct tl__thread *th, unsigned type, uint64_t a, uint64_t b)
@@ -195,32 +195,32 @@ void tl__trace_name(const struct tl__task *t, const char *name)
 
 struct tl__ring *tl__trace_rings(void)
 {
-  return atomic_load_explicit(&S.rings, memory_order_acquire);
+  return atomic_load_explicit(&tracing.rings, memory_order_acquire);
 }
 
 int tl__trace_lock(void)
 {
-  return tl__lock(&S.lock);
+  return tl__lock(&tracing.lock);
 }
 
 void tl__trace_unlock(void)
 {
-  tl__unlock(&S.lock);
+  tl__unlock(&tracing.lock);
 }
 
 int tl__trace_pid(void)
 {
-  return S.pid;
+  return tracing.pid;
 }
 
 uint64_t tl__trace_recycled(void)
 {
-  return atomic_load_explicit(&S.recycled, memory_order_relaxed);
+  return atomic_load_explicit(&tracing.recycled, memory_order_relaxed);
 }
 
 uint32_t tl__trace_untraced(void)
 {
-  return atomic_load_explicit(&S.untraced, memory_order_relaxed);
+  return atomic_load_explicit(&tracing.untraced, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------------
@@ -236,10 +236,10 @@ void tl__trace_atfork_child(void)
 {
   if (!tl__trace_on)
     return;
-  tl__lock_reset(&S.lock);
+  tl__lock_reset(&tracing.lock);
   struct tl__thread *me = tl__tls;
-  struct tl__ring *mine = (uintptr_t)me > 1 && S.per_pid ? me->ring : NULL;
-  struct tl__ring *r = atomic_load_explicit(&S.rings, memory_order_relaxed), *next;
+  struct tl__ring *mine = (uintptr_t)me > 1 && tracing.per_pid ? me->ring : NULL;
+  struct tl__ring *r = atomic_load_explicit(&tracing.rings, memory_order_relaxed), *next;
   for (; r != NULL; r = next) {
     next = r->next;
     if (r != mine)
@@ -247,12 +247,12 @@ void tl__trace_atfork_child(void)
   }
   if ((uintptr_t)me > 1 && mine == NULL)
     me->ring = NULL;
-  atomic_store_explicit(&S.rings, mine, memory_order_relaxed);
-  atomic_store_explicit(&S.exited, 0, memory_order_relaxed);
-  atomic_store_explicit(&S.recycled, 0, memory_order_relaxed);
-  atomic_store_explicit(&S.untraced, 0, memory_order_relaxed);
-  S.pid = (int)getpid();
-  if (!S.per_pid) {
+  atomic_store_explicit(&tracing.rings, mine, memory_order_relaxed);
+  atomic_store_explicit(&tracing.exited, 0, memory_order_relaxed);
+  atomic_store_explicit(&tracing.recycled, 0, memory_order_relaxed);
+  atomic_store_explicit(&tracing.untraced, 0, memory_order_relaxed);
+  tracing.pid = (int)getpid();
+  if (!tracing.per_pid) {
     tl__trace_on = 0;
     return;
   }

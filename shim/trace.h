@@ -33,7 +33,8 @@ enum tl__tev_type {
   TL__TEV_ABANDON,                         /* a: the task */
   TL__TEV_UNTRACKED,                       /* a: the task believed current, b: the one found */
   TL__TEV_NAME,                            /* a: the task, b: 8 bytes of its name */
-  TL__TEV_EXIT                             /* a: the task current at thread exit */
+  TL__TEV_EXIT,                            /* a: the task current at thread exit */
+  TL__TEV_RELEASE                          /* a: the task, whose stack was given back or taken */
 };
 
 #define TL__TRACE_NAME_MAX 64              /* bytes of a task name kept (8 events of 8) */

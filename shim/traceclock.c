@@ -22,11 +22,11 @@
 static struct {
   int tsc;                                 /* timestamps are TSC ticks, else ns */
   uint64_t raw0, ns0;                      /* the calibration point taken at load */
-} C;
+} calibration;
 
 uint64_t tl__tclock_now(void)
 {
-  if (TL__LIKELY(C.tsc))
+  if (TL__LIKELY(calibration.tsc))
     return tl__counter_read();
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -73,29 +73,29 @@ static int kernel_uses_tsc(void)
 
 void tl__tclock_setup(void)
 {
-  C.tsc = kernel_uses_tsc();
-  if (C.tsc)
-    clock_point(&C.raw0, &C.ns0);
+  calibration.tsc = kernel_uses_tsc();
+  if (calibration.tsc)
+    clock_point(&calibration.raw0, &calibration.ns0);
   else
-    C.raw0 = C.ns0 = mono_ns();
+    calibration.raw0 = calibration.ns0 = mono_ns();
 }
 
 int tl__tclock_tsc(void)
 {
-  return C.tsc;
+  return calibration.tsc;
 }
 
 struct tl__tconv tl__tclock_conv(void)
 {
-  struct tl__tconv cv = {C.raw0, 0, 0};
+  struct tl__tconv cv = {calibration.raw0, 0, 0};
   uint64_t raw1, ns1;
-  if (C.tsc) {
+  if (calibration.tsc) {
     clock_point(&raw1, &ns1);
   } else {
     raw1 = ns1 = mono_ns();
   }
-  cv.raw1 = raw1 > C.raw0 ? raw1 : C.raw0 + 1;
-  cv.ns1 = ns1 > C.ns0 ? ns1 - C.ns0 : 1;
+  cv.raw1 = raw1 > calibration.raw0 ? raw1 : calibration.raw0 + 1;
+  cv.ns1 = ns1 > calibration.ns0 ? ns1 - calibration.ns0 : 1;
   return cv;
 }
 
@@ -103,7 +103,7 @@ uint64_t tl__tclock_ns(const struct tl__tconv *cv, uint64_t raw)
 {
   if (raw <= cv->raw0)
     return 0;
-  if (!C.tsc)
+  if (!calibration.tsc)
     return raw - cv->raw0;
   return (uint64_t)((unsigned __int128)(raw - cv->raw0) * cv->ns1 / (cv->raw1 - cv->raw0));
 }

@@ -15,6 +15,7 @@
 #include "traceread.h"
 #include "tracejson.h"
 #include "writer.h"
+#include "ownstack.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,7 +76,7 @@ static void write_file(struct job *j)
 
 static struct {
   _Atomic int warned_file, exit_done;
-} F;
+} once;
 
 static void write_call(void *arg)
 {
@@ -87,7 +88,7 @@ static void write_call(void *arg)
 static void write_job(struct job *j)
 {
   struct tl__thread *th = tl__tls;
-  tl__run_on_own_stack((uintptr_t)th > 1 ? th->current : NULL, write_call, j);
+  tl__run_on_own_stack((uintptr_t)th > 1 ? th->current : NULL, TL__JOB_STACK_NEED, write_call, j);
 }
 
 static int trace_write(int at_exit)
@@ -101,7 +102,7 @@ static int trace_write(int at_exit)
   struct job j = {.at_exit = at_exit};
   write_job(&j);
   tl__trace_unlock();
-  if (j.err > 0 && !atomic_exchange_explicit(&F.warned_file, 1, memory_order_relaxed))
+  if (j.err > 0 && !atomic_exchange_explicit(&once.warned_file, 1, memory_order_relaxed))
     tl__message("TASKLOCAL_TRACE: cannot write %s: %s; no trace", j.path[0] != '\0' ? j.path : tl__opt.trace,
                 strerrordesc_np(j.err));
   else if (j.err == 0 && at_exit && j.dropped > 0)
@@ -117,7 +118,7 @@ static int trace_write(int at_exit)
 void tl__trace_exit(void)
 {
   if (tl__trace_on && (int)getpid() == tl__trace_pid() &&
-      !atomic_exchange_explicit(&F.exit_done, 1, memory_order_relaxed))
+      !atomic_exchange_explicit(&once.exit_done, 1, memory_order_relaxed))
     trace_write(1);
 }
 
@@ -134,6 +135,6 @@ int tl__trace_flush(void)
 /* The child starts its file afresh (tl__trace_atfork_child). */
 void tl__trace_file_atfork_child(void)
 {
-  atomic_store_explicit(&F.exit_done, 0, memory_order_relaxed);
-  atomic_store_explicit(&F.warned_file, 0, memory_order_relaxed);
+  atomic_store_explicit(&once.exit_done, 0, memory_order_relaxed);
+  atomic_store_explicit(&once.warned_file, 0, memory_order_relaxed);
 }

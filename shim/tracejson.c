@@ -188,6 +188,9 @@ static void write_ring(struct writer *w, const struct tl__ring *r, int index)
     case TL__TEV_ABANDON:
       emit_instant(w, r, "abandoned", at, e.a, NULL, 0);
       break;
+    case TL__TEV_RELEASE:
+      emit_instant(w, r, "released", at, e.a, NULL, 0);
+      break;
     case TL__TEV_UNTRACKED:
       replay_to(&p, e.b, at);
       emit_instant(w, r, "untracked switch", at, e.b, "from", e.a);

@@ -20,15 +20,15 @@
 
 static struct {
   struct tl__ring *top;                    /* the newest ring when the writer took the heads */
-} R;
+} reading;
 
 /* The rings and their heads, once: rings that threads starting now add
  * (at the front of the list) are not part of this file. */
 int tl__rings_take(void)
 {
   int n = 0;
-  R.top = tl__trace_rings();
-  for (struct tl__ring *r = R.top; r != NULL; r = r->next, n++) {
+  reading.top = tl__trace_rings();
+  for (struct tl__ring *r = reading.top; r != NULL; r = r->next, n++) {
     r->snap = atomic_load_explicit(&r->head, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
   }
@@ -37,7 +37,7 @@ int tl__rings_take(void)
 
 struct tl__ring *tl__rings_taken(void)
 {
-  return R.top;
+  return reading.top;
 }
 
 /* Reads event i of r into *e when it is whole and still there. */
@@ -86,7 +86,7 @@ void tl__ttab_make(struct tl__ttab *tb)
 {
   memset(tb, 0, sizeof *tb);
   uint64_t ntasks = 16, nnames = 0;
-  for (struct tl__ring *r = R.top; r != NULL; r = r->next) {
+  for (struct tl__ring *r = reading.top; r != NULL; r = r->next) {
     struct tl__tev e;
     for (uint64_t i = tl__ring_first(r); i < r->snap; i++) {
       if (!tl__ring_read(r, i, &e))
@@ -113,7 +113,7 @@ void tl__ttab_make(struct tl__ttab *tb)
   tb->capnames = (uint32_t)nnames;
   tb->syms = (void *)((char *)p + tbytes + nbytes);
 
-  for (struct tl__ring *r = R.top; r != NULL; r = r->next) {
+  for (struct tl__ring *r = reading.top; r != NULL; r = r->next) {
     struct tl__tev e;
     for (uint64_t i = tl__ring_first(r); i < r->snap; i++) {
       if (!tl__ring_read(r, i, &e))
@@ -197,7 +197,7 @@ const struct tl__tsym *tl__ttab_sym(struct tl__ttab *tb, uintptr_t entry)
 /* Whether anything but thread starts and exits was recorded. */
 int tl__rings_any(void)
 {
-  for (struct tl__ring *r = R.top; r != NULL; r = r->next) {
+  for (struct tl__ring *r = reading.top; r != NULL; r = r->next) {
     struct tl__tev e;
     for (uint64_t i = tl__ring_first(r); i < r->snap; i++)
       if (tl__ring_read(r, i, &e) && e.type != TL__TEV_THREAD && e.type != TL__TEV_EXIT)

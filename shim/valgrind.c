@@ -1,4 +1,4 @@
-/* Telling valgrind about tasks (SPEC 2.6): each task's stack is registered
+/* Telling valgrind about tasks (doc/sanitizers.md): each task's stack is registered
  * (VALGRIND_STACK_REGISTER), so that memcheck knows a switch between
  * stacks from a huge stack frame and stops warning "client switching
  * stacks?". Outside valgrind the requests cost a few instructions.
@@ -34,7 +34,7 @@ static int on_valgrind(void)
 
 #ifdef TL__HAVE_VALGRIND
 /* Valgrind's ids of the tasks' registered stacks, under valgrind only: the
- * record has no room to spare for them (SPEC 6), and an extension per
+ * record has no room to spare for them (doc/performance.md), and an extension per
  * task would make valgrind's own instruction counts of a task life (the
  * way its cost is measured) include work that a program run natively
  * never does. Open addressing on the record's address, with the removed
@@ -48,7 +48,7 @@ static struct {
   struct tl__lock lock;
   struct vg_ent *e;
   uint32_t cap, n;
-} V;
+} vgstacks;
 
 static uint32_t vg_home(const struct tl__task *t, uint32_t cap)
 {
@@ -56,65 +56,65 @@ static uint32_t vg_home(const struct tl__task *t, uint32_t cap)
   return (uint32_t)(x >> 32) & (cap - 1);
 }
 
-/* Called with V.lock held. A failed allocation keeps the old table. */
+/* Called with vgstacks.lock held. A failed allocation keeps the old table. */
 static int vg_grow(void)
 {
-  uint32_t cap = V.cap ? V.cap * 2 : 1024;
+  uint32_t cap = vgstacks.cap ? vgstacks.cap * 2 : 1024;
   struct vg_ent *e = tl__calloc(cap, sizeof *e);
   if (e == NULL)
     return ENOMEM;
-  for (uint32_t i = 0; i < V.cap; i++) {
-    if (V.e[i].t == NULL)
+  for (uint32_t i = 0; i < vgstacks.cap; i++) {
+    if (vgstacks.e[i].t == NULL)
       continue;
-    uint32_t k = vg_home(V.e[i].t, cap);
+    uint32_t k = vg_home(vgstacks.e[i].t, cap);
     while (e[k].t != NULL)
       k = (k + 1) & (cap - 1);
-    e[k] = V.e[i];
+    e[k] = vgstacks.e[i];
   }
-  tl__free(V.e);
-  V.e = e;
-  V.cap = cap;
+  tl__free(vgstacks.e);
+  vgstacks.e = e;
+  vgstacks.cap = cap;
   return 0;
 }
 
 static void vg_put(const struct tl__task *t, uint32_t id)
 {
-  if (tl__lock(&V.lock) != 0)
+  if (tl__lock(&vgstacks.lock) != 0)
     return;
-  if ((V.n + 1) * 2 <= V.cap || vg_grow() == 0) {
-    uint32_t k = vg_home(t, V.cap);
-    while (V.e[k].t != NULL && V.e[k].t != t)
-      k = (k + 1) & (V.cap - 1);
-    if (V.e[k].t == NULL)
-      V.n++;
-    V.e[k] = (struct vg_ent){t, id};
+  if ((vgstacks.n + 1) * 2 <= vgstacks.cap || vg_grow() == 0) {
+    uint32_t k = vg_home(t, vgstacks.cap);
+    while (vgstacks.e[k].t != NULL && vgstacks.e[k].t != t)
+      k = (k + 1) & (vgstacks.cap - 1);
+    if (vgstacks.e[k].t == NULL)
+      vgstacks.n++;
+    vgstacks.e[k] = (struct vg_ent){t, id};
   }
-  tl__unlock(&V.lock);
+  tl__unlock(&vgstacks.lock);
 }
 
 /* The id registered for t, taken out of the table; 0 if none. */
 static uint32_t vg_take(const struct tl__task *t)
 {
-  if (V.cap == 0 || tl__lock(&V.lock) != 0)
+  if (vgstacks.cap == 0 || tl__lock(&vgstacks.lock) != 0)
     return 0;
-  uint32_t mask = V.cap - 1, i = vg_home(t, V.cap), id = 0;
-  while (V.e[i].t != NULL && V.e[i].t != t)
+  uint32_t mask = vgstacks.cap - 1, i = vg_home(t, vgstacks.cap), id = 0;
+  while (vgstacks.e[i].t != NULL && vgstacks.e[i].t != t)
     i = (i + 1) & mask;
-  if (V.e[i].t == t) {
-    id = V.e[i].id;
-    V.n--;
+  if (vgstacks.e[i].t == t) {
+    id = vgstacks.e[i].id;
+    vgstacks.n--;
     /* The hole at i is filled by the first follower whose home is not
      * between i and itself, and so on until an empty entry. */
-    for (uint32_t j = (i + 1) & mask; V.e[j].t != NULL; j = (j + 1) & mask) {
-      uint32_t home = vg_home(V.e[j].t, V.cap);
+    for (uint32_t j = (i + 1) & mask; vgstacks.e[j].t != NULL; j = (j + 1) & mask) {
+      uint32_t home = vg_home(vgstacks.e[j].t, vgstacks.cap);
       if (((j - home) & mask) >= ((j - i) & mask)) {
-        V.e[i] = V.e[j];
+        vgstacks.e[i] = vgstacks.e[j];
         i = j;
       }
     }
-    V.e[i].t = NULL;
+    vgstacks.e[i].t = NULL;
   }
-  tl__unlock(&V.lock);
+  tl__unlock(&vgstacks.lock);
   return id;
 }
 #endif

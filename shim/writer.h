@@ -2,6 +2,10 @@
 #ifndef TL_WRITER_H
 #define TL_WRITER_H
 
+/* A report runs on the library's own stack (ownstack.c) when less than
+ * this is left on the caller's. */
+#define TL__JOB_STACK_NEED (128u << 10)
+
 #include "internal.h"
 #include "backtrace.h"
 
@@ -20,7 +24,6 @@ struct tl__job {
 };
 int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here); /* 0 or EDEADLK */
 void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j)); /* on a stack of its own if need be */
-void tl__run_on_own_stack(const struct tl__task *here, void (*fn)(void *arg), void *arg); /* when here's is small */
 void tl__job_end(struct tl__job *j);
 void tl__job_line(struct tl__job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n);

@@ -1,4 +1,4 @@
-/* Bad input (SPEC 7): every public entry point with each invalid input,
+/* Bad input (doc/reliability.md): every public entry point with each invalid input,
  * and the exact error the header documents for it.
  *
  * The table below has one row per call: what is passed, what must come
@@ -835,7 +835,7 @@ START_TEST(test_reused_slot)
 }
 END_TEST
 
-/* ---- tl_set inside a destructor at task end (SPEC 2.4 and 7) ---- */
+/* ---- tl_set inside a destructor at task end (doc/lifetime.md) ---- */
 
 static tl_key_t k_a, k_b;
 static int rounds_a, rounds_b, set_rc_a = -1, set_rc_b = -1;

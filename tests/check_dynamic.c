@@ -1,4 +1,4 @@
-/* Header-only use (SPEC 3.9, 3.10): this program defines TL_DYNAMIC and is
+/* Header-only use (include/tasklocal_dynamic.h): this program defines TL_DYNAMIC and is
  * linked without -ltasklocal. Alone it gets the per-thread fallback; run
  * with the library preloaded (a child of the test re-executes itself that
  * way) or dlopened, it gets the library and per-task semantics. A second

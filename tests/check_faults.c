@@ -1,4 +1,4 @@
-/* Fault injection (SPEC 2.5 and 7): every allocation the library makes is
+/* Fault injection (doc/reliability.md): every allocation the library makes is
  * failed in turn, through its test hook TASKLOCAL_TEST_FAIL_ALLOC=N (the
  * Nth allocation fails) or N+ (the Nth and every later one fail).
  *

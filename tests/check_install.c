@@ -1,4 +1,4 @@
-/* make install and make uninstall (SPEC 5, mk/install.mk).
+/* make install and make uninstall (mk/install.mk).
  *
  * Every test installs into a DESTDIR of its own, with PREFIX=/usr, from
  * the library this suite was built with (TL_BUILD_DIR), and looks at what
@@ -202,6 +202,8 @@ START_TEST(test_files_and_soname)
   check_link(dest, "/usr/lib/libtasklocal.so.0", "libtasklocal.so.0.3.0");
   check_link(dest, "/usr/lib/libtasklocal.so", "libtasklocal.so.0.3.0");
   check_file(dest, "/usr/include/tasklocal.h", 0644);
+  check_file(dest, "/usr/include/tasklocal_dynamic.h", 0644);
+  check_file(dest, "/usr/include/tasklocal.hpp", 0644);
   check_file(dest, "/usr/lib/pkgconfig/tasklocal.pc", 0644);
   check_file(dest, "/usr/bin/tasklocal-run", 0755);
   check_file(dest, "/usr/bin/tasklocal-trace", 0755);
@@ -217,10 +219,13 @@ START_TEST(test_files_and_soname)
   ck_assert_msg(strstr(out, "Library soname: [libtasklocal.so.0]") != NULL, "wrong or no soname:\n%s", out);
   free(out);
 
-  /* The installed header and gdb extension are the tree's, byte for byte. */
-  rc = sh(&out, "cmp '%s/include/tasklocal.h' '%s/usr/include/tasklocal.h'", src, dest);
-  ck_assert_msg(rc == 0, "the installed header differs: %s", out);
-  free(out);
+  /* The installed headers and gdb extension are the tree's, byte for byte. */
+  const char *headers[] = {"tasklocal.h", "tasklocal_dynamic.h", "tasklocal.hpp"};
+  for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+    rc = sh(&out, "cmp '%s/include/%s' '%s/usr/include/%s'", src, headers[i], dest, headers[i]);
+    ck_assert_msg(rc == 0, "the installed %s differs: %s", headers[i], out);
+    free(out);
+  }
   rc = sh(&out, "cmp '%s/scripts/gdb/tasklocal-gdb.py' "
           "'%s/usr/share/gdb/auto-load/usr/lib/libtasklocal.so.0.3.0-gdb.py'", src, dest);
   ck_assert_msg(rc == 0, "the installed gdb extension differs: %s", out);
@@ -323,14 +328,14 @@ END_TEST
 
 /* Header-only: nothing linked; the installed tasklocal-run preloads the
  * installed library, which the program then finds. */
-static const char dynamic_prog[] =
-    "#define TL_DYNAMIC\n"
+static const char dynamic_prog[] = /* a format: the define, then the header */
+    "%s"
     "#include <stdio.h>\n"
-    "#include <tasklocal.h>\n"
+    "#include <%s>\n"
     "\n"
     "int main(void)\n"
     "{\n"
-    "  printf(\"available=%d\\n\", tl_available());\n"
+    "  printf(\"available=%%d\\n\", tl_available());\n"
     "  return 0;\n"
     "}\n";
 
@@ -345,20 +350,70 @@ START_TEST(test_tasklocal_run)
   ck_assert_msg(rc == 0 && strcmp(out, "tasklocal-trace 0.3.0\n") == 0, "tasklocal-trace --version: %s", out);
   free(out);
 
-  ck_assert(snprintf(path, sizeof path, "%s/dyn.c", base) < (int)sizeof path);
-  write_file(path, dynamic_prog);
-  rc = sh(&out,
-          "cd '%s' && " TL_TEST_CC " -std=c11 -Wall -Wextra -Werror dyn.c -o dyn "
-          "$(" PKG_ENV "pkg-config --cflags tasklocal) -ldl",
-          base, dest, dest);
-  ck_assert_msg(rc == 0, "building the header-only program failed:\n%s", out);
-  free(out);
+  /* Header-only by defining TL_DYNAMIC, then by including
+   * tasklocal_dynamic.h. */
+  for (int v = 0; v < 2; v++) {
+    ck_assert(snprintf(path, sizeof path, "%s/dyn.c", base) < (int)sizeof path);
+    char *text;
+    ck_assert(asprintf(&text, dynamic_prog, v == 0 ? "#define TL_DYNAMIC\n" : "",
+                       v == 0 ? "tasklocal.h" : "tasklocal_dynamic.h") >= 0);
+    write_file(path, text);
+    free(text);
+    rc = sh(&out,
+            "cd '%s' && " TL_TEST_CC " -std=c11 -Wall -Wextra -Werror dyn.c -o dyn "
+            "$(" PKG_ENV "pkg-config --cflags tasklocal) -ldl",
+            base, dest, dest);
+    ck_assert_msg(rc == 0, "building the header-only program failed:\n%s", out);
+    free(out);
 
-  rc = sh(&out, "env -u LD_PRELOAD '%s/dyn' 2>'%s/dyn.err'", base, base);
-  check_output("the header-only program alone", rc, out, "available=0\n", "dyn.err");
-  rc = sh(&out, "env -u LD_PRELOAD -u TASKLOCAL_LIB " RUN_ENV "'%s/usr/bin/tasklocal-run' '%s/dyn' 2>'%s/dyn.err'",
-          dest, base, base);
-  check_output("the header-only program under the installed tasklocal-run", rc, out, "available=1\n", "dyn.err");
+    rc = sh(&out, "env -u LD_PRELOAD '%s/dyn' 2>'%s/dyn.err'", base, base);
+    check_output("the header-only program alone", rc, out, "available=0\n", "dyn.err");
+    rc = sh(&out, "env -u LD_PRELOAD -u TASKLOCAL_LIB " RUN_ENV "'%s/usr/bin/tasklocal-run' '%s/dyn' 2>'%s/dyn.err'",
+            dest, base, base);
+    check_output("the header-only program under the installed tasklocal-run", rc, out, "available=1\n", "dyn.err");
+  }
+}
+END_TEST
+
+/* A C++ program built against the installation with tasklocal.hpp. */
+static const char cxx_prog[] =
+    "#include <cstdio>\n"
+    "#include <tasklocal.hpp>\n"
+    "\n"
+    "int main()\n"
+    "{\n"
+    "  tl_key_t key;\n"
+    "  if (tl_key_create(&key, nullptr) != 0)\n"
+    "    return 1;\n"
+    "  {\n"
+    "    tl::with guard(key, \"bound\");\n"
+    "    std::printf(\"%s\\n\", static_cast<const char *>(tl_get(key)));\n"
+    "  }\n"
+    "  std::printf(\"%s\\n\", tl_get(key) == nullptr ? \"unbound\" : \"still bound\");\n"
+    "  return 0;\n"
+    "}\n";
+
+START_TEST(test_cxx_header)
+{
+  char *out;
+  if (TL_TEST_EMULATED || sh(&out, "command -v c++") != 0) {
+    fprintf(stderr, "test_cxx_header: skipped (no C++ compiler for this build)\n");
+    free(out);
+    return;
+  }
+  free(out);
+  const char *dest = install("cxx");
+  char path[PATH_MAX];
+  ck_assert(snprintf(path, sizeof path, "%s/prog.cpp", base) < (int)sizeof path);
+  write_file(path, cxx_prog);
+  int rc = sh(&out,
+              "cd '%s' && c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror " PROG_CFLAGS " prog.cpp -o prog-cxx "
+              "$(" PKG_ENV "pkg-config --cflags --libs tasklocal)",
+              base, dest, dest);
+  ck_assert_msg(rc == 0, "building the C++ program failed:\n%s", out);
+  free(out);
+  rc = sh(&out, RUN_ENV "LD_LIBRARY_PATH='%s/usr/lib' '%s/prog-cxx' 2>'%s/prog.err'", dest, base, base);
+  check_output("the C++ program", rc, out, "bound\nunbound\n", "prog.err");
 }
 END_TEST
 
@@ -431,7 +486,7 @@ START_TEST(test_gdb_autoload)
               "-ex 'set environment LD_PRELOAD %s/lib/libtasklocal.so' -ex 'catch syscall exit_group' -ex run "
               "-ex 'tl stats' -ex kill --args /bin/true",
               prefix, prefix, prefix);
-  ck_assert_msg(rc == 0 && strstr(out, "tasklocal: stats: created=0 finished=0 abandoned=0 ") != NULL,
+  ck_assert_msg(rc == 0 && strstr(out, "tasklocal: stats: created=0 finished=0 abandoned=0 released=0 ") != NULL,
                 "gdb did not load the installed extension (rc %d):\n%s", rc, out);
   free(out);
   make_in_prefix("", prefix, "uninstall");
@@ -464,6 +519,7 @@ static Suite *install_suite(void)
   tcase_add_test(tc, test_pkgconfig);
   tcase_add_test(tc, test_build_and_run);
   tcase_add_test(tc, test_tasklocal_run);
+  tcase_add_test(tc, test_cxx_header);
   tcase_add_test(tc, test_man_pages);
   tcase_add_test(tc, test_gdb_autoload);
   tcase_add_test(tc, test_uninstall);

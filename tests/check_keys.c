@@ -1,4 +1,4 @@
-/* Keys and values (SPEC 3.1, 3.2): creation, names, deletion and stale
+/* Keys and values: creation, names, deletion and stale
  * handles, get/lookup/set/unset, validation of attributes and of made-up
  * keys, destructors at thread exit, and no fixed limit on keys. */
 #include "testutil.h"

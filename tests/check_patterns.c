@@ -1,4 +1,4 @@
-/* Integration suite for the switch patterns of SPEC 2.3.
+/* Integration suite for the switch patterns of doc/tracking.md.
  *
  * Every program in tests/programs/ is an unmodified ucontext program that
  * calls a weak tlprobe(label) at interesting points, each coroutine under
@@ -8,7 +8,7 @@
  * The suite then checks that the shim changed nothing the program can see
  * (stdout, exit status) and that every coroutine kept one task and one
  * value through all its switches, and that the values of finished tasks
- * were destroyed (SPEC 2.4).
+ * were destroyed (doc/lifetime.md).
  *
  * TL_BUILD_DIR is the absolute path of build/, holding libtasklocal.so,
  * tests/libtlprobe.so and tests/programs/<name>.
@@ -37,7 +37,10 @@
 enum kind {
   ROOT,      /* a thread's own stack: destroyed at thread or process exit */
   FINISHES,  /* a coroutine whose function returns: destroyed then */
-  UNFINISHED /* a coroutine that never returns: never destroyed */
+  RELEASED,  /* one that never returns, whose stack the program frees:
+                destroyed then */
+  UNFINISHED /* a coroutine that never returns and keeps its stack: never
+                destroyed */
 };
 
 struct label_spec {
@@ -76,15 +79,15 @@ static const struct program programs[] = {
      {{"main", 5, ROOT}, {"co1", 5, FINISHES}, {"co2", 3, FINISHES}},
      uclink_null_stdout},
     {"getcontext_loop", 0, 0,
-     {{"main", 9, ROOT}, {"co1", 7, FINISHES}, {"co2", 2, UNFINISHED}},
+     {{"main", 9, ROOT}, {"co1", 7, FINISHES}, {"co2", 2, RELEASED}},
      NULL},
     {"shared_stack", 0, 0,
      {{"main", 32, ROOT}, {"co1", 8, FINISHES}, {"co2", 10, FINISHES},
       {"co3", 12, FINISHES}},
      NULL},
     {"sigjmp", 0, 0,
-     {{"main", 29, ROOT}, {"co1", 6, UNFINISHED}, {"co2", 8, UNFINISHED},
-      {"co3", 10, UNFINISHED}},
+     {{"main", 29, ROOT}, {"co1", 6, RELEASED}, {"co2", 8, RELEASED},
+      {"co3", 10, RELEASED}},
      NULL},
     {"migrate", 0, 1,
      {{"main", 4, ROOT}, {"worker0", 18, ROOT}, {"worker1", 16, ROOT},
@@ -336,16 +339,17 @@ static void check_log(const struct program *p, const char *path,
     s->last_line = e->line;
   }
 
-  /* SPEC 2.4 in one line: as many coroutines' values destroyed as
-   * coroutines finished. The loop below says which one is wrong. */
+  /* The lifetime rule in one line: as many coroutines' values destroyed as
+   * coroutines finished or released. The loop below says which one is
+   * wrong. */
   for (int k = 0; k < nlabels; k++) {
-    if (p->labels[k].kind == FINISHES)
+    if (p->labels[k].kind == FINISHES || p->labels[k].kind == RELEASED)
       finished++;
     if (p->labels[k].kind != ROOT)
       destroyed += seen[k].destroys;
   }
   ck_assert_msg(destroyed == finished,
-                "%s: log %s: %d coroutines finished, but %d destroy lines "
+                "%s: log %s: %d coroutines finished or were released, but %d destroy lines "
                 "name coroutines",
                 p->name, path, finished, destroyed);
 
@@ -382,8 +386,10 @@ static void check_log(const struct program *p, const char *path,
                   "%s: log %s: the values of %s were never destroyed (%s)",
                   p->name, path, spec->label,
                   spec->kind == ROOT
-                      ? "a thread's root task: SPEC 2.4 destroys them at "
+                      ? "a thread's root task: they are destroyed at "
                         "thread exit, or at process exit for the main thread"
+                      : spec->kind == RELEASED
+                      ? "the program freed its stack after its last probe"
                       : "its function returned after its last probe");
     ck_assert_msg(s->destroy->rec == s->rec &&
                       s->destroy->count == s->last_count,

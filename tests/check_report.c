@@ -1,4 +1,4 @@
-/* Leak reports, dumps, stats and options (SPEC 4).
+/* Leak reports, dumps, stats and options (doc/reports.md, doc/options.md).
  *
  * Most cases run one of the leaky programs of tests/programs/leak_*.c
  * (unmodified ucontext programs: they bind values through weak hooks that
@@ -367,7 +367,7 @@ START_TEST(underscore_exit_writes_stats_only)
   run(&r, argv, stats);
   ck_assert_int_eq(r.status, 5);
   ck_assert_str_eq(r.err,
-                   "tasklocal: stats: created=2 finished=0 abandoned=0 switches=3 untracked=0 peak=2 keys=0\n");
+                   "tasklocal: stats: created=2 finished=0 abandoned=0 released=0 switches=3 untracked=0 peak=2 keys=0\n");
   run_free(&r);
   const char *leaks[] = {PRELOAD, "TASKLOCAL_LEAKS=1", NULL};
   run(&r, argv, leaks);
@@ -394,13 +394,22 @@ END_TEST
 START_TEST(freed_stack_is_not_unwound)
 {
   const char *unmap[] = {PROG("leak_freed"), "unmap", NULL};
+  const char *hidden[] = {PROG("leak_freed"), "syscall", NULL};
   const char *garbage[] = {PROG("leak_freed"), "garbage", NULL};
-  const char *env[] = {PRELOAD, "TASKLOCAL_LEAKS=1", NULL};
+  const char *env[] = {PRELOAD, "TASKLOCAL_LEAKS=1", "TASKLOCAL_STATS=1", NULL};
   struct run r;
+  /* munmap, seen: the task is released, and no leak. */
   run(&r, unmap, env);
+  ck_assert_int_eq(r.status, 0);
+  assert_summary(r.err, "leak", 0, 0);
+  assert_has(r.err, " abandoned=0 released=1 ");
+  run_free(&r);
+  /* The system call, unseen: the task stays, and its frames are not read. */
+  run(&r, hidden, env);
   ck_assert_int_eq(r.status, 0);
   assert_summary(r.err, "leak", 1, 0);
   assert_has(r.err, "unknown: its stack is no longer mapped");
+  assert_has(r.err, " released=0 ");
   run_free(&r);
   run(&r, garbage, env);
   ck_assert_int_eq(r.status, 0);
@@ -457,21 +466,22 @@ START_TEST(stats_line_counts)
   run(&r, clean, env);
   ck_assert_int_eq(r.status, 0);
   ck_assert_str_eq(r.err,
-                   "tasklocal: stats: created=3 finished=3 abandoned=0 switches=18 untracked=0 peak=3 keys=2\n");
+                   "tasklocal: stats: created=3 finished=3 abandoned=0 released=0 switches=18 untracked=0 peak=3 keys=2\n");
   run_free(&r);
   run(&r, mixed, env);
   ck_assert_str_eq(r.err,
-                   "tasklocal: stats: created=5 finished=2 abandoned=1 switches=8 untracked=0 peak=3 keys=7\n");
+                   "tasklocal: stats: created=5 finished=2 abandoned=1 released=0 switches=8 untracked=0 peak=3 keys=7\n");
   run_free(&r);
   /* Three contexts made 50 times each and run once: 147 never-started
-   * tasks retired in place (the never-started loop of makecontext), and
+   * tasks released in place, their stacks taken by the next makecontext
+   * (the never-started loop of makecontext), and
    * never more than main and one coroutine alive. */
   const char *remade[] = {PROG("remade"), NULL};
   const char *shim_only[] = {PRELOAD, "TASKLOCAL_STATS=1", NULL};
   run(&r, remade, shim_only);
   ck_assert_int_eq(r.status, 0);
   ck_assert_str_eq(r.err,
-                   "tasklocal: stats: created=150 finished=3 abandoned=147 switches=12 untracked=0 peak=2 keys=0\n");
+                   "tasklocal: stats: created=150 finished=3 abandoned=0 released=147 switches=12 untracked=0 peak=2 keys=0\n");
   run_free(&r);
 }
 END_TEST
@@ -933,7 +943,7 @@ START_TEST(run_script_runs_with_options)
   assert_has(r.out, "main: done\n");
   char *text = read_file(log);
   assert_summary(text, "leak", 3, 5);
-  assert_has(text, "tasklocal: stats: created=5 finished=2 abandoned=1 switches=8 untracked=0 peak=3 keys=7\n");
+  assert_has(text, "tasklocal: stats: created=5 finished=2 abandoned=1 released=0 switches=8 untracked=0 peak=3 keys=7\n");
   assert_has(text, " main+0x");
   free(text);
   run_free(&r);
@@ -973,6 +983,77 @@ START_TEST(run_script_finds_library)
 }
 END_TEST
 
+/* Every option the library reads (the rows its TASKLOCAL_VERBOSE prints)
+ * has a flag in tasklocal-run, named after the variable, in its --help and
+ * its man page, and is described in tasklocal(7): the table in
+ * shim/options.c, the script and the pages say the same. */
+START_TEST(run_script_options_agree)
+{
+  char script[600], src[600], page7[700], page1[700];
+  script_copy(script, sizeof script, "build");
+  script_source(src, sizeof src);
+  char *dir = strstr(src, "/scripts/tasklocal-run");
+  ck_assert_ptr_nonnull(dir);
+  *dir = '\0';
+  snprintf(page7, sizeof page7, "%s/man/tasklocal.7", src);
+  snprintf(page1, sizeof page1, "%s/man/tasklocal-run.1", src);
+  char *man7 = read_file(page7), *man1 = read_file(page1);
+
+  const char *argv[] = {PROG("leak_clean"), NULL};
+  const char *env[] = {PRELOAD, "TASKLOCAL_VERBOSE=1", NULL};
+  struct run verbose;
+  run(&verbose, argv, env);
+  const char *help[] = {script, "--help", NULL};
+  struct run r;
+  run(&r, help, NULL);
+  ck_assert_int_eq(r.status, 0);
+
+  int seen = 0;
+  for (const char *p = verbose.err; (p = strstr(p, "tasklocal: option TASKLOCAL_")) != NULL; seen++) {
+    p += strlen("tasklocal: option ");
+    char var[64], flag[64], roff[128];
+    size_t n = strcspn(p, "=");
+    ck_assert_uint_lt(n, sizeof var);
+    memcpy(var, p, n);
+    var[n] = '\0';
+    /* TASKLOCAL_TRACE_SIZE: --trace-size, and \-\-trace\-size in roff. */
+    size_t f = 0, q = 0;
+    flag[f++] = '-';
+    flag[f++] = '-';
+    q = (size_t)snprintf(roff, sizeof roff, "\\-\\-");
+    for (const char *c = var + strlen("TASKLOCAL_"); *c != '\0'; c++) {
+      if (*c == '_') {
+        flag[f++] = '-';
+        q += (size_t)snprintf(roff + q, sizeof roff - q, "\\-");
+      } else {
+        flag[f++] = roff[q++] = (char)(*c - 'A' + 'a');
+      }
+    }
+    flag[f] = roff[q] = '\0';
+    ck_assert_msg(strstr(r.out, flag) != NULL, "tasklocal-run --help has no %s for %s", flag, var);
+    ck_assert_msg(strstr(r.out, var) != NULL, "tasklocal-run --help does not name %s", var);
+    ck_assert_msg(strstr(man1, roff) != NULL, "tasklocal-run(1) has no %s for %s", roff, var);
+    ck_assert_msg(strstr(man7, var) != NULL, "tasklocal(7) does not describe %s", var);
+    /* The flag sets the variable: the library names the value, in the
+     * warning about it or (a path) in the verbose line. The path is in no
+     * directory, so that nothing is created. */
+    char set[160], seen_as[160];
+    snprintf(set, sizeof set, "%s=/nonexistent/x", flag);
+    snprintf(seen_as, sizeof seen_as, "%s=/nonexistent/x", var);
+    const char *bad[] = {script, "--verbose", set, PROG("leak_clean"), NULL};
+    struct run b;
+    run(&b, bad, NULL);
+    ck_assert_msg(strstr(b.err, seen_as) != NULL, "%s did not reach the library:\n%.1500s", set, b.err);
+    run_free(&b);
+  }
+  ck_assert_int_ge(seen, 9);
+  run_free(&verbose);
+  run_free(&r);
+  free(man7);
+  free(man1);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
   Suite *s = suite_create("report");
@@ -1008,6 +1089,7 @@ static Suite *report_suite(void)
     {"run_help", run_script_help_and_errors},
     {"run_options", run_script_runs_with_options},
     {"run_library", run_script_finds_library},
+    {"run_options_agree", run_script_options_agree},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     TCase *tc = tcase_create(cases[i].name);

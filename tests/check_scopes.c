@@ -1,7 +1,7 @@
-/* The seeds' semantics (SPEC 3.3 to 3.8): initializers, inheritance,
+/* The seeds' semantics: initializers, inheritance,
  * scoped bindings and TL_WITH, thread and custom scopes, singletons,
  * deferred calls, names and iteration. The first tests translate the
- * README examples of the four Python libraries tasklocal is modelled on. */
+ * examples (doc/api.md) of the four Python libraries tasklocal is modelled on. */
 #include "testutil.h"
 
 #include <errno.h>

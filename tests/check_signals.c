@@ -1,4 +1,4 @@
-/* Signals (SPEC 2.5 and 7): tl_get, tl_current and tl_lookup are
+/* Signals (doc/tracking.md, Threads and signals): tl_get, tl_current and tl_lookup are
  * async-signal-safe, also on a thread that never used the library, and a
  * signal that arrives in the middle of a switch neither sees a wrong task
  * nor leaves a wrong one behind. A handler that binds values (which

@@ -1,7 +1,7 @@
 /* The timeline of task switches (TASKLOCAL_TRACE, shim/trace.c).
  *
  * Unmodified programs (tests/trace/trace_prog.c, which counts in each
- * coroutine how many times it was switched in, and the SPEC 2.3 programs
+ * coroutine how many times it was switched in, and the switch-pattern programs
  * of tests/programs) run under LD_PRELOAD with a trace asked for. Each
  * file is read by tests/trace/verify.py (python3's json), which checks the
  * trace-event format and that no two slices of one thread overlap, and
@@ -308,7 +308,7 @@ START_TEST(test_patterns)
 }
 END_TEST
 
-/* The SPEC 2.3 programs, traced: their output and status do not change,
+/* The switch-pattern programs, traced: their output and status do not change,
  * and every trace is valid. */
 static const char *const programs[] = {"asymmetric", "symmetric", "uclink", "uclink_null", "getcontext_loop",
                                        "shared_stack", "sigjmp", "migrate", "nested", "unwind"};

@@ -1,11 +1,11 @@
-/* Task tracking seen through the API (SPEC 2): identity across switches,
+/* Task tracking seen through the API (doc/tracking.md): identity across switches,
  * values per task, destructors when a task finishes or is abandoned, the
  * memory of never-started tasks, migration between threads, unseen
  * siglongjmp switches and reads from signal handlers.
  *
  * This binary links -ltasklocal, so its own makecontext/swapcontext calls
  * go through the library exactly as a preloaded program's do. The
- * unmodified programs of SPEC 2.3 are run under LD_PRELOAD by
+ * unmodified programs of the switch patterns are run under LD_PRELOAD by
  * check_patterns. */
 #include "testutil.h"
 
@@ -249,7 +249,7 @@ static void never_runs(void)
   ck_abort_msg("never started");
 }
 
-/* SPEC 2.4: millions of contexts made and never run, on reused addresses,
+/* Millions of contexts made and never run, on reused addresses,
  * keep the shim's memory flat. */
 START_TEST(test_never_started_memory_flat)
 {

@@ -28,10 +28,10 @@ import struct
 import gdb
 import gdb.unwinder
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 MAGIC = b"tasklocal-debug\0"
 
-NEW, RUNNING, SUSPENDED, FINISHED, ABANDONED = range(5)
+NEW, RUNNING, SUSPENDED, FINISHED, ABANDONED, RELEASED = range(6)
 F_ROOT, F_STARTED, F_MADE = 0x1, 0x8, 0x10
 SCOPES = {0: "task", 1: "thread", 2: "custom"}
 
@@ -122,7 +122,7 @@ class Thread:
         self.uncounted = f["uncounted"]
         self.made_here = f["made_here"]
         self.finished_here = f["finished_here"]
-        self.abandoned_here = f["abandoned_here"]
+        self.released_here = f["released_here"]
         self.tvt = f["tvt"]
         self.next = f["next"]
         self.root = root
@@ -211,7 +211,7 @@ class Library:
             self.ext_l = Layout(ext_type, ("name", "held"))
             thread_type = threads["list"].type.target().target()
             self.thread_l = Layout(thread_type, ("current", "override", "switches", "untracked", "uncounted",
-                                                 "made_here", "finished_here", "abandoned_here", "tvt",
+                                                 "made_here", "finished_here", "released_here", "tvt",
                                                  "next", "root"))
             attr_type = gdb.lookup_type("tl_key_attr_t", self.block)
             self.attr_l = Layout(attr_type, ("name", "scope", "disc"))
@@ -223,13 +223,13 @@ class Library:
                                    "the debug information belongs to another build" % (what, want, got))
             self.live_head = int(tasks["live"])
             self.kept_head = int(tasks["kept"])
-            self.counts = {n: self.read_u64(int(tasks[n])) for n in ("made", "finished", "abandoned", "peak")}
+            self.counts = {n: self.read_u64(int(tasks[n])) for n in ("made", "finished", "abandoned", "peak", "released")}
             self.thread_head = int(threads["list"])
             self.dead_switches = self.read_u64(int(threads["dead_switches"]))
             self.dead_untracked = self.read_u64(int(threads["dead_untracked"]))
             self.dead_made = self.read_u64(int(threads["dead_made"]))
             self.dead_finished = self.read_u64(int(threads["dead_finished"]))
-            self.dead_abandoned = self.read_u64(int(threads["dead_abandoned"]))
+            self.dead_released = self.read_u64(int(threads["dead_released"]))
             self.keys = {n: int(keys[n]) for n in ("chunks", "nslots", "created", "chunk_bits", "rec_size",
                                                    "rec_gen", "rec_attr")}
             self.owners = {n: int(owners[n]) for n in ("buckets", "nbuckets", "disc", "owner", "vt", "next")}
@@ -478,6 +478,8 @@ class Library:
             return "finished, record waiting for reuse"
         if t.state == ABANDONED:
             return "abandoned"
+        if t.state == RELEASED:
+            return "released (its stack was given back), ending"
         if t.state == NEW:
             return "never started"
         if t.state == SUSPENDED:
@@ -912,10 +914,12 @@ class TlStats(gdb.Command):
         made = c["made"] + lib.dead_made + sum(th.made_here for th in lib.threads)
         finished = (c["finished"] + lib.dead_finished +
                     sum(th.uncounted + th.finished_here for th in lib.threads))
-        abandoned = c["abandoned"] + lib.dead_abandoned + sum(th.abandoned_here for th in lib.threads)
+        abandoned = c["abandoned"]
+        released = c["released"] + lib.dead_released + sum(th.released_here for th in lib.threads)
         keys = lib.read_u64(lib.keys["created"])
-        gdb.write("tasklocal: stats: created=%d finished=%d abandoned=%d switches=%d untracked=%d peak=%d "
-                  "keys=%d\n" % (made & (2**64 - 1), finished, abandoned, switches, untracked, c["peak"], keys))
+        gdb.write("tasklocal: stats: created=%d finished=%d abandoned=%d released=%d switches=%d untracked=%d "
+                  "peak=%d keys=%d\n" % (made & (2**64 - 1), finished, abandoned, released, switches, untracked,
+                                          c["peak"], keys))
 
 
 TlPrefix()

@@ -2,8 +2,8 @@
  * (AAPCS64, glibc). The x86_64 version, arch/x86_64.S, explains the
  * design; this file does the same steps with aarch64's registers.
  *
- * swapcontext and setcontext: SPEC 2.2 forbids any frame of ours on the
- * switching task's stack across the real switch. The wrappers call the
+ * swapcontext and setcontext: no frame of ours may stay on the
+ * switching task's stack across the real switch (doc/tracking.md). The wrappers call the
  * bookkeeping in C, restore sp, x29 and x30 as the program passed them
  * and branch (b, br: never bl) to the real function, which then saves the
  * program's own return address (x30) and stack pointer, exactly as if the
@@ -64,26 +64,10 @@
         .text
 
 /* The offsets of struct tl__thread, struct tl__task, struct tl__rview
- * and ucontext_t that the inline switch uses; interpose.c checks each one
- * at compile time. */
-#define TH_CURRENT 0x00
-#define TH_PREV 0x10
-#define TH_IN_SWITCH 0x20
-#define TH_SWITCHES 0x28
-#define TH_HINT 0x50
-#define T_LO 0x00
-#define T_ID 0x18
-#define T_CTX 0x20
-#define T_STATE 0x50
-#define T_FLAGS 0x51
-#define T_MAPPED 0x52
-#define T_RAN_ON 0x54
-#define UC_SP 0x1b0
-#define VIEW_SPAN 0x08
-#define F_MADE_BIT 4                            /* TL__F_MADE == 1 << 4 */
-#define S_RUNNING 1
-#define S_SUSPENDED 2
-#define S_FINISHED 3
+ * and ucontext_t that the inline switch uses, and the flag and state
+ * values, come from asm-offsets.h, which the build generates from the C
+ * structs (arch/asm-offsets.c). */
+#include "asm-offsets.h"
 
 /* reg = the value of the hidden variable sym of this library. */
         .macro  LOAD_LOCAL reg, sym
@@ -157,18 +141,18 @@ swapcontext:
         lsr     x12, x12, #61
         add     x13, x12, x12, lsl #1
         add     x13, x9, x13, lsl #3
-        ldr     x14, [x13, #TH_HINT]
+        ldr     x14, [x13, #TH_HINT + HINT_CTX]
         cmp     x14, x1
         b.eq    1f
         eor     x12, x12, #1
         add     x13, x12, x12, lsl #1
         add     x13, x9, x13, lsl #3
-        ldr     x14, [x13, #TH_HINT]
+        ldr     x14, [x13, #TH_HINT + HINT_CTX]
         cmp     x14, x1
         b.ne    .Lswap_slow
         /* t = the hint's task: same id, still at ucp, mapped, unfinished,
          * and its stack holds the stack pointer saved in ucp. */
-1:      ldp     x15, x14, [x13, #TH_HINT + 8]   /* task, id */
+1:      ldp     x15, x14, [x13, #TH_HINT + HINT_TASK] /* task, id */
         cbz     x15, .Lswap_slow
         ldr     x12, [x15, #T_ID]
         cmp     x12, x14

@@ -3,8 +3,8 @@
  * makecontext: see its definition below; it is here so that its variadic
  * arguments reach the real function as the program passed them.
  *
- * swapcontext and setcontext: SPEC 2.2 forbids any frame of ours on the
- * switching task's stack across the real switch. Stack-copying coroutine
+ * swapcontext and setcontext: no frame of ours may stay on the
+ * switching task's stack across the real switch (doc/tracking.md). Stack-copying coroutine
  * libraries save only the stack above the frame that yields; a wrapper frame
  * below it would be overwritten by the next coroutine on the shared stack.
  * So the wrappers call the bookkeeping in C, pop everything they pushed and
@@ -37,49 +37,11 @@
  * and the thread's hints know the target (tl__predict_hint in internal.h,
  * which this follows step by step). Anything else goes to tl__before_swap
  * in C, and so does every switch while a trace is recorded (trace.c). The
- * offsets below are those of struct tl__thread, struct tl__task and struct
- * tl__rview; interpose.c checks each one at compile time. */
-#define TH_CURRENT 0x00
-#define TH_PREV 0x10
-#define TH_IN_SWITCH 0x20
-#define TH_SWITCHES 0x28
-#define TH_HINT 0x50
-#define T_LO 0x00
-#define T_HI 0x08
-#define T_ID 0x18
-#define T_CTX 0x20
-#define T_STATE 0x50
-#define T_FLAGS 0x51
-#define T_MAPPED 0x52
-#define T_RAN_ON 0x54
-#define UC_RSP 0xa0
-#define VIEW_SPAN 0x08
-#define F_MADE 0x10
-/* And those of makecontext's never-started loop, below. */
-#define TH_NENDED 0x150
-#define TH_MADE_HERE 0x160
-#define TH_ABANDONED_HERE 0x170
-#define TH_ID_NEXT 0x178
-#define TH_ID_END 0x180
-#define T_VT 0x10
-#define T_ENTRY 0x40
-#define T_PARENT 0x48
-#define T_X 0x68
-#define UC_SS_SP 0x10
-#define UC_SS_SIZE 0x20
-#define UC_R12 0x48
-#define UC_R13 0x50
-#define UC_R14 0x58
-#define OPT_LEAKS 0x00
-#define OPT_BACKTRACE 0x04
-/* state, flags, mapped and in_tree, four bytes read as one word: a
- * never-started task (state 0), made where it is (flags MADE, without
- * STARTED, ROOT or VG), mapped, and in the tree unshadowed. */
-#define T_STATE_WORD_MASK 0xffff39ff
-#define T_STATE_WORD_BARE 0x01011000
-#define S_RUNNING 1
-#define S_SUSPENDED 2
-#define S_FINISHED 3
+ * offsets of struct tl__thread, struct tl__task, struct tl__rview, struct
+ * tl__options and ucontext_t, and the flag and state values, come from
+ * asm-offsets.h, which the build generates from the C structs
+ * (arch/asm-offsets.c). */
+#include "asm-offsets.h"
 
 /* ThreadSanitizer's pending fiber switch (tools.c, tl__fibers_commit),
  * made once the C bookkeeping has returned, right before the real switch;
@@ -116,19 +78,19 @@
         shrq    $61, \idx
         leaq    (\idx,\idx,2), \slot
         leaq    TH_HINT(\th,\slot,8), \slot
-        cmpq    \ctx, (\slot)
+        cmpq    \ctx, HINT_CTX(\slot)
         je      .Lhint_way\@
         xorq    $1, \idx
         leaq    (\idx,\idx,2), \slot
         leaq    TH_HINT(\th,\slot,8), \slot
-        cmpq    \ctx, (\slot)
+        cmpq    \ctx, HINT_CTX(\slot)
         jne     \miss
 .Lhint_way\@:
-        movq    8(\slot), \task
+        movq    HINT_TASK(\slot), \task
         testq   \task, \task
         jz      \miss
         movq    T_ID(\task), \idx
-        cmpq    16(\slot), \idx
+        cmpq    HINT_ID(\slot), \idx
         jne     \miss
         cmpq    \ctx, T_CTX(\task)
         jne     \miss
@@ -169,7 +131,7 @@ swapcontext:
         je      .Lswap_slow
         cmpb    $S_FINISHED, T_STATE(%r10)
         je      .Lswap_slow
-        IN_STACK %r10, UC_RSP(%rsi), %rax, %rcx, .Lswap_slow
+        IN_STACK %r10, UC_SP(%rsi), %rax, %rcx, .Lswap_slow
         /* The announcement, in the order of announce_to (interpose.c). */
         cmpq    %r9, %r10
         je      2f
@@ -364,9 +326,9 @@ makecontext:
         movq    %r11, TH_ID_NEXT(%r10)
         movq    %rax, T_ID(%rdx)
         movq    %rsi, T_ENTRY(%rdx)
-        addq    $1, TH_ABANDONED_HERE(%r10)
+        addq    $1, TH_RELEASED_HERE(%r10)
         addq    $1, TH_MADE_HERE(%r10)
-        movq    %rax, 16(%rcx)                  /* the hint names the record with its new id */
+        movq    %rax, HINT_ID(%rcx)             /* the hint names the record with its new id */
         movl    $0, TH_IN_SWITCH(%r10)          /* as tl__task_now: a switch is done */
         movq    %rdx, UC_R12(%rdi)              /* tl__uc_set_task */
         movq    %rax, UC_R13(%rdi)

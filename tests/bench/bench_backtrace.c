@@ -1,5 +1,5 @@
-/* Cost of task creation with creation backtraces on and off (SPEC 4.1,
- * TASKLOCAL_BACKTRACE), measured side by side in one run.
+/* Cost of task creation with creation backtraces on and off
+ * (TASKLOCAL_BACKTRACE), measured side by side in one run.
  *
  *   bench_backtrace /path/to/libtasklocal.so
  *

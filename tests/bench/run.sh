@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench: runs the benchmark programs of tests/bench/ and prints one
-# table of ratios (SPEC 6).
+# table of ratios (doc/performance.md).
 #
 #   tests/bench/run.sh BENCHDIR LIB DYNAMIC
 #
@@ -179,6 +179,25 @@ threads_once() {
   run "$r" shim shim "$bench/mtbench" handoff
 }
 
+# One repetition of the allocation benchmarks (row 9): malloc + free of a
+# small and of a large block, with the shim watching for released stacks
+# (64 tasks suspended on malloc'd stacks) and without it; fastest of three
+# runs of each side, alternating.
+allocs() {
+  r=$1
+  for k in 1 2 3; do
+    for size in 32 65536; do
+      if [ $(((r + k) % 2)) = 1 ]; then
+        run "$r" plain plain "$bench/ucbench" malloc "$size"
+        run "$r" shim shim "$bench/ucbench" malloc "$size"
+      else
+        run "$r" shim shim "$bench/ucbench" malloc "$size"
+        run "$r" plain plain "$bench/ucbench" malloc "$size"
+      fi
+    done
+  done
+}
+
 # One repetition of the memory benchmarks (row 4).
 memory() {
   r=$1
@@ -194,6 +213,7 @@ i=1
 while [ "$i" -le "$reps" ]; do
   reads "$i"
   switches "$i"
+  allocs "$i"
   [ "$i" -gt "$thread_reps" ] || threads "$i"
   [ "$i" -gt "$mem_reps" ] || memory "$i"
   printf '.' >&2
@@ -282,14 +302,14 @@ function bytes(id, what, num, den, count, limit, target) {
 }
 
 END {
-  printf "tasklocal benchmarks (SPEC 6), %d repetitions\n", reps
+  printf "tasklocal benchmarks, %d repetitions\n", reps
   printf "machine: %d cores, shared and noisy; compare ratios, not absolute times\n", cores
   if (cpu != "") printf "cpu: %s\n", cpu
   printf "Each ratio is taken inside one repetition (variants run back to back, order\n"
   printf "alternating; rows 3 and 5: fastest of 5 runs of each side, row 8: of 3); min and median\n"
   printf "are over the repetitions; a target is met when the median meets it.\n"
   printf "ns columns: medians of each side, ns per operation.\n\n"
-  printf "%-3s %-44s %8s %8s  %-19s %-16s %s\n", "", "figure", "min", "median", "ns/op (a / b)", "SPEC 6 target", "met"
+  printf "%-3s %-44s %8s %8s  %-19s %-16s %s\n", "", "figure", "min", "median", "ns/op (a / b)", "target", "met"
 
   row("1", "tl_get / pthread_getspecific", "base.tl_get", "base.pthread", 1.0, "<= 1.0x")
   row("", "tl_get / __thread read", "base.tl_get", "base.thread", 2.0, "<= 2x")
@@ -322,6 +342,8 @@ END {
   srow("", "switch scaling, 2 threads, shim / none", "switch", 2, 0.95)
   srow("", "switch scaling, 8 threads, shim / none", "switch", 8, 0.90)
   row("", "hand-off (made on one thread, run on another)", "shim.handoff", "plain.handoff", "", "(none)")
+  row("9", "malloc + free, 32 B, shim / none", "shim.malloc32", "plain.malloc32", 1.02, "<= 1.02x")
+  row("", "malloc + free, 64 KiB, shim / none", "shim.malloc65536", "plain.malloc65536", 1.05, "<= 1.05x")
 
   printf "\nnotes:\n"
   printf "- reads are timed inside a running task with the key bound; one empty loop\n"
@@ -335,8 +357,8 @@ END {
   printf "  slice each), with the shim minus without; per value: 4 values bound minus none.\n"
   if (!(("1", "base.pth") in v))
     printf "- GNU Pth is not installed (scripts/install-deps --bench): no Pth figure.\n"
-  printf "- row 5: a never-started makecontext on a reused context and stack retires\n"
-  printf "  (abandons) the task made there before, as PCL'"'"'s benchmark does.\n"
+  printf "- row 5: a never-started makecontext on a reused context and stack releases\n"
+  printf "  the task made there before (it takes its stack), as PCL'"'"'s benchmark does.\n"
   printf "- row 7: tracing on writes a 64K-event ring a thread (the file, at exit, is\n"
   printf "  not timed); \"no trace hooks\" is the same sources built with TL_NO_TRACE.\n"
   printf "  Off, tracing costs the inline switch 2 instructions, far below what timing\n"
@@ -344,5 +366,7 @@ END {
   printf "- row 8: each thread runs its own loop (tests/bench/mtbench.c); gain = what\n"
   printf "  N threads do over one, shim / none (%d cores: 8 threads oversubscribe, which\n", cores
   printf "  shows lock convoys); the hand-off makes tasks on one thread, runs them on another.\n"
+  printf "- row 9: what watching for released stacks costs malloc and free (heapwatch.c),\n"
+  printf "  with 64 tasks suspended on malloc'"'"'d stacks in the process.\n"
 }
 ' "$data"

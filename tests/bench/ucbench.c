@@ -12,6 +12,9 @@
  *   ucbench mem-new N       anonymous RSS growth in bytes for N never-started tasks
  *   ucbench mem-started N   anonymous RSS growth in bytes for N tasks that started,
  *                           called the hook and are left suspended
+ *   ucbench malloc SIZE     ns per malloc(SIZE) + free, with 64 suspended tasks on
+ *                           malloc'd stacks around (what watching for released
+ *                           stacks costs every free)
  *
  * Inside each task the program calls tlbench_task_hook() when something in
  * the process defines it: the plugin tests/bench/keys_plugin.c, preloaded
@@ -104,6 +107,35 @@ static void loop_make(long n)
     co_uc.uc_stack.ss_size = STACK_SIZE;
     co_uc.uc_link = &main_uc;
     makecontext(&co_uc, never_run, 0);
+  }
+}
+
+static void started_task(void);
+static size_t block_size;
+
+static void loop_malloc(long n)
+{
+  for (long i = 0; i < n; i++) {
+    void *p = malloc(block_size);
+    /* Keeps the compiler from pairing the two calls away. */
+    __asm__ volatile("" : : "r"(p) : "memory");
+    free(p);
+  }
+}
+
+/* 64 tasks suspended on stacks from malloc, as a server's coroutines are,
+ * so that the shim has stacks to watch for. */
+static void park_tasks(void)
+{
+  static ucontext_t uc[64];
+  for (int i = 0; i < 64; i++) {
+    getcontext(&uc[i]);
+    uc[i].uc_stack.ss_sp = malloc(STACK_SIZE);
+    uc[i].uc_stack.ss_size = STACK_SIZE;
+    uc[i].uc_link = &main_uc;
+    started_self = &uc[i];
+    makecontext(&uc[i], started_task, 0);
+    swapcontext(&main_uc, &uc[i]);
   }
 }
 
@@ -240,8 +272,12 @@ int main(int argc, char **argv)
     if (grown < 0)
       return 1;
     printf("%s %ld\n", mode, grown);
+  } else if (strcmp(mode, "malloc") == 0 && argc == 3) {
+    block_size = (size_t)strtoul(argv[2], NULL, 10);
+    park_tasks();
+    printf("malloc%s %.2f\n", argv[2], time_loop(loop_malloc, &total));
   } else {
-    fprintf(stderr, "usage: ucbench switch|life|make|mem-new N|mem-started N\n");
+    fprintf(stderr, "usage: ucbench switch|life|make|mem-new N|mem-started N|malloc SIZE\n");
     return 2;
   }
   return 0;

@@ -3,7 +3,9 @@
  * - The compile matrix: tests/cxx/header.c, which calls every function and
  *   macro of the header, compiled by gcc and clang as C99, C11 and C17 and
  *   by g++ and clang++ as C++11, C++17 and C++20, each linked, header-only
- *   (TL_DYNAMIC) and without the inline read path (TL_NO_INLINE), with
+ *   (TL_DYNAMIC), without the inline read path (TL_NO_INLINE) and through
+ *   the header of its own of each language (tasklocal_dynamic.h in C,
+ *   tasklocal.hpp in C++), with
  *   -Werror and every warning C and C++ users commonly turn on. One test
  *   per cell.
  * - Older languages: C89 (strict and GNU) and C++98/03 get one #error from
@@ -53,9 +55,12 @@ static const struct compiler compilers[] = {
     {TL_CC_GNU, 0, 0}, {TL_CC_CLANG, 0, 1}, {TL_CXX_GNU, 1, 0}, {TL_CXX_CLANG, 1, 1}};
 static const char *const c_stds[] = {"c99", "c11", "c17"};
 static const char *const cxx_stds[] = {"c++11", "c++17", "c++20"};
-static const char *const variants[] = {"", "-DTL_DYNAMIC", "-DTL_NO_INLINE"};
+/* TL_MATRIX_OWN_HEADER: header.c includes the header of its own of each
+ * language instead of tasklocal.h, tasklocal_dynamic.h in C (header-only
+ * use, as TL_DYNAMIC) and tasklocal.hpp in C++ (linked). */
+static const char *const variants[] = {"", "-DTL_DYNAMIC", "-DTL_NO_INLINE", "-DTL_MATRIX_OWN_HEADER"};
 #define N_STDS 3
-#define N_VARIANTS 3
+#define N_VARIANTS 4
 #define N_CELLS (4 * N_STDS * N_VARIANTS)
 
 /* The flags of compiler c for a cell: language, standard, warnings. */
@@ -172,13 +177,16 @@ static const struct {
     {3, "c++17", "-DTL_NO_INLINE", -1, NULL},
     {2, "c++17", "-DTL_DYNAMIC", 0, "c99"},
     {1, "c11", "", 3, "c++20"},
+    {0, "c17", "-DTL_MATRIX_OWN_HEADER", -1, NULL},
+    {3, "c++11", "-DTL_MATRIX_OWN_HEADER", -1, NULL},
 };
 
 START_TEST(test_link_and_run)
 {
   const struct compiler *c = &compilers[runs[_i].compiler];
   const char *variant = runs[_i].variant;
-  int dynamic = strcmp(variant, "-DTL_DYNAMIC") == 0, two = runs[_i].tu2_compiler >= 0;
+  int dynamic = strcmp(variant, "-DTL_DYNAMIC") == 0 || (strcmp(variant, "-DTL_MATRIX_OWN_HEADER") == 0 && !c->cxx);
+  int two = runs[_i].tu2_compiler >= 0;
   char flags[512], prog[512], objs[1100], *out;
   snprintf(prog, sizeof prog, "%s/matrix/run%d", DIR, _i);
   cell_flags(flags, sizeof flags, c, runs[_i].std);

@@ -7,7 +7,7 @@
 // caught inside a coroutine unbinds there.
 //
 // Prints one line per failed check and exits 1 if there was any.
-#include "tasklocal.h"
+#include "tasklocal.hpp"
 
 #include <cerrno>
 #include <cstdio>

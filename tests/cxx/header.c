@@ -1,6 +1,7 @@
 /* The compile matrix's translation unit (tests/cxx/check_cxx.c): valid C99
  * and C++11, compiled as either, linked with the library, header-only
- * (TL_DYNAMIC) or without the inline read path (TL_NO_INLINE), under every
+ * (TL_DYNAMIC) or without the inline read path (TL_NO_INLINE), or through
+ * tasklocal_dynamic.h or tasklocal.hpp (TL_MATRIX_OWN_HEADER), under every
  * warning the matrix turns on. It calls every function and macro of the
  * header, so that all of the header's inline code is compiled, and when
  * the suite also runs it, it checks what each call answers.
@@ -10,7 +11,13 @@
  * line per failed check and exits 1 if there was any. Built together with
  * header_tu2.c (TL_MATRIX_TU2), in the other language, it also checks that
  * both translation units see the same keys and values. */
+#if defined(TL_MATRIX_OWN_HEADER) && defined(__cplusplus)
+#include "tasklocal.hpp"
+#elif defined(TL_MATRIX_OWN_HEADER)
+#include "tasklocal_dynamic.h"
+#else
 #include "tasklocal.h"
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>

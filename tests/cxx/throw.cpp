@@ -8,7 +8,7 @@
 // with 42; a case whose exception reaches its handler prints "caught: "
 // and the message, then leaves at once with _exit(0), since the library's
 // state is undefined from then on.
-#include "tasklocal.h"
+#include "tasklocal.hpp"
 
 #include <cstdio>
 #include <cstring>

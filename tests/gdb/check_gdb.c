@@ -400,7 +400,7 @@ START_TEST(test_stats)
   /* 7 makecontext calls; short-lived finished; given-up abandoned; 9
    * switches (8 swapcontext calls and short-lived's return through
    * uc_link); 5 keys. */
-  EXPECT(r.out, "^tasklocal: stats: created=7 finished=1 abandoned=1 switches=9 untracked=0 peak=6 keys=5$");
+  EXPECT(r.out, "^tasklocal: stats: created=7 finished=1 abandoned=1 released=0 switches=9 untracked=0 peak=6 keys=5$");
   gdb_free(&r);
 }
 END_TEST

@@ -158,8 +158,10 @@ int main(int argc, char **argv)
   swapcontext(&sched, &disk_ctx);
   swapcontext(&sched, &net_ctx);
   swapcontext(&sched, &gone_ctx);
-  /* The same ucontext_t made again: the task waiting in it is abandoned,
-   * and a new one that never starts takes its place. */
+  /* The same ucontext_t made again on another stack: the task waiting in
+   * it, whose stack is still held, is abandoned, and a new one that never
+   * starts takes its place. */
+  gone_ctx.uc_stack.ss_sp = malloc(STACK);
   makecontext(&gone_ctx, idle_worker, 0);
   swapcontext(&sched, &short_ctx);
   printf(armed ? "crashing\n" : "not crashing\n");

@@ -1,4 +1,4 @@
-/* Pattern: asymmetric coroutines (SPEC 2.3).
+/* Pattern: asymmetric coroutines (doc/tracking.md).
  *
  * The scheduler (main) resumes three coroutines round-robin with
  * swapcontext; each coroutine yields back to the scheduler with swapcontext

@@ -1,4 +1,4 @@
-/* Pattern: getcontext snapshots resumed with setcontext (SPEC 2.3).
+/* Pattern: getcontext snapshots resumed with setcontext (doc/tracking.md).
  *
  * First, main loops by jumping back to its own getcontext snapshot with
  * setcontext, a volatile counter deciding when to stop.

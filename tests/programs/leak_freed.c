@@ -1,15 +1,19 @@
-/* A suspended coroutine whose ucontext_t and stack the program has freed,
- * for the leak report tests: the report unwinds suspended tasks from their
- * saved context, and must neither crash nor print garbage as frames it
- * trusts. argv[1] picks what happens to the stack after the coroutine
- * parks:
- *   unmap    the stack is unmapped and its ucontext_t freed;
- *   garbage  the stack is overwritten with a pattern (reused memory).
- * The report counts 1 task either way.
+/* A suspended coroutine whose stack goes away, for the leak report tests.
+ * argv[1] picks what happens to the stack after the coroutine parks:
+ *   unmap    the stack is unmapped with munmap and its ucontext_t freed:
+ *            the task is released (it ends, and the report has no task);
+ *   syscall  the same, but unmapped with the system call itself, which
+ *            the library does not see: the report unwinds suspended tasks
+ *            from their saved context, and must neither crash nor trust
+ *            what it reads (1 task);
+ *   garbage  the stack is overwritten with a pattern (reused memory):
+ *            nothing printed as a frame may come from it (1 task).
  */
 #include "prog.h"
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define STACK (64 * 1024)
 
@@ -37,6 +41,9 @@ int main(int argc, char **argv)
   swapcontext(&main_ctx, co);
   if (strcmp(mode, "garbage") == 0) {
     memset(stack, 0x41, STACK);
+  } else if (strcmp(mode, "syscall") == 0) {
+    syscall(SYS_munmap, stack, STACK);
+    free(co);
   } else {
     munmap(stack, STACK);
     free(co);

@@ -1,4 +1,4 @@
-/* A coroutine program that leaks in every way SPEC 4.2 names, for the leak
+/* A coroutine program that leaks in every way doc/reports.md names, for the leak
  * report tests. It knows nothing of tasklocal: values are bound through
  * weak hooks that the test plugin (tests/plugin/leakplug.c) defines.
  *
@@ -7,8 +7,9 @@
  * - task never_run: made, never started;
  * - task wait_forever: suspended in park(), holding "session" (no
  *   destructor) and "buffer" (with one): 2 locals;
- * - task abandoned_worker: suspended, then its ucontext_t made again:
- *   abandoned, holding "conn": 1 local;
+ * - task abandoned_worker: suspended, then its ucontext_t made again on
+ *   another stack while its own is still held: abandoned, holding "conn":
+ *   1 local;
  * - task drops_value: finishes with "request" bound, a key without a
  *   destructor: 1 dropped value;
  * - a thread binds "thread.state" (no destructor) in its own root task
@@ -27,7 +28,7 @@ extern void leakplug_name(const char *name) __attribute__((weak));
 #define STACK (256 * 1024)
 
 static ucontext_t main_ctx, ctx_never, ctx_wait, ctx_aband, ctx_drop;
-static char *stacks[4];
+static char *stacks[5];
 
 static void set(const char *key, uintptr_t value, int destructor)
 {
@@ -101,7 +102,7 @@ static void *thread_main(void *arg)
 int main(void)
 {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 5; i++)
     stacks[i] = malloc(STACK);
   set("config", 0xc0f1, 0);
 
@@ -110,7 +111,7 @@ int main(void)
   swapcontext(&main_ctx, &ctx_wait);
   make(&ctx_aband, stacks[2], abandoned_worker);
   swapcontext(&main_ctx, &ctx_aband);
-  make(&ctx_aband, stacks[2], replacement);
+  make(&ctx_aband, stacks[4], replacement);
   swapcontext(&main_ctx, &ctx_aband);
   make(&ctx_drop, stacks[3], drops_value);
   swapcontext(&main_ctx, &ctx_drop);

@@ -1,4 +1,4 @@
-/* Pattern: M:N scheduling, a task resumed on another thread (SPEC 2.3).
+/* Pattern: M:N scheduling, a task resumed on another thread (doc/tracking.md).
  *
  * main makes every coroutine on the main thread; two worker threads, each
  * with its own scheduler context, resume them from one shared queue

@@ -1,5 +1,5 @@
 /* Pattern: coroutines that spawn coroutines, and makecontext arguments
- * (SPEC 2.3).
+ * (doc/tracking.md).
  *
  * main makes co1 with 8 int arguments. co1 makes and runs its child co2
  * with 12 int arguments; co2 makes two grandchildren: co3 receives a 64-bit

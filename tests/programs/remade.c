@@ -1,5 +1,5 @@
 /* Pattern: contexts made again and again and never run, as the Portable
- * Coroutine Library's benchmark does (SPEC 2.4): each makecontext of the
+ * Coroutine Library's benchmark does (doc/lifetime.md): each makecontext of the
  * same ucontext_t, on the same stack, retires the never-started task made
  * there before. The last one made is then run, with the arguments of its
  * own makecontext (eight of them, two of them pointers), and it must be a

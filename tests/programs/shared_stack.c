@@ -1,4 +1,4 @@
-/* Pattern: shared-stack coroutines (SPEC 2.3), as in cloudwu/coroutine.
+/* Pattern: shared-stack coroutines (doc/tracking.md), as in cloudwu/coroutine.
  *
  * All coroutines run on ONE shared stack. On its first resume a coroutine's
  * context is made on the shared stack (getcontext + makecontext, uc_link =
@@ -30,7 +30,7 @@
 /* AddressSanitizer's swapcontext interceptor keeps a frame of its own below
  * the yielding one until the real switch, so an image taken before the
  * switch misses it and the coroutine crashes when it is resumed (the
- * hazard SPEC 2.2 describes for the shim's own wrapper). In such builds
+ * hazard doc/tracking.md describes for the shim's own wrapper). In such builds
  * main takes the image just after the switch instead, from the stack
  * pointer saved in the context, which covers that frame too. */
 #if defined(__SANITIZE_ADDRESS__)

@@ -1,4 +1,4 @@
-/* Pattern: ucontext start, sigsetjmp/siglongjmp switches (SPEC 2.3), as
+/* Pattern: ucontext start, sigsetjmp/siglongjmp switches (doc/tracking.md), as
  * QEMU's coroutine-ucontext backend does it.
  *
  * Each coroutine is made with makecontext and entered once with

@@ -1,4 +1,4 @@
-/* Pattern: symmetric coroutines (SPEC 2.3).
+/* Pattern: symmetric coroutines (doc/tracking.md).
  *
  * Three coroutines pass control directly to one another with swapcontext,
  * co1 -> co2 -> co3 -> co1, for several rounds; main only starts co1. When

@@ -1,4 +1,4 @@
-/* Pattern: finishing through uc_link (SPEC 2.3), the switch that glibc
+/* Pattern: finishing through uc_link (doc/tracking.md), the switch that glibc
  * makes itself when a context's function returns, which the shim never sees
  * as a call.
  *

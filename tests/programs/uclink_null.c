@@ -1,4 +1,4 @@
-/* Pattern: uc_link == NULL (SPEC 2.3).
+/* Pattern: uc_link == NULL (doc/tracking.md).
  *
  * co1 has an ordinary uc_link (main) and finishes first. co2 has no
  * uc_link: when its function returns, glibc calls exit(0) on co2's stack,

@@ -1,5 +1,5 @@
-/* Coroutines that unwind their own stack (SPEC 2.6, and 2.3's asymmetric
- * pattern).
+/* Coroutines that unwind their own stack (doc/sanitizers.md, and the
+ * asymmetric pattern of doc/tracking.md).
  *
  * Each coroutine runs steps that may fail, yielding after each; a failure
  * unwinds to the coroutine's own error handler with longjmp, as

@@ -6,7 +6,7 @@
 #
 # From run.sh: TL_LIB (the shim), TL_PROBE (tests/plugin/probe.c),
 # TL_EXITDUMP (tests/real/exitdump.c), TL_PTH_PROG, TL_PCL_PROG,
-# TL_BOOST_PROG, and work, a directory of the test's own.
+# TL_BOOST_PROG, TL_D_PROG, and work, a directory of the test's own.
 
 # What a test reports; fail() also marks it failed and goes on, so that
 # one run shows every difference.
@@ -16,24 +16,36 @@ fail() { echo "  $name: FAIL: $*"; failed=1; }
 
 normalise() { cat; }
 
-# run_pair STEP DIR CMD...: runs CMD in $work/plain/DIR and in
-# $work/shim/DIR, the second with the shim preloaded (then any plugins in
-# $EXTRA_PRELOAD) and TASKLOCAL_STATS=1, the library's lines going to
-# $work/STEP.tl. Each run's stdout, stderr and status are kept as
-# $work/STEP.{plain,shim}.{out,err,rc}.
+# run_side SIDE STEP DIR CMD...: runs CMD in $work/SIDE/DIR, SIDE being
+# plain (alone) or shim: with the shim preloaded (then any plugins in
+# $EXTRA_PRELOAD), TASKLOCAL_STATS=1 and the variables of $TL_ENV (NAME=VALUE
+# words), the library's lines going to $work/STEP.tl. With $TL_TIMEOUT set,
+# CMD is ended after that many seconds (timeout(1) runs outside the shim, so
+# that its own process prints nothing). CMD's stdout, stderr and status are
+# kept as $work/STEP.SIDE.{out,err,rc}.
+run_side() {
+  side=$1 step=$2 dir=$3
+  shift 3
+  mkdir -p "$work/$side/$dir"
+  set +e
+  # shellcheck disable=SC2086
+  if [ "$side" = plain ]; then
+    (cd "$work/plain/$dir" && exec ${TL_TIMEOUT:+timeout -k 5 $TL_TIMEOUT} env -u LD_PRELOAD "$@")
+  else
+    (cd "$work/shim/$dir" && exec ${TL_TIMEOUT:+timeout -k 5 $TL_TIMEOUT} \
+      env LD_PRELOAD="$TL_LIB${EXTRA_PRELOAD:+ $EXTRA_PRELOAD}" \
+      TASKLOCAL_STATS=1 TASKLOCAL_LOG="$work/$step.tl" ${TL_ENV:-} "$@")
+  fi >"$work/$step.$side.out" 2>"$work/$step.$side.err"
+  echo $? >"$work/$step.$side.rc"
+  set -e
+}
+
+# run_pair STEP DIR CMD...: run_side of CMD alone, then under the shim.
 run_pair() {
   step=$1 dir=$2
   shift 2
-  mkdir -p "$work/plain/$dir" "$work/shim/$dir"
-  set +e
-  (cd "$work/plain/$dir" && exec env -u LD_PRELOAD "$@") \
-    >"$work/$step.plain.out" 2>"$work/$step.plain.err"
-  echo $? >"$work/$step.plain.rc"
-  (cd "$work/shim/$dir" && exec env LD_PRELOAD="$TL_LIB${EXTRA_PRELOAD:+ $EXTRA_PRELOAD}" \
-    TASKLOCAL_STATS=1 TASKLOCAL_LOG="$work/$step.tl" "$@") \
-    >"$work/$step.shim.out" 2>"$work/$step.shim.err"
-  echo $? >"$work/$step.shim.rc"
-  set -e
+  run_side plain "$step" "$dir" "$@"
+  run_side shim "$step" "$dir" "$@"
 }
 
 # same STEP [err]: the two runs of STEP exited alike and printed the same
@@ -80,7 +92,7 @@ check_stats() {
     say "SKIP stats: the shim printed no 'tasklocal: stats:' line with TASKLOCAL_STATS=1"
     return 0
   fi
-  bad=$(echo "$lines" | grep -Ev '^tasklocal: stats: created=[0-9]+ finished=[0-9]+ abandoned=[0-9]+ switches=[0-9]+ untracked=[0-9]+ peak=[0-9]+ keys=[0-9]+$' || true)
+  bad=$(echo "$lines" | grep -Ev '^tasklocal: stats: created=[0-9]+ finished=[0-9]+ abandoned=[0-9]+ released=[0-9]+ switches=[0-9]+ untracked=[0-9]+ peak=[0-9]+ keys=[0-9]+$' || true)
   [ -z "$bad" ] || fail "malformed stats line: $bad"
   created=$(echo "$lines" | stat_sum created)
   if [ "$created" -lt "$min" ]; then
@@ -89,7 +101,8 @@ check_stats() {
   say "stats: $(echo "$lines" | wc -l) processes, $created tasks made," \
     "$(echo "$lines" | stat_sum switches) switches," \
     "$(echo "$lines" | stat_sum untracked) untracked," \
-    "$(echo "$lines" | stat_sum abandoned) abandoned"
+    "$(echo "$lines" | stat_sum abandoned) abandoned," \
+    "$(echo "$lines" | stat_sum released) released"
 }
 
 # Every test needs its programs; without them (no Debian package manager,
@@ -149,4 +162,41 @@ check_probes() {
   else
     say "$want $what each kept one task and one record through $(grep -c '^probe ' "$work/probe.log") probes"
   fi
+}
+
+# leak_tasks STEP: the N of the "leak summary: N tasks" line that STEP's
+# process wrote (TASKLOCAL_LEAKS=1 in $TL_ENV), empty when it wrote none.
+leak_tasks() {
+  sed -n 's/^tasklocal: leak summary: \([0-9]*\) tasks, [0-9]* locals$/\1/p' "$work/$1.tl" 2>/dev/null | head -n 1
+}
+
+# check_leaks STEP TASKS [LEAKED]: STEP's leak report names TASKS tasks in
+# its summary (a number, or "any"); with LEAKED, its line "leak kinds: L
+# leaked, P parked" names LEAKED leaked tasks (no such line fails).
+check_leaks() {
+  step=$1 want=$2 want_leaked=${3:-}
+  got=$(leak_tasks "$step")
+  if [ -z "$got" ]; then
+    fail "$step: no leak summary line (TASKLOCAL_LEAKS=1)"
+    return 0
+  fi
+  if [ "$want" != any ] && [ "$got" -ne "$want" ]; then
+    fail "$step: the leak summary names $got tasks, expected $want:"
+    grep -E '^tasklocal: (leak|task [0-9]+:)' "$work/$step.tl" | head -12 | sed 's/^/    /'
+  fi
+  kinds=$(sed -n 's/^tasklocal: leak kinds: \([0-9]*\) leaked, \([0-9]*\) parked$/\1 \2/p' "$work/$step.tl" | head -n 1)
+  if [ -n "$want_leaked" ]; then
+    if [ -z "$kinds" ]; then
+      fail "$step: no 'leak kinds:' line in the leak report"
+    elif [ "${kinds% *}" -ne "$want_leaked" ]; then
+      fail "$step: the report calls ${kinds% *} tasks leaked, expected $want_leaked"
+    fi
+  fi
+  say "$step: leak summary: $got tasks${kinds:+ (leaked, parked: $kinds)}"
+}
+
+# stat_of STEP FIELD: FIELD=N of STEP's own stats line (the one without
+# "(pid N)"), empty when there is none.
+stat_of() {
+  grep '^tasklocal: stats: .*[0-9]$' "$work/$1.tl" 2>/dev/null | head -n 1 | sed -n "s/.* $2=\([0-9]*\).*/\1/p"
 }

@@ -1,8 +1,8 @@
-# QEMU's block layer: qemu-img and qemu-io run every request in a
-# coroutine. QEMU starts a coroutine with makecontext and swapcontext, and
+# QEMU's block layer: qemu-img, qemu-io and qemu-nbd run every request in
+# a coroutine. QEMU starts a coroutine with makecontext and swapcontext, and
 # from then on switches with sigsetjmp/siglongjmp, which the shim never
 # sees: it finds the task from the stack pointer (the "untracked" count).
-need qemu-img qemu-io
+need qemu-img qemu-io qemu-nbd
 
 # qemu-io prints the time and rate of each request; qemu-img bench the
 # time of the run.
@@ -31,5 +31,34 @@ same map
 run_pair bench q qemu-img bench -c 2000 -d 16 -f qcow2 disk.qcow2
 same bench
 
-# At least one coroutine per qemu-img/qemu-io process that did I/O.
-check_stats 7 create io convert convert-raw check compare map bench
+# qemu-nbd serves the image on a Unix socket, and qemu-io reads and
+# writes it through NBD: the server's requests and the client's run in
+# coroutines in both processes. The server leaves through exit once its
+# one client is gone; the deadline kills it otherwise.
+nbd() {
+  side=$1 sock=$work/$1/q/nbd.sock
+  TL_TIMEOUT=30 run_side "$side" nbd-server q qemu-nbd -k "$sock" -f qcow2 disk.qcow2 &
+  server=$!
+  tries=0
+  while [ ! -S "$sock" ] && [ $tries -lt 200 ] && kill -0 $server 2>/dev/null; do
+    sleep 0.1
+    tries=$((tries + 1))
+  done
+  if [ ! -S "$sock" ]; then
+    fail "nbd ($side): qemu-nbd made no socket:"
+    sed 's/^/    /' "$work/nbd-server.$side.err" | head -10
+    kill $server 2>/dev/null || true
+  else
+    TL_TIMEOUT=30 run_side "$side" nbd-client q qemu-io -f raw -c 'read -P 0xa5 0 1M' \
+      -c 'write -P 0x77 2M 64k' -c 'read -P 0x77 2M 64k' -c 'read -P 0x22 16M 4k' "nbd+unix:///?socket=$sock"
+  fi
+  wait $server || true
+}
+nbd plain
+nbd shim
+same nbd-server err
+same nbd-client
+
+# At least one coroutine per qemu-img/qemu-io/qemu-nbd process that did
+# I/O.
+check_stats 9 create io convert convert-raw check compare map bench nbd-server nbd-client

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Unmodified ucontext programs built with a sanitizer, run under the shim
-# (SPEC 2.6): the shim must tell the sanitizer of every switch, so that
+# (doc/sanitizers.md): the shim must tell the sanitizer of every switch, so that
 # it reports nothing false, and the program must do exactly what the plain
 # build does alone (same stdout, same exit status).
 #

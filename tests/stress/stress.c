@@ -1,4 +1,4 @@
-/* Stress (SPEC 2.5 and 7): migrating tasks, key churn, signals and fork.
+/* Stress (doc/reliability.md): migrating tasks, key churn, signals and fork.
  *
  *   stress SECONDS
  *
@@ -13,8 +13,8 @@
  *   delete the keys again, so that tasks see keys vanish under them and
  *   key slots come back with new generations;
  * - a profiling timer (setitimer, SIGPROF to whichever thread runs) reads
- *   locals from its handler with tl_get and tl_current, which SPEC 2.5
- *   makes async-signal-safe: while a task has announced that it runs on
+ *   locals from its handler with tl_get and tl_current, which are
+ *   async-signal-safe: while a task has announced that it runs on
  *   the interrupted thread, the handler must see exactly its values;
  * - a fork thread forks while the others switch; the child creates a key,
  *   makes and runs a task, reads and writes values in it, writes a dump
@@ -57,7 +57,7 @@
  * TSan keeps a shadow call stack per thread and must be told when a thread
  * switches stacks, or it crashes on its own corrupted bookkeeping. This
  * program does not tell it: the library does, for every switch it sees
- * (SPEC 2.6), and make check-tsan runs it so. */
+ * (doc/sanitizers.md), and make check-tsan runs it so. */
 #if defined(__SANITIZE_THREAD__)
 #define STRESS_TSAN 1
 #elif defined(__has_feature)

@@ -1,4 +1,4 @@
-/* The program of `make trace-demo` and of the picture in the README: a
+/* The program of `make trace-demo` and of the picture in doc/trace.md: a
  * small request server whose requests are ucontext coroutines, run by two
  * worker threads from one queue (M:N: a request may resume on either
  * worker). It knows nothing of tasklocal. Three kinds of request, each its

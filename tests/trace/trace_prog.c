@@ -1,6 +1,6 @@
 /* An unmodified ucontext program for the trace tests (tests/check_trace.c):
  * it does not include tasklocal.h and does not link the library. Each mode
- * runs coroutines in one switch pattern of SPEC 2.3 and counts, in the
+ * runs coroutines in one switch pattern of doc/tracking.md and counts, in the
  * coroutines themselves, how many times each one was switched in (its
  * start, and every return of a swapcontext that resumed it). The counts
  * are printed in the order the coroutines were made, one line

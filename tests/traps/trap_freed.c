@@ -3,7 +3,7 @@
  * the next coroutine frees the previous one's block as soon as it runs,
  * and makes the one after it, which malloc may place at the same address.
  * Run under valgrind: the shim must never read a ucontext_t after control
- * has left it (SPEC 2.2). */
+ * has left it (doc/tracking.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <ucontext.h>

@@ -1,0 +1,251 @@
+/* Released tasks: a coroutine whose stack the program gives back has
+ * ended. Each case runs tests/programs/ends (an unmodified program) under
+ * the shim, with the leak-report plugin binding one value without a
+ * destructor in each coroutine, leak reports and the stats line on, and
+ * reads what the library says: how many tasks ended each way, how the
+ * dropped value was dropped, and what the leak report still counts. */
+#include "testutil.h"
+
+#include <string.h>
+
+#define LIB TL_BUILD_DIR "/libtasklocal.so"
+#define LEAKPLUG TL_BUILD_DIR "/tests/libtlleakplug.so"
+#define ENDS TL_BUILD_DIR "/tests/programs/ends"
+#define DEADLINE_S 60
+
+struct run {
+  int status;
+  char *out, *err;
+};
+
+/* leaks: TASKLOCAL_LEAKS's value, NULL for 1. */
+static void run(struct run *r, const char *mode, const char *leaks)
+{
+  static const char *const drop[] = {"LD_PRELOAD=", "TASKLOCAL_", "ASAN_OPTIONS=", NULL};
+  char leaks_var[32];
+  snprintf(leaks_var, sizeof leaks_var, "TASKLOCAL_LEAKS=%s", leaks != NULL ? leaks : "1");
+  const char *vars[] = {TL_TEST_ASAN_ENV, "LD_PRELOAD=" LIB " " LEAKPLUG, leaks_var, "TASKLOCAL_STATS=1"};
+  char **env = tl_test_env(drop, vars, sizeof vars / sizeof vars[0]);
+  const char *argv[] = {ENDS, mode, NULL};
+  struct tl_test_proc p;
+  tl_test_exec(&p, (char *const *)argv, env, DEADLINE_S);
+  free(env);
+  ck_assert_msg(!p.timed_out, "ends %s ran past %.0f s", mode, p.deadline_s);
+  r->status = WIFEXITED(p.wstatus) ? WEXITSTATUS(p.wstatus) : 128 + WTERMSIG(p.wstatus);
+  r->out = p.out.data;
+  r->err = p.err.data;
+}
+
+static void run_free(struct run *r)
+{
+  free(r->out);
+  free(r->err);
+}
+
+static void has(const struct run *r, const char *want)
+{
+  ck_assert_msg(strstr(r->err, want) != NULL, "no \"%s\" in:\n%s", want, r->err);
+}
+
+static void lacks(const struct run *r, const char *unwanted)
+{
+  ck_assert_msg(strstr(r->err, unwanted) == NULL, "\"%s\" in:\n%s", unwanted, r->err);
+}
+
+/* The stats line's counts, as "finished=F abandoned=A released=R". */
+static void counts(const struct run *r, int finished, int abandoned, int released)
+{
+  char want[128];
+  snprintf(want, sizeof want, " finished=%d abandoned=%d released=%d ", finished, abandoned, released);
+  has(r, want);
+}
+
+/* One coroutine that switches away for good and whose stack the program
+ * gives back in the mode's way: released, its value dropped as a released
+ * task's, and no leak. */
+static void released_once(const char *mode)
+{
+  struct run r;
+  run(&r, mode, NULL);
+  ck_assert_msg(r.status == 0, "ends %s: status %d\n%s", mode, r.status, r.err);
+  counts(&r, 0, 0, 1);
+  has(&r, "(no destructor): still bound in task ");
+  has(&r, "when its stack was released");
+  has(&r, "tasklocal: leak summary: 0 tasks, 1 locals\n");
+  run_free(&r);
+}
+
+START_TEST(freed)
+{
+  released_once("free");
+}
+END_TEST
+
+START_TEST(unmapped)
+{
+  released_once("munmap");
+}
+END_TEST
+
+START_TEST(reallocated)
+{
+  released_once("realloc");
+}
+END_TEST
+
+START_TEST(remapped)
+{
+  released_once("mremap");
+}
+END_TEST
+
+START_TEST(freed_by_another_thread)
+{
+  released_once("thread");
+}
+END_TEST
+
+/* Left by a siglongjmp the library does not see, then freed: found
+ * suspended from the stack pointer, and released. */
+START_TEST(freed_after_siglongjmp)
+{
+  released_once("jumpfree");
+}
+END_TEST
+
+START_TEST(never_started_then_freed)
+{
+  struct run r;
+  run(&r, "unstarted", NULL);
+  ck_assert_int_eq(r.status, 0);
+  counts(&r, 0, 0, 1);
+  has(&r, "tasklocal: leak summary: 0 tasks, 0 locals\n");
+  run_free(&r);
+}
+END_TEST
+
+/* A function that returns finishes, as before. */
+START_TEST(returned)
+{
+  struct run r;
+  run(&r, "return", NULL);
+  ck_assert_int_eq(r.status, 0);
+  counts(&r, 1, 0, 0);
+  has(&r, "when it finished");
+  has(&r, "tasklocal: leak summary: 0 tasks, 1 locals\n");
+  run_free(&r);
+}
+END_TEST
+
+/* A pool that reuses the ucontext_t and the stack: each makecontext
+ * releases the coroutine that left them; the last one returns. */
+START_TEST(remade_in_place)
+{
+  struct run r;
+  run(&r, "remake", NULL);
+  ck_assert_int_eq(r.status, 0);
+  counts(&r, 1, 0, 3);
+  has(&r, "tasklocal: leak summary: 0 tasks, 4 locals\n");
+  run_free(&r);
+}
+END_TEST
+
+/* The ucontext_t made again on another stack, the old one still held:
+ * abandoned, a leak with the value it held. */
+START_TEST(abandoned)
+{
+  struct run r;
+  run(&r, "abandon", NULL);
+  ck_assert_int_eq(r.status, 0);
+  counts(&r, 1, 1, 0);
+  has(&r, "abandoned (its ucontext_t was made again before it finished)");
+  has(&r, "tasklocal: leak summary: 1 tasks, 2 locals\n");
+  run_free(&r);
+}
+END_TEST
+
+/* QEMU's pool: the coroutines are entered by siglongjmp and wait in the
+ * pool at exit with their stacks held. Nothing is released; the three are
+ * in the report (still referenced: the pool holds them). */
+START_TEST(siglongjmp_pool)
+{
+  struct run r;
+  run(&r, "pool", NULL);
+  ck_assert_int_eq(r.status, 0);
+  counts(&r, 0, 0, 0);
+  has(&r, "tasklocal: leak summary: 3 tasks, 3 locals\n");
+  run_free(&r);
+}
+END_TEST
+
+/* A stack within another one, taken by a sibling: never released (a
+ * library that carves stacks from another may copy them out and back). */
+START_TEST(stack_within_a_stack)
+{
+  struct run r;
+  run(&r, "inner", NULL);
+  ck_assert_int_eq(r.status, 0);
+  counts(&r, 2, 0, 0);
+  lacks(&r, "when its stack was released");
+  has(&r, "tasklocal: leak summary: 1 tasks, 2 locals\n");
+  run_free(&r);
+}
+END_TEST
+
+/* Without leak reports the heap's blocks are not followed, and releases
+ * are seen all the same. */
+START_TEST(released_without_leak_reports)
+{
+  struct run r;
+  run(&r, "free", "0");
+  ck_assert_int_eq(r.status, 0);
+  counts(&r, 0, 0, 1);
+  lacks(&r, "leak report");
+  run_free(&r);
+}
+END_TEST
+
+/* exit() on the main stack after a siglongjmp out of the coroutine: the
+ * report names the coroutine suspended, not the one exit ran in. */
+START_TEST(exit_after_siglongjmp)
+{
+  struct run r;
+  run(&r, "jumpexit", NULL);
+  ck_assert_int_eq(r.status, 0);
+  lacks(&r, "exit was called in it");
+  has(&r, ": suspended; made by task 1");
+  has(&r, "tasklocal: leak summary: 1 tasks, 1 locals\n");
+  run_free(&r);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("release");
+  const struct {
+    const char *name;
+    const TTest *test;
+  } cases[] = {
+    {"free", freed},
+    {"munmap", unmapped},
+    {"realloc", reallocated},
+    {"mremap", remapped},
+    {"thread", freed_by_another_thread},
+    {"jumpfree", freed_after_siglongjmp},
+    {"unstarted", never_started_then_freed},
+    {"return", returned},
+    {"remake", remade_in_place},
+    {"abandon", abandoned},
+    {"pool", siglongjmp_pool},
+    {"inner", stack_within_a_stack},
+    {"no_leaks", released_without_leak_reports},
+    {"jumpexit", exit_after_siglongjmp},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    TCase *tc = tcase_create(cases[i].name);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, cases[i].test);
+    suite_add_tcase(s, tc);
+  }
+  return tl_test_run(s);
+}
