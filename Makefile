@@ -8,9 +8,9 @@
 #                   (doc/testing.md)
 #   make demo       an unmodified coroutine program under the shim
 #
-# Missing build dependencies (libunwind, Check, pkg-config) are installed by
-# scripts/install-deps, which the deps target runs before the first rule
-# that compiles (make deps runs it alone).
+# Missing build dependencies (libunwind, libelf, libdw, Check, pkg-config)
+# are installed by scripts/install-deps, which the deps target runs before
+# the first rule that compiles (make deps runs it alone).
 #
 # Targets: glibc on x86_64 and on aarch64. ARCH names the target (the
 # machine's own by default); another one is cross-built with Debian's
@@ -32,7 +32,7 @@ $(error tasklocal builds for glibc on x86_64 and aarch64 only, not for ARCH=$(AR
 endif
 
 # A cross build: Debian's toolchain for the target, and the target's
-# libunwind and Check unpacked into $(BUILD)/sysroot (scripts/install-deps
+# libunwind, libdw and Check unpacked into $(BUILD)/sysroot (scripts/install-deps
 # --cross, which explains why they are not installed as multiarch
 # packages). The compiler finds their headers there, the linker their
 # libraries, and every library and program built carries the sysroot's
@@ -115,14 +115,14 @@ LIB_MAP := $(LIB_MAP_$(ARCH))
 LDFLAGS_LIB = -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(LIB_MAP) \
               -Wl,-z,now -Wl,-z,noexecstack -Wl,--no-undefined $(LIB_LIBS) -ldl -pthread
 
-LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind)
+LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind libdw libelf)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 
-LIB_SRC := $(wildcard shim/*.c) shim/arch/$(ARCH).S
+LIB_SRC := $(wildcard shim/*.c shim/task/*.c) shim/arch/$(ARCH).S
 # The public headers: the API, header-only use (TL_DYNAMIC) and C++.
 PUBLIC_HDR := include/tasklocal.h include/tasklocal_dynamic.h include/tasklocal.hpp
-LIB_HDR := $(wildcard shim/*.h) $(PUBLIC_HDR)
+LIB_HDR := $(wildcard shim/*.h shim/task/*.h) $(PUBLIC_HDR)
 LIB := $(BUILD)/libtasklocal.so
 
 PROGRAMS := $(patsubst tests/programs/%.c,$(BUILD)/tests/programs/%,$(wildcard tests/programs/*.c))
@@ -148,7 +148,7 @@ TARGET_PROBE := '\043include <features.h>\n\043if !defined(__GLIBC__) || !define
 
 .PHONY: deps
 deps:
-	@scripts/install-deps $(DEPS_FLAGS) || { echo "make: scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, check and pkg-config (for $(ARCH)) by hand" >&2; exit 1; }
+	@scripts/install-deps $(DEPS_FLAGS) || { echo "make: scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, libelf-dev, libdw-dev, check and pkg-config (for $(ARCH)) by hand" >&2; exit 1; }
 	@seen=$$(printf $(TARGET_PROBE) | $(CC) -E -P -x c - 2>/dev/null | tr -d ' '); \
 	if [ "$$seen" != "$(ARCH)" ]; then \
 	  echo "make: $(firstword $(CC)) does not build for glibc on $(ARCH) (its preprocessor says: $${seen:-nothing: no such compiler, or no glibc headers for it}): tasklocal supports glibc on x86_64 and aarch64, 64-bit only; musl, 32-bit targets and other C libraries are refused" >&2; \
@@ -156,6 +156,7 @@ deps:
 	fi
 
 $(BUILD)/obj/%.o: shim/%.c $(LIB_HDR) | $(BUILD)/obj
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
 # The offsets and constants of the assembly, generated from the C structs
@@ -174,7 +175,7 @@ $(ASM_OFFSETS): $(BUILD)/obj/asm-offsets.s
 $(BUILD)/obj/arch_s.o: shim/arch/$(ARCH).S $(ASM_OFFSETS) | $(BUILD)/obj
 	$(CC) $(HARDEN_S) -fPIC -I$(BUILD)/obj -c $< -o $@
 
-LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c)) $(BUILD)/obj/arch_s.o
+LIB_OBJ := $(patsubst shim/%.c,$(BUILD)/obj/%.o,$(wildcard shim/*.c shim/task/*.c)) $(BUILD)/obj/arch_s.o
 
 $(LIB): $(LIB_OBJ) $(LIB_MAP)
 	$(CC) $(LIB_OBJ) -o $@ $(LDFLAGS_LIB)

@@ -33,7 +33,7 @@ PTH_LIBS = $(shell scripts/install-deps --have=pth && { pth-config --ldflags --l
 
 # The header-only variant (TL_DYNAMIC) is measured once the header has it.
 BENCH_DYNAMIC := $(if $(shell grep -q TL_DYNAMIC include/tasklocal.h 2>/dev/null && echo yes),yes,no)
-BENCH_PROGS := $(BENCH)/tlget $(BENCH)/ucbench $(BENCH)/mtbench $(BENCH)/libtlbenchkeys.so
+BENCH_PROGS := $(BENCH)/tlget $(BENCH)/ucbench $(BENCH)/mtbench $(BENCH)/libtlbenchkeys.so $(BENCH)/tlsbench
 
 .PHONY: bench bench-deps
 
@@ -74,6 +74,11 @@ $(BENCH)/tlget-dyn: tests/bench/tlget.c $(PUBLIC_HDR) | $(BENCH)
 # An unmodified ucontext program: no tasklocal header, no tasklocal library.
 $(BENCH)/ucbench: tests/bench/ucbench.c | $(BENCH)
 	$(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS)
+
+# The same, with __thread variables and a pthread key made per task
+# (TASKLOCAL_TASK_LOCAL), linked with the C++ runtime for cxx-eh.
+$(BENCH)/tlsbench: tests/bench/tlsbench.c | $(BENCH)
+	$(CC) $(BENCH_CFLAGS) -pthread $< -o $@ $(BENCH_LDFLAGS) -Wl,--no-as-needed -lstdc++
 
 # The same, with threads.
 $(BENCH)/mtbench: tests/bench/mtbench.c | $(BENCH)

@@ -9,7 +9,6 @@
 #include "alloc.h"
 #include "lock.h"
 #include "heapreal.h"
-#include "heapblocks.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -35,7 +34,7 @@
 
 struct small {
   struct tl__lock lock;
-  void *free;                              /* freed blocks */
+  void *freed;                             /* freed blocks */
   char *next, *end;                        /* the part of the newest run not handed out yet */
 };
 
@@ -85,35 +84,29 @@ static inline int should_fail(void)
   return should_fail_slow();
 }
 
+/* The library's blocks come from the process's first malloc, calloc and
+ * realloc, as calls by name would (heapreal.c, tl__heap_own): ours, which
+ * follows them for the leak scan, or an interposer's before us. */
 void *tl__alloc(size_t size)
 {
-  return should_fail() ? NULL : malloc(size);
+  return should_fail() || tl__heap_lookup() != 0 ? NULL : tl__heap_own.get(size);
 }
 
 void *tl__calloc(size_t n, size_t size)
 {
-  return should_fail() ? NULL : calloc(n, size);
+  return should_fail() || tl__heap_lookup() != 0 ? NULL : tl__heap_own.get_zeroed(n, size);
 }
 
 /* realloc, failing like the others under TASKLOCAL_TEST_FAIL_ALLOC; on
  * failure p is untouched. */
 void *tl__realloc(void *p, size_t size)
 {
-  return should_fail() ? NULL : realloc(p, size);
+  return should_fail() || tl__heap_lookup() != 0 ? NULL : tl__heap_own.resize(p, size);
 }
 
-/* Not through our free (heapwatch.c): the library's own blocks never
- * hold a task's stack, and its free may be called with a lock held that
- * the release of a task would wait for. */
 void tl__free(void *p)
 {
-  if (p == NULL)
-    return;
-  if (tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
-    return;
-  if (tl__heap_tracking)
-    tl__heapblocks_del(p);
-  tl__heap_real.free(p);
+  tl__heap_put(p);
 }
 
 /* Task records and thread states live in mmap'd pages, which
@@ -140,6 +133,23 @@ static void *map_pages(size_t size)
 void *tl__pages(size_t size)
 {
   return should_fail() ? NULL : map_pages(size);
+}
+
+/* The memory of one report (report.c): address space reserved for the
+ * worst case, of which only the pages written become memory, given back
+ * when the report is written. Not a root region for LeakSanitizer: it
+ * holds copies of the values' pointers only while a report is made. */
+void *tl__scratch(size_t size)
+{
+  if (should_fail())
+    return NULL;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void tl__scratch_free(void *p, size_t size)
+{
+  munmap(p, size);
 }
 
 /* The size class of a block of size bytes, or -1 when no class has that
@@ -173,10 +183,10 @@ static __attribute__((noinline)) void *pool_alloc(int c)
   size_t size = (size_t)SMALL_MIN << c;
   if (tl__lock(&s->lock) != 0)
     return NULL;
-  void *p = s->free;
+  void *p = s->freed;
   int mapped = 0;
   if (p != NULL) {
-    s->free = *(void **)p;
+    s->freed = *(void **)p;
   } else {
     if (s->next == s->end) {
       char *run = map_pages(SMALL_RUN);
@@ -204,8 +214,8 @@ static __attribute__((noinline)) void pool_free(int c, void *p)
   struct small *s = &allocator.small[c];
   if (tl__lock(&s->lock) != 0)
     return;
-  *(void **)p = s->free;
-  s->free = p;
+  *(void **)p = s->freed;
+  s->freed = p;
   tl__unlock(&s->lock);
 }
 

@@ -11,6 +11,8 @@ void *tl__calloc(size_t n, size_t size);
 void *tl__realloc(void *p, size_t size);   /* p intact on failure */
 void tl__free(void *p);
 void *tl__pages(size_t size);              /* mmap'd, for pools; async-signal-safe */
+void *tl__scratch(size_t size);            /* a report's memory: reserved, committed as written */
+void tl__scratch_free(void *p, size_t size);
 void *tl__small_alloc(size_t size);        /* 64 or 128 bytes, aligned to the size; not zeroed */
 void tl__small_free(void *p, size_t size); /* from any thread */
 void tl__small_cache_flush(struct tl__thread *th); /* its kept blocks to the pools; closes its cache */

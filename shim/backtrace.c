@@ -5,7 +5,8 @@
  * backtraces are on: it records return addresses only, with libunwind's
  * unw_backtrace (its frame cache makes a walk of a dozen frames cost a
  * fraction of a microsecond; a cursor walk with unw_step costs about 5 µs).
- * Names are looked up only when a report is written.
+ * Names are looked up only when a report is written (symbolize.c; the
+ * names-only fallback, tl__bt_name, is here).
  *
  * The capture goes through a hook. A program or a preloaded library that
  * defines
@@ -16,7 +17,8 @@
  * Unwinding a suspended task reads memory the program may have freed: the
  * ucontext_t the task saved itself into, and its stack. The context is
  * first copied with a fault-safe read (process_vm_readv on our own pid,
- * which returns EFAULT instead of faulting); its stack pointer must lie in
+ * which returns EFAULT instead of faulting; the report reads many in one
+ * call, tl__safe_read_many); its stack pointer must lie in
  * the task's stack; and libunwind 1.6 on x86_64 validates every address
  * before it reads it during unw_step (its CONSERVATIVE_CHECKS, on by
  * default and in Debian's build: mincore, then a one-byte write of the
@@ -29,7 +31,7 @@
 #include "message.h"
 #include "lock.h"
 #include "alloc.h"
-#include "registry.h"
+#include "task/registry.h"
 #include "valgrind.h"
 
 #define UNW_LOCAL_ONLY
@@ -279,29 +281,57 @@ void tl__safe_str(char *dst, size_t size, const char *src)
  * Unwinding a saved context
  * ------------------------------------------------------------------------ */
 
-int tl__bt_unwind(const void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max, const char **why)
+/* Many reads of tl__safe_read's kind at once: a report reads the saved
+ * context of each of perhaps millions of tasks, and a system call per
+ * read was most of its time. process_vm_readv takes up to IOV_MAX pieces
+ * and stops at the first it cannot read; the reads go on from the next. */
+void tl__safe_read_many(struct tl__readv *v, size_t n)
+{
+  enum { PIECES = 512 };
+  for (size_t i = 0; i < n; i++)
+    v[i].ok = 0;
+  size_t i = 0;
+  while (i < n && !atomic_load_explicit(&capture.no_vm_readv, memory_order_relaxed)) {
+    struct iovec local[PIECES], remote[PIECES];
+    size_t k = 0;
+    for (; k < PIECES && i + k < n; k++) {
+      local[k] = (struct iovec){v[i + k].dst, v[i + k].n};
+      remote[k] = (struct iovec){(void *)(uintptr_t)v[i + k].src, v[i + k].n};
+    }
+    ssize_t r = process_vm_readv(getpid(), local, k, remote, k, 0);
+    if (r < 0 && errno != EFAULT)
+      break;                               /* not allowed here: one by one, below */
+    size_t got = r > 0 ? (size_t)r : 0, done = 0;
+    while (done < k && got >= v[i + done].n) {
+      got -= v[i + done].n;
+      v[i + done].ok = 1;
+      done++;
+    }
+    /* The first piece not read in full is not readable; the next call
+     * starts after it. */
+    i += done < k ? done + 1 : done;
+  }
+  for (; i < n; i++)
+    v[i].ok = tl__safe_read(v[i].dst, v[i].src, v[i].n) == 0;
+}
+
+/* The return addresses of a suspended task, from a copy of the context
+ * it saved (the caller reads it with tl__safe_read_many), stopping at the
+ * trampoline and where the stack pointer leaves [lo, hi); -1 and *why
+ * when it cannot start. */
+int tl__bt_unwind(ucontext_t *uc, uintptr_t lo, uintptr_t hi, uintptr_t *pc, int max, const char **why)
 {
   setup();
-  ucontext_t uc;
   *why = NULL;
-  if (tl__safe_read(&uc, ctx, sizeof uc) != 0) {
-    *why = "its saved context is no longer readable";
-    return -1;
-  }
-  tl__uc_copied(&uc);
-  uintptr_t sp = TL__UC_SP(&uc);
+  tl__uc_copied(uc);
+  uintptr_t sp = TL__UC_SP(uc);
   if (sp < lo || sp >= hi) {
     *why = "its saved stack pointer is outside its stack (the context was reused)";
     return -1;
   }
-  unsigned char probe;
-  if (tl__safe_read(&probe, (const void *)sp, 1) != 0) {
-    *why = "its stack is no longer mapped";
-    return -1;
-  }
   unw_cursor_t cur;
   tl__valgrind_quiet(1);
-  if (unw_init_local(&cur, (unw_context_t *)&uc) < 0) {
+  if (unw_init_local(&cur, (unw_context_t *)uc) < 0) {
     tl__valgrind_quiet(0);
     *why = "libunwind cannot start from its saved context";
     return -1;
@@ -347,40 +377,66 @@ static const char *base_name(const char *path)
   return slash != NULL ? slash + 1 : path;
 }
 
-/* "name+0x1c (module)", or "module+0x1234" without a name. ret says that
- * pc is a return address: its call is the instruction before it, which is
- * what is looked up (a call may be the last instruction of a function). */
-void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size)
+/* The nearest symbol of an address, as libunwind and dladdr see it: its
+ * name and the offset from it, and the module's base name and the offset
+ * in it. ret says that pc is a return address: its call is the
+ * instruction before it, which is what is looked up (a call may be the
+ * last instruction of a function). Returns 1 with a name, 0 with a module
+ * only, -1 with neither. This is the fallback of symbolize.c, which needs
+ * no allocation: a name from an exported symbol may be that of the
+ * nearest exported function, not of the (static) one holding pc.
+ *
+ * symtab: ask libunwind first, which reads the module's .symtab, and the
+ * one of the debug file its .gnu_debuglink names. libunwind 1.6 trusts
+ * that file: a corrupt one crashes it. So symbolize.c asks it only when
+ * libdw, which checks debug files, is not used; when libdw could not read
+ * a module, dladdr's exported names are all there is. */
+int tl__bt_name(uintptr_t pc, int ret, int symtab, char *name, size_t nsize, unsigned long *off, char *module,
+                size_t msize, unsigned long *moff)
 {
   setup();
   uintptr_t at = ret && pc > 0 ? pc - 1 : pc;
-  char name[256];
-  unw_word_t off = 0;
+  unw_word_t uoff = 0;
   int have_name = 0;
+  name[0] = module[0] = '\0';
+  *off = *moff = 0;
   /* libunwind reads the ELF symbol tables, static functions included;
    * dladdr sees only exported symbols. */
-  unw_accessors_t *acc = unw_get_accessors(unw_local_addr_space);
+  unw_accessors_t *acc = symtab ? unw_get_accessors(unw_local_addr_space) : NULL;
   if (acc != NULL && acc->get_proc_name != NULL &&
-      acc->get_proc_name(unw_local_addr_space, (unw_word_t)at, name, sizeof name, &off, NULL) == 0 &&
-      name[0] != '\0')
+      acc->get_proc_name(unw_local_addr_space, (unw_word_t)at, name, nsize, &uoff, NULL) == 0 && name[0] != '\0')
     have_name = 1;
   Dl_info info;
   int have_module = dladdr((void *)at, &info) != 0 && info.dli_fname != NULL;
   if (!have_name && have_module && info.dli_sname != NULL && info.dli_saddr != NULL) {
-    tl__safe_str(name, sizeof name, info.dli_sname);
-    off = (unw_word_t)(at - (uintptr_t)info.dli_saddr);
-    have_name = 1;
+    tl__safe_str(name, nsize, info.dli_sname);
+    uoff = (unw_word_t)(at - (uintptr_t)info.dli_saddr);
+    have_name = name[0] != '\0';
   }
-  const char *module = have_module && info.dli_fname[0] != '\0' ? base_name(info.dli_fname) : NULL;
-  if (module == NULL && have_module)
-    module = program_invocation_short_name; /* the main program has an empty name */
-  unsigned long delta = (unsigned long)(off + (at != pc));
-  if (have_name && module != NULL)
-    fmt(buf, size, "%s+0x%lx (%s)", name, delta, module);
-  else if (have_name)
-    fmt(buf, size, "%s+0x%lx", name, delta);
-  else if (module != NULL)
-    fmt(buf, size, "%s+0x%lx", module, (unsigned long)(pc - (uintptr_t)info.dli_fbase));
+  if (!have_name)
+    name[0] = '\0';
+  if (have_module) {
+    /* The main program has an empty name. */
+    tl__safe_str(module, msize, info.dli_fname[0] != '\0' ? base_name(info.dli_fname) : program_invocation_short_name);
+    *moff = (unsigned long)(pc - (uintptr_t)info.dli_fbase);
+  }
+  *off = (unsigned long)(uoff + (at != pc));
+  return have_name ? 1 : have_module ? 0 : -1;
+}
+
+/* "name+0x1c (module)", or "module+0x1234" without a name (the trace's
+ * task names). */
+void tl__bt_symbol(uintptr_t pc, int ret, char *buf, size_t size)
+{
+  char name[256], module[256];
+  unsigned long off, moff;
+  int have = tl__bt_name(pc, ret, 1, name, sizeof name, &off, module, sizeof module, &moff);
+  if (have > 0 && module[0] != '\0')
+    fmt(buf, size, "%s+0x%lx (%s)", name, off, module);
+  else if (have > 0)
+    fmt(buf, size, "%s+0x%lx", name, off);
+  else if (have == 0)
+    fmt(buf, size, "%s+0x%lx", module, moff);
   else
     fmt(buf, size, "??");
 }

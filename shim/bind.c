@@ -5,8 +5,8 @@
 #include "bind.h"
 #include "alloc.h"
 #include "thread.h"
-#include "registry.h"
-#include "identity.h"
+#include "task/registry.h"
+#include "task/identity.h"
 #include "keys.h"
 #include "vtab.h"
 #include "scope.h"
@@ -135,7 +135,7 @@ static int record_shared(struct tl__task *child, tl_key_t key, void *value)
  * makecontext, for the keys that ask for it: the same pointer (SHARE, not
  * the child's to destroy) or copy(value) (COPY, the child's own). */
 /* A copy made for child that could not be bound is destroyed as the
- * child's values are when its making fails (task.c, make_undo): with the
+ * child's values are when its making fails (task/make.c, make_undo): with the
  * child as the running task, so that the destructor does not see the
  * maker's values as its own. */
 static void destroy_as(struct tl__task *child, void (*destroy)(void *), void *value)

@@ -9,7 +9,7 @@
  */
 #include "internal.h"
 #include "thread.h"
-#include "registry.h"
+#include "task/registry.h"
 
 struct tl__debug {
   char magic[16];                          /* "tasklocal-debug", NUL-terminated */

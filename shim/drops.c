@@ -8,7 +8,7 @@
 #include "internal.h"
 #include "drops.h"
 #include "options.h"
-#include "registry.h"
+#include "task/registry.h"
 #include "backtrace.h"
 #include "keys.h"
 

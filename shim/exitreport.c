@@ -6,7 +6,7 @@
 #include "exitreport.h"
 #include "options.h"
 #include "real.h"
-#include "registry.h"
+#include "task/registry.h"
 #include "keys.h"
 #include "writer.h"
 #include "report.h"

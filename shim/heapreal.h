@@ -12,24 +12,33 @@
 #define TL__HEAP_FN __attribute__((no_sanitize("address", "thread", "undefined")))
 
 struct tl__heap_real {
-  void *(*malloc)(size_t);
-  void *(*calloc)(size_t, size_t);
-  void *(*realloc)(void *, size_t);
-  void (*free)(void *);
-  int (*posix_memalign)(void **, size_t, size_t);
-  void *(*aligned_alloc)(size_t, size_t);
-  void *(*memalign)(size_t, size_t);
-  void *(*valloc)(size_t);
-  void *(*pvalloc)(size_t);
-  size_t (*usable_size)(void *);
-  int (*munmap)(void *, size_t);
-  void *(*mremap)(void *, size_t, size_t, int, ...);
+  void *(*malloc_fn)(size_t);
+  void *(*calloc_fn)(size_t, size_t);
+  void *(*realloc_fn)(void *, size_t);
+  void (*free_fn)(void *);
+  int (*posix_memalign_fn)(void **, size_t, size_t);
+  void *(*aligned_alloc_fn)(size_t, size_t);
+  void *(*memalign_fn)(size_t, size_t);
+  void *(*valloc_fn)(size_t);
+  void *(*pvalloc_fn)(size_t);
+  size_t (*usable_size_fn)(void *);
+  int (*munmap_fn)(void *, size_t);
+  void *(*mremap_fn)(void *, size_t, size_t, int, ...);
 };
 extern struct tl__heap_real tl__heap_real; /* complete once tl__heap_lookup has returned 0 */
 extern int tl__heap_tracking;              /* follow the heap's blocks (leak reports asked for) */
 /* The real free once it is known and blocks are not followed, else NULL:
  * free's common case tests one word. */
 extern void (*tl__heap_free_fast)(void *);
+/* Where the library's own blocks come from and go back to (heapreal.c
+ * says which); complete once tl__heap_lookup has returned 0. */
+struct tl__heap_own {
+  void *(*get)(size_t);                    /* malloc */
+  void *(*get_zeroed)(size_t, size_t);     /* calloc */
+  void *(*resize)(void *, size_t);         /* realloc */
+  void (*put)(void *);                     /* free */
+};
+extern struct tl__heap_own tl__heap_own;
 
 int tl__heap_lookup_slow(void);            /* 0 done; -1: this thread is looking up, use the arena */
 
@@ -37,11 +46,13 @@ int tl__heap_lookup_slow(void);            /* 0 done; -1: this thread is looking
  * them up (dlsym allocating), when the caller must use the arena. */
 TL__HEAP_FN static inline int tl__heap_lookup(void)
 {
-  if (TL__LIKELY(__atomic_load_n(&tl__heap_real.free, __ATOMIC_ACQUIRE) != NULL))
+  if (TL__LIKELY(__atomic_load_n(&tl__heap_real.free_fn, __ATOMIC_ACQUIRE) != NULL))
     return 0;
   return tl__heap_lookup_slow();
 }
 
+void tl__heap_put(void *p);                /* a block of the library's own goes back */
+int tl__unmap(void *p, size_t size);       /* pages of the library's own go back */
 void *tl__heap_boot_alloc(size_t size, size_t align); /* from the static arena; NULL when full */
 int tl__heap_boot_owns(const void *p);
 size_t tl__heap_boot_size(const void *p);

@@ -1,5 +1,5 @@
 /* The interposed allocation functions: where the program gives memory
- * back, so that the tasks whose stacks it held end (release.c), and, while
+ * back, so that the tasks whose stacks it held end (task/release.c), and, while
  * leak reports are asked for, where every heap block begins and ends
  * (heapblocks.c), for the report's reachability scan.
  *
@@ -26,8 +26,8 @@
 #include "internal.h"
 #include "heapreal.h"
 #include "heapblocks.h"
-#include "stacktree.h"
-#include "release.h"
+#include "task/stacktree.h"
+#include "task/release.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -60,8 +60,8 @@ EXPORT void *malloc(size_t size)
   if (TL__UNLIKELY(tl__heap_lookup() != 0))
     return boot(size, 16);
   if (TL__LIKELY(!tl__heap_tracking))
-    return tl__heap_real.malloc(size);
-  return added(tl__heap_real.malloc(size), size);
+    return tl__heap_real.malloc_fn(size);
+  return added(tl__heap_real.malloc_fn(size), size);
 }
 
 EXPORT void *calloc(size_t n, size_t size)
@@ -74,8 +74,8 @@ EXPORT void *calloc(size_t n, size_t size)
     return boot(n * size, 16);             /* the arena is zeroed (.bss), and never reused */
   }
   if (TL__LIKELY(!tl__heap_tracking))
-    return tl__heap_real.calloc(n, size);
-  return added(tl__heap_real.calloc(n, size), n * size);
+    return tl__heap_real.calloc_fn(n, size);
+  return added(tl__heap_real.calloc_fn(n, size), n * size);
 }
 
 /* The part of free that is not the common case: a block the lookup's
@@ -86,12 +86,12 @@ TL__HEAP_FN static __attribute__((noinline)) void free_slow(void *p)
     return;
   uintptr_t a = (uintptr_t)p;
   if (tl__stack_page_hit(a)) {
-    size_t size = tl__heap_real.usable_size != NULL ? tl__heap_real.usable_size(p) : 0;
+    size_t size = tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
     tl__release_range(a, a + size, TL__RELEASE_FREE);
   }
   if (tl__heap_tracking)
     tl__heapblocks_del(p);
-  tl__heap_real.free(p);
+  tl__heap_real.free_fn(p);
 }
 
 EXPORT void free(void *p)
@@ -119,11 +119,11 @@ EXPORT void *realloc(void *p, size_t size)
   uintptr_t a = (uintptr_t)p;
   int hit = p != NULL && tl__stack_page_hit(a);
   if (TL__LIKELY(!hit && !tl__heap_tracking))
-    return tl__heap_real.realloc(p, size);
-  size_t old = hit && tl__heap_real.usable_size != NULL ? tl__heap_real.usable_size(p) : 0;
+    return tl__heap_real.realloc_fn(p, size);
+  size_t old = hit && tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
   if (tl__heap_tracking && p != NULL)
     tl__heapblocks_del(p);
-  void *n = tl__heap_real.realloc(p, size);
+  void *n = tl__heap_real.realloc_fn(p, size);
   if (n == NULL && size != 0) {
     if (tl__heap_tracking && p != NULL)
       tl__heapblocks_add(p, old);          /* p is intact */
@@ -150,7 +150,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
     *out = p;
     return 0;
   }
-  int rc = tl__heap_real.posix_memalign(out, align, size);
+  int rc = tl__heap_real.posix_memalign_fn(out, align, size);
   if (TL__UNLIKELY(tl__heap_tracking) && rc == 0)
     tl__heapblocks_add(*out, size);
   return rc;
@@ -160,28 +160,28 @@ EXPORT void *aligned_alloc(size_t align, size_t size)
 {
   if (TL__UNLIKELY(tl__heap_lookup() != 0))
     return boot(size, align);
-  return added(tl__heap_real.aligned_alloc(align, size), size);
+  return added(tl__heap_real.aligned_alloc_fn(align, size), size);
 }
 
 EXPORT void *memalign(size_t align, size_t size)
 {
   if (TL__UNLIKELY(tl__heap_lookup() != 0))
     return boot(size, align);
-  return added(tl__heap_real.memalign(align, size), size);
+  return added(tl__heap_real.memalign_fn(align, size), size);
 }
 
 EXPORT void *valloc(size_t size)
 {
   if (TL__UNLIKELY(tl__heap_lookup() != 0))
     return boot(size, 4096);
-  return added(tl__heap_real.valloc(size), size);
+  return added(tl__heap_real.valloc_fn(size), size);
 }
 
 EXPORT void *pvalloc(size_t size)
 {
   if (TL__UNLIKELY(tl__heap_lookup() != 0))
     return boot((size + 4095) & ~(size_t)4095, 4096);
-  return added(tl__heap_real.pvalloc(size), size);
+  return added(tl__heap_real.pvalloc_fn(size), size);
 }
 
 EXPORT int munmap(void *addr, size_t len)
@@ -191,7 +191,7 @@ EXPORT int munmap(void *addr, size_t len)
   uintptr_t a = (uintptr_t)addr;
   if (len != 0 && a + len > a)
     tl__release_range(a, a + len, TL__RELEASE_UNMAP);
-  return tl__heap_real.munmap(addr, len);
+  return tl__heap_real.munmap_fn(addr, len);
 }
 
 EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
@@ -205,7 +205,7 @@ EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
   }
   if (TL__UNLIKELY(tl__heap_lookup() != 0))
     return (void *)syscall(SYS_mremap, old, old_size, new_size, flags, fixed);
-  void *n = tl__heap_real.mremap(old, old_size, new_size, flags, fixed);
+  void *n = tl__heap_real.mremap_fn(old, old_size, new_size, flags, fixed);
   if (n == MAP_FAILED)
     return n;
   uintptr_t a = (uintptr_t)old;

@@ -27,6 +27,7 @@
 #include "exitreport.h"
 #include "trace.h"
 #include "tracefile.h"
+#include "tasktls.h"
 
 #include <pthread.h>
 
@@ -72,6 +73,7 @@ static void atfork_child(void)
   tl__dump_atfork(1);
   tl__trace_atfork_child();
   tl__trace_file_atfork_child();
+  tl__tasktls_atfork_child();
 }
 
 /* A thread's state begins with its root task and ends with it; its trace
@@ -85,6 +87,7 @@ static void thread_start(struct tl__thread *th)
 static void thread_exit(struct tl__thread *th)
 {
   tl__root_fini(th);
+  tl__tasktls_thread_exit(th);
   TL__TRACE(tl__trace_thread_exit(th));
 }
 
@@ -103,6 +106,7 @@ void tl__init(void)
   if (atomic_load_explicit(&initstate.state, memory_order_relaxed) == 0) {
     atomic_store_explicit(&initstate.state, 1, memory_order_relaxed);
     tl__options_read();
+    tl__tasktls_setup();
     tl__real_lookup();
     /* After the real functions are known: a failing dlsym allocates (its
      * error message), and a preloaded allocator may use ucontext. */

@@ -9,18 +9,18 @@
  *   1. Base      message.c   the one output path (tl__message, tl__vline)
  *                options.c   the options, read once at load
  *                real.c      the real ucontext functions behind ours
- *                heapreal.c  the real allocation functions behind ours
  *                lock.c      locks, and tl__tls, the one thread-local pointer
  *                ownstack.c  a stack of the library's own, for small callers
  *                heapblocks.c the heap's live blocks, for the leak scan
+ *                heapreal.c  the real allocation functions behind ours
  *                alloc.c     every allocation, and the fault injection of tests
  *                thread.c    per-thread state, made on first use
  *                traceclock.c the trace's clock: the TSC or CLOCK_MONOTONIC
  *                trace.c     the timeline (TASKLOCAL_TRACE): a ring per thread
- *   2. Indexes   stacktree.c which task's stack holds a stack pointer
- *                ctxmap.c    which task saved itself in a ucontext_t
- *                registry.c  task records, the live list, ids and counts
- *   3. Identity  identity.c  which task runs: the switch's prediction, repair
+ *   2. Indexes   task/stacktree.c which task's stack holds a stack pointer
+ *                task/ctxmap.c    which task saved itself in a ucontext_t
+ *                task/registry.c  task records, the live list, ids and counts
+ *   3. Identity  task/identity.c  which task runs: the switch's prediction, repair
  *   4. Tools     valgrind.c  valgrind told of each task's stack
  *                tools.c     the sanitizers' fiber annotations; a task's tools
  *                backtrace.c creation backtraces, unwinding, symbols
@@ -30,9 +30,13 @@
  *                scope.c     where values live: thread, custom owners; defers
  *                values.c    get, lookup, set, unset; initializers, singletons
  *                bind.c      scoped bindings, inheritance, a task scope's end
- *   6. Tasks     ended.c     finished tasks waiting for their records' release
- *                task.c      a task's life: make, start, end, release, abandon
- *                release.c   tasks whose stacks the program gave back
+ *                tlsym.c     a __thread variable found by name (libelf)
+ *                pkeys.c     the pthread keys made per task: noted, saved, destroyed
+ *                tasktls.c   the program's thread-local state swapped at switches
+ *   6. Tasks     task/ended.c finished tasks waiting for their records' release
+ *                task/life.c a task's life once made: start, end, release, abandon
+ *                task/make.c makecontext's side: every way a task is made
+ *                task/release.c tasks whose stacks the program gave back
  *                root.c      root tasks; fork; the values at process exit
  *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
  *                report.c    what a leak report or a dump says
@@ -44,6 +48,7 @@
  *                exitreport.c the reports at exit and at _exit
  *   8. Top       init.c      set-up at load; thread, fork and exit events
  *                arch/<arch>.S, interpose.c  the interposed functions
+ *                keycalls.c  the interposed pthread_key_create and pthread_key_delete
  *                heapwatch.c the interposed allocation functions
  *                debug.c     the anchor of the gdb extension
  *                api.c       the public API and its table for TL_DYNAMIC
@@ -51,6 +56,14 @@
  * What a lower layer must know of an event seen above it (a thread begins
  * or ends, the process forks or exits) is dispatched from init.c, or
  * through the hooks it registers (tl__thread_hooks).
+ *
+ * The task module (shim/task/, with its interface in shim/task.h) owns a
+ * task's record: task/make.c and task/life.c make and end tasks, and its
+ * indexes (the stack tree, the context map, the registry, the ended
+ * lists, the identity of the running task) are its parts; only the
+ * registry changes the counts. Files outside it include the index headers
+ * they read (task/identity.h for the running task, task/registry.h for a
+ * task's extension and the walk of live tasks).
  *
  * This file holds the types that every layer shares. Each file's interface
  * is in the header of its name (keys.h for keys.c), and a file includes
@@ -210,6 +223,7 @@ struct tl__task_ext {
   struct tl__setbt *sets;                  /* where values of keys without destructor were set */
   uint32_t nsets;
   void *fiber;                             /* TSan's fiber, or ASan's saved fake stack (tools.c) */
+  void *tls;                               /* its saved thread-local state (tasktls.c) */
 };
 
 struct tl__bind {
@@ -303,7 +317,7 @@ struct tl__thread {
   uint32_t nended;                         /* entries in ended */
   uint32_t uncounted;                      /* finished here, not yet in the registry's counts */
   uint64_t binds;                          /* bindings made here (vtab.c, tl__destroy_vals) */
-  /* What a task life of the common loop (task.c, remake) changes, kept
+  /* What a task life of the common loop (task/make.c, remake) changes, kept
    * per thread so that it writes nothing other threads write (doc/performance.md): */
   uint64_t made_here, finished_here;       /* tasks made and finished in that loop, counted here */
   uint64_t released_here;                  /* and never-started tasks whose stacks theirs took */
@@ -321,6 +335,7 @@ struct tl__thread {
   } fib;
   struct tl__small_cache cache;            /* alloc.c: freed small blocks kept for this thread */
   struct tl__ring *ring;                   /* trace.c: this thread's events, or NULL */
+  void *tasktls;                           /* tasktls.c: where this thread's copies are */
   struct tl__task root;                    /* this thread's own stack */
 } __attribute__((aligned(64)));            /* threads' states share no cache line */
 

@@ -5,7 +5,7 @@
  * bookkeeping and then jumps to the real function (for makecontext, so
  * that its variadic arguments reach glibc untouched). Made contexts start
  * in tl__trampoline (arch/<arch>.S), which calls tl__task_begin and, when the
- * program's function returns, tl__task_end (task.c).
+ * program's function returns, tl__task_end (task/life.c).
  */
 /* With _FORTIFY_SOURCE, <setjmp.h> renames longjmp to __longjmp_chk: the
  * wrappers below must define the names they say. */
@@ -15,8 +15,8 @@
 #include "real.h"
 #include "lock.h"
 #include "thread.h"
-#include "ctxmap.h"
-#include "identity.h"
+#include "task/ctxmap.h"
+#include "task/identity.h"
 #include "tools.h"
 #include "task.h"
 #include "exitreport.h"
@@ -25,6 +25,7 @@
 #include "tracefile.h"
 #include "options.h"
 #include "keys.h"
+#include "tasktls.h"
 
 #include <setjmp.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ static void announce(struct tl__thread *th, struct tl__task *c, const ucontext_t
   if (t == NULL)
     t = &th->root;
   if (t != c) {
+    /* The program's thread-local state follows the task (tasktls.c). */
+    if (TL__UNLIKELY(tl__tasktls_on))
+      tl__tasktls_switch(th, c, t);
     if (TL__UNLIKELY(tl__fibers_on))
       tl__fibers_switch(th, c, t);
     atomic_store_explicit(&c->state, TL__SUSPENDED, memory_order_relaxed);

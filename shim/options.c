@@ -55,9 +55,12 @@ enum {
   OPT_DUMP_SIGNAL,
   OPT_STATS,
   OPT_LOG,
+  OPT_REPORT_FORMAT,
+  OPT_REPORT_MAX,
   OPT_FIBERS,
   OPT_TRACE,
   OPT_TRACE_SIZE,
+  OPT_TASK_LOCAL,
   OPT_VERBOSE,
   OPT_COUNT
 };
@@ -79,6 +82,7 @@ struct option {
 };
 
 static const char *const leak_words[] = {"0", "1", "error", NULL};
+static const char *const format_words[] = {"text", "json", NULL};
 
 /* What the log descriptor was when opened, to notice later that the
  * program closed it and reused the number for a file of its own; and the
@@ -89,6 +93,7 @@ static struct {
   int checked;
   char log[4096];
   char trace[4096];
+  char task_local[4096];
 } optstate;
 
 #define FIELD(f) offsetof(struct tl__options, f)
@@ -107,6 +112,13 @@ static const struct option table[OPT_COUNT] = {
   [OPT_LOG] = {.name = "TASKLOCAL_LOG", .kind = PATH, .field = FIELD(log), .buf = optstate.log,
                .size = sizeof optstate.log, .unset = "(stderr)", .ignored = "reports go to stderr",
                .description = "append reports to this file instead of stderr"},
+  [OPT_REPORT_FORMAT] = {.name = "TASKLOCAL_REPORT_FORMAT", .kind = WORDS, .words = format_words,
+                         .field = FIELD(report_json),
+                         .description = "write the reports as text, or as one JSON document (doc/reports.md)"},
+  [OPT_REPORT_MAX] = {.name = "TASKLOCAL_REPORT_MAX", .kind = NUMBER, .dflt = 50, .min = 0, .max = 1000000,
+                      .field = FIELD(report_max),
+                      .description = "groups of alike tasks a report describes, the biggest first (the summary "
+                                     "counts every task)"},
   [OPT_FIBERS] = {.name = "TASKLOCAL_FIBERS", .kind = BOOL, .dflt = 1, .field = FIELD(fibers),
                   .description = "tell AddressSanitizer and ThreadSanitizer about every switch"},
   [OPT_TRACE] = {.name = "TASKLOCAL_TRACE", .kind = PATH, .field = FIELD(trace), .buf = optstate.trace,
@@ -117,11 +129,16 @@ static const struct option table[OPT_COUNT] = {
                       .description = "events kept per thread, the newest (32 bytes each; the default reserves "
                                      "32 MiB of address space a thread, of which only the pages written become "
                                      "memory)"},
+  [OPT_TASK_LOCAL] = {.name = "TASKLOCAL_TASK_LOCAL", .kind = STRING, .field = FIELD(task_local),
+                      .buf = optstate.task_local, .size = sizeof optstate.task_local, .unset = "(none)",
+                      .ignored = "nothing is made per task",
+                      .description = "the program's thread-local state made per task: sym:NAME[@OBJECT], "
+                                     "pthread-keys:OBJECT|all, cxx-eh (doc/task-local-tls.md)"},
   [OPT_VERBOSE] = {.name = "TASKLOCAL_VERBOSE", .kind = BOOL, .field = FIELD(verbose),
                    .description = "print the effective options at start"},
 };
 
-struct tl__options tl__opt = {.log_fd = 2, .fibers = 1, .trace_size = 1 << 20};
+struct tl__options tl__opt = {.log_fd = 2, .fibers = 1, .trace_size = 1 << 20, .report_max = 50};
 
 static int *int_field(const struct option *o)
 {

@@ -19,6 +19,9 @@ struct tl__options {
   const char *log;                         /* TASKLOCAL_LOG once opened, or NULL */
   const char *trace;                       /* TASKLOCAL_TRACE, or NULL */
   int trace_size;                          /* TASKLOCAL_TRACE_SIZE: events per thread, a power of two */
+  const char *task_local;                  /* TASKLOCAL_TASK_LOCAL, or NULL (tasktls.c parses it) */
+  int report_json;                         /* TASKLOCAL_REPORT_FORMAT: 0 text, 1 json */
+  int report_max;                          /* TASKLOCAL_REPORT_MAX: groups of alike tasks described */
 };
 extern struct tl__options tl__opt;
 void tl__options_read(void);

@@ -36,11 +36,11 @@ static struct {
   void (*fn)(void *arg);                   /* what runs there */
   void *arg;
   ucontext_t back, ctx;
-} O;
+} ownstack;
 
 static void run_entry(void)
 {
-  O.fn(O.arg);
+  ownstack.fn(ownstack.arg);
 }
 
 int tl__stack_small(const struct tl__task *t, size_t need)
@@ -52,14 +52,14 @@ int tl__stack_small(const struct tl__task *t, size_t need)
 void tl__run_on_own_stack(const struct tl__task *here, size_t need, void (*fn)(void *arg), void *arg)
 {
   if (!tl__stack_small(here, need) || tl__real_makecontext == NULL || tl__real_swapcontext == NULL ||
-      tl__lock(&O.lock) != 0) {
+      tl__lock(&ownstack.lock) != 0) {
     fn(arg);
     return;
   }
-  if (O.stack == NULL) {
+  if (ownstack.stack == NULL) {
     void *s = mmap(NULL, OWN_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (s != MAP_FAILED) {
-      O.stack = s;
+      ownstack.stack = s;
 #ifdef TL__HAVE_VALGRIND
       /* Kept for good: registered once, so memcheck takes the switch to it
        * for what it is. */
@@ -67,24 +67,24 @@ void tl__run_on_own_stack(const struct tl__task *here, size_t need, void (*fn)(v
 #endif
     }
   }
-  if (O.stack == NULL || getcontext(&O.ctx) != 0) {
-    tl__unlock(&O.lock);
+  if (ownstack.stack == NULL || getcontext(&ownstack.ctx) != 0) {
+    tl__unlock(&ownstack.lock);
     fn(arg);
     return;
   }
-  O.fn = fn;
-  O.arg = arg;
-  O.ctx.uc_stack.ss_sp = O.stack;
-  O.ctx.uc_stack.ss_size = OWN_STACK_SIZE;
-  O.ctx.uc_link = &O.back;
-  tl__real_makecontext(&O.ctx, run_entry, 0);
-  tl__real_swapcontext(&O.back, &O.ctx);
-  tl__unlock(&O.lock);
+  ownstack.fn = fn;
+  ownstack.arg = arg;
+  ownstack.ctx.uc_stack.ss_sp = ownstack.stack;
+  ownstack.ctx.uc_stack.ss_size = OWN_STACK_SIZE;
+  ownstack.ctx.uc_link = &ownstack.back;
+  tl__real_makecontext(&ownstack.ctx, run_entry, 0);
+  tl__real_swapcontext(&ownstack.back, &ownstack.ctx);
+  tl__unlock(&ownstack.lock);
 }
 
 /* fork: the thread that held the lock is not in the child. */
 void tl__own_stack_atfork(int phase)
 {
   if (phase > 0)
-    tl__lock_reset(&O.lock);
+    tl__lock_reset(&ownstack.lock);
 }

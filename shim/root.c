@@ -5,11 +5,11 @@
 #include "root.h"
 #include "lock.h"
 #include "thread.h"
-#include "stacktree.h"
-#include "ctxmap.h"
-#include "registry.h"
+#include "task/stacktree.h"
+#include "task/ctxmap.h"
+#include "task/registry.h"
 #include "scope.h"
-#include "ended.h"
+#include "task/ended.h"
 #include "task.h"
 
 /* The life of tasks. */

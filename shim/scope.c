@@ -1,5 +1,5 @@
 /* Scopes: where a key's values live, and how a scope ends. A key's values
- * live in a value table chosen by its scope: the running task's (task.c),
+ * live in a value table chosen by its scope: the running task's (task/life.c),
  * the OS thread's (struct tl__thread.tvt), or a custom owner's, kept here
  * in a hash table shared by all threads under one lock. Deferred calls
  * (tl_defer) run when their task or thread ends (doc/lifetime.md).
@@ -9,8 +9,8 @@
 #include "lock.h"
 #include "alloc.h"
 #include "thread.h"
-#include "registry.h"
-#include "identity.h"
+#include "task/registry.h"
+#include "task/identity.h"
 #include "vtab.h"
 
 #include <errno.h>

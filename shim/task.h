@@ -1,4 +1,5 @@
-/* task.c: a task's life: make, start, end, abandon. */
+/* The task module's interface (shim/task/): a task made by makecontext
+ * (task/make.c), started, ended, released or abandoned (task/life.c). */
 #ifndef TL_TASK_H
 #define TL_TASK_H
 

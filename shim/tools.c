@@ -47,8 +47,8 @@
 #include "options.h"
 #include "lock.h"
 #include "alloc.h"
-#include "registry.h"
-#include "identity.h"
+#include "task/registry.h"
+#include "task/identity.h"
 
 #include <dlfcn.h>
 #include <elf.h>

@@ -25,6 +25,7 @@
  * it writes.
  */
 #include "internal.h"
+#include "heapreal.h"
 #include "trace.h"
 #include "traceclock.h"
 #include "message.h"
@@ -243,7 +244,7 @@ void tl__trace_atfork_child(void)
   for (; r != NULL; r = next) {
     next = r->next;
     if (r != mine)
-      munmap(r, r->bytes);
+      tl__unmap(r, r->bytes);
   }
   if ((uintptr_t)me > 1 && mine == NULL)
     me->ring = NULL;

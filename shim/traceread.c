@@ -9,6 +9,7 @@
  * backtrace.c's tl__bt_symbol.
  */
 #include "internal.h"
+#include "heapreal.h"
 #include "traceread.h"
 #include "trace.h"
 #include "backtrace.h"
@@ -166,7 +167,7 @@ void tl__ttab_make(struct tl__ttab *tb)
 void tl__ttab_free(struct tl__ttab *tb)
 {
   if (tb->map != NULL)
-    munmap(tb->map, tb->bytes);
+    tl__unmap(tb->map, tb->bytes);
 }
 
 const struct tl__tsym *tl__ttab_sym(struct tl__ttab *tb, uintptr_t entry)

@@ -9,7 +9,7 @@
 #include "options.h"
 #include "lock.h"
 #include "thread.h"
-#include "identity.h"
+#include "task/identity.h"
 #include "backtrace.h"
 #include "keys.h"
 #include "vtab.h"

@@ -14,7 +14,7 @@
 #include "lock.h"
 #include "backtrace.h"
 #include "ownstack.h"
-#include "identity.h"
+#include "task/identity.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -36,15 +36,6 @@ void tl__job_line(struct tl__job *j, const char *fmt, ...)
   va_end(ap);
   if (err != 0 && j->err == 0)
     j->err = err;
-}
-
-void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n)
-{
-  char sym[512];
-  for (int i = 0; i < n; i++) {
-    tl__bt_symbol(pc[i], 1, sym, sizeof sym);
-    tl__job_line(j, "    #%d 0x%lx %s", i, (unsigned long)pc[i], sym);
-  }
 }
 
 struct job_call {

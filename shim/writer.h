@@ -26,7 +26,6 @@ int tl__job_begin(struct tl__job *j, enum tl__job_kind kind, int fd, int here); 
 void tl__job_run(struct tl__job *j, void (*body)(struct tl__job *j)); /* on a stack of its own if need be */
 void tl__job_end(struct tl__job *j);
 void tl__job_line(struct tl__job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tl__job_frames(struct tl__job *j, const uintptr_t *pc, int n);
 void tl__writer_atfork(int phase);
 
 #endif /* TL_WRITER_H */

@@ -19,7 +19,7 @@
 #include "testutil.h"
 
 #include "internal.h"
-#include "identity.h"
+#include "task/identity.h"
 #include "interpose.h"
 #include "options.h"
 #include "real.h"

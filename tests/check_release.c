@@ -7,6 +7,14 @@
 #include "testutil.h"
 
 #include <string.h>
+#include <unistd.h>
+
+/* Where Debian keeps the target's libraries. */
+#if defined(__x86_64__)
+#define TL_TEST_MULTIARCH "x86_64-linux-gnu"
+#else
+#define TL_TEST_MULTIARCH "aarch64-linux-gnu"
+#endif
 
 #define LIB TL_BUILD_DIR "/libtasklocal.so"
 #define LEAKPLUG TL_BUILD_DIR "/tests/libtlleakplug.so"
@@ -18,13 +26,15 @@ struct run {
   char *out, *err;
 };
 
-/* leaks: TASKLOCAL_LEAKS's value, NULL for 1. */
-static void run(struct run *r, const char *mode, const char *leaks)
+/* leaks: TASKLOCAL_LEAKS's value, NULL for 1; preload: what LD_PRELOAD
+ * holds, NULL for the library and the plugin. */
+static void run_with(struct run *r, const char *mode, const char *leaks, const char *preload)
 {
   static const char *const drop[] = {"LD_PRELOAD=", "TASKLOCAL_", "ASAN_OPTIONS=", NULL};
-  char leaks_var[32];
+  char leaks_var[32], preload_var[1024];
   snprintf(leaks_var, sizeof leaks_var, "TASKLOCAL_LEAKS=%s", leaks != NULL ? leaks : "1");
-  const char *vars[] = {TL_TEST_ASAN_ENV, "LD_PRELOAD=" LIB " " LEAKPLUG, leaks_var, "TASKLOCAL_STATS=1"};
+  snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s", preload != NULL ? preload : LIB " " LEAKPLUG);
+  const char *vars[] = {TL_TEST_ASAN_ENV, preload_var, leaks_var, "TASKLOCAL_STATS=1"};
   char **env = tl_test_env(drop, vars, sizeof vars / sizeof vars[0]);
   const char *argv[] = {ENDS, mode, NULL};
   struct tl_test_proc p;
@@ -34,6 +44,11 @@ static void run(struct run *r, const char *mode, const char *leaks)
   r->status = WIFEXITED(p.wstatus) ? WEXITSTATUS(p.wstatus) : 128 + WTERMSIG(p.wstatus);
   r->out = p.out.data;
   r->err = p.err.data;
+}
+
+static void run(struct run *r, const char *mode, const char *leaks)
+{
+  run_with(r, mode, leaks, NULL);
 }
 
 static void run_free(struct run *r)
@@ -219,6 +234,25 @@ START_TEST(exit_after_siglongjmp)
 }
 END_TEST
 
+/* A program that brings its own allocator (jemalloc, preloaded after the
+ * library as a program linked with it would have it): the free it calls
+ * is still ours first, and the task is released. */
+#define JEMALLOC "/usr/lib/" TL_TEST_MULTIARCH "/libjemalloc.so.2"
+START_TEST(freed_by_jemalloc)
+{
+  if (access(JEMALLOC, R_OK) != 0) {
+    fprintf(stderr, "check_release: %s is not installed (libjemalloc2): the jemalloc case is skipped\n", JEMALLOC);
+    return;
+  }
+  struct run r;
+  run_with(&r, "free", NULL, LIB " " JEMALLOC " " LEAKPLUG);
+  ck_assert_int_eq(r.status, 0);
+  counts(&r, 0, 0, 1);
+  has(&r, "tasklocal: leak summary: 0 tasks, 1 locals\n");
+  run_free(&r);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("release");
@@ -240,6 +274,7 @@ int main(void)
     {"inner", stack_within_a_stack},
     {"no_leaks", released_without_leak_reports},
     {"jumpexit", exit_after_siglongjmp},
+    {"jemalloc", freed_by_jemalloc},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     TCase *tc = tcase_create(cases[i].name);

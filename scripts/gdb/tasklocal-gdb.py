@@ -910,7 +910,7 @@ class TlStats(gdb.Command):
         c = lib.counts
         switches = lib.dead_switches + sum(th.switches for th in lib.threads)
         untracked = lib.dead_untracked + sum(th.untracked for th in lib.threads)
-        # Tasks of the common loop are counted on their threads (registry.c).
+        # Tasks of the common loop are counted on their threads (task/registry.c).
         made = c["made"] + lib.dead_made + sum(th.made_here for th in lib.threads)
         finished = (c["finished"] + lib.dead_finished +
                     sum(th.uncounted + th.finished_here for th in lib.threads))

@@ -112,6 +112,9 @@ swapcontext:
         ldr     w11, [x11, :lo12:tl__trace_on]
         cbnz    w11, .Lswap_slow
 #endif
+        adrp    x11, tl__tasktls_on             /* thread-local state per task: the C path swaps it */
+        ldr     w11, [x11, :lo12:tl__tasktls_on]
+        cbnz    w11, .Lswap_slow
         cbz     x0, .Lswap_slow
         cbz     x1, .Lswap_slow
         /* c = th->current, running here: sp - lo < hi - lo. */

@@ -11,7 +11,7 @@
  * The assembly follows C functions step by step (see doc/tracking.md):
  * swapcontext's inline switch follows tl__before_swap and announce
  * (interpose.c), and x86_64's makecontext loop follows tl__task_remake
- * (task.c). check_tracking's fast_path_agrees test drives both with the
+ * (task/make.c). check_tracking's fast_path_agrees test drives both with the
  * same inputs and compares what they decide.
  */
 #include "../internal.h"
@@ -20,6 +20,7 @@
 #include "../thread.h"
 #include "../tools.h"
 #include "../trace.h"
+#include "../tasktls.h"
 
 #include <stddef.h>
 #include <ucontext.h>
@@ -35,7 +36,8 @@ _Static_assert(FIELD_SIZE(struct tl__task, state) == 1 && FIELD_SIZE(struct tl__
                    FIELD_SIZE(struct tl__task, mapped) == 1 && FIELD_SIZE(struct tl__task, in_tree) == 1,
                "the assembly reads state, flags, mapped and in_tree as bytes");
 _Static_assert(FIELD_SIZE(struct tl__options, leaks) == 4 && FIELD_SIZE(struct tl__options, backtrace) == 4 &&
-                   sizeof tl__inheriting == 4 && sizeof tl__fibers_on == 4 && sizeof tl__trace_on == 4,
+                   sizeof tl__inheriting == 4 && sizeof tl__fibers_on == 4 && sizeof tl__trace_on == 4 &&
+                   sizeof tl__tasktls_on == 4,
                "the assembly reads the options and the switches as 32-bit ints");
 /* Neighbours the assembly reads as one: the stack bounds as a pair
  * (aarch64's ldp), a hint's task and id as a pair, and on x86_64 the four

@@ -110,6 +110,8 @@ swapcontext:
         cmpl    $0, tl__trace_on(%rip)          /* tracing: the C path records the switch */
         jne     .Lswap_slow
 #endif
+        cmpl    $0, tl__tasktls_on(%rip)        /* thread-local state per task: the C path swaps it */
+        jne     .Lswap_slow
         testq   %rdi, %rdi
         jz      .Lswap_slow
         testq   %rsi, %rsi
@@ -213,13 +215,20 @@ tl__trampoline:
         leaq    tl__trampoline_return(%rip), %rax
         movq    %rax, (%rsp)
         jmp     *%r14
+        /* The padding up to tl__trampoline_return belongs to this
+         * function and its unwinding rules: the program's function
+         * returns to tl__trampoline_return, and an unwinder looks its
+         * caller's rules up at the return address minus one, here. With
+         * the return address undefined it ends the backtrace, as at
+         * glibc's __start_context; outside any FDE, libunwind would guess
+         * on from the frame pointer. */
+        .p2align 4
         .cfi_endproc
         .size   tl__trampoline, .-tl__trampoline
 
 /* Reached by the return of the program's function. The stack is 16-byte
  * aligned here (glibc aligned the entry stack to 8 mod 16). */
         .type   tl__trampoline_return, @function
-        .p2align 4
 tl__trampoline_return:
         .cfi_startproc
         .cfi_undefined rip

@@ -17,8 +17,8 @@
 # ratio over the repetitions; a target is met when the median meets it.
 #
 # Knobs (environment): BENCH_REPS (11), BENCH_MEM_REPS (3: memory is
-# deterministic), BENCH_THREAD_REPS (5), BENCH_TASKS (1000000),
-# BENCH_KEYS (100000).
+# deterministic), BENCH_THREAD_REPS (5), BENCH_REPORT_REPS (3: each takes
+# some 10 s and 1 GB), BENCH_TASKS (1000000), BENCH_KEYS (100000).
 set -eu
 
 if [ $# -ne 3 ]; then
@@ -32,6 +32,7 @@ plugin=$bench/libtlbenchkeys.so
 reps=${BENCH_REPS:-11}
 mem_reps=${BENCH_MEM_REPS:-3}
 thread_reps=${BENCH_THREAD_REPS:-5}
+report_reps=${BENCH_REPORT_REPS:-3}
 tasks=${BENCH_TASKS:-1000000}
 nkeys=${BENCH_KEYS:-100000}
 
@@ -149,6 +150,31 @@ switches() {
   done
 }
 
+# One repetition of the task-local state benchmarks (row 10): the switch
+# with two __thread variables and the C++ exception state per task, and
+# pthread_getspecific of a key that is per task and of one that is not (a
+# pthread-keys item names another object), against glibc's alone. The
+# fastest of 3 runs of each, for the reason given above switches().
+tls_vars=TASKLOCAL_TASK_LOCAL=sym:bench_a,sym:bench_b,cxx-eh
+tasktls() {
+  r=$1
+  for k in 1 2 3; do
+    if [ $(((r + k) % 2)) = 1 ]; then
+      run "$r" shim shim "$bench/tlsbench" switch
+      run "$r" tls shim env "$tls_vars" "$bench/tlsbench" switch
+      run "$r" plain plain "$bench/tlsbench" getspecific
+      run "$r" keyother shim env TASKLOCAL_TASK_LOCAL=pthread-keys:libother "$bench/tlsbench" getspecific
+      run "$r" keytask shim env TASKLOCAL_TASK_LOCAL=pthread-keys:tlsbench "$bench/tlsbench" getspecific
+    else
+      run "$r" keytask shim env TASKLOCAL_TASK_LOCAL=pthread-keys:tlsbench "$bench/tlsbench" getspecific
+      run "$r" keyother shim env TASKLOCAL_TASK_LOCAL=pthread-keys:libother "$bench/tlsbench" getspecific
+      run "$r" plain plain "$bench/tlsbench" getspecific
+      run "$r" tls shim env "$tls_vars" "$bench/tlsbench" switch
+      run "$r" shim shim "$bench/tlsbench" switch
+    fi
+  done
+}
+
 # One repetition of the thread benchmarks (row 8): each figure is ns per
 # operation of the whole process (N threads that scale halve it), with and
 # without the shim, order alternating; the fastest of 3 runs of each, for
@@ -208,14 +234,24 @@ memory() {
   run "$r" keys4 keys env TLBENCH_KEYS=4 "$bench/ucbench" mem-started "$tasks"
 }
 
+# One repetition of the exit report's benchmark (row 11): 100,000 leaked
+# tasks in 10 groups (tests/bench/report_time.sh, with leak_many built
+# into BENCHDIR).
+report() {
+  r=$1
+  run "$r" report sh "${0%/*}/report_time.sh" "$lib" "$bench/leak_many"
+}
+
 printf 'bench: %s repetitions (%s with memory) ' "$reps" "$mem_reps" >&2
 i=1
 while [ "$i" -le "$reps" ]; do
   reads "$i"
   switches "$i"
   allocs "$i"
+  tasktls "$i"
   [ "$i" -gt "$thread_reps" ] || threads "$i"
   [ "$i" -gt "$mem_reps" ] || memory "$i"
+  [ "$i" -gt "$report_reps" ] || report "$i"
   printf '.' >&2
   i=$((i + 1))
 done
@@ -295,6 +331,17 @@ function row(id, what, num, den, limit, target,    ns) {
   printf "%-3s %-44s %7.2fx %7.2fx  %-19s %-16s %s\n", id, what, RMIN, RMED, ns, target,
          limit == "" ? "-" : verdict(RMED, limit)
 }
+# A time in seconds, with an absolute target: min and median over the
+# repetitions that measured it.
+function secs(id, what, name, limit, target,    r, n, a) {
+  n = 0
+  for (r = 1; r <= reps; r++)
+    if ((r, name) in v) a[++n] = v[r, name]
+  if (n == 0) { printf "%-3s %-44s %s\n", id, what, "n/a (not measured)"; return }
+  RMED = median(a, n)
+  RMIN = a[1]
+  printf "%-3s %-44s %6.2f s %6.2f s  %-19s %-16s %s\n", id, what, RMIN, RMED, "", target, verdict(RMED, limit)
+}
 function bytes(id, what, num, den, count, limit, target) {
   if (!per(num, den, count)) { printf "%-3s %-44s %s\n", id, what, "n/a (not measured)"; return }
   printf "%-3s %-44s %6.1f B %6.1f B  %-19s %-16s %s\n", id, what, RMIN, RMED, "", target,
@@ -344,8 +391,16 @@ END {
   row("", "hand-off (made on one thread, run on another)", "shim.handoff", "plain.handoff", "", "(none)")
   row("9", "malloc + free, 32 B, shim / none", "shim.malloc32", "plain.malloc32", 1.02, "<= 1.02x")
   row("", "malloc + free, 64 KiB, shim / none", "shim.malloc65536", "plain.malloc65536", 1.05, "<= 1.05x")
+  row("10", "switch, 2 __thread + cxx-eh per task / none", "tls.switch", "shim.switch", 1.10, "<= 1.10x")
+  row("", "pthread_getspecific, key not per task / glibc", "keyother.getspecific", "plain.getspecific", 1.05,
+      "<= 1.05x")
+  row("", "pthread_getspecific, key per task / glibc", "keytask.getspecific", "plain.getspecific", 2.0, "<= 2x")
+  secs("11", "exit report, 100000 leaked tasks in 10 groups", "report.seconds", 2.0, "< 2 s")
 
   printf "\nnotes:\n"
+  printf "- row 11: leak_many leaves 10 groups of 10000 alike suspended coroutines; the\n"
+  printf "  time is that of a run with TASKLOCAL_LEAKS=1 less one with backtraces only\n"
+  printf "  (fastest of 2 each): gathering, unwinding, grouping, and naming 10 groups.\n"
   printf "- reads are timed inside a running task with the key bound; one empty loop\n"
   printf "  iteration (included in every read figure) takes %.2f ns.\n", med("base.loop")
   printf "- task life: makecontext on a reused context and stack, swapcontext in, return\n"
@@ -368,5 +423,9 @@ END {
   printf "  shows lock convoys); the hand-off makes tasks on one thread, runs them on another.\n"
   printf "- row 9: what watching for released stacks costs malloc and free (heapwatch.c),\n"
   printf "  with 64 tasks suspended on malloc'"'"'d stacks in the process.\n"
+  printf "- row 10 (TASKLOCAL_TASK_LOCAL, tests/bench/tlsbench.c): both switch sides run under\n"
+  printf "  the shim; the per-task state is swapped in C at every switch, so the switch\n"
+  printf "  leaves the inline path. pthread_getspecific is not interposed: a per-task\n"
+  printf "  key holds the running task'"'"'s value in the thread'"'"'s slot.\n"
 }
 ' "$data"

@@ -11,7 +11,8 @@
  * gdb itself (run to the abort, generate-core-file). Every test then runs
  * gdb -batch over a core or a live process and checks what the commands
  * print: ids, states, threads, names, entry functions, key names and
- * values, and the functions each task's backtrace goes through. The live
+ * values, and the functions each task's backtrace goes through (the same
+ * as the leak report's, address, function, file and line). The live
  * cases attach with gdb -p (skipped, saying why, where ptrace is not
  * permitted) and run programs under gdb.
  *
@@ -39,6 +40,8 @@
 #define TASKS TL_GDB_DIR "/tasks"
 #define MN TL_GDB_DIR "/mn"
 #define SHARED TL_BUILD_DIR "/tests/programs/leak_shared"
+#define DEMO TL_BUILD_DIR "/tests/programs/leak_demo"
+#define LEAKPLUG TL_BUILD_DIR "/tests/libtlleakplug.so"
 #define RUN_DIR TL_GDB_DIR "/run"
 
 #define DEADLINE_S 60
@@ -627,6 +630,42 @@ START_TEST(test_shared_stack)
 }
 END_TEST
 
+/* The leak report's frames and tl bt's agree: the same addresses,
+ * functions, source files and lines (the report names them with libdw,
+ * the extension with gdb's own symbolizer). */
+START_TEST(test_report_agrees)
+{
+  need_gdb();
+  static const char *const cmds[] = {
+    "set startup-with-shell off", "set environment LD_PRELOAD " LIB " " LEAKPLUG,
+    "set environment TASKLOCAL_LEAKS 1", "catch syscall exit_group", "run", "tl bt 3", "kill", NULL,
+  };
+  const char *post[] = {"--args", DEMO, NULL};
+  struct gdb_run r = gdb_run(NULL, 0, cmds, post);
+  /* The program's report went to its stderr, which is gdb's. */
+  const char *at = strstr(r.err, "tasklocal: task 3 \"request-2\": suspended");
+  ck_assert_msg(at != NULL, "no report of task 3:\n%s", r.err);
+  at = strstr(at, "  suspended at:\n");
+  ck_assert_ptr_nonnull(at);
+  at = strchr(at, '\n') + 1;
+  int frames = 0;
+  for (;;) {
+    int i, n = 0;
+    unsigned long pc;
+    char func[128], where[256];
+    if (sscanf(at, "tasklocal:     #%d 0x%lx in %127s %255s (%n", &i, &pc, func, where, &n) != 4 || n == 0)
+      break;
+    char re[600];
+    snprintf(re, sizeof re, "^  #%d +0x0*%lx in %s \\(.*\\) at %s$", i, pc, func, where);
+    EXPECT(r.out, re);
+    frames++;
+    at = strchr(at, '\n') + 1;
+  }
+  ck_assert_msg(frames >= 2, "%d frames of the report compared:\n%s", frames, r.err);
+  gdb_free(&r);
+}
+END_TEST
+
 static Suite *gdb_suite(void)
 {
   Suite *s = suite_create("gdb");
@@ -644,6 +683,7 @@ static Suite *gdb_suite(void)
   tcase_add_test(tc, test_attach);
   tcase_add_test(tc, test_live_run);
   tcase_add_test(tc, test_shared_stack);
+  tcase_add_test(tc, test_report_agrees);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -6,20 +6,20 @@
  * the record it reuses in place is still the newest of its stack with one
  * load, without the lock (task.c, remake).
  */
-#include "internal.h"
+#include "../internal.h"
 #include "stacktree.h"
 
-/* The stack-range tree; changed with R.lock held. */
+/* The stack-range tree; changed with the registry's lock held. */
 static struct {
   struct tl__task *root;
   int changing;                            /* a tree_add or tree_del is under way */
-} T;
+} stacks;
 
 /* ------------------------------------------------------------------------
  * The stack-range tree: a treap ordered by (hi ascending, id descending),
  * with the heap priority derived from the record's address, so a record
  * needs only two links, and one whose id changes in place (ended_take)
- * keeps its priority. Called with the registry's lock held (R.lock).
+ * keeps its priority. Called with the registry's lock held.
  * ------------------------------------------------------------------------ */
 
 static uint64_t prio(const struct tl__task *t)
@@ -89,7 +89,7 @@ static struct tl__task *tree_delete(struct tl__task *root, struct tl__task *n)
 /* The first task in tree order at or after (hi, id). */
 struct tl__task *tl__tree_ceil(uintptr_t hi, uint64_t id)
 {
-  struct tl__task *n = T.root, *best = NULL;
+  struct tl__task *n = stacks.root, *best = NULL;
   while (n != NULL) {
     if (before(hi, id, n) || (hi == n->hi && id == n->id)) {
       best = n;
@@ -155,7 +155,7 @@ struct tl__task *tl__tree_next_in(const struct tl__task *t, uintptr_t b)
   return n != NULL && n->hi <= b ? n : NULL;
 }
 
-/* Changes of the tree are marked (T.changing) for a signal handler that
+/* Changes of the tree are marked (stacks.changing) for a signal handler that
  * interrupts them on the same thread: see tl__tree_changing. */
 /* A task enters the tree as the newest of its stack (its id is newer than
  * any handed out before: tl__registry_new_id), which the previous newest
@@ -163,23 +163,23 @@ struct tl__task *tl__tree_next_in(const struct tl__task *t, uintptr_t b)
 void tl__tree_add(struct tl__task *t)
 {
   struct tl__task *prev = tl__tree_ceil(t->hi, UINT64_MAX);
-  T.changing = 1;
+  stacks.changing = 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   if (prev != NULL && prev->hi == t->hi)
     TL__STORE(prev->in_tree, prev->in_tree | TL__TREE_SHADOWED);
-  T.root = tree_insert(T.root, t);
+  stacks.root = tree_insert(stacks.root, t);
   TL__STORE(t->in_tree, TL__TREE_IN);
   pages_count(t->lo, 1);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  T.changing = 0;
+  stacks.changing = 0;
 }
 
 void tl__tree_del(struct tl__task *t)
 {
   if (t->in_tree) {
-    T.changing = 1;
+    stacks.changing = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    T.root = tree_delete(T.root, t);
+    stacks.root = tree_delete(stacks.root, t);
     pages_count(t->lo, 0);
     /* The newest of its stack leaves: the next one is the newest now. */
     if (!(t->in_tree & TL__TREE_SHADOWED)) {
@@ -189,7 +189,7 @@ void tl__tree_del(struct tl__task *t)
     }
     TL__STORE(t->in_tree, 0);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    T.changing = 0;
+    stacks.changing = 0;
   }
 }
 
@@ -198,7 +198,7 @@ void tl__tree_del(struct tl__task *t)
  * the tree may then be half changed. */
 int tl__tree_changing(void)
 {
-  int changing = T.changing;
+  int changing = stacks.changing;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   return changing;
 }

@@ -21,13 +21,13 @@
  * releasing thread that is checked first.) Neither is a root task, or a finished one (its record is on its
  * way out already).
  */
-#include "internal.h"
+#include "../internal.h"
 #include "release.h"
-#include "thread.h"
+#include "../thread.h"
 #include "stacktree.h"
 #include "registry.h"
-#include "task.h"
-#include "ownstack.h"
+#include "../task.h"
+#include "../ownstack.h"
 #include "identity.h"
 
 #define BATCH 64

@@ -2,10 +2,10 @@
  * each ucontext_t address. Only the address is kept; the struct is never
  * read after control has left it (doc/tracking.md).
  */
-#include "internal.h"
+#include "../internal.h"
 #include "ctxmap.h"
-#include "lock.h"
-#include "alloc.h"
+#include "../lock.h"
+#include "../alloc.h"
 
 #define MAP_SHARDS 64
 
@@ -27,7 +27,7 @@ struct map_shard {
 /* The context map. */
 static struct {
   struct map_shard shard[MAP_SHARDS];
-} M;
+} ctxmap;
 
 /* ------------------------------------------------------------------------
  * The context map: ucontext_t address -> the task that last saved itself
@@ -46,7 +46,7 @@ static uint64_t addr_hash(const void *p)
 static struct map_shard *shard_of(const void *ctx, uint64_t *h)
 {
   *h = addr_hash(ctx);
-  return &M.shard[*h % MAP_SHARDS];
+  return &ctxmap.shard[*h % MAP_SHARDS];
 }
 
 
@@ -199,5 +199,5 @@ void tl__map_save(struct tl__task *t, const void *ctx)
 void tl__map_atfork(int phase)
 {
   for (int i = 0; i < MAP_SHARDS; i++)
-    tl__lock_atfork(&M.shard[phase == 0 ? MAP_SHARDS - 1 - i : i].lock, phase);
+    tl__lock_atfork(&ctxmap.shard[phase == 0 ? MAP_SHARDS - 1 - i : i].lock, phase);
 }

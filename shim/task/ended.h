@@ -2,7 +2,7 @@
 #ifndef TL_ENDED_H
 #define TL_ENDED_H
 
-#include "internal.h"
+#include "../internal.h"
 #include "registry.h"
 
 void tl__ext_destroy(struct tl__task_ext *x);

@@ -2,7 +2,7 @@
 #ifndef TL_CTXMAP_H
 #define TL_CTXMAP_H
 
-#include "internal.h"
+#include "../internal.h"
 
 void tl__map_save(struct tl__task *t, const void *ctx);
 void tl__map_del(struct tl__task *t);

@@ -2,7 +2,7 @@
 #ifndef TL_STACKTREE_H
 #define TL_STACKTREE_H
 
-#include "internal.h"
+#include "../internal.h"
 
 void tl__tree_add(struct tl__task *t);
 void tl__tree_del(struct tl__task *t);

@@ -14,13 +14,13 @@
  * stack pointer against the tracked task and repairs it from the tree when
  * a switch happened that the shim never saw (siglongjmp).
  */
-#include "internal.h"
+#include "../internal.h"
 #include "identity.h"
-#include "thread.h"
+#include "../thread.h"
 #include "stacktree.h"
 #include "ctxmap.h"
 #include "registry.h"
-#include "trace.h"
+#include "../trace.h"
 
 #include <errno.h>
 

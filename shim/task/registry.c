@@ -13,11 +13,11 @@
  * kept per thread too, so that the records of tasks running on different
  * threads seldom share a cache line.
  */
-#include "internal.h"
+#include "../internal.h"
 #include "registry.h"
-#include "lock.h"
-#include "alloc.h"
-#include "thread.h"
+#include "../lock.h"
+#include "../alloc.h"
+#include "../thread.h"
 
 #include <errno.h>
 
@@ -34,12 +34,12 @@ static struct {
    * the lock) and ID_BLOCK at a time to threads (without it), from one
    * counter, on a cache line of its own. */
   _Alignas(64) _Atomic uint64_t next_id;
-} R __attribute__((aligned(64))) = {.next_id = 1};
+} registry __attribute__((aligned(64))) = {.next_id = 1};
 
 #define ID_BLOCK 1024
 /* For debuggers (debug.c). */
-const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.n.finished, &R.n.abandoned, &R.n.peak,
-                                                &R.n.released};
+const struct tl__debug_tasks tl__debug_tasks = {&registry.live, &registry.kept, &registry.n.made, &registry.n.finished, &registry.n.abandoned, &registry.n.peak,
+                                                &registry.n.released};
 
 /* ------------------------------------------------------------------------
  * Records
@@ -47,23 +47,57 @@ const struct tl__debug_tasks tl__debug_tasks = {&R.live, &R.kept, &R.n.made, &R.
 
 int tl__registry_lock(void)
 {
-  return tl__lock(&R.lock);
+  return tl__lock(&registry.lock);
 }
 
 void tl__registry_unlock(void)
 {
-  tl__unlock(&R.lock);
+  tl__unlock(&registry.lock);
 }
 
-/* Called with R.lock held. */
-struct tl__counts *tl__registry_counts(void)
+/* The counts change here only, with registry.lock held: a task made enters the
+ * live list; one that ends leaves it (if it is there: a task caught
+ * between its thread's counts and these is counted by tl__registry_finished)
+ * and adds to the count of its way of ending. */
+void tl__registry_made(struct tl__task *t)
 {
-  return &R.n;
+  if (!tl__live_has(t))
+    tl__live_add(t);                       /* a record reused in place is there already */
+  registry.n.made++;
+  if (++registry.n.live > registry.n.peak)
+    registry.n.peak = registry.n.live;
+}
+
+void tl__registry_unmade(void)
+{
+  registry.n.made--;
+}
+
+void tl__registry_ended(struct tl__task *t, enum tl__gone how)
+{
+  if (tl__live_has(t)) {
+    tl__live_del(t);
+    registry.n.live--;
+  }
+  if (how == TL__GONE_FINISHED)
+    registry.n.finished++;
+  else if (how == TL__GONE_ABANDONED)
+    registry.n.abandoned++;
+  else if (how == TL__GONE_RELEASED)
+    registry.n.released++;
+}
+
+/* n tasks finished on a thread, counted there until now (ended.c), whose
+ * records may still be in the live list. */
+void tl__registry_finished(uint32_t n)
+{
+  registry.n.finished += n;
+  registry.n.live -= n;
 }
 
 uint64_t tl__registry_new_id(void)
 {
-  return atomic_fetch_add_explicit(&R.next_id, 1, memory_order_relaxed);
+  return atomic_fetch_add_explicit(&registry.next_id, 1, memory_order_relaxed);
 }
 
 /* A task reused in place must stay the newest of its stack in the tree,
@@ -73,7 +107,7 @@ uint64_t tl__registry_new_id(void)
 uint64_t tl__registry_id_after(struct tl__thread *th, uint64_t above)
 {
   if (TL__UNLIKELY(th->id_next >= th->id_end || th->id_next <= above)) {
-    th->id_next = atomic_fetch_add_explicit(&R.next_id, ID_BLOCK, memory_order_relaxed);
+    th->id_next = atomic_fetch_add_explicit(&registry.next_id, ID_BLOCK, memory_order_relaxed);
     th->id_end = th->id_next + ID_BLOCK;
   }
   return th->id_next++;
@@ -85,16 +119,16 @@ uint64_t tl__registry_id_after(struct tl__thread *th, uint64_t above)
  * POOL_KEEP the registry's, which a thread with none takes from before it
  * carves a new page. So a thread that only makes tasks that another thread
  * ends (an M:N hand-off) takes back the records its partner frees, and
- * memory stays proportional to the live tasks. Both are called with R.lock
+ * memory stays proportional to the live tasks. Both are called with registry.lock
  * held, on th's own thread or for a thread a forked child does not have. */
 #define POOL_KEEP 1024
 
 struct tl__task *tl__record_alloc(struct tl__thread *th)
 {
-  if (th->pool == NULL && R.pool != NULL) {
-    for (int i = 0; i < 64 && R.pool != NULL; i++) {
-      struct tl__task *t = R.pool;
-      R.pool = t->lnext;
+  if (th->pool == NULL && registry.pool != NULL) {
+    for (int i = 0; i < 64 && registry.pool != NULL; i++) {
+      struct tl__task *t = registry.pool;
+      registry.pool = t->lnext;
       t->lnext = th->pool;
       th->pool = t;
       th->pool_n++;
@@ -137,70 +171,73 @@ void tl__record_free(struct tl__thread *th, struct tl__task *t)
     th->pool = t;
     th->pool_n++;
   } else {
-    t->lnext = R.pool;
-    R.pool = t;
+    t->lnext = registry.pool;
+    registry.pool = t;
   }
 }
 
-/* The live list, with R.lock held. */
+/* The live list, with registry.lock held (a root task enters it uncounted). */
 void tl__live_add(struct tl__task *t)
 {
   t->lprev = NULL;
-  t->lnext = R.live;
-  if (R.live)
-    R.live->lprev = t;
-  R.live = t;
+  t->lnext = registry.live;
+  if (registry.live)
+    registry.live->lprev = t;
+  registry.live = t;
 }
 
 int tl__live_has(const struct tl__task *t)
 {
-  return t->lprev != NULL || R.live == t;
+  return t->lprev != NULL || registry.live == t;
 }
 
 void tl__live_del(struct tl__task *t)
 {
   if (t->lprev)
     t->lprev->lnext = t->lnext;
-  else if (R.live == t)
-    R.live = t->lnext;
+  else if (registry.live == t)
+    registry.live = t->lnext;
   if (t->lnext)
     t->lnext->lprev = t->lprev;
   t->lnext = t->lprev = NULL;
 }
 
-/* With R.lock held: an abandoned task leaves the live list for the kept
- * ones, if there is room (TL__KEEP_MAX); returns whether it was kept. */
+/* With registry.lock held: an abandoned task leaves the live list for the kept
+ * ones, if there is room (TL__KEEP_MAX), and is counted; returns whether
+ * it was kept (if not, tl__registry_ended counts it). */
 int tl__kept_add(struct tl__task *t)
 {
-  if (R.kept_n >= TL__KEEP_MAX)
+  if (registry.kept_n >= TL__KEEP_MAX)
     return 0;
   tl__live_del(t);
-  t->lnext = R.kept;
+  registry.n.abandoned++;
+  registry.n.live--;
+  t->lnext = registry.kept;
   t->lprev = NULL;
-  if (R.kept)
-    R.kept->lprev = t;
-  R.kept = t;
-  R.kept_n++;
+  if (registry.kept)
+    registry.kept->lprev = t;
+  registry.kept = t;
+  registry.kept_n++;
   return 1;
 }
 
-/* Walks the live and kept tasks with R.lock held. */
+/* Walks the live and kept tasks with registry.lock held. */
 int tl__task_foreach(int (*fn)(struct tl__task *t, void *arg), void *arg)
 {
-  if (tl__lock(&R.lock) != 0)
+  if (tl__lock(&registry.lock) != 0)
     return EDEADLK;
   int r = 0;
-  for (struct tl__task *t = R.live; t != NULL && r == 0; t = t->lnext)
+  for (struct tl__task *t = registry.live; t != NULL && r == 0; t = t->lnext)
     r = fn(t, arg);
-  for (struct tl__task *t = R.kept; t != NULL && r == 0; t = t->lnext)
+  for (struct tl__task *t = registry.kept; t != NULL && r == 0; t = t->lnext)
     r = fn(t, arg);
-  tl__unlock(&R.lock);
+  tl__unlock(&registry.lock);
   return r;
 }
 
 void tl__task_stats(struct tl__stats *st)
 {
-  if (tl__lock(&R.lock) != 0)
+  if (tl__lock(&registry.lock) != 0)
     return;
   /* Under the lock, which ended_release takes to move a thread's count of
    * finished tasks into the registry's: each task is counted once. */
@@ -208,15 +245,15 @@ void tl__task_stats(struct tl__stats *st)
   tl__thread_stats(&c);
   st->switches = c.switches;
   st->untracked = c.untracked;
-  st->created = R.n.made + c.made;
-  st->finished = R.n.finished + c.finished + c.ended;
-  st->abandoned = R.n.abandoned;
-  st->released = R.n.released + c.released;
-  st->peak = R.n.peak;
-  tl__unlock(&R.lock);
+  st->created = registry.n.made + c.made;
+  st->finished = registry.n.finished + c.finished + c.ended;
+  st->abandoned = registry.n.abandoned;
+  st->released = registry.n.released + c.released;
+  st->peak = registry.n.peak;
+  tl__unlock(&registry.lock);
 }
 
 void tl__registry_atfork(int phase)
 {
-  tl__lock_atfork(&R.lock, phase);
+  tl__lock_atfork(&registry.lock, phase);
 }

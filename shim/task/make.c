@@ -1,244 +1,34 @@
-/* The life of a task: made by makecontext, started by the trampoline,
- * ended when its function returns, released when its stack is given back
- * or taken by a new task (release.c finds those given back), or abandoned
- * when its ucontext_t is made again while its stack is still held
- * (doc/lifetime.md).
+/* makecontext's side of a task's life: every way a call makes a task,
+ * each one decision in C (the never-started loop of arch/x86_64.S's
+ * makecontext follows tl__task_remake's, and check_fastpath compares the
+ * two): the record of the task that just finished in this context reused
+ * in place (remake), the never-started task made last in this context
+ * released in place (remake_unstarted), and everything else
+ * (make_general). life.c ends what is made here.
  */
-#include "internal.h"
-#include "task.h"
-#include "options.h"
-#include "thread.h"
+#include "../internal.h"
+#include "../task.h"
+#include "life.h"
+#include "../options.h"
+#include "../thread.h"
 #include "stacktree.h"
 #include "ctxmap.h"
 #include "registry.h"
 #include "identity.h"
-#include "tools.h"
-#include "backtrace.h"
-#include "keys.h"
-#include "vtab.h"
-#include "bind.h"
+#include "../tools.h"
+#include "../backtrace.h"
+#include "../keys.h"
+#include "../vtab.h"
+#include "../bind.h"
 #include "ended.h"
-#include "trace.h"
+#include "../trace.h"
 
 #include <string.h>
-
-/* ------------------------------------------------------------------------
- * Lifetime
- * ------------------------------------------------------------------------ */
-
-/* Ends t's scope (bindings, values, deferred calls) with t as the task
- * that reads and writes see, whatever stack this runs on (tl__as_begin). */
-void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
-{
-  struct tl__as saved = tl__as_begin(th, t);
-  tl__task_scope_end(th, t);
-  tl__as_end(th, saved);
-}
-
-enum gone { GONE_UNCOUNTED, GONE_FINISHED, GONE_ABANDONED, GONE_RELEASED };
-
-/* An ended or abandoned task leaves every index and its record goes, in
- * one pass under the registry lock; how says which count it adds to. */
-static void task_release(struct tl__thread *th, struct tl__task *t, enum gone how)
-{
-  tl__tools_gone(t);
-  tl__map_del(t);
-  if (tl__registry_lock() != 0)
-    return;
-  struct tl__counts *n = tl__registry_counts();
-  tl__tree_del(t);
-  if (tl__live_has(t)) {
-    tl__live_del(t);
-    n->live--;
-  }
-  if (how == GONE_FINISHED)
-    n->finished++;
-  else if (how == GONE_ABANDONED)
-    n->abandoned++;
-  else if (how == GONE_RELEASED)
-    n->released++;
-  struct tl__task_ext *x = t->x;
-  t->x = NULL;
-  tl__record_free(th, t);
-  tl__registry_unlock();
-  if (x != NULL)
-    tl__ext_destroy(x);
-}
-
-/* With leak checking on, an abandoned task stays for the exit report with
- * the values it held. At most TL__KEEP_MAX are kept; the report counts the
- * rest from the statistics. */
-
-static int task_keep(struct tl__task *t)
-{
-  if (!tl__opt.leaks)
-    return 0;
-  tl__tools_gone(t);
-  tl__map_del(t);
-  if (tl__registry_lock() != 0)
-    return 0;
-  int kept = tl__kept_add(t);
-  if (kept) {
-    struct tl__counts *n = tl__registry_counts();
-    n->abandoned++;                        /* else task_release counts it */
-    n->live--;
-    tl__tree_del(t);
-  }
-  tl__registry_unlock();
-  return kept;
-}
-
-/* A task whose ucontext_t is made again while its stack is still held
- * can never run: it is abandoned. Its values are destroyed here, on the
- * thread that made the new context, with the abandoned task current so
- * that destructors see its values. */
-static void task_abandon(struct tl__thread *th, struct tl__task *t)
-{
-  atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
-  if (tl__opt.leaks && tl__task_ext(t) != NULL)
-    t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
-  TL__TRACE(tl__trace_event(th, TL__TEV_ABANDON, t->id, 0));
-  tl__destroy_values(th, t);
-  if (!task_keep(t))
-    task_release(th, t, GONE_ABANDONED);
-}
-
-/* A task whose stack was given back (release.c) or taken by a new task
- * has ended as surely as one whose function returned: most schedulers end
- * a task by switching away from it for the last time and then freeing or
- * reusing its stack. Its values are destroyed as an abandoned task's are,
- * on the thread that released it, and nothing of it is kept: it is no
- * leak. */
-int tl__task_claim_release(struct tl__task *t)
-{
-  if (t->flags & TL__F_ROOT)
-    return 0;
-  uint8_t st = atomic_load_explicit(&t->state, memory_order_relaxed);
-  return (st == TL__NEW || st == TL__SUSPENDED) &&
-         atomic_compare_exchange_strong_explicit(&t->state, &st, TL__RELEASED, memory_order_relaxed,
-                                                 memory_order_relaxed);
-}
-
-void tl__task_released(struct tl__thread *th, struct tl__task *t)
-{
-  TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
-  tl__destroy_values(th, t);
-  task_release(th, t, GONE_RELEASED);
-}
 
 /* The new task's stack [lo, hi) and t's overlap: t's stack is taken. */
 static int stack_taken(const struct tl__task *t, uintptr_t lo, uintptr_t hi)
 {
   return t->lo < hi && lo < t->hi;
-}
-
-/* Whether the record t still belongs to the live task with this id. A
- * copy of a made context may start after that task was abandoned, and the
- * record then holds another task or none; and a finished task whose record
- * waits for release (ended_release) must not start or end again. */
-static int still(const struct tl__task *t, uint64_t id)
-{
-  return t != NULL && id != 0 && t->id == id &&
-         atomic_load_explicit(&t->state, memory_order_relaxed) != TL__FINISHED;
-}
-
-/* The first thing a made context runs (tl__trampoline). The switch that
- * started it already made it current; this confirms it (a copied context
- * may have been predicted wrong) and ends the switch. Called from the
- * trampoline only, on the thread that runs the task now, so the thread
- * read at the top is fresh whatever thread made the task. */
-void tl__task_begin(struct tl__task *t, uint64_t id)
-{
-  struct tl__thread *th = tl__self();
-  if (th == NULL)
-    return;
-  tl__view_drop();
-  th->in_switch = 0;
-  if (!still(t, id))
-    return;                                /* its record ended: it runs untracked */
-  tl__flag_set(t, TL__F_STARTED);
-  struct tl__task *c = th->current;
-  TL__TRACE(tl__trace_event(th, TL__TEV_START, id, c != NULL ? c->id : 0));
-  if (TL__UNLIKELY(c != t)) {
-    if (TL__UNLIKELY(tl__fibers_on))
-      tl__fibers_fix(th, c, t);
-    /* The switch predicted another task: it is not running after all. */
-    if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
-      atomic_store_explicit(&c->state, (c->flags & TL__F_STARTED) ? TL__SUSPENDED : TL__NEW,
-                            memory_order_relaxed);
-    th->current = t;
-    /* A signal handler may have filled the view with c's meanwhile. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    tl__view_drop();
-  }
-  atomic_store_explicit(&t->state, TL__RUNNING, memory_order_relaxed);
-}
-
-/* The task's function returned: its scope ends while it is still the
- * running task, on its own stack. */
-static void task_finished(struct tl__thread *th, struct tl__task *t)
-{
-  tl__view_drop();
-  th->current = t;
-  th->in_switch = 0;
-  /* A task that never bound a value, opened a binding or deferred a call
-   * (no extension) has nothing to end. */
-  if (t->x != NULL || atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty)
-    tl__destroy_values(th, t);
-  atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
-}
-
-/* Its record goes once uc_link's task has been predicted (which skips
- * finished tasks): it waits in th's ended list (see ended_release). */
-static void task_retire(struct tl__thread *th, struct tl__task *t)
-{
-  /* Only a registered stack or a fiber gives the tools anything to do. */
-  if (TL__UNLIKELY((t->flags & TL__F_VG) || t->x != NULL))
-    tl__tools_gone(t);
-  if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
-    tl__ended_flush(th);
-    if (th->nended == TL__ENDED_MAX) {
-      task_release(th, t, GONE_FINISHED);      /* still full: a signal handler interrupted a lock holder */
-      return;
-    }
-  }
-  th->ended[th->nended++] = t;
-  __atomic_store_n(&th->uncounted, th->uncounted + 1, __ATOMIC_RELAXED);
-}
-
-/* The program's function returned (tl__trampoline_return): the task
- * finishes (its values are destroyed on its own stack, with it current),
- * then glibc's __start_context switches to uc_link, which we predict like
- * any switch, or calls exit(0) when uc_link is NULL. link_slot is where
- * glibc keeps uc_link (%rbx). As in tl__task_begin, the thread read at the
- * top is the one running the task now, wherever it started. */
-void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link_slot)
-{
-  struct tl__thread *th = tl__self();
-  if (th == NULL)
-    return;
-  tl__view_drop();
-  const ucontext_t *link = *link_slot;
-  int mine = still(t, id);
-  if (TL__LIKELY(mine))
-    task_finished(th, t);
-  struct tl__task *n = link ? tl__predict(th, link) : NULL;
-  if (n == NULL)
-    n = &th->root;
-  if (TL__UNLIKELY(tl__fibers_on))
-    tl__fibers_end(th, n, link == NULL);
-  if (TL__LIKELY(mine))
-    task_retire(th, t);
-  atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
-  th->prev = NULL;
-  th->in_switch = 0;
-  th->current = n;
-  /* Again: a signal handler may have filled the view with the finished
-   * task's since the first drop. */
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  tl__view_drop();
-  th->switches++;
-  TL__TRACE(tl__trace_event(th, mine ? TL__TEV_FINISH : TL__TEV_SWITCH, id, n->id));
 }
 
 /* Whether making a context at t's address abandons t. Once a task has
@@ -271,19 +61,15 @@ static inline void record_fill(struct tl__task *t, struct tl__task *cur, void (*
  * reused in place (ended_take). */
 static inline void record_start(struct tl__task *t, struct tl__task *cur, void (*entry)(void))
 {
-  struct tl__counts *n = tl__registry_counts();
   /* The id first: it is part of the tree's order. */
   TL__STORE(t->id, tl__registry_new_id());
   if (!t->in_tree) {
     /* Indexed now, in the same pass: nothing can switch to it before the
      * real makecontext has returned. */
     tl__tree_add(t);
-    tl__live_add(t);
   }
   record_fill(t, cur, entry);
-  n->made++;
-  if (++n->live > n->peak)
-    n->peak = n->live;
+  tl__registry_made(t);
 }
 
 /* One more in a count of th's own, which other threads read (the stats
@@ -396,7 +182,7 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
     old = tl__map_get(ucp);
   if (old != NULL && abandonable(old, cur)) {
     if (!stack_taken(old, lo, hi))
-      task_abandon(th, old);
+      tl__task_abandon(th, old);
     else if (tl__task_claim_release(old))
       tl__task_released(th, old);
     old = NULL;
@@ -503,9 +289,9 @@ struct tl__task *tl__task_remake(struct tl__thread *th, ucontext_t *ucp, void (*
 static __attribute__((noinline)) void make_undo(struct tl__thread *th, struct tl__task *t)
 {
   tl__destroy_values(th, t);
-  task_release(th, t, GONE_UNCOUNTED);
+  tl__task_drop(th, t, TL__GONE_UNCOUNTED);
   if (tl__registry_lock() == 0) {
-    tl__registry_counts()->made--;
+    tl__registry_unmade();
     tl__registry_unlock();
   }
 }

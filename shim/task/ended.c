@@ -2,14 +2,15 @@
  * release or for reuse in place by the next makecontext; and the teardown
  * of a record's extension.
  */
-#include "internal.h"
+#include "../internal.h"
 #include "ended.h"
-#include "alloc.h"
+#include "../alloc.h"
 #include "stacktree.h"
 #include "ctxmap.h"
 #include "registry.h"
-#include "vtab.h"
-#include "scope.h"
+#include "../vtab.h"
+#include "../scope.h"
+#include "../tasktls.h"
 
 void tl__ext_destroy(struct tl__task_ext *x)
 {
@@ -20,6 +21,7 @@ void tl__ext_destroy(struct tl__task_ext *x)
   tl__free(x->binds);
   tl__free(x->shared);
   tl__free(x->sets);
+  tl__tasktls_free(x->tls);
   for (struct tl__defer *d = x->defers, *next; d != NULL; d = next) {
     next = d->next;
     tl__free(d);
@@ -73,9 +75,7 @@ void tl__ended_unmap(struct tl__thread *th, const void *keep)
 uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs)
 {
   uint32_t fin = th->uncounted, kept = 0, n = 0;
-  struct tl__counts *c = tl__registry_counts();
-  c->finished += fin;
-  c->live -= fin;
+  tl__registry_finished(fin);
   __atomic_store_n(&th->uncounted, 0, __ATOMIC_RELAXED);
   for (uint32_t i = 0; i < th->nended; i++) {
     struct tl__task *t = th->ended[i];

@@ -2,8 +2,8 @@
 #ifndef TL_IDENTITY_H
 #define TL_IDENTITY_H
 
-#include "internal.h"
-#include "thread.h"
+#include "../internal.h"
+#include "../thread.h"
 
 /* Each thread remembers a few recent answers of the context map
  * (tl__hint_put), so that the common switch (the same few contexts again

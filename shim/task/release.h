@@ -2,7 +2,7 @@
 #ifndef TL_RELEASE_H
 #define TL_RELEASE_H
 
-#include "internal.h"
+#include "../internal.h"
 
 enum { TL__RELEASE_FREE, TL__RELEASE_UNMAP };
 /* [a, b) is being given back (a heap block freed: TL__RELEASE_FREE; pages

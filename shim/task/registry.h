@@ -2,9 +2,9 @@
 #ifndef TL_REGISTRY_H
 #define TL_REGISTRY_H
 
-#include "internal.h"
+#include "../internal.h"
 
-struct tl__counts {                        /* changed with the registry's lock held */
+struct tl__counts {                        /* changed with the registry's lock held, here only */
   uint64_t made, finished, abandoned, released; /* tasks made, and ended each way */
   uint64_t live, peak;                     /* made tasks not ended yet, and their most */
 };
@@ -13,18 +13,24 @@ struct tl__stats {
 };
 #define TL__KEEP_MAX 4096                  /* abandoned tasks kept for the leak report */
 
+enum tl__gone { TL__GONE_UNCOUNTED, TL__GONE_FINISHED, TL__GONE_ABANDONED, TL__GONE_RELEASED };
+
 int tl__registry_lock(void);               /* 0, or EDEADLK (a signal handler on the holder) */
 void tl__registry_unlock(void);
-struct tl__counts *tl__registry_counts(void);
+/* With the lock held: */
+void tl__registry_made(struct tl__task *t); /* a new task enters the live list and the counts */
+void tl__registry_unmade(void);            /* one made is taken back (its start failed) */
+void tl__registry_ended(struct tl__task *t, enum tl__gone how); /* t leaves the live list, counted as how */
+void tl__registry_finished(uint32_t n);    /* n finished tasks counted by their thread until now */
 uint64_t tl__registry_new_id(void);        /* newer than every id handed out so far */
 uint64_t tl__registry_id_after(struct tl__thread *th, uint64_t above); /* from th's block, > above */
 struct tl__task *tl__record_alloc(struct tl__thread *th); /* a free record (not zeroed), or NULL */
 void tl__record_free(struct tl__thread *th, struct tl__task *t); /* to th's records */
 struct tl__task_ext *tl__task_ext(struct tl__task *t); /* made on demand; NULL on ENOMEM */
-void tl__live_add(struct tl__task *t);
+void tl__live_add(struct tl__task *t);     /* uncounted: a root task */
 int tl__live_has(const struct tl__task *t);
 void tl__live_del(struct tl__task *t);
-int tl__kept_add(struct tl__task *t);      /* an abandoned task kept for the report, if room */
+int tl__kept_add(struct tl__task *t);      /* an abandoned task kept for the report (and counted), if room */
 void tl__registry_atfork(int phase);
 void tl__task_stats(struct tl__stats *st);
 /* Iterates over the live tasks and the abandoned ones kept for the report,
