@@ -120,6 +120,65 @@ void tl__alloc_setup(void)
   allocator.count_hook = (void (*)(void))dlsym(RTLD_DEFAULT, "tlcount_alloc");
 }
 
+/* The pages mapped here, which are never given back, are listed for the
+ * leak scan (reach.c): they hold the library's records, not the program's
+ * data, and a task's record names its stack and context, which must not
+ * count as references. The list is kept in pages of its own, linked; a
+ * signal handler that interrupts its own thread while it adds to the list
+ * leaves its pages out, and the scan then reads them as the program's:
+ * tasks are called parked rather than leaked, never the other way. */
+struct own {
+  struct own *next;
+  uint32_t n;
+  struct {
+    uintptr_t lo, hi;
+  } r[255];
+};
+
+static struct {
+  struct tl__lock lock;
+  struct own *head;
+  size_t n;
+} ownpages;
+
+static void own_add(void *p, size_t size)
+{
+  if (tl__lock(&ownpages.lock) != 0)
+    return;
+  if (ownpages.head == NULL || ownpages.head->n == sizeof ownpages.head->r / sizeof ownpages.head->r[0]) {
+    struct own *o = mmap(NULL, sizeof *o, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (o == MAP_FAILED) {
+      tl__unlock(&ownpages.lock);
+      return;
+    }
+    o->next = ownpages.head;
+    o->n = 0;
+    ownpages.head = o;
+    ownpages.n++;
+    o->r[o->n].lo = (uintptr_t)o;
+    o->r[o->n++].hi = (uintptr_t)o + sizeof *o;
+  }
+  ownpages.head->r[ownpages.head->n].lo = (uintptr_t)p;
+  ownpages.head->r[ownpages.head->n++].hi = (uintptr_t)p + size;
+  ownpages.n++;
+  tl__unlock(&ownpages.lock);
+}
+
+size_t tl__own_pages_count(void)
+{
+  return __atomic_load_n(&ownpages.n, __ATOMIC_RELAXED);
+}
+
+void tl__own_pages(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg)
+{
+  if (tl__lock(&ownpages.lock) != 0)
+    return;
+  for (const struct own *o = ownpages.head; o != NULL; o = o->next)
+    for (uint32_t i = 0; i < o->n; i++)
+      fn(o->r[i].lo, o->r[i].hi, arg);
+  tl__unlock(&ownpages.lock);
+}
+
 static void *map_pages(size_t size)
 {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -127,6 +186,7 @@ static void *map_pages(size_t size)
     return NULL;
   if (allocator.lsan_root != NULL)
     allocator.lsan_root(p, size);
+  own_add(p, size);
   return p;
 }
 
@@ -296,9 +356,11 @@ void tl__small_cache_flush(struct tl__thread *th)
 }
 
 /* fork: taken last and released first, since nothing is locked while a
- * small block is being allocated or freed. */
+ * small block is being allocated or freed. The list of pages is taken
+ * after the pools, as a pool that maps a run does. */
 void tl__alloc_atfork(int phase)
 {
   for (int c = 0; c < TL__SMALL_CLASSES; c++)
     tl__lock_atfork(&allocator.small[c].lock, phase);
+  tl__lock_atfork(&ownpages.lock, phase);
 }

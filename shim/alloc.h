@@ -16,6 +16,8 @@ void tl__scratch_free(void *p, size_t size);
 void *tl__small_alloc(size_t size);        /* 64 or 128 bytes, aligned to the size; not zeroed */
 void tl__small_free(void *p, size_t size); /* from any thread */
 void tl__small_cache_flush(struct tl__thread *th); /* its kept blocks to the pools; closes its cache */
+void tl__own_pages(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg); /* every mapping of tl__pages */
+size_t tl__own_pages_count(void);
 void tl__alloc_setup(void);                /* once, in tl__init */
 void tl__alloc_atfork(int phase);          /* -1 before fork, 0 parent, 1 child */
 

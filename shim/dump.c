@@ -9,12 +9,14 @@
 #include "writer.h"
 #include "report.h"
 #include "tracefile.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,6 +82,8 @@ static void *dump_thread(void *arg)
   return NULL;
 }
 
+#define DUMP_STACK (1u << 20)
+
 static void dump_start(void)
 {
   int p[2];
@@ -96,7 +100,16 @@ static void dump_start(void)
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 1u << 20);
+  /* Its stack comes from the library's pages, so that the leak scan
+   * (reach.c) does not read it as the program's: its dead frames hold what
+   * the last dump's scan held, every task's stack and context among it. A
+   * forked child's thread takes the parent's stack, whose thread the child
+   * does not have. */
+  static void *stack;
+  if (stack == NULL && (stack = tl__pages(DUMP_STACK)) != NULL)
+    mprotect(stack, 4096, PROT_NONE);      /* a guard page */
+  if (stack == NULL || pthread_attr_setstack(&attr, (char *)stack + 4096, DUMP_STACK - 4096) != 0)
+    pthread_attr_setstacksize(&attr, DUMP_STACK);
   pthread_t tid;
   int err = pthread_create(&tid, &attr, dump_thread, (void *)(intptr_t)p[0]);
   pthread_attr_destroy(&attr);

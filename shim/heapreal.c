@@ -124,8 +124,8 @@ void tl__heap_put(void *p)
     tl__heap_own.put(p);                   /* another's, which calls ours if it forwards */
     return;
   }
-  if (tl__heap_tracking)
-    tl__heapblocks_del(p);
+  if (tl__heap_tracking && tl__heap_own.followed)
+    tl__heapblocks_del(p);                 /* it came from our malloc, which followed it */
   tl__heap_real.free_fn(p);
 }
 
@@ -162,6 +162,8 @@ TL__HEAP_FN int tl__heap_lookup_slow(void)
     *(void **)&tl__heap_own.get_zeroed = first(base, "calloc", NULL);
     *(void **)&tl__heap_own.resize = first(base, "realloc", NULL);
     *(void **)&tl__heap_own.put = first(base, "free", (void *)r.free_fn);
+    Dl_info own;
+    tl__heap_own.followed = tl__heap_own.get != NULL && dladdr((void *)tl__heap_own.get, &own) && own.dli_fbase == base;
     tl__heap_tracking = leaks_asked();
     /* free last: it is what tl__heap_lookup looks at. */
     void (*free_fn)(void *) = r.free_fn;

@@ -37,6 +37,7 @@ struct tl__heap_own {
   void *(*get_zeroed)(size_t, size_t);     /* calloc */
   void *(*resize)(void *, size_t);         /* realloc */
   void (*put)(void *);                     /* free */
+  int followed;                            /* get is ours: its blocks are followed (heapblocks.c) */
 };
 extern struct tl__heap_own tl__heap_own;
 

@@ -120,7 +120,7 @@ EXPORT void *realloc(void *p, size_t size)
   int hit = p != NULL && tl__stack_page_hit(a);
   if (TL__LIKELY(!hit && !tl__heap_tracking))
     return tl__heap_real.realloc_fn(p, size);
-  size_t old = hit && tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
+  size_t old = p != NULL && tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
   if (tl__heap_tracking && p != NULL)
     tl__heapblocks_del(p);
   void *n = tl__heap_real.realloc_fn(p, size);

@@ -22,6 +22,9 @@
 #include "scope.h"
 #include "root.h"
 #include "writer.h"
+#include "heapblocks.h"
+#include "suppress.h"
+#include "reach.h"
 #include "ownstack.h"
 #include "dump.h"
 #include "exitreport.h"
@@ -40,7 +43,8 @@ static struct {
  * is half changed in the child), released in the parent and reset in the
  * child, where the threads that could hold them do not exist (the three
  * phases of musl's atfork hook). Keys, then custom owners, then tasks,
- * then the small-block pools, which are taken while any other is held.
+ * then the small-block pools, which are taken while any other is held,
+ * then the heap registry's stripes, which any allocation takes.
  * The report writer only notes that the process forked. */
 static void atfork_prepare(void)
 {
@@ -48,10 +52,12 @@ static void atfork_prepare(void)
   tl__scope_atfork(-1);
   tl__task_atfork(-1);
   tl__alloc_atfork(-1);
+  tl__heapblocks_atfork(-1);
 }
 
 static void atfork_parent(void)
 {
+  tl__heapblocks_atfork(0);
   tl__alloc_atfork(0);
   tl__task_atfork(0);
   tl__scope_atfork(0);
@@ -63,6 +69,7 @@ static void atfork_parent(void)
  * has neither the threads that held them nor the parent's dump thread. */
 static void atfork_child(void)
 {
+  tl__heapblocks_atfork(1);
   tl__alloc_atfork(1);
   tl__task_atfork(1);
   tl__scope_atfork(1);
@@ -112,6 +119,9 @@ void tl__init(void)
      * error message), and a preloaded allocator may use ucontext. */
     tl__alloc_setup();
     tl__tools_setup();
+    tl__reach_setup();
+    tl__suppress_read();
+    tl__reach_lsan_setup();
     tl__bt_setup((const void *)tl__trampoline, tl__trampoline_end);
     tl__trace_setup();
     tl__thread_hooks(&thread_hooks);
@@ -130,12 +140,14 @@ __attribute__((constructor)) static void tl__constructor(void)
 }
 
 /* Process exit: the trace is written first (the exit report may end the
- * process, with TASKLOCAL_LEAKS=error), then the roots' values are
- * destroyed, then the exit report is written, then what the report still
- * needed is freed. */
+ * process, with TASKLOCAL_LEAKS=error), then the exit report's scan runs
+ * (the roots' values still count as references), then the roots' values
+ * are destroyed, then the exit report is written, then what the report
+ * still needed is freed. */
 __attribute__((destructor)) static void tl__destructor(void)
 {
   tl__trace_exit();
+  tl__reach_exit_early();
   tl__task_exit();
   tl__report_exit();
   tl__task_exit_free();

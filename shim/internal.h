@@ -39,6 +39,8 @@
  *                task/release.c tasks whose stacks the program gave back
  *                root.c      root tasks; fork; the values at process exit
  *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
+ *                suppress.c  TASKLOCAL_SUPPRESSIONS: rules that keep tasks out of reports
+ *                reach.c     leaked or parked: the reachability scan of a report
  *                report.c    what a leak report or a dump says
  *                traceread.c the trace's rings read back: events, tasks, symbols
  *                traceout.c  the trace file's text: its buffer, JSON strings
@@ -277,6 +279,7 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */
 #define TL__F_MADE 0x10u                   /* ctx is where it was made, not where a switch saved it */
 #define TL__F_VG 0x20u                     /* its stack is registered with valgrind (tools.c) */
+#define TL__F_LSAN 0x40u                   /* its stack is a LeakSanitizer root region (tools.c) */
 
 /* A finished task's record is released in a batch with others, when its
  * thread next takes the registry's lock anyway (a makecontext), instead of

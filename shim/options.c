@@ -60,6 +60,8 @@ enum {
   OPT_FIBERS,
   OPT_TRACE,
   OPT_TRACE_SIZE,
+  OPT_LEAK_KINDS,
+  OPT_SUPPRESSIONS,
   OPT_TASK_LOCAL,
   OPT_VERBOSE,
   OPT_COUNT
@@ -83,6 +85,7 @@ struct option {
 
 static const char *const leak_words[] = {"0", "1", "error", NULL};
 static const char *const format_words[] = {"text", "json", NULL};
+static const char *const kind_words[] = {"all", "leaked", NULL};
 
 /* What the log descriptor was when opened, to notice later that the
  * program closed it and reused the number for a file of its own; and the
@@ -93,6 +96,7 @@ static struct {
   int checked;
   char log[4096];
   char trace[4096];
+  char suppressions[4096];
   char task_local[4096];
 } optstate;
 
@@ -129,6 +133,13 @@ static const struct option table[OPT_COUNT] = {
                       .description = "events kept per thread, the newest (32 bytes each; the default reserves "
                                      "32 MiB of address space a thread, of which only the pages written become "
                                      "memory)"},
+  [OPT_LEAK_KINDS] = {.name = "TASKLOCAL_LEAK_KINDS", .kind = WORDS, .words = kind_words, .field = FIELD(leak_kinds),
+                      .description = "which unfinished tasks count and are described: all, or leaked (those that "
+                                     "nothing can resume), not parked ones (still referenced)"},
+  [OPT_SUPPRESSIONS] = {.name = "TASKLOCAL_SUPPRESSIONS", .kind = PATH, .field = FIELD(suppressions),
+                        .buf = optstate.suppressions, .size = sizeof optstate.suppressions, .unset = "(none)",
+                        .ignored = "no suppressions are read",
+                        .description = "a file of task:PATTERN rules: tasks that match are left out of reports"},
   [OPT_TASK_LOCAL] = {.name = "TASKLOCAL_TASK_LOCAL", .kind = STRING, .field = FIELD(task_local),
                       .buf = optstate.task_local, .size = sizeof optstate.task_local, .unset = "(none)",
                       .ignored = "nothing is made per task",

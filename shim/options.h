@@ -19,10 +19,14 @@ struct tl__options {
   const char *log;                         /* TASKLOCAL_LOG once opened, or NULL */
   const char *trace;                       /* TASKLOCAL_TRACE, or NULL */
   int trace_size;                          /* TASKLOCAL_TRACE_SIZE: events per thread, a power of two */
+  int leak_kinds;                          /* TASKLOCAL_LEAK_KINDS: TL__KINDS_ALL or TL__KINDS_LEAKED */
+  const char *suppressions;                /* TASKLOCAL_SUPPRESSIONS, or NULL */
   const char *task_local;                  /* TASKLOCAL_TASK_LOCAL, or NULL (tasktls.c parses it) */
   int report_json;                         /* TASKLOCAL_REPORT_FORMAT: 0 text, 1 json */
   int report_max;                          /* TASKLOCAL_REPORT_MAX: groups of alike tasks described */
 };
+#define TL__KINDS_ALL 0                    /* leaked and parked tasks count and are described */
+#define TL__KINDS_LEAKED 1                 /* leaked ones only */
 extern struct tl__options tl__opt;
 void tl__options_read(void);
 int tl__options_log_fd(void);              /* tl__opt.log_fd, or 2 if the program reused its number */

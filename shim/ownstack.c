@@ -82,6 +82,15 @@ void tl__run_on_own_stack(const struct tl__task *here, size_t need, void (*fn)(v
   tl__unlock(&ownstack.lock);
 }
 
+/* The stack's bounds, or 0 and 0 before its first use: what it holds is
+ * the library's, which the leak scan (reach.c) must not read as roots. */
+void tl__own_stack_range(uintptr_t *lo, uintptr_t *hi)
+{
+  char *s = __atomic_load_n(&ownstack.stack, __ATOMIC_RELAXED);
+  *lo = (uintptr_t)s;
+  *hi = s != NULL ? (uintptr_t)s + OWN_STACK_SIZE : 0;
+}
+
 /* fork: the thread that held the lock is not in the child. */
 void tl__own_stack_atfork(int phase)
 {

@@ -51,6 +51,8 @@
 #include "writer.h"
 #include "symbolize.h"
 #include "alloc.h"
+#include "reach.h"
+#include "suppress.h"
 
 #include <string.h>
 
@@ -81,7 +83,7 @@ struct rec {
   void (*entry)(void);
   uint32_t state, flags, mapped;
   uint32_t here;                           /* it runs the code that asked for the report */
-  uint32_t kind;                           /* 0: leaked and parked tasks are not told apart */
+  uint32_t kind;                           /* enum tl__kind (reach.c) */
   const uintptr_t *bt;                     /* its creation backtrace, read after the lock */
   uint32_t bt_n;
   uint32_t created;                        /* creation backtrace: depot number, 0 for none */
@@ -333,7 +335,22 @@ static uint64_t count_locals(const struct tl__vtab *vt, struct local *list, uint
 
 struct gather {
   struct tl__job *j;
+  uint64_t leaked, parked;                 /* tasks counted, by kind */
 };
+
+/* Whether a task of this kind counts, by TASKLOCAL_LEAK_KINDS; suppressed
+ * ones never do. */
+static int kind_counts(enum tl__kind kind)
+{
+  if (kind == TL__KIND_SUPPRESSED)
+    return 0;
+  return tl__opt.leak_kinds == TL__KINDS_ALL || kind == TL__KIND_LEAKED;
+}
+
+static const char *kind_name(uint32_t kind)
+{
+  return kind == TL__KIND_LEAKED ? "leaked" : "parked";
+}
 
 static int copy_task(struct tl__task *t, void *arg)
 {
@@ -341,6 +358,13 @@ static int copy_task(struct tl__task *t, void *arg)
   uint32_t state = atomic_load_explicit(&t->state, memory_order_relaxed);
   if (!reported(t, state))
     return 0;
+  enum tl__kind kind = tl__reach_kind(t, t->id);
+  if (!kind_counts(kind))
+    return 0;
+  if (kind == TL__KIND_LEAKED)
+    g->leaked++;
+  else
+    g->parked++;
   g->j->tasks++;
   if (state == TL__ABANDONED)
     scratch.kept++;
@@ -366,6 +390,7 @@ static int copy_task(struct tl__task *t, void *arg)
   r->entry = t->entry;
   r->here = t == g->j->here;
   r->nloc = nloc;
+  r->kind = kind;
   /* Which thread runs it, read with its state: by the time the report
    * is written, that thread may have switched away. */
   if (state == TL__RUNNING) {
@@ -506,7 +531,7 @@ static void unwind_suspended(void)
  * is walked twice under its lock: once to count, once to copy. 0, or -1
  * when this thread already holds the registry (the report is made from
  * inside the library). */
-static int gather_tasks(struct tl__job *j)
+static int gather_tasks(struct tl__job *j, struct gather *g)
 {
   uint64_t n = 0;
   if (tl__task_foreach(count_task, &n) != 0)
@@ -514,8 +539,15 @@ static int gather_tasks(struct tl__job *j)
   /* Without memory for records, every task is counted and none kept. */
   if (scratch_map(n) != 0)
     memset(&scratch, 0, sizeof scratch);
-  struct gather g = {j};
-  if (tl__task_foreach(copy_task, &g) != 0)
+  g->j = j;
+  /* Each task's kind comes from the reachability scan (reach.c), which
+   * also counts what each suppression rule matched. Its memory goes before
+   * the tasks are unwound: the unwinder must not find it where a freed
+   * stack was. */
+  tl__reach_begin(j);
+  int busy = tl__task_foreach(copy_task, g);
+  tl__reach_end();
+  if (busy != 0)
     return -1;
   if (scratch.map == NULL)
     return 0;
@@ -534,9 +566,12 @@ static int by_id(uint32_t x, uint32_t y)
   return scratch.recs[x].id < scratch.recs[y].id;
 }
 
+/* Leaked tasks first, then the biggest groups. */
 static int bigger_first(uint32_t x, uint32_t y)
 {
   const struct group *a = &scratch.groups[x], *b = &scratch.groups[y];
+  if ((a->key.kind == TL__KIND_LEAKED) != (b->key.kind == TL__KIND_LEAKED))
+    return a->key.kind == TL__KIND_LEAKED;
   if (a->count != b->count)
     return a->count > b->count;
   return scratch.recs[a->first].id < scratch.recs[b->first].id;
@@ -569,7 +604,8 @@ static int same_name(const struct rec *a, const struct rec *b)
 }
 
 /* Alike tasks in groups, in order of their ids within each, and the
- * groups biggest first (the oldest first among equals). */
+ * groups leaked first, then biggest first (the oldest first among
+ * equals). */
 static void group_tasks(void)
 {
   if (scratch.map == NULL)
@@ -710,7 +746,7 @@ static void text_group(struct tl__job *j, const struct group *g)
   if (r->name != 0 && g->same_name)
     tl__formatf(name, sizeof name, " \"%s\"", scratch.pool + r->name - 1);
   if (g->count == 1) {
-    tl__job_line(j, "task %llu%s: %s%s", (unsigned long long)r->id, name, state, made);
+    tl__job_line(j, "task %llu%s: %s%s; %s", (unsigned long long)r->id, name, state, made, kind_name(r->kind));
   } else {
     size_t o = 0;
     for (uint64_t i = 0; i < g->count && i < IDS_SHOWN; i++)
@@ -718,7 +754,7 @@ static void text_group(struct tl__job *j, const struct group *g)
     if (g->count > IDS_SHOWN)
       tl__formatf(ids + o, sizeof ids - o, " ...");
     thousands(g->count, count, sizeof count);
-    tl__job_line(j, "%s tasks%s like this (ids %s): %s%s", count, name, ids, state, made);
+    tl__job_line(j, "%s tasks%s like this (ids %s): %s%s; %s", count, name, ids, state, made, kind_name(r->kind));
   }
 
   if (r->entry != NULL) {
@@ -834,6 +870,8 @@ static void text_drops(struct tl__job *j, uint64_t n)
 struct totals {
   const char *what;                        /* "leak" or "dump" */
   uint64_t tasks, locals, unkept, drops;
+  uint64_t leaked, parked;                 /* tasks, by kind */
+  const char *undecided;                   /* why no task could be called leaked, or NULL */
   uint32_t described;                      /* groups described */
   uint64_t undescribed;                    /* tasks in the others, or without a record */
 };
@@ -842,7 +880,7 @@ static void print_text(struct tl__job *j, const struct totals *t)
 {
   if (j->kind == TL__JOB_DUMP || t->tasks > 0 || t->locals > 0) {
     tl__job_line(j, "%s report of process %d: %llu %s tasks, %llu locals", t->what, (int)j->pid,
-        (unsigned long long)t->tasks, j->kind == TL__JOB_LEAK ? "leaked" : "live", (unsigned long long)t->locals);
+        (unsigned long long)t->tasks, j->kind == TL__JOB_LEAK ? "unfinished" : "live", (unsigned long long)t->locals);
     for (uint32_t i = 0; i < t->described; i++)
       text_group(j, &scratch.groups[scratch.group_order[i]]);
     if (t->undescribed > 0) {
@@ -858,6 +896,13 @@ static void print_text(struct tl__job *j, const struct totals *t)
       tl__job_line(j, "... and %llu more abandoned tasks, not kept for the report (at most %d are)",
           (unsigned long long)t->unkept, TL__KEEP_MAX);
     text_drops(j, t->drops);
+  }
+  tl__suppress_lines(j);
+  if (j->kind == TL__JOB_DUMP || t->tasks > 0 || t->locals > 0) {
+    if (t->undecided != NULL && t->tasks > 0)
+      tl__job_line(j, "%s kinds: no task is called leaked: %s", t->what, t->undecided);
+    tl__job_line(j, "%s kinds: %llu leaked, %llu parked", t->what, (unsigned long long)t->leaked,
+        (unsigned long long)t->parked);
   }
   tl__job_line(j, "%s summary: %llu tasks, %llu locals", t->what, (unsigned long long)t->tasks,
       (unsigned long long)t->locals);
@@ -1015,7 +1060,7 @@ static void json_group(struct tl__job *j, struct json *w, const struct group *g,
     json_str(w, scratch.pool + r->name - 1);
   else
     json_raw(w, "null");
-  json_fmt(w, ", \"state\": \"%s\"", state_word(r->state));
+  json_fmt(w, ", \"state\": \"%s\", \"kind\": \"%s\"", state_word(r->state), kind_name(r->kind));
   if (r->state == TL__RUNNING)
     json_fmt(w, ", \"running\": \"%s\", \"running_on\": %llu",
         r->here ? (j->kind == TL__JOB_LEAK ? "exit was called in it" : "it called tl_dump")
@@ -1139,7 +1184,14 @@ static void print_json(struct tl__job *j, const struct totals *t)
   json_fmt(&w, "], \"dropped_total\": %llu, \"dropped\": [", (unsigned long long)t->drops);
   json_flush(&w);
   json_drops(&w, t->drops);
-  json_fmt(&w, "], \"summary\": {\"tasks\": %llu, \"locals\": %llu}", (unsigned long long)t->tasks,
+  json_raw(&w, "], \"kinds\": {");
+  json_fmt(&w, "\"leaked\": %llu, \"parked\": %llu, \"undecided\": ", (unsigned long long)t->leaked,
+      (unsigned long long)t->parked);
+  if (t->undecided != NULL)
+    json_str(&w, t->undecided);
+  else
+    json_raw(&w, "null");
+  json_fmt(&w, "}, \"summary\": {\"tasks\": %llu, \"locals\": %llu}", (unsigned long long)t->tasks,
       (unsigned long long)t->locals);
   json_flush(&w);
   json_raw(&w, "}");
@@ -1156,21 +1208,26 @@ static void print_json(struct tl__job *j, const struct totals *t)
 void tl__report_body(struct tl__job *j)
 {
   struct totals t = {.what = j->kind == TL__JOB_LEAK ? "leak" : "dump"};
+  struct gather g = {0};
   j->tasks = j->locals = 0;
-  if (gather_tasks(j) != 0) {
+  if (gather_tasks(j, &g) != 0) {
     tl__job_line(j, "%s report: the task registry is busy on this thread; no report", t.what);
     scratch_unmap();
     return;
   }
   group_tasks();
 
-  /* Abandoned tasks beyond those task/life.c keeps are counted, not shown. */
-  if (tl__opt.leaks) {
+  /* Abandoned tasks beyond those task/life.c keeps are counted, not shown
+   * (and, not seen by the scan, taken as parked). */
+  if (tl__opt.leaks && tl__opt.leak_kinds == TL__KINDS_ALL) {
     struct tl__stats st = {0};
     tl__task_stats(&st);
     if (st.abandoned > scratch.kept)
       t.unkept = st.abandoned - scratch.kept;
   }
+  t.leaked = g.leaked;
+  t.parked = g.parked + t.unkept;
+  t.undecided = tl__reach_undecided();
   t.drops = tl__drops_count();
   t.tasks = j->tasks + t.unkept;
   t.locals = j->locals + t.drops;

@@ -72,6 +72,8 @@ static struct {
   void (*tsan_destroy)(void *fiber);
   void (*tsan_switch)(void *fiber, unsigned flags);
   const uintptr_t *ptr_guard;              /* glibc's pointer guard, where it is a variable (arch.h) */
+  void (*lsan_register)(const void *p, size_t size);   /* __lsan_register_root_region, with ASan */
+  void (*lsan_unregister)(const void *p, size_t size);
 } sanitizers;
 
 /* The dynamic section's addresses: glibc relocates most of them in place
@@ -144,6 +146,10 @@ void tl__tools_setup(void)
 #ifdef TL__JMP_GUARD_SYMBOL
     sanitizers.ptr_guard = dlsym(RTLD_DEFAULT, TL__JMP_GUARD_SYMBOL);
 #endif
+    *(void **)&sanitizers.lsan_register = dlsym(RTLD_DEFAULT, "__lsan_register_root_region");
+    *(void **)&sanitizers.lsan_unregister = dlsym(RTLD_DEFAULT, "__lsan_unregister_root_region");
+    if (sanitizers.lsan_register == NULL || sanitizers.lsan_unregister == NULL)
+      sanitizers.lsan_register = sanitizers.lsan_unregister = NULL;
     tl__fibers_on = FIB_ASAN;
     return;
   }
@@ -280,9 +286,52 @@ __attribute__((no_sanitize_thread)) void tl__fibers_commit(void)
  * Switches
  * ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------
+ * LeakSanitizer's root regions (doc/reports.md)
+ *
+ * LeakSanitizer reads the stacks of threads, not those of coroutines
+ * switched away from: what only a suspended task's stack points to would be
+ * reported leaked. While a made task is suspended, its stack is a root
+ * region; it stops being one when the task runs again or ends, and, at
+ * exit, before LeakSanitizer's own check, when the leak scan finds that
+ * nothing can resume it (reach.c): what only a leaked task holds is then
+ * reported. TL__F_LSAN says that its stack is registered, so that every
+ * region is unregistered exactly once (LeakSanitizer dies on an unknown
+ * one). Only with AddressSanitizer's fiber annotations, whose calls come
+ * at every switch the shim sees.
+ * ------------------------------------------------------------------------ */
+
+static void lsan_suspended(struct tl__task *t)
+{
+  if (sanitizers.lsan_register == NULL || t == NULL || (t->flags & (TL__F_ROOT | TL__F_LSAN)) || t->hi <= t->lo)
+    return;
+  sanitizers.lsan_register((const void *)t->lo, t->hi - t->lo);
+  tl__flag_set(t, TL__F_LSAN);
+}
+
+static void lsan_running(struct tl__task *t)
+{
+  if (t == NULL || !(t->flags & TL__F_LSAN) || sanitizers.lsan_unregister == NULL)
+    return;
+  tl__flag_clear(t, TL__F_LSAN);
+  sanitizers.lsan_unregister((const void *)t->lo, t->hi - t->lo);
+}
+
+int tl__lsan_present(void)
+{
+  return sanitizers.lsan_register != NULL;
+}
+
+void tl__lsan_forget(struct tl__task *t)
+{
+  lsan_running(t);
+}
+
 void tl__fibers_switch(struct tl__thread *th, struct tl__task *from, struct tl__task *to)
 {
   if (tl__fibers_on == FIB_ASAN) {
+    lsan_suspended(from);
+    lsan_running(to);
     asan_switch(th, fake_slot(from, 1), to, from == &th->root);
   } else if (tl__fibers_on == FIB_TSAN) {
     tsan_switch(th, to);
@@ -305,6 +354,8 @@ void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env)
   struct tl__task *t = tl__task_at(th, sp);
   if (t == NULL || t == c)
     return;
+  lsan_suspended(c);
+  lsan_running(t);
   asan_switch(th, fake_slot(c, 0), t, c == &th->root);
 }
 
@@ -313,6 +364,8 @@ void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env)
 void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t)
 {
   if (tl__fibers_on == FIB_ASAN) {
+    lsan_suspended(wrong);
+    lsan_running(t);
     asan_switch(th, wrong != NULL ? fake_slot(wrong, 1) : NULL, t, 0);
   } else if (tl__fibers_on == FIB_TSAN) {
     tsan_switch(th, t);
@@ -327,8 +380,10 @@ void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__ta
 void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit)
 {
   if (tl__fibers_on == FIB_ASAN) {
-    if (!exit)
+    if (!exit) {
+      lsan_running(next);
       asan_switch(th, NULL, next, 0);
+    }
   } else if (tl__fibers_on == FIB_TSAN) {
     tsan_switch(th, next);
   }
@@ -346,6 +401,7 @@ void tl__tools_made(struct tl__task *t)
 void tl__tools_gone(struct tl__task *t)
 {
   tl__valgrind_gone(t);
+  lsan_running(t);
   struct tl__task_ext *x = t->x;
   if (x == NULL || x->fiber == NULL)
     return;

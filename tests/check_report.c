@@ -451,7 +451,7 @@ START_TEST(shared_stack_unreliable)
   int entries = count(r.err, " tasks like this (") + count(r.err, "tasklocal: task ");
   ck_assert_int_eq(count(r.err, "suspended at (unreliable: its stack is shared with task "), entries);
   if (!TL_TEST_UNDER_ASAN) {
-    assert_has(r.err, "tasklocal: 2 tasks like this (ids 2, 3): suspended; made by task 1\n");
+    assert_has(r.err, "tasklocal: 2 tasks like this (ids 2, 3): suspended; made by task 1; parked\n");
     ck_assert_int_eq(count(r.err, "suspended at (unreliable: its stack is shared with task 3,"), 1);
   }
   assert_has(r.err, " in shared_yield ");
@@ -1337,9 +1337,9 @@ START_TEST(alike_tasks_grouped)
   assert_prefixed(r.err);
   assert_summary(r.err, "leak", 35, 0);
   const char *g20 = strstr(r.err, "tasklocal: 20 tasks like this (ids 7, 8, 9, 10, 11, 12, 13, 14 ...): suspended; "
-                                  "made by task 1\n");
+                                  "made by task 1; parked\n");
   const char *g10 = strstr(r.err, "tasklocal: 10 tasks like this (ids 27, 28, 29, 30, 31, 32, 33, 34 ...): ");
-  const char *g5 = strstr(r.err, "tasklocal: 5 tasks like this (ids 2, 3, 4, 5, 6): suspended; made by task 1\n");
+  const char *g5 = strstr(r.err, "tasklocal: 5 tasks like this (ids 2, 3, 4, 5, 6): suspended; made by task 1; parked\n");
   ck_assert_msg(g20 != NULL && g10 != NULL && g5 != NULL, "not three groups:\n%.1500s", r.err);
   ck_assert_msg(g20 < g10 && g10 < g5, "not biggest first:\n%.1500s", r.err);
   ck_assert_int_eq(count(r.err, "  suspended at:\n"), 3);

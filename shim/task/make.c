@@ -130,14 +130,24 @@ static inline __attribute__((always_inline)) struct tl__task *remake(struct tl__
  * its record becomes the new task's in place, without a lock, as in
  * remake. Only when nothing of it needs more than that: no values to
  * destroy, no extension (a name, a backtrace), and no leak report. */
+/* Whether t, made in the context now made again, is a never-started task
+ * that remake_unstarted takes: mapped there, made where it is, on this
+ * very stack, holding nothing (no values, no extension), and no leak
+ * report asked for. extra: flags that t must not have either. */
+static inline int unstarted_takeable(const struct tl__task *t, const struct tl__task *cur, uintptr_t lo, uintptr_t hi,
+                                     unsigned extra)
+{
+  return TL__LOAD(t->mapped) && t != cur && !tl__opt.leaks && t->x == NULL && t->lo == lo && t->hi == hi &&
+         atomic_load_explicit(&t->state, memory_order_relaxed) == TL__NEW &&
+         (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT | extra)) == TL__F_MADE &&
+         atomic_load_explicit(&t->vt, memory_order_relaxed) == tl__vt_empty && TL__LOAD(t->in_tree) == TL__TREE_IN;
+}
+
 static inline __attribute__((always_inline)) struct tl__task *remake_unstarted(struct tl__thread *th, struct tl__task *cur,
                                                                                struct tl__task *t, uintptr_t lo, uintptr_t hi,
                                                                                void (*entry)(void))
 {
-  if (t == NULL || !TL__LOAD(t->mapped) || t == cur || tl__opt.leaks || t->x != NULL || t->lo != lo || t->hi != hi ||
-      atomic_load_explicit(&t->state, memory_order_relaxed) != TL__NEW ||
-      (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT)) != TL__F_MADE ||
-      atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty || TL__LOAD(t->in_tree) != TL__TREE_IN)
+  if (t == NULL || !unstarted_takeable(t, cur, lo, hi, 0))
     return NULL;
   TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
   if (TL__UNLIKELY(t->flags & TL__F_VG))
@@ -229,16 +239,13 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
 }
 
 /* Whether t, the task of ucp's hint, is one remake_unstarted takes, and
- * holds nothing that its abandonment has to undo: then the new task needs
- * only its id, its function and its parent written into the record, since
- * state, flags, values, extension and thread are already a new task's. */
+ * holds nothing that its release has to undo (no stack registered with
+ * valgrind, no thread it ran on): then the new task needs only its id, its
+ * function and its parent written into the record, since state, flags,
+ * values, extension and thread are already a new task's. */
 static inline int unstarted_bare(const struct tl__task *t, const struct tl__task *cur, uintptr_t lo, uintptr_t hi)
 {
-  return TL__LOAD(t->mapped) && t != cur && !tl__opt.leaks && t->x == NULL && t->lo == lo && t->hi == hi &&
-         atomic_load_explicit(&t->state, memory_order_relaxed) == TL__NEW &&
-         (t->flags & (TL__F_MADE | TL__F_STARTED | TL__F_ROOT | TL__F_VG)) == TL__F_MADE &&
-         atomic_load_explicit(&t->vt, memory_order_relaxed) == tl__vt_empty && TL__LOAD(t->in_tree) == TL__TREE_IN &&
-         t->ran_on == 0;
+  return unstarted_takeable(t, cur, lo, hi, TL__F_VG) && t->ran_on == 0;
 }
 
 /* The two loops of remake and remake_unstarted, as makecontext's first

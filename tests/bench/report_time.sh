@@ -1,6 +1,6 @@
 #!/bin/sh
-# The exit report's cost (SPEC 6): the time to report 100,000 leaked tasks
-# in 10 groups, for make bench (tests/bench/run.sh, row 10).
+# The exit report's cost (doc/performance.md): the time to report 100,000 leaked tasks
+# in 10 groups, for make bench (tests/bench/run.sh, row 11).
 #
 #   tests/bench/report_time.sh LIB LEAK_MANY
 #
