@@ -3,11 +3,14 @@
 #   make            build/libtasklocal.so
 #   make check      every test: Check unit suites, the switch-pattern programs under
 #                   LD_PRELOAD, the same under ASan+UBSan and under valgrind,
-#                   and the aarch64 build's suites under qemu-user
+#                   and the aarch64 build's suites under qemu-user; each
+#                   suite runs, is timed, and is counted on the last line
+#                   (doc/testing.md)
 #   make demo       an unmodified coroutine program under the shim
 #
-# Missing build dependencies (libunwind, libelf, libdw, Check, pkg-config) are installed by
-# scripts/install-deps, which runs by itself the first time they are absent.
+# Missing build dependencies (libunwind, libelf, libdw, Check, pkg-config)
+# are installed by scripts/install-deps, which the deps target runs before
+# the first rule that compiles (make deps runs it alone).
 #
 # Targets: glibc on x86_64 and on aarch64. ARCH names the target (the
 # machine's own by default); another one is cross-built with Debian's
@@ -59,9 +62,13 @@ CXX_CLANG ?= clang++ --target=$(ARCH)-linux-gnu $(CROSS_FLAGS)
 PKG_CONFIG ?= PKG_CONFIG_LIBDIR=$(CROSS_SYSROOT)/usr/lib/$(ARCH)-linux-gnu/pkgconfig \
   PKG_CONFIG_SYSROOT_DIR=$(CROSS_SYSROOT) pkg-config
 DEPS_FLAGS := --cross=$(CROSS_SYSROOT)
-DEPS_CC = command -v $(firstword $(CC)) >/dev/null && command -v qemu-$(ARCH)-static >/dev/null &&
 # The suites run under qemu-user (tests/cross/emulated.sh), and know it.
+# Emulated, a program runs 4 to 8 times as slowly as natively (tl_get
+# loops, allocation-heavy report paths): every timeout is scaled by 4 (see
+# SLOWDOWN below), and the suites make fewer runs where they can
+# (tests/check_faults.c samples its allocation points; doc/testing.md).
 EMULATE := tests/cross/emulated.sh $(ARCH)
+SLOWDOWN ?= 4
 TEST_DEFS := -DTL_TEST_EMULATED=1 -DTL_TEST_CC='"$(CC)"'
 endif
 
@@ -108,30 +115,6 @@ LIB_MAP := $(LIB_MAP_$(ARCH))
 LDFLAGS_LIB = -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(LIB_MAP) \
               -Wl,-z,now -Wl,-z,noexecstack -Wl,--no-undefined $(LIB_LIBS) -ldl -pthread
 
-# The dependency check runs once per make invocation, before anything else.
-DEPS_OK := $(shell $(DEPS_CC) $(PKG_CONFIG) --exists check libunwind libelf libdw 2>/dev/null && echo yes)
-ifneq ($(DEPS_OK),yes)
-ifeq ($(filter clean,$(MAKECMDGOALS)),)
-$(info tasklocal: installing build dependencies with scripts/install-deps $(DEPS_FLAGS))
-DEPS_RC := $(shell scripts/install-deps $(DEPS_FLAGS) >&2; echo $$?)
-ifneq ($(DEPS_RC),0)
-$(error scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, libelf-dev, libdw-dev, check and pkg-config (for $(ARCH)) by hand)
-endif
-endif
-endif
-
-# What the compiler builds for, asked of its preprocessor: glibc, Linux,
-# 64-bit, and the architecture ARCH names. A compiler for musl, for a
-# 32-bit target (-m32, -mx32) or for another machine is refused here,
-# before anything is built.
-TARGET_PROBE := '\043include <features.h>\n\043if !defined(__GLIBC__) || !defined(__linux__) || !defined(__LP64__)\n \
-  unsupported\n\043elif defined(__x86_64__)\nx86_64\n\043elif defined(__aarch64__)\naarch64\n\043else\nunsupported\n\043endif\n'
-TARGET_ARCH_SEEN := $(if $(filter clean,$(MAKECMDGOALS)),$(ARCH),$(shell printf $(TARGET_PROBE) | \
-  $(CC) -E -P -x c - 2>/dev/null | tr -d ' '))
-ifneq ($(TARGET_ARCH_SEEN),$(ARCH))
-$(error $(firstword $(CC)) does not build for glibc on $(ARCH) (its preprocessor says: $(or $(TARGET_ARCH_SEEN),nothing: no such compiler, or no glibc headers for it)): tasklocal supports glibc on x86_64 and aarch64, 64-bit only; musl, 32-bit targets and other C libraries are refused)
-endif
-
 LIB_LIBS = $(shell $(PKG_CONFIG) --libs libunwind libdw libelf)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
@@ -148,6 +131,29 @@ PLUGIN := $(BUILD)/tests/libtlprobe.so
 
 .PHONY: all check check-unit check-asan check-valgrind demo clean install uninstall
 all: $(LIB)
+
+# Dependencies are installed by the deps target, which every build
+# directory below has as an order-only prerequisite, and every rule that
+# compiles has its directory as one: so deps runs once per make, before the
+# first compiler, and only when something is built. scripts/install-deps
+# tests each dependency as the build uses it and is quiet when nothing is
+# missing. It then checks what the compiler builds for, asked of its
+# preprocessor: glibc, Linux, 64-bit, and the architecture ARCH names. A
+# compiler for musl, for a 32-bit target (-m32, -mx32) or for another
+# machine is refused there, before anything is built. (Neither runs while
+# make reads this file: a cross compiler that deps installs is not there
+# yet at that time.)
+TARGET_PROBE := '\043include <features.h>\n\043if !defined(__GLIBC__) || !defined(__linux__) || !defined(__LP64__)\n \
+  unsupported\n\043elif defined(__x86_64__)\nx86_64\n\043elif defined(__aarch64__)\naarch64\n\043else\nunsupported\n\043endif\n'
+
+.PHONY: deps
+deps:
+	@scripts/install-deps $(DEPS_FLAGS) || { echo "make: scripts/install-deps $(DEPS_FLAGS) failed; install libunwind-dev, libelf-dev, libdw-dev, check and pkg-config (for $(ARCH)) by hand" >&2; exit 1; }
+	@seen=$$(printf $(TARGET_PROBE) | $(CC) -E -P -x c - 2>/dev/null | tr -d ' '); \
+	if [ "$$seen" != "$(ARCH)" ]; then \
+	  echo "make: $(firstword $(CC)) does not build for glibc on $(ARCH) (its preprocessor says: $${seen:-nothing: no such compiler, or no glibc headers for it}): tasklocal supports glibc on x86_64 and aarch64, 64-bit only; musl, 32-bit targets and other C libraries are refused" >&2; \
+	  exit 1; \
+	fi
 
 $(BUILD)/obj/%.o: shim/%.c $(LIB_HDR) | $(BUILD)/obj
 	@mkdir -p $(dir $@)
@@ -175,11 +181,11 @@ $(LIB): $(LIB_OBJ) $(LIB_MAP)
 	$(CC) $(LIB_OBJ) -o $@ $(LDFLAGS_LIB)
 	ln -sf libtasklocal.so $(BUILD)/$(SONAME)
 
-$(BUILD)/obj $(BUILD)/tests/programs:
+$(BUILD)/obj $(BUILD)/tests/programs: | deps
 	mkdir -p $@
 
 # Unmodified ucontext programs: no tasklocal header, no tasklocal library.
-$(BUILD)/tests/programs/%: tests/programs/%.c | $(BUILD)/tests/programs
+$(BUILD)/tests/programs/%: tests/programs/%.c tests/programs/prog.h | $(BUILD)/tests/programs
 	$(CC) $(CSTD) $(WARN) -O2 -g -pthread $< -o $@
 
 $(PLUGIN): tests/plugin/probe.c $(PUBLIC_HDR) $(LIB) | $(BUILD)/tests/programs
@@ -206,29 +212,53 @@ $(BUILD)/tests/check_fastpath: tests/check_fastpath.c tests/testutil.h $(LIB_SRC
 	  -DTL_BUILD_DIR='"$(abspath $(BUILD))"' $(TEST_DEFS) $(LIB_SRC) $< -o $@ \
 	  -Wl,--wrap=tl__before_swap -Wl,--wrap=tl__before_make $(LIB_LIBS) $(CHECK_LIBS) -ldl
 
+# Timeouts (doc/testing.md). Check multiplies each test case's timeout by
+# CK_TIMEOUT_MULTIPLIER, and tests/testutil.h scales the deadlines the
+# suites put on their child processes by the same factor: SLOWDOWN times
+# TIMEOUT_SCALE. SLOWDOWN is how much slower than the plain native build
+# the build under test runs, set where it is built: 1 here, more under
+# emulation (the cross build above) and with sanitizers (check-asan,
+# check-tsan), where every instruction costs several. TIMEOUT_SCALE is
+# the user's, for a machine slower than the busy 2 cores the timeouts are
+# sized for: make check TIMEOUT_SCALE=2.
+SLOWDOWN ?= 1
+TIMEOUT_SCALE ?= 1
+TIMEOUT_MULT = $$(( $(SLOWDOWN) * $(TIMEOUT_SCALE) ))
+
+# Each suite runs even when one before it failed; each one's time and its
+# slowest test's share of that test's timeout are printed (tests/run-each.sh,
+# tl_test_run in tests/testutil.h).
 check-unit: $(LIB) $(PROGRAMS) $(PLUGIN) $(SUITES)
-	@fail=0; for t in $(SUITES); do \
-	  echo "== $$t"; $(EMULATE) $$t || fail=1; \
-	done; exit $$fail
+	@CK_TIMEOUT_MULTIPLIER=$(TIMEOUT_MULT) sh tests/run-each.sh check-unit '$(EMULATE)' $(SUITES)
 
 # The same suites against a library and tests built with AddressSanitizer
-# and UndefinedBehaviorSanitizer.
+# and UndefinedBehaviorSanitizer, which run them about twice as slowly.
 check-asan:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SLOWDOWN=$(ASAN_SLOWDOWN) \
 	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  CC="$(CC) -fsanitize=address,undefined" check-unit
+ASAN_SLOWDOWN := 2
 
 # Fragments in mk/ add their own targets and append to CHECK_EXTRA the ones
 # that make check must run.
 CHECK_EXTRA :=
 -include $(sort $(wildcard mk/*.mk))
 
+# make check runs its suites one after the other, each with its own make
+# (which builds what it needs, with the -j given), through
+# tests/run-each.sh: every suite runs even when one fails, each one's time
+# is printed, the failed ones are named at the end, a last line counts
+# them ("check: 14 passed, 0 failed"), and make check fails if any did.
+# One at a time, so that no suite's timeouts have to allow for another
+# suite running beside it.
 ifeq ($(ARCH),$(HOST_ARCH))
-check: check-unit check-asan $(CHECK_EXTRA)
+CHECK_SUITES := check-unit check-asan $(CHECK_EXTRA)
 else
 # A cross build is tested under emulation: its suites (mk/cross.mk).
-check: check-unit
+CHECK_SUITES := check-unit
 endif
+check:
+	@sh tests/run-each.sh check '$(MAKE) --no-print-directory' $(CHECK_SUITES)
 
 demo: $(LIB) $(BUILD)/tests/programs/demo $(PLUGIN) $(BUILD)/tests/programs/leak_demo $(LEAKPLUG)
 	@echo "== an unmodified coroutine program, run alone:"

@@ -3,8 +3,8 @@
 # shared machine are figures to read, not tests to pass.
 #
 # GNU Pth (libpth-dev) is needed only here, for the pth_key_getdata
-# comparison; it is installed by scripts/install-deps --bench when its
-# header is missing (Debian's Pth has no pkg-config file).
+# comparison; it is installed by scripts/install-deps --bench when a
+# program cannot be linked with it (Debian's Pth has no pkg-config file).
 #
 # After the table come the real-program rows (tests/bench/real.sh, about a
 # minute): stress-ng, qemu-io and qemu-img, openssl speed, PCL's benchmark
@@ -28,8 +28,8 @@ BENCH_CFLAGS := $(CSTD) $(WARN) -O2 -g -Iinclude
 BENCH_LDFLAGS := -Wl,-z,now
 # Expanded when the recipe runs, after bench-deps: without Pth (no apt-get,
 # no network) the program is built without it and its row says so.
-PTH_CFLAGS = $(shell test -e /usr/include/pth.h && { pth-config --cflags 2>/dev/null || true; } || echo -DTLBENCH_NO_PTH)
-PTH_LIBS = $(shell test -e /usr/include/pth.h && { pth-config --ldflags --libs 2>/dev/null || echo -lpth; })
+PTH_CFLAGS = $(shell scripts/install-deps --have=pth && { pth-config --cflags 2>/dev/null || true; } || echo -DTLBENCH_NO_PTH)
+PTH_LIBS = $(shell scripts/install-deps --have=pth && { pth-config --ldflags --libs 2>/dev/null || echo -lpth; })
 
 # The header-only variant (TL_DYNAMIC) is measured once the header has it.
 BENCH_DYNAMIC := $(if $(shell grep -q TL_DYNAMIC include/tasklocal.h 2>/dev/null && echo yes),yes,no)
@@ -54,10 +54,10 @@ bench-micro: $(LIB) $(BENCH_PROGS)
 	sh tests/bench/run.sh $(BENCH) $(abspath $(LIB)) $$dyn
 
 bench-deps:
-	@test -e /usr/include/pth.h || scripts/install-deps --bench || \
+	@scripts/install-deps --bench || \
 	  echo "bench: GNU Pth could not be installed; the table goes on without it" >&2
 
-$(BENCH):
+$(BENCH): | deps
 	mkdir -p $@
 
 # Linked with the library (which then tracks ucontext without LD_PRELOAD)
@@ -117,7 +117,7 @@ $(BENCH)/cputime: tests/bench/cputime.c | $(BENCH)
 
 # Without PCL (libpcl1-dev) the program is not built and its row says so.
 $(BENCH_REAL_PCL): tests/bench/pclbench.c | $(BENCH) real-deps
-	@if [ -e /usr/include/pcl.h ]; then \
+	@if scripts/install-deps --have=pcl; then \
 	  echo "$(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS) -lpcl"; \
 	  $(CC) $(BENCH_CFLAGS) $< -o $@ $(BENCH_LDFLAGS) -lpcl; \
 	else echo "bench: PCL is not installed; its row will say so" >&2; fi

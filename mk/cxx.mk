@@ -23,7 +23,7 @@ CXXT_PROGS := $(CXXT)/guard-g++-c++11 $(CXXT)/guard-clang++-c++17-dynamic $(CXXT
 cxx-deps:
 	@scripts/install-deps --cxx
 
-$(CXXT):
+$(CXXT): | deps
 	mkdir -p $@
 
 $(CXXT)/guard-g++-c++11: tests/cxx/guard.cpp $(PUBLIC_HDR) $(LIB) | $(CXXT) cxx-deps

@@ -28,7 +28,7 @@ FUZZ_CORPUS := tests/fuzz/corpus
 fuzz-deps:
 	@scripts/install-deps --fuzz
 
-$(FUZZ_DIR):
+$(FUZZ_DIR): | deps
 	mkdir -p $@ $@/corpus
 
 $(FUZZ_DIR)/libtasklocal.so: $(LIB_SRC) $(LIB_HDR) $(ASM_OFFSETS) shim/tasklocal.map | $(FUZZ_DIR) fuzz-deps

@@ -18,7 +18,7 @@ all: $(GDB_BUILD_SCRIPT)
 $(GDB_BUILD_SCRIPT): $(GDB_SCRIPT) | $(BUILD)/obj
 	cp $< $@
 
-$(GDB_DIR):
+$(GDB_DIR): | deps
 	mkdir -p $@
 
 .PHONY: check-gdb gdb-deps

@@ -2,7 +2,7 @@
 # exit, which make bench prints before its table, as a time (there is no
 # target to meet: the scan reads all of the heap that is reachable).
 
-$(BUILD)/tests/bench/bench_scan: tests/bench/bench_scan.c
+$(BUILD)/tests/bench/bench_scan: tests/bench/bench_scan.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O2 -g $< -o $@
 

@@ -24,30 +24,33 @@ real-deps:
 	@scripts/install-deps --real || \
 	  echo "check-real: scripts/install-deps --real failed; tests whose programs are missing will skip" >&2
 
-$(REAL):
+$(REAL): | deps
 	mkdir -p $@
 
-# Without Pth the program is not built and its test skips.
+# Without Pth the program is not built and its test skips. Whether a
+# library is there is asked of scripts/install-deps --have, which links a
+# program with it as the rule does.
 $(REAL)/pth_prog: tests/real/pth_prog.c | real-deps $(REAL)
-	@if [ -e /usr/include/pth.h ]; then \
+	@if scripts/install-deps --have=pth; then \
 	  echo "$(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ $(REAL_PTH_FLAGS)"; \
 	  $(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ $(REAL_PTH_FLAGS); \
 	else echo "check-real: GNU Pth is not installed; the Pth test will skip" >&2; fi
 
 # Without PCL (libpcl1-dev) the program is not built and its test skips.
 $(REAL)/pcl_prog: tests/real/pcl_prog.c | real-deps $(REAL)
-	@if [ -e /usr/include/pcl.h ]; then \
+	@if scripts/install-deps --have=pcl; then \
 	  echo "$(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ -lpcl"; \
 	  $(CC) $(CSTD) $(WARN) -O2 -g $< -o $@ -lpcl; \
 	else echo "check-real: PCL is not installed; the PCL test will skip" >&2; fi
 
 # Boost.Context's fibers on its ucontext backend, from C++. Without the
-# headers (libboost-context-dev) the program is not built and its test
-# skips. Debian's libboost_context is the fcontext build; the program
+# library (libboost-context-dev: Boost's headers alone, which other
+# packages bring, are not enough to link) the program is not built and its
+# test skips. Debian's libboost_context is the fcontext build; the program
 # defines the one function the ucontext backend needs from the library
 # (see the program).
 $(REAL)/boost_prog: tests/real/boost_prog.cpp | real-deps $(REAL)
-	@if [ -e /usr/include/boost/context/fiber.hpp ]; then \
+	@if scripts/install-deps --have=boost-context; then \
 	  echo "$(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@ -lboost_context"; \
 	  $(CXX) -std=c++17 $(WARN) -O2 -g $< -o $@ -lboost_context; \
 	else echo "check-real: Boost.Context is not installed; the Boost test will skip" >&2; fi
@@ -55,7 +58,7 @@ $(REAL)/boost_prog: tests/real/boost_prog.cpp | real-deps $(REAL)
 # D fibers on druntime, built with gdc (which brings libgphobos). Without
 # gdc the program is not built and its test skips.
 $(REAL)/d_prog: tests/real/d_prog.d | real-deps $(REAL)
-	@if command -v gdc >/dev/null 2>&1; then \
+	@if scripts/install-deps --have=gdc; then \
 	  echo "gdc -O2 -g -Wall -Werror $< -o $@"; \
 	  gdc -O2 -g -Wall -Werror $< -o $@; \
 	else echo "check-real: gdc is not installed; the D test will skip" >&2; fi

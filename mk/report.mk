@@ -21,7 +21,7 @@ check-unit: $(FAKEBT)
 
 # The cost of capturing creation backtraces: task life with
 # TASKLOCAL_BACKTRACE=1 against =0, printed as a ratio.
-$(BUILD)/tests/bench/bench_backtrace: tests/bench/bench_backtrace.c
+$(BUILD)/tests/bench/bench_backtrace: tests/bench/bench_backtrace.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O2 -g $< -o $@
 

@@ -11,11 +11,11 @@ SAN_PROGRAMS := asymmetric symmetric uclink uclink_null nested migrate getcontex
 ASAN_ONLY := sigjmp
 SAN_DIR := $(BUILD)/tests/san-programs
 
-$(SAN_DIR)/%.asan: tests/programs/%.c
+$(SAN_DIR)/%.asan: tests/programs/%.c tests/programs/prog.h | deps
 	@mkdir -p $(SAN_DIR)
 	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=address -fno-omit-frame-pointer -pthread $< -o $@
 
-$(SAN_DIR)/%.tsan: tests/programs/%.c
+$(SAN_DIR)/%.tsan: tests/programs/%.c tests/programs/prog.h | deps
 	@mkdir -p $(SAN_DIR)
 	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=thread -pthread $< -o $@
 

@@ -10,7 +10,7 @@ TASKTLS_DIR := $(BUILD)/tests/tasktls
 TASKTLS_PROGS := $(TASKTLS_DIR)/libreqid.so $(TASKTLS_DIR)/interleave $(TASKTLS_DIR)/migrate \
                  $(TASKTLS_DIR)/sigjmp $(TASKTLS_DIR)/abandon $(TASKTLS_DIR)/latekey $(TASKTLS_DIR)/plugin $(TASKTLS_DIR)/keydelete $(TASKTLS_DIR)/eh
 
-$(TASKTLS_DIR):
+$(TASKTLS_DIR): | deps
 	mkdir -p $@
 
 $(TASKTLS_DIR)/libreqid.so: tests/tasktls/libreqid.c | $(TASKTLS_DIR)
@@ -47,7 +47,7 @@ check-unit: $(TASKTLS_PROGS)
 TASKTLS_SAN := $(BUILD)/tests/tasktls-san
 TASKTLS_SAN_C := interleave migrate
 
-$(TASKTLS_SAN)/asan/libreqid.so $(TASKTLS_SAN)/tsan/libreqid.so: $(TASKTLS_SAN)/%/libreqid.so: tests/tasktls/libreqid.c
+$(TASKTLS_SAN)/asan/libreqid.so $(TASKTLS_SAN)/tsan/libreqid.so: $(TASKTLS_SAN)/%/libreqid.so: tests/tasktls/libreqid.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=$(if $(filter asan,$*),address,thread) -shared -fPIC -pthread $< -o $@
 
@@ -58,11 +58,11 @@ $(TASKTLS_SAN)/asan/%.asan: tests/tasktls/%.c tests/tasktls/reqid.h $(TASKTLS_SA
 $(TASKTLS_SAN)/tsan/%.tsan: tests/tasktls/%.c tests/tasktls/reqid.h $(TASKTLS_SAN)/tsan/libreqid.so
 	$(CC) $(CSTD) $(WARN) -O1 -g -fsanitize=thread -pthread $< -o $@ -L$(@D) -Wl,-rpath,'$$ORIGIN' -lreqid
 
-$(TASKTLS_SAN)/asan/eh.asan: tests/tasktls/eh.cpp
+$(TASKTLS_SAN)/asan/eh.asan: tests/tasktls/eh.cpp | deps
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 $(WARN) -O1 -g -fsanitize=address -fno-omit-frame-pointer $< -o $@
 
-$(TASKTLS_SAN)/tsan/eh.tsan: tests/tasktls/eh.cpp
+$(TASKTLS_SAN)/tsan/eh.tsan: tests/tasktls/eh.cpp | deps
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 $(WARN) -O1 -g -fsanitize=thread $< -o $@
 

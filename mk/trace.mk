@@ -6,7 +6,7 @@
 TRACE_DIR := $(BUILD)/tests/trace
 TRACE_TEST_PROGS := $(TRACE_DIR)/trace_prog $(TRACE_DIR)/trace_linked $(TRACE_DIR)/verify.py
 
-$(TRACE_DIR):
+$(TRACE_DIR): | deps
 	mkdir -p $@
 
 # An unmodified ucontext program: no tasklocal header, no tasklocal library.

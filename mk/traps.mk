@@ -8,7 +8,7 @@ TRAP_MALLOC_LIB := $(TRAPS_DIR)/libtltrapmalloc.so
 TRAPS := $(TRAP_CTOR_LIB) $(TRAP_MALLOC_LIB) $(TRAPS_DIR)/trap_ctor $(TRAPS_DIR)/trap_exit \
   $(TRAPS_DIR)/trap_freed $(TRAPS_DIR)/trap_switches $(TRAPS_DIR)/trap_cxx $(TRAPS_DIR)/trap_cxx_clang
 
-$(TRAPS_DIR):
+$(TRAPS_DIR): | deps
 	mkdir -p $@
 
 $(TRAP_CTOR_LIB): tests/traps/trap_ctor_lib.c | $(TRAPS_DIR)

@@ -395,7 +395,7 @@ static const char cxx_prog[] =
 
 START_TEST(test_cxx_header)
 {
-  char *out;
+  char *out = NULL;
   if (TL_TEST_EMULATED || sh(&out, "command -v c++") != 0) {
     fprintf(stderr, "test_cxx_header: skipped (no C++ compiler for this build)\n");
     free(out);

@@ -65,23 +65,168 @@ static inline long tl_test_rss_kib(void)
   return rss * 4;
 }
 
-/* Runs every suite given, with Check's fork mode so that each test has its
- * own process, and returns the exit status for main(). */
-static inline int tl_test_run(Suite *s)
-{
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
-
 /* Seconds on the monotonic clock, for deadlines and timed loops. */
 static inline double tl_test_now_s(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------------
+ * Timeouts, and how close each suite came to them
+ * ------------------------------------------------------------------------ */
+
+/* Check multiplies every test case's timeout by CK_TIMEOUT_MULTIPLIER. The
+ * Makefile sets it where the suites run slowly (under qemu-user, with
+ * sanitizers: see doc/testing.md), and the deadlines the suites put on
+ * their child processes scale by the same factor, since those programs
+ * slow down alike. */
+static inline double tl_test_timeout_scale(void)
+{
+  const char *v = getenv("CK_TIMEOUT_MULTIPLIER");
+  char *end;
+  double m = v != NULL ? strtod(v, &end) : 1.0;
+  return v != NULL && end != v && *end == '\0' && m > 0 ? m : 1.0;
+}
+
+/* Each test case's name and timeout (before scaling), recorded as the
+ * suite makes them, for the line tl_test_run prints at the end: Check
+ * itself tells neither. */
+struct tl_test_case_limit {
+  const char *name;
+  double timeout_s;
+};
+static struct tl_test_case_limit tl_test_limits[64];
+static TCase *tl_test_limit_cases[64];
+static int tl_test_nlimits;
+
+static inline TCase *tl_test_tcase_create(const char *name)
+{
+  TCase *tc = tcase_create(name);
+  const char *v = getenv("CK_DEFAULT_TIMEOUT");
+  double timeout_s = v != NULL ? atof(v) : 4.0;
+  if (tl_test_nlimits < 64) {
+    tl_test_limits[tl_test_nlimits] = (struct tl_test_case_limit){name, timeout_s > 0 ? timeout_s : 4.0};
+    tl_test_limit_cases[tl_test_nlimits++] = tc;
+  }
+  return tc;
+}
+
+static inline void tl_test_tcase_set_timeout(TCase *tc, double timeout_s)
+{
+  tcase_set_timeout(tc, timeout_s);
+  for (int i = 0; i < tl_test_nlimits; i++)
+    if (tl_test_limit_cases[i] == tc)
+      tl_test_limits[i].timeout_s = timeout_s;
+}
+
+/* The suites call Check's two functions by their names; these macros
+ * route the calls through the recorders above. */
+#define tcase_create(name) tl_test_tcase_create(name)
+#define tcase_set_timeout(tc, timeout_s) tl_test_tcase_set_timeout((tc), (timeout_s))
+
+/* The text of the first <tag>...</tag> in [p, end), into out. */
+static inline int tl_test_xml_field(const char *p, const char *end, const char *tag, char *out, size_t size)
+{
+  char open[32], close[32];
+  snprintf(open, sizeof open, "<%s>", tag);
+  snprintf(close, sizeof close, "</%s>", tag);
+  const char *a = strstr(p, open);
+  if (a == NULL || a >= end)
+    return 0;
+  a += strlen(open);
+  const char *b = strstr(a, close);
+  if (b == NULL || b > end || (size_t)(b - a) >= size)
+    return 0;
+  memcpy(out, a, (size_t)(b - a));
+  out[b - a] = '\0';
+  return 1;
+}
+
+/* Prints, from the XML log Check wrote, how long the suite took and which
+ * test came closest to its timeout, with its share of that timeout; and a
+ * line for each test past half of its own, which a busier machine could
+ * push over. */
+static inline void tl_test_report_times(const char *path, double wall_s)
+{
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return;
+  static char xml[1 << 20];
+  size_t len = fread(xml, 1, sizeof xml - 1, f);
+  fclose(f);
+  xml[len] = '\0';
+  double scale = tl_test_timeout_scale(), worst = -1, worst_s = 0, worst_limit = 0;
+  char worst_name[256] = "", id[128], iter[16], dur[32], tcase[96];
+  int ntests = 0;
+  for (const char *p = strstr(xml, "<test "); p != NULL; p = strstr(p + 1, "<test ")) {
+    const char *end = strstr(p, "</test>");
+    if (end == NULL)
+      break;
+    ntests++;
+    if (!tl_test_xml_field(p, end, "id", id, sizeof id) || !tl_test_xml_field(p, end, "duration", dur, sizeof dur) ||
+        !tl_test_xml_field(p, end, "description", tcase, sizeof tcase))
+      continue;
+    if (!tl_test_xml_field(p, end, "iteration", iter, sizeof iter))
+      iter[0] = '\0';
+    double limit = 0;
+    for (int i = 0; i < tl_test_nlimits; i++)
+      if (strcmp(tl_test_limits[i].name, tcase) == 0)
+        limit = tl_test_limits[i].timeout_s * scale;
+    double took = atof(dur);
+    if (limit <= 0)
+      continue;
+    char name[256];
+    snprintf(name, sizeof name, "%s/%s%s%s%s", tcase, id, iter[0] ? "(" : "", iter, iter[0] ? ")" : "");
+    /* Check writes -1 for a test that did not end by itself: one it
+     * killed at its timeout (the message says so), and one that failed,
+     * whose time is not known. */
+    if (took < 0) {
+      char message[256];
+      if (!tl_test_xml_field(p, end, "message", message, sizeof message) || strstr(message, "Test timeout expired") == NULL)
+        continue;
+      took = limit;
+      printf("%s: %s ran past its %g s timeout\n", program_invocation_short_name, name, limit);
+    } else if (took / limit > 0.5) {
+      printf("%s: %s took %.1f s, %.0f%% of its %g s timeout: near its limit\n", program_invocation_short_name,
+             name, took, 100 * took / limit, limit);
+    }
+    if (took / limit > worst) {
+      worst = took / limit;
+      worst_s = took;
+      worst_limit = limit;
+      snprintf(worst_name, sizeof worst_name, "%s", name);
+    }
+  }
+  if (worst >= 0)
+    printf("%s: %d tests in %.1f s; slowest for its timeout: %s, %.1f s of %g s (%.0f%%)\n",
+           program_invocation_short_name, ntests, wall_s, worst_name, worst_s, worst_limit, 100 * worst);
+}
+
+/* Runs every suite given, with Check's fork mode so that each test has its
+ * own process, and returns the exit status for main(). Check's XML log
+ * (to CK_XML_LOG_FILE_NAME, or a file of our own) gives each test's time
+ * for tl_test_report_times. */
+static inline int tl_test_run(Suite *s)
+{
+  SRunner *sr = srunner_create(s);
+  char path[] = "/tmp/tltest-log-XXXXXX";
+  int fd = getenv("CK_XML_LOG_FILE_NAME") == NULL ? mkstemp(path) : -1;
+  if (fd >= 0) {
+    close(fd);
+    srunner_set_xml(sr, path);
+  }
+  double start = tl_test_now_s();
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  const char *log = srunner_xml_fname(sr);
+  if (log != NULL)
+    tl_test_report_times(log, tl_test_now_s() - start);
+  srunner_free(sr);
+  if (fd >= 0)
+    unlink(path);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 /* Makes ctx a coroutine that runs fn on the given stack and, when fn
@@ -215,7 +360,7 @@ static inline void tl_test_spawn(struct tl_test_proc *p, char *const argv[], cha
  * on the other. */
 static inline int tl_test_read_until(struct tl_test_proc *p, const char *want, double deadline_s)
 {
-  double deadline = tl_test_now_s() + deadline_s;
+  double deadline = tl_test_now_s() + deadline_s * tl_test_timeout_scale();
   for (;;) {
     if (want != NULL && p->out.data != NULL && strstr(p->out.data, want) != NULL)
       return 1;
@@ -255,7 +400,7 @@ static inline void tl_test_reap(struct tl_test_proc *p, double deadline_s)
   if (p->in >= 0)
     close(p->in);
   p->in = -1;
-  p->deadline_s = deadline_s;
+  p->deadline_s = deadline_s * tl_test_timeout_scale();
   if (!tl_test_read_until(p, NULL, deadline_s)) {
     p->timed_out = 1;
     kill(p->pid, SIGKILL);

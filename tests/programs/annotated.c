@@ -10,12 +10,9 @@
  * unwinds with longjmp once (see unwind.c), which ASan handles quietly only
  * when it knows which stack the thread runs on.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <setjmp.h>
 #include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 
 #define NCO 2
 #define STEPS 3
@@ -28,14 +25,6 @@ void *__tsan_get_current_fiber(void) __attribute__((weak));
 void *__tsan_create_fiber(unsigned flags) __attribute__((weak));
 void __tsan_destroy_fiber(void *fiber) __attribute__((weak));
 void __tsan_switch_to_fiber(void *fiber, unsigned flags) __attribute__((weak));
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 struct coro {
   ucontext_t ctx;

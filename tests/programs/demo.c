@@ -1,15 +1,10 @@
 /* The program of `make demo`: a tiny request server whose requests are
  * ucontext coroutines, scheduled round-robin. It knows nothing of
  * tasklocal. At each step it calls a logging hook, tlprobe(), through a
- * weak symbol: alone, the hook is absent and nothing happens; with a plugin
- * preloaded after the shim, the plugin keeps one record per coroutine in a
- * task-local key, without the server's help. */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
-
-extern void tlprobe(const char *label) __attribute__((weak));
+ * weak symbol (prog.h): alone, the hook is absent and nothing happens;
+ * with a plugin preloaded after the shim, the plugin keeps one record per
+ * coroutine in a task-local key, without the server's help. */
+#include "prog.h"
 
 #define REQUESTS 3
 #define STEPS 3
@@ -23,18 +18,12 @@ static struct request {
   char *stack;
 } req[REQUESTS];
 
-static void log_step(const char *who)
-{
-  if (tlprobe)
-    tlprobe(who);
-}
-
 static void handle(int i)
 {
   struct request *r = &req[i];
   for (int step = 1; step <= STEPS + i; step++) {
     printf("%s: step %d\n", r->name, step);
-    log_step(r->name);
+    probe(r->name);
     swapcontext(&r->ctx, &sched_ctx);
   }
   r->done = 1;

@@ -28,15 +28,12 @@
  *   jumpfree  the same, then main frees its stack, as OpenSSL's async jobs
  *             end: released
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 
 extern void leakplug_set(const char *key, void *value, int destructor) __attribute__((weak));
 

@@ -8,11 +8,8 @@
  *   created=3 finished=3 abandoned=0 switches=18 untracked=0 peak=3 keys=2
  * (9 switches into the coroutines, 6 yields, 3 returns through uc_link).
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 
 extern void leakplug_set(const char *key, void *value, int destructor) __attribute__((weak));
 

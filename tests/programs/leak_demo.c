@@ -9,11 +9,8 @@
  *   started.
  * - request-1 finishes, but its "trace" value has no destructor: dropped.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 
 extern void leakplug_set(const char *key, void *value, int destructor) __attribute__((weak));
 extern void leakplug_name(const char *name) __attribute__((weak));

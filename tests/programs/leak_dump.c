@@ -8,12 +8,9 @@
  * returns 0. At any moment of a dump there are 7 live tasks: the parked
  * one, and 6 that are suspended or running on the threads.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #define THREADS 2

@@ -9,12 +9,9 @@
  * In every mode a coroutine, parked_here, is left suspended first: the
  * report counts 1 task, or 2 in modes call and small.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #define STACK (256 * 1024)

@@ -4,11 +4,8 @@
  * exits with exit(0). The child's report counts 2 tasks, the parent's 1,
  * and both tag their lines with their pid.
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
+#include "prog.h"
 #include <sys/wait.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #define STACK (128 * 1024)

@@ -9,14 +9,11 @@
  *   garbage  the stack is overwritten with a pattern (reused memory):
  *            nothing printed as a frame may come from it (1 task).
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
+#include "prog.h"
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <ucontext.h>
 
 #define STACK (64 * 1024)
 

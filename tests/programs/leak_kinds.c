@@ -29,14 +29,11 @@
  * below main is overwritten afterwards, so that no stale copy of a pointer
  * is left in a dead frame that the scan of main's stack would read.
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
+#include "prog.h"
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <ucontext.h>
 
 #define STACK (64 * 1024)
 

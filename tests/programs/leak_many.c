@@ -7,10 +7,7 @@
  * inlined into worker(), and is still suspended at exit. The report has
  * one entry per group, biggest first.
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
+#include "prog.h"
 
 #define STACK (8 * 1024)
 

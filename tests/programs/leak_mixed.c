@@ -18,12 +18,9 @@
  * exit and do not count. The task that finishes cleanly (replacement: the
  * value it binds has a destructor) does not count either.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 
 extern void leakplug_set(const char *key, void *value, int destructor) __attribute__((weak));
 extern void leakplug_name(const char *name) __attribute__((weak));

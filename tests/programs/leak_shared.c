@@ -5,11 +5,8 @@
  * and their suspended backtraces are marked unreliable, since the shared
  * stack holds only one of them at a time.
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
+#include "prog.h"
 #include <string.h>
-#include <ucontext.h>
 
 #define STACK (64 * 1024)
 #define N 2

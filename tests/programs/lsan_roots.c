@@ -7,12 +7,9 @@
  * annotations the shim makes, AddressSanitizer cannot unwind an allocation
  * made on a coroutine stack, and LeakSanitizer ignores such blocks.)
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
+#include "prog.h"
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 
 #define STACK (64 * 1024)
 

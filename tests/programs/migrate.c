@@ -12,11 +12,8 @@
  * Workers never print; main prints every coroutine's results (including
  * the workers it ran on) after joining them.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 
 #define NWORKERS 2
 #define NCO 3
@@ -25,16 +22,6 @@
  * takes a jump from one coroutine stack to another for a switch, not for
  * one huge stack frame. Only the pages a coroutine touches are committed. */
 #define STACK_SIZE (4 * 1024 * 1024)
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-/* The probe is reached through a weak symbol, so the program behaves the
- * same whether or not a test plugin that defines it is preloaded. */
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 struct worker {
   pthread_t thread;

@@ -10,26 +10,13 @@
  * context. Every argument is printed and checked. The pointers point into
  * main's stack frame, so their upper halves are never zero.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 
 /* Larger than valgrind's default --max-stackframe (2 MB), so that memcheck
  * takes a jump from one coroutine stack to another for a switch, not for
  * one huge stack frame. Only the pages a coroutine touches are committed. */
 #define STACK_SIZE (4 * 1024 * 1024)
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-/* The probe is reached through a weak symbol, so the program behaves the
- * same whether or not a test plugin that defines it is preloaded. */
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 struct message {
   const char *text;

@@ -7,25 +7,12 @@
  * context and stack, co2 while co1 is suspended, and co3 in co1's context
  * once co1 has finished.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <ucontext.h>
 
 #define STACK_SIZE (256 * 1024)
 #define REMAKES 50
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-/* The probe is reached through a weak symbol, so the program behaves the
- * same whether or not a test plugin that defines it is preloaded. */
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 static ucontext_t main_ctx, ctx_a, ctx_b;
 static char *stack_a, *stack_b;

@@ -10,11 +10,8 @@
  * is right only if each stack image came back intact. The coroutine pointer
  * reaches makecontext split into two 32-bit halves, as cloudwu passes it.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 
 /* Memcheck marks stack memory inaccessible when frames return, so after
  * another coroutine ran on the shared stack, copying a saved image back
@@ -52,16 +49,6 @@
 #define NCO 3
 #define SHARED_STACK_SIZE (256 * 1024)
 #define MAX_YIELDS 8
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-/* The probe is reached through a weak symbol, so the program behaves the
- * same whether or not a test plugin that defines it is preloaded. */
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 enum status { READY, RUNNING, SUSPENDED, DEAD };
 

@@ -10,31 +10,18 @@
  * for good, as QEMU's does: the contexts never return, so the coroutines
  * never finish as ucontext tasks, and main frees their stacks.
  */
-#define _GNU_SOURCE
+#include "prog.h"
 /* glibc's fortified longjmp refuses to jump to a frame on another stack,
  * which is the whole point here, so the check is turned off as QEMU does. */
 #undef _FORTIFY_SOURCE
 #include <setjmp.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
 
 #define NCO 3
 /* Larger than valgrind's default --max-stackframe (2 MB), so that memcheck
  * takes a jump from one coroutine stack to another for a switch, not for
  * one huge stack frame. Only the pages a coroutine touches are committed. */
 #define STACK_SIZE (4 * 1024 * 1024)
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-/* The probe is reached through a weak symbol, so the program behaves the
- * same whether or not a test plugin that defines it is preloaded. */
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 struct coro {
   sigjmp_buf env;   /* where the coroutine continues when switched to */

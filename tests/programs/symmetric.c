@@ -7,10 +7,7 @@
  * A token is updated by every coroutine in turn, so the output shows the
  * order of events.
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
+#include "prog.h"
 
 #define NCO 3
 #define ROUNDS 4
@@ -18,16 +15,6 @@
  * takes a jump from one coroutine stack to another for a switch, not for
  * one huge stack frame. Only the pages a coroutine touches are committed. */
 #define STACK_SIZE (4 * 1024 * 1024)
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-/* The probe is reached through a weak symbol, so the program behaves the
- * same whether or not a test plugin that defines it is preloaded. */
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 struct coro {
   ucontext_t ctx;

@@ -8,25 +8,12 @@
  * swapcontext; then co3 runs, and co3's uc_link is co4's context, so co3's
  * return resumes co4 where it stopped; co4's uc_link is main.
  */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
-#include <ucontext.h>
+#include "prog.h"
 
 /* Larger than valgrind's default --max-stackframe (2 MB), so that memcheck
  * takes a jump from one coroutine stack to another for a switch, not for
  * one huge stack frame. Only the pages a coroutine touches are committed. */
 #define STACK_SIZE (4 * 1024 * 1024)
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-/* The probe is reached through a weak symbol, so the program behaves the
- * same whether or not a test plugin that defines it is preloaded. */
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 static ucontext_t main_ctx, ctx1, ctx2, ctx3, ctx4;
 static int trace[16];

@@ -20,26 +20,15 @@
  * can lose a handler set on another coroutine's stack and abort at the
  * longjmp ("can't find longjmp buf").
  */
-#define _GNU_SOURCE
+#include "prog.h"
 #include <setjmp.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <ucontext.h>
 
 #define NCO 3
 #define STEPS 4
 /* Larger than valgrind's default --max-stackframe (2 MB), so that memcheck
  * takes a jump from one coroutine stack to another for a switch. */
 #define STACK_SIZE (4 * 1024 * 1024)
-
-extern void tlprobe(const char *label) __attribute__((weak));
-
-static void probe(const char *label)
-{
-  if (tlprobe)
-    tlprobe(label);
-}
 
 struct coro {
   ucontext_t ctx;
