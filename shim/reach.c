@@ -42,6 +42,7 @@
  * not); this file runs it for a report and answers for its kinds.
  */
 #include "internal.h"
+#include "thread.h"
 #include "reach.h"
 #include "reach/scan.h"
 #include "reach/roots.h"
@@ -74,11 +75,11 @@ static void explain(void)
     for (const char *p = tl__scan.maps; p != NULL && *p;) {
       const char *line = p, *line0 = p, *nl = strchr(p, '\n');
       p = nl != NULL ? nl + 1 : p + strlen(p);
-      uintptr_t lo = tl__scan_hex(&line);
+      uintptr_t lo = tl__maps_hex(&line);
       if (*line != '-')
         continue;
       line++;
-      uintptr_t hi = tl__scan_hex(&line);
+      uintptr_t hi = tl__maps_hex(&line);
       if (r->seen_at >= lo && r->seen_at < hi) {
         path = line0;
         len = (size_t)(p - line) - (nl != NULL);

@@ -54,7 +54,9 @@ void tl__thread_hooks(const struct tl__thread_hooks *hooks)
   threadreg.hooks = *hooks;
 }
 
-static uintptr_t parse_hex(const char **p)
+/* A hexadecimal number of /proc/self/maps, *p left on what follows it
+ * (the leak scan reads the file too: reach/roots.c). */
+uintptr_t tl__maps_hex(const char **p)
 {
   uintptr_t v = 0;
   for (;;) {
@@ -90,10 +92,10 @@ static int stack_of(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
     while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
       *nl = '\0';
       const char *p = line;
-      uintptr_t a = parse_hex(&p);
+      uintptr_t a = tl__maps_hex(&p);
       if (*p == '-') {
         p++;
-        uintptr_t b = parse_hex(&p);
+        uintptr_t b = tl__maps_hex(&p);
         if (sp >= a && sp < b) {
           *lo = a;
           *hi = b;

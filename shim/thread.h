@@ -21,7 +21,8 @@ struct tl__thread_counts {
 };
 void tl__thread_stats(struct tl__thread_counts *c);
 struct tl__thread *tl__thread_list(void);
-void tl__views_drop_all(void);             /* every thread's read view, after a key's deletion */
+void tl__views_drop_all(void);
+uintptr_t tl__maps_hex(const char **p);    /* a hexadecimal number of /proc/self/maps */             /* every thread's read view, after a key's deletion */
 
 /* The read view of the running task, for the inline read path of
  * tasklocal.h (which explains it): per thread, in the TLS block (thread.c).

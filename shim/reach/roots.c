@@ -90,20 +90,6 @@ void tl__scan_merge_holes(struct range *tmp)
   tl__scan.nholes = n;
 }
 
-uintptr_t tl__scan_hex(const char **p)
-{
-  uintptr_t v = 0;
-  for (;; (*p)++) {
-    char c = **p;
-    if (c >= '0' && c <= '9')
-      v = v * 16 + (uintptr_t)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v = v * 16 + (uintptr_t)(c - 'a' + 10);
-    else
-      return v;
-  }
-}
-
 /* /proc/self/maps, whole, into memory of the scan. */
 int tl__scan_read_maps(void)
 {
@@ -211,11 +197,11 @@ void tl__scan_push_mappings(struct shadow sh)
     const char *line = p;
     const char *nl = strchr(p, '\n');
     p = nl != NULL ? nl + 1 : p + strlen(p);
-    uintptr_t lo = tl__scan_hex(&line);
+    uintptr_t lo = tl__maps_hex(&line);
     if (*line != '-')
       continue;
     line++;
-    uintptr_t hi = tl__scan_hex(&line);
+    uintptr_t hi = tl__maps_hex(&line);
     if (*line != ' ' || line[1] != 'r' || line[2] != 'w')
       continue;
     const char *path = line;
@@ -266,11 +252,11 @@ struct range tl__scan_mapping_of(uintptr_t p)
     const char *line = s;
     const char *nl = strchr(s, '\n');
     s = nl != NULL ? nl + 1 : s + strlen(s);
-    uintptr_t lo = tl__scan_hex(&line);
+    uintptr_t lo = tl__maps_hex(&line);
     if (*line != '-')
       continue;
     line++;
-    uintptr_t hi = tl__scan_hex(&line);
+    uintptr_t hi = tl__maps_hex(&line);
     if (p >= lo && p < hi)
       return (struct range){lo, hi};
   }
