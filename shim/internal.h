@@ -40,6 +40,7 @@
  *                task/release.c tasks whose stacks the program gave back
  *                root.c      root tasks; fork; the values at process exit
  *   7. Reports   writer.c    a report's lines, on a stack of its own if need be
+ *                symbolize.c names, source files and lines of addresses (libdw)
  *                suppress.c  TASKLOCAL_SUPPRESSIONS: rules that keep tasks out of reports
  *                reach/scan.c the scan's state, memory and flood fill
  *                reach/roots.c the scan's roots, and the holes that are not roots

@@ -52,6 +52,7 @@
 #include "heapblocks.h"
 #include "ownstack.h"
 #include "suppress.h"
+#include "symbolize.h"
 #include "tools.h"
 #include "message.h"
 
@@ -124,7 +125,9 @@ void tl__reach_begin(struct tl__job *j)
   }
   /* Suppressions, after the scan: symbols and unwinding take locks, and
    * their frames must not be read as roots. */
-  if (tl__suppress_active())
+  if (tl__suppress_active()) {
+    /* Rules name what the report shows: its symbolizer's names. */
+    tl__sym_begin(1);
     for (size_t i = 0; i < tl__scan.ntasks; i++) {
       struct rtask *r = &tl__scan.tasks[i];
       if ((r->flags & TL__F_ROOT) || r->state == TL__FINISHED)
@@ -133,6 +136,8 @@ void tl__reach_begin(struct tl__job *j)
       if (tl__suppress_task(r->entry, r->bt, (int)r->bt_n, ctx, r->lo, r->hi) >= 0)
         r->kind = TL__KIND_SUPPRESSED;
     }
+    tl__sym_end();
+  }
 }
 
 enum tl__kind tl__reach_kind(const struct tl__task *t, uint64_t id)

@@ -15,6 +15,7 @@
  */
 #include "internal.h"
 #include "suppress.h"
+#include "symbolize.h"
 #include "message.h"
 #include "options.h"
 #include "backtrace.h"
@@ -122,15 +123,33 @@ static int match_symbol(const char *sym)
   return -1;
 }
 
+/* The names of pc as the report gives them (symbolize.c: DWARF and the
+ * symbol tables, inlined frames each), every one tried against the rules:
+ * a rule names what the report shows. */
+static int match_frames(uintptr_t pc, int ret)
+{
+  struct tl__sym f[TL__SYM_INLINE_MAX];
+  int n = tl__sym_lookup(pc, ret, f, TL__SYM_INLINE_MAX);
+  for (int i = 0; i < n; i++) {
+    char sym[sizeof f[i].func + sizeof f[i].module + 16];
+    if (f[i].func[0] != '\0')
+      tl__formatf(sym, sizeof sym, "%s+0x0 (%s)", f[i].func, f[i].module);
+    else
+      tl__formatf(sym, sizeof sym, "%s+0x%lx", f[i].module, f[i].module_offset);
+    int r = match_symbol(sym);
+    if (r >= 0)
+      return r;
+  }
+  return -1;
+}
+
 static int match_pc(uintptr_t pc, int ret)
 {
   uintptr_t key = pc ^ (uintptr_t)ret;
   size_t slot = (size_t)((key >> 2) * 0x9e3779b97f4a7c15ull >> 54) & (CACHE - 1);
   if (S.cache[slot].pc == key && key != 0)
     return S.cache[slot].rule - 1;
-  char sym[512];
-  tl__bt_symbol(pc, ret, sym, sizeof sym);
-  int r = match_symbol(sym);
+  int r = match_frames(pc, ret);
   S.cache[slot].pc = key;
   S.cache[slot].rule = r + 1;
   return r;

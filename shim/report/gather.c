@@ -95,6 +95,10 @@ static int copy_task(struct tl__task *t, void *arg)
   uint32_t state = atomic_load_explicit(&t->state, memory_order_relaxed);
   if (!reported(t, state))
     return 0;
+  /* Kept, whatever it counts as: the abandoned tasks not kept are counted
+   * from the statistics, less these. */
+  if (state == TL__ABANDONED)
+    tl__report_scratch.kept++;
   enum tl__kind kind = tl__reach_kind(t, t->id);
   if (!kind_counts(kind))
     return 0;
@@ -103,8 +107,6 @@ static int copy_task(struct tl__task *t, void *arg)
   else
     g->parked++;
   g->j->tasks++;
-  if (state == TL__ABANDONED)
-    tl__report_scratch.kept++;
   struct tl__task_ext *x = t->x;
   const struct tl__vtab *vt =
     state == TL__ABANDONED ? (x != NULL ? x->held : NULL) : atomic_load_explicit(&t->vt, memory_order_acquire);
