@@ -265,7 +265,12 @@ START_TEST(test_never_started_memory_flat)
     makecontext(&ctx[i & 1], never_runs, 0);
   }
   long after = tl_test_rss_kib();
-  ck_assert_msg(after - before < 1024, "RSS grew by %ld KiB over %d contexts", after - before, n);
+  /* Under qemu-user the resident set is the emulator's too, whose buffer
+   * of translated code grew by 2 MiB in some runs of a loaded machine:
+   * the bound is 4 MiB there, still far below what a record kept per
+   * context would take (112 bytes each, 100 MiB). */
+  const long bound_kib = TL_TEST_EMULATED ? 4096 : 1024;
+  ck_assert_msg(after - before < bound_kib, "RSS grew by %ld KiB over %d contexts", after - before, n);
 }
 END_TEST
 
