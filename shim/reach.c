@@ -50,6 +50,7 @@
 #include "options.h"
 #include "task/registry.h"
 #include "heapblocks.h"
+#include "heapreal.h"
 #include "ownstack.h"
 #include "suppress.h"
 #include "symbolize.h"
@@ -239,6 +240,6 @@ void tl__reach_end(void)
   last_undecided = tl__scan.undecided;
   tl__heapblocks_snapshot_free(&tl__scan.heap);
   for (int i = 0; i < tl__scan.nregions; i++)
-    tl__scan_unmap(tl__scan.regions[i].p, tl__scan.regions[i].bytes);
+    tl__unmap(tl__scan.regions[i].p, tl__scan.regions[i].bytes);
   memset(&tl__scan, 0, sizeof tl__scan);
 }

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 struct tl__scan_state tl__scan;
@@ -19,14 +18,6 @@ struct tl__scan_state tl__scan;
 /* ------------------------------------------------------------------------
  * Memory
  * ------------------------------------------------------------------------ */
-
-/* munmap through the system call: the library's munmap would take the
- * range for a program's, and release a task whose stack was once there
- * (freed unseen, then mapped again for us). */
-void tl__scan_unmap(void *p, size_t bytes)
-{
-  syscall(SYS_munmap, p, bytes);
-}
 
 void *tl__scan_scratch(size_t bytes)
 {

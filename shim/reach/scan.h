@@ -117,7 +117,6 @@ extern struct tl__scan_state tl__scan;
     return a;                                                                                              \
   }
 
-void tl__scan_unmap(void *p, size_t bytes);
 void *tl__scan_scratch(size_t bytes);      /* mmap'd, given back by tl__reach_end; NULL when full */
 void tl__scan_undecided(const char *why);  /* the first reason kept */
 size_t tl__scan_block_of(uintptr_t p);     /* the heap block holding p, or SIZE_MAX */
