@@ -19,8 +19,10 @@
  *                traceclock.c the trace's clock: the TSC or CLOCK_MONOTONIC
  *                trace.c     the timeline (TASKLOCAL_TRACE): a ring per thread
  *   2. Indexes   task/stacktree.c which task's stack holds a stack pointer
- *                task/ctxmap.c    which task saved itself in a ucontext_t
- *                task/registry.c  task records, the live list, ids and counts
+ *                task/ctxmap.c    which task saved itself in a ucontext_t; the
+ *                                 threads' hints in front of it
+ *                task/registry.c  task records, the live list, ids and counts;
+ *                                 finished tasks' records waiting for release
  *   3. Identity  task/identity.c  which task runs: the switch's prediction, repair
  *   4. Tools     valgrind.c  valgrind told of each task's stack
  *                tools.c     the sanitizers' fiber annotations; a task's tools
@@ -34,8 +36,7 @@
  *                tlsym.c     a __thread variable found by name (libelf)
  *                pkeys.c     the pthread keys made per task: noted, saved, destroyed
  *                tasktls.c   the program's thread-local state swapped at switches
- *   6. Tasks     task/ended.c finished tasks waiting for their records' release
- *                task/life.c a task's life once made: start, end, release, abandon
+ *   6. Tasks     task/life.c a task's life once made: start, end, release, abandon
  *                task/make.c makecontext's side: every way a task is made
  *                task/release.c tasks whose stacks the program gave back
  *                root.c      root tasks; fork; the values at process exit
@@ -71,8 +72,8 @@
  *
  * The task module (shim/task/, with its interface in shim/task.h) owns a
  * task's record: task/make.c and task/life.c make and end tasks, and its
- * indexes (the stack tree, the context map, the registry, the ended
- * lists, the identity of the running task) are its parts; only the
+ * indexes (the stack tree, the context map with its hints, the registry
+ * with the ended lists, the identity of the running task) are its parts; only the
  * registry changes the counts. Files outside it include the index headers
  * they read (task/identity.h for the running task, task/registry.h for a
  * task's extension and the walk of live tasks).
@@ -298,7 +299,7 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
 
 /* A finished task's record is released in a batch with others, when its
  * thread next takes the registry's lock anyway (a makecontext), instead of
- * taking the lock once more at every task's end (ended.c, tl__ended_release). */
+ * taking the lock once more at every task's end (registry.c, tl__ended_release). */
 #define TL__ENDED_MAX 8
 
 /* Small blocks (alloc.c) come in TL__SMALL_CLASSES power-of-two sizes. A

@@ -9,7 +9,6 @@
 #include "task/ctxmap.h"
 #include "task/registry.h"
 #include "scope.h"
-#include "task/ended.h"
 #include "task.h"
 
 /* The life of tasks. */

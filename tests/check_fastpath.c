@@ -19,6 +19,7 @@
 #include "testutil.h"
 
 #include "internal.h"
+#include "task/ctxmap.h"
 #include "task/identity.h"
 #include "interpose.h"
 #include "options.h"

@@ -201,3 +201,25 @@ void tl__map_atfork(int phase)
   for (int i = 0; i < MAP_SHARDS; i++)
     tl__lock_atfork(&ctxmap.shard[phase == 0 ? MAP_SHARDS - 1 - i : i].lock, phase);
 }
+
+/* ------------------------------------------------------------------------
+ * The hints: a thread's cache in front of the map
+ * ------------------------------------------------------------------------ */
+
+/* Two-way: the newest answer goes first, the one it displaces second, so
+ * two contexts that hash alike (a scheduler and its coroutine) both stay. */
+void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t)
+{
+  unsigned i = tl__hint_index(ctx);
+  if (th->hint[i].ctx != ctx)
+    th->hint[i ^ 1] = th->hint[i];
+  th->hint[i].ctx = ctx;
+  th->hint[i].task = t;
+  th->hint[i].id = t->id;
+}
+
+struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx)
+{
+  struct tl__task *t = tl__hint_task(th, ctx);
+  return t != NULL && TL__LOAD(t->mapped) ? t : NULL;
+}

@@ -62,24 +62,6 @@ static struct tl__task *find_locked(uintptr_t sp)
  * Switching
  * ------------------------------------------------------------------------ */
 
-/* Two-way: the newest answer goes first, the one it displaces second, so
- * two contexts that hash alike (a scheduler and its coroutine) both stay. */
-void tl__hint_put(struct tl__thread *th, const void *ctx, struct tl__task *t)
-{
-  unsigned i = tl__hint_index(ctx);
-  if (th->hint[i].ctx != ctx)
-    th->hint[i ^ 1] = th->hint[i];
-  th->hint[i].ctx = ctx;
-  th->hint[i].task = t;
-  th->hint[i].id = t->id;
-}
-
-struct tl__task *tl__hint_get(struct tl__thread *th, const void *ctx)
-{
-  struct tl__task *t = tl__hint_task(th, ctx);
-  return t != NULL && TL__LOAD(t->mapped) ? t : NULL;
-}
-
 /* Whether t, found in the map or the hints, can be the target of a switch:
  * a finished task stays mapped until its record is released (see
  * ended_release), and is skipped like the tree skips it. */

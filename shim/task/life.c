@@ -18,7 +18,6 @@
 #include "../keys.h"
 #include "../vtab.h"
 #include "../bind.h"
-#include "ended.h"
 #include "../trace.h"
 #include "../tasktls.h"
 

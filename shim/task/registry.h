@@ -32,6 +32,16 @@ int tl__live_has(const struct tl__task *t);
 void tl__live_del(struct tl__task *t);
 int tl__kept_add(struct tl__task *t);      /* an abandoned task kept for the report (and counted), if room */
 void tl__registry_atfork(int phase);
+/* Finished tasks waiting in their thread's ended list, and extensions: */
+void tl__ext_destroy(struct tl__task_ext *x);
+void tl__ext_destroy_all(struct tl__task_ext **xs, uint32_t n);
+void tl__ext_free(struct tl__task *t);
+void tl__ended_unmap(struct tl__thread *th, const void *keep);
+uint32_t tl__ended_release(struct tl__thread *th, struct tl__task_ext **xs);
+struct tl__task *tl__ended_at(struct tl__thread *th, const void *ctx);
+struct tl__task *tl__ended_take(struct tl__thread *th, struct tl__task *old, uintptr_t lo, uintptr_t hi);
+void tl__ended_flush(struct tl__thread *th);
+
 void tl__task_stats(struct tl__stats *st);
 /* Iterates over the live tasks and the abandoned ones kept for the report,
  * with the registry locked: fn must not switch, allocate, or call into the
