@@ -11,6 +11,8 @@
 #include "vtab.h"
 #include "scope.h"
 #include "values.h"
+#include "options.h"
+#include "task/events.h"
 
 #include <errno.h>
 #include <string.h>
@@ -193,7 +195,7 @@ static int is_shared(tl_key_t key, void *value, void *arg)
  * bindings are dropped, innermost first, putting back what they replaced;
  * then its values go to their destructors; then its deferred calls run.
  * Called with the task current on this thread (or as th->override). */
-void tl__task_scope_end(struct tl__thread *th, struct tl__task *t)
+static void task_scope_end(struct tl__thread *th, struct tl__task *t)
 {
   struct tl__task_ext *x = t->x;
   while (x != NULL && x->nbinds > 0)
@@ -206,4 +208,47 @@ void tl__task_scope_end(struct tl__thread *th, struct tl__task *t)
     x = t->x;                              /* deferred calls may have made it */
   }
   (void)th;
+}
+
+/* The task module's news (task/events.h) that concern values, the one way
+ * in from a task's life to their teardown. A task's scope ends with the
+ * task as the one that reads and writes see, whatever stack this runs on
+ * (an abandoned task's destructors run on its maker's). */
+static void values_scope_end(struct tl__thread *th, const struct tl__event *ev)
+{
+  struct tl__as saved = tl__as_begin(th, ev->t);
+  task_scope_end(th, ev->t);
+  tl__as_end(th, saved);
+}
+
+/* An abandoned task's values are copied first, for the leak report. */
+static void values_abandoned(struct tl__thread *th, const struct tl__event *ev)
+{
+  (void)th;
+  struct tl__task *t = ev->t;
+  if (tl__opt.leaks && tl__task_ext(t) != NULL)
+    t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
+}
+
+/* A record's extension goes with what the values' layers hung on it. */
+static void values_freed(struct tl__thread *th, const struct tl__event *ev)
+{
+  (void)th;
+  struct tl__task_ext *x = ev->x;
+  if (x->held != NULL)
+    tl__vtab_free(x->held);
+  tl__free(x->binds);
+  tl__free(x->shared);
+  tl__free(x->sets);
+  for (struct tl__defer *d = x->defers, *next; d != NULL; d = next) {
+    next = d->next;
+    tl__free(d);
+  }
+}
+
+void tl__values_observe_tasks(void)
+{
+  tl__task_observe(TL__NEWS_SCOPE_END, values_scope_end);
+  tl__task_observe(TL__NEWS_ABANDONED, values_abandoned);
+  tl__task_observe(TL__NEWS_FREED, values_freed);
 }

@@ -7,6 +7,6 @@
 int tl__bind(tl_key_t key, const void *value, tl_token_t *token);
 int tl__unbind(tl_token_t *token);
 int tl__inherit(struct tl__task *parent, struct tl__task *child); /* at makecontext */
-void tl__task_scope_end(struct tl__thread *th, struct tl__task *t); /* bindings, values, defers */
+void tl__values_observe_tasks(void);       /* once, in tl__init: a task's scope end, abandon, extension */
 
 #endif /* TL_BIND_H */

@@ -16,6 +16,7 @@
  *                heapreal.c  the real allocation functions behind ours
  *                alloc.c     every allocation, and the fault injection of tests
  *                thread.c    per-thread state, made on first use
+ *                task/events.c the observers told of a task's life
  *                traceclock.c the trace's clock: the TSC or CLOCK_MONOTONIC
  *                trace.c     the timeline (TASKLOCAL_TRACE): a ring per thread
  *   2. Indexes   task/stacktree.c which task's stack holds a stack pointer
@@ -68,7 +69,11 @@
  *
  * What a lower layer must know of an event seen above it (a thread begins
  * or ends, the process forks or exits) is dispatched from init.c, or
- * through the hooks it registers (tl__thread_hooks).
+ * through the hooks it registers (tl__thread_hooks). A task's life (made,
+ * started, finished, abandoned, released, gone) is announced by the task
+ * module through the table of observers in task/events.c, which the
+ * layers that follow tasks (trace.c, tasktls.c, tools.c, bind.c) fill
+ * from the functions init.c calls: the task module names none of them.
  *
  * The task module (shim/task/, with its interface in shim/task.h) owns a
  * task's record: task/make.c and task/life.c make and end tasks, and its

@@ -1,5 +1,6 @@
 /* The task module's interface (shim/task/): a task made by makecontext
- * (task/make.c), started, ended, released or abandoned (task/life.c). */
+ * (task/make.c), started, ended, released or abandoned (task/life.c). The
+ * layers that follow a task's life hear of it through task/events.h. */
 #ifndef TL_TASK_H
 #define TL_TASK_H
 

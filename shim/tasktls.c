@@ -9,7 +9,7 @@
  *
  * All of it stays where the program's code looks for it, in the thread:
  * at every switch the shim sees, before the real switch (interpose.c's
- * announce, task.c's ends), the leaving task's values are copied out into
+ * announce, the task module's news of a start or an end), the leaving task's values are copied out into
  * its record's extension and the arriving task's are copied in, or what a
  * new thread starts with when it has none saved (the variable's initial
  * image, NULL keys, no exception). A task that resumes on another thread
@@ -33,6 +33,7 @@
 #include "message.h"
 #include "task/registry.h"
 #include "options.h"
+#include "task/events.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -292,7 +293,7 @@ void tl__tasktls_switch(struct tl__thread *th, struct tl__task *c, struct tl__ta
   load(h, t, nkeys);
 }
 
-void tl__tasktls_enter(struct tl__thread *th, struct tl__task *t)
+static void task_enter(struct tl__thread *th, struct tl__task *t)
 {
   struct here *h = here(th);
   if (h != NULL)
@@ -308,7 +309,7 @@ static void destroy_keys(void)
       break;
 }
 
-void tl__tasktls_finish(struct tl__thread *th, struct tl__task *t, struct tl__task *next)
+static void task_finish(struct tl__thread *th, struct tl__task *t, struct tl__task *next)
 {
   struct here *h = here(th);
   if (h == NULL)
@@ -318,9 +319,8 @@ void tl__tasktls_finish(struct tl__thread *th, struct tl__task *t, struct tl__ta
   load(h, next, tl__pkeys_count());
 }
 
-void tl__tasktls_end(struct tl__thread *th, struct tl__task *t)
+static void task_end(struct tl__task *t)
 {
-  (void)th;
   struct saved *s = t->x != NULL ? t->x->tls : NULL;
   uint32_t n = tl__pkeys_count();
   if (s == NULL || n == 0)
@@ -343,9 +343,47 @@ void tl__tasktls_end(struct tl__thread *th, struct tl__task *t)
   tl__free(mine);
 }
 
-void tl__tasktls_free(void *saved)
+
+/* The task module's news (task/events.h). A made task that starts where
+ * another was predicted takes its values; a finished one's keys are
+ * destroyed and the next task's values go in; one that ends without
+ * running (released, abandoned) has its keys destroyed here; and its
+ * saved values go with its record's extension, whether or not the items
+ * are still followed then. */
+static void tasktls_started(struct tl__thread *th, const struct tl__event *ev)
 {
-  tl__free(saved);
+  if (TL__UNLIKELY(tl__tasktls_on) && ev->other != ev->t)
+    task_enter(th, ev->t);
+}
+
+static void tasktls_finishing(struct tl__thread *th, const struct tl__event *ev)
+{
+  if (TL__UNLIKELY(tl__tasktls_on))
+    task_finish(th, ev->t, ev->other);
+}
+
+static void tasktls_ended(struct tl__thread *th, const struct tl__event *ev)
+{
+  (void)th;
+  if (TL__UNLIKELY(tl__tasktls_on))
+    task_end(ev->t);
+}
+
+static void tasktls_freed(struct tl__thread *th, const struct tl__event *ev)
+{
+  (void)th;
+  tl__free(ev->x->tls);
+}
+
+void tl__tasktls_observe_tasks(void)
+{
+  if (!tl__tasktls_on)
+    return;
+  tl__task_observe(TL__NEWS_STARTED, tasktls_started);
+  tl__task_observe(TL__NEWS_FINISHING, tasktls_finishing);
+  tl__task_observe(TL__NEWS_ABANDONED, tasktls_ended);
+  tl__task_observe(TL__NEWS_RELEASED, tasktls_ended);
+  tl__task_observe(TL__NEWS_FREED, tasktls_freed);
 }
 
 void tl__tasktls_thread_exit(struct tl__thread *th)

@@ -16,15 +16,9 @@ void tl__tasktls_setup(void);              /* tl__init, after the options: TASKL
 /* Before the real switch from c to t (t != c), on th: c's values are
  * saved and t's put in their place. */
 void tl__tasktls_switch(struct tl__thread *th, struct tl__task *c, struct tl__task *t);
-/* A made task started where another was predicted: its values go in. */
-void tl__tasktls_enter(struct tl__thread *th, struct tl__task *t);
-/* t (or NULL: an unknown task) finished running on th: its keys'
- * destructors run, then next's values go in. */
-void tl__tasktls_finish(struct tl__thread *th, struct tl__task *t, struct tl__task *next);
-/* t ends without running (released or abandoned): its keys' destructors
- * run here. */
-void tl__tasktls_end(struct tl__thread *th, struct tl__task *t);
-void tl__tasktls_free(void *saved);        /* a task's saved values, with its extension */
+/* In tl__init, after tl__tasktls_setup: a task's start, end and release
+ * (task/events.h), when something is named. */
+void tl__tasktls_observe_tasks(void);
 void tl__tasktls_thread_exit(struct tl__thread *th);
 void tl__tasktls_atfork_child(void);
 

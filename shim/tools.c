@@ -49,6 +49,7 @@
 #include "alloc.h"
 #include "task/registry.h"
 #include "task/identity.h"
+#include "task/events.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -361,7 +362,7 @@ void tl__fibers_jump(struct tl__thread *th, const struct __jmp_buf_tag *env)
 
 /* A made task started although the switch had predicted wrong: the tools
  * were told of wrong (its own stack is the one it runs on). */
-void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t)
+static void fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__task *t)
 {
   if (tl__fibers_on == FIB_ASAN) {
     lsan_suspended(wrong);
@@ -376,8 +377,8 @@ void tl__fibers_fix(struct tl__thread *th, struct tl__task *wrong, struct tl__ta
  * (next) after our last instruction, or, without uc_link, calls exit on
  * the dying task's stack (exit=1), which ASan must then go on believing.
  * The dying task's fake stack goes; its TSan fiber is left for
- * tl__tools_gone to destroy once another fiber is current. */
-void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit)
+ * tools_gone to destroy once another fiber is current. */
+static void fibers_end(struct tl__thread *th, struct tl__task *next, int exit)
 {
   if (tl__fibers_on == FIB_ASAN) {
     if (!exit) {
@@ -390,16 +391,16 @@ void tl__fibers_end(struct tl__thread *th, struct tl__task *next, int exit)
 }
 
 /* ------------------------------------------------------------------------
- * Task lifetimes
+ * Task lifetimes: the task module's news (task/events.h). A made task's
+ * stack is registered with valgrind, and a gone one's forgotten by every
+ * tool; a start where the switch predicted another task, and a task's
+ * end, move the sanitizers' fibers.
  * ------------------------------------------------------------------------ */
 
-void tl__tools_made(struct tl__task *t)
+static void tools_gone(struct tl__thread *th, const struct tl__event *ev)
 {
-  tl__valgrind_made(t);
-}
-
-void tl__tools_gone(struct tl__task *t)
-{
+  (void)th;
+  struct tl__task *t = ev->t;
   tl__valgrind_gone(t);
   lsan_running(t);
   struct tl__task_ext *x = t->x;
@@ -411,4 +412,36 @@ void tl__tools_gone(struct tl__task *t)
   if (sanitizers.tsan_destroy != NULL && tl__fibers_on == FIB_TSAN && x->fiber != sanitizers.tsan_current())
     sanitizers.tsan_destroy(x->fiber);
   x->fiber = NULL;
+}
+
+static void tools_made(struct tl__thread *th, const struct tl__event *ev)
+{
+  (void)th;
+  tl__valgrind_made(ev->t);
+}
+
+static void tools_started(struct tl__thread *th, const struct tl__event *ev)
+{
+  if (ev->other != ev->t && tl__fibers_on)
+    fibers_fix(th, ev->other, ev->t);
+}
+
+static void tools_finishing(struct tl__thread *th, const struct tl__event *ev)
+{
+  if (tl__fibers_on)
+    fibers_end(th, ev->other, ev->exit);
+}
+
+/* In tl__init, after tl__tools_setup: only a tool in the process gives the
+ * news anything to do. */
+void tl__tools_observe_tasks(void)
+{
+  if (tl__valgrind_on() || tl__fibers_on) {
+    tl__task_observe(TL__NEWS_MADE, tools_made);
+    tl__task_observe(TL__NEWS_GONE, tools_gone);
+  }
+  if (tl__fibers_on) {
+    tl__task_observe(TL__NEWS_STARTED, tools_started);
+    tl__task_observe(TL__NEWS_FINISHING, tools_finishing);
+  }
 }

@@ -3,9 +3,10 @@
  * Each thread that the library sees gets a ring of its own at thread
  * start, mapped with mmap (MAP_NORESERVE: only the pages written become
  * memory); a thread whose ring cannot be mapped goes untraced, and the
- * first such failure says so in one line. The hooks in the switch, start,
- * end, make and abandon paths store one 32-byte event each: a timestamp
- * (traceclock.c), two task ids and a type. No lock, no allocation, no
+ * first such failure says so in one line. The hooks in the switch paths,
+ * and the observer of the task module's news (a task made, started,
+ * finished, abandoned, released: task/events.h), store one 32-byte event
+ * each: a timestamp (traceclock.c), two task ids and a type. No lock, no allocation, no
  * system call: the ring belongs to its thread, which alone writes it. When
  * the ring is full the oldest events are overwritten; the file tells how
  * many were dropped. A ring outlives its thread (its events are part of
@@ -31,6 +32,7 @@
 #include "message.h"
 #include "options.h"
 #include "lock.h"
+#include "task/events.h"
 
 #include <errno.h>
 #include <string.h>
@@ -168,13 +170,60 @@ void tl__trace_event(struct tl__thread *th, unsigned type, uint64_t a, uint64_t 
     put(r, type, a, b, 0);
 }
 
-void tl__trace_make(struct tl__thread *th, const struct tl__task *t)
+static void trace_make(struct tl__thread *th, const struct tl__task *t)
 {
   struct tl__ring *r = th->ring;
   if (r == NULL)
     return;
   put(r, TL__TEV_MAKE, t->id, t->parent, 0);
   put(r, TL__TEV_ENTRY, t->id, (uint64_t)(uintptr_t)t->entry, 0);
+}
+
+/* The task module's news (task/events.h), as the timeline records it, on
+ * the thread where it happens. */
+static void trace_made(struct tl__thread *th, const struct tl__event *ev)
+{
+  if (TL__LIKELY(tl__trace_on))
+    trace_make(th, ev->t);
+}
+
+static void trace_started(struct tl__thread *th, const struct tl__event *ev)
+{
+  if (TL__LIKELY(tl__trace_on))
+    tl__trace_event(th, TL__TEV_START, ev->id, ev->other != NULL ? ev->other->id : 0);
+}
+
+static void trace_abandoned(struct tl__thread *th, const struct tl__event *ev)
+{
+  if (TL__LIKELY(tl__trace_on))
+    tl__trace_event(th, TL__TEV_ABANDON, ev->t->id, 0);
+}
+
+static void trace_released(struct tl__thread *th, const struct tl__event *ev)
+{
+  if (TL__LIKELY(tl__trace_on))
+    tl__trace_event(th, TL__TEV_RELEASE, ev->t->id, 0);
+}
+
+/* A task whose record had ended runs untracked: its end is a switch. */
+static void trace_finished(struct tl__thread *th, const struct tl__event *ev)
+{
+  if (TL__LIKELY(tl__trace_on))
+    tl__trace_event(th, ev->t != NULL ? TL__TEV_FINISH : TL__TEV_SWITCH, ev->id, ev->other->id);
+}
+
+void tl__trace_observe_tasks(void)
+{
+#ifdef TL_NO_TRACE
+  return;                                  /* the comparison build has no hooks */
+#endif
+  if (!tl__trace_on)
+    return;
+  tl__task_observe(TL__NEWS_MADE, trace_made);
+  tl__task_observe(TL__NEWS_STARTED, trace_started);
+  tl__task_observe(TL__NEWS_ABANDONED, trace_abandoned);
+  tl__task_observe(TL__NEWS_RELEASED, trace_released);
+  tl__task_observe(TL__NEWS_FINISHED, trace_finished);
 }
 
 /* The name goes into the ring of the thread that sets it, 8 bytes an

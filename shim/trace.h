@@ -65,7 +65,7 @@ void tl__trace_setup(void);                /* once, in tl__init, after the optio
 void tl__trace_thread(struct tl__thread *th); /* thread start: its ring */
 void tl__trace_thread_exit(struct tl__thread *th); /* its ring stays for the file */
 void tl__trace_event(struct tl__thread *th, unsigned type, uint64_t a, uint64_t b);
-void tl__trace_make(struct tl__thread *th, const struct tl__task *t);
+void tl__trace_observe_tasks(void);        /* in tl__init, after tl__trace_setup: the task module's news */
 void tl__trace_name(const struct tl__task *t, const char *name);
 void tl__trace_atfork_child(void);
 

@@ -119,6 +119,15 @@ static uint32_t vg_take(const struct tl__task *t)
 }
 #endif
 
+int tl__valgrind_on(void)
+{
+#ifdef TL__HAVE_VALGRIND
+  return on_valgrind();
+#else
+  return 0;
+#endif
+}
+
 void tl__valgrind_made(struct tl__task *t)
 {
 #ifdef TL__HAVE_VALGRIND

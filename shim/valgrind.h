@@ -4,6 +4,7 @@
 
 #include "internal.h"
 
+int tl__valgrind_on(void);                 /* valgrind runs the process */
 void tl__valgrind_made(struct tl__task *t); /* registers its stack, under valgrind */
 void tl__valgrind_gone(struct tl__task *t); /* deregisters it */
 void tl__valgrind_quiet(int on);           /* memcheck's error reporting off (1) and on (0) */

@@ -266,7 +266,7 @@ makecontext:
         /* The loop of programs that make contexts and never run them: a
          * never-started task, holding nothing, abandoned in its own context
          * by a new one on the same stack. Done here without a call, as
-         * tl__task_remake and unstarted_bare (task.c) do it, step by step;
+         * tl__task_remake and unstarted_bare (task/make.c) do it, step by step;
          * anything else goes to C, with nothing changed. Only %r10 and
          * %r11 are free: %rax, %rcx and %rdx wait below the stack pointer
          * (the red zone: nothing is called on this way). */
@@ -275,7 +275,7 @@ makecontext:
         cmpq    $1, %r10                        /* no state yet, or TL__BUSY */
         jbe     .Lmake_slow
         /* The task-life loop (one task finished here and waiting: remake
-         * in task.c) is C's: nended and uncounted, both 1, as one word. */
+         * in task/make.c) is C's: nended and uncounted, both 1, as one word. */
         movabsq $0x100000001, %r11
         cmpq    %r11, TH_NENDED(%r10)
         je      .Lmake_slow

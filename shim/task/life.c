@@ -2,24 +2,21 @@
  * function returns, released when its stack is given back or taken by a
  * new task (release.c finds those given back), or abandoned when its
  * ucontext_t is made again while its stack is still held
- * (doc/lifetime.md). make.c makes it.
+ * (doc/lifetime.md). make.c makes it. Each step is announced to the
+ * observers of events.h, in the order the step needs them told: the trace
+ * records it, the program's thread-local state and the sanitizers' fibers
+ * follow it, and the values end with the task's scope (bind.c).
  */
 #include "../internal.h"
 #include "../task.h"
 #include "life.h"
+#include "events.h"
 #include "../options.h"
 #include "../thread.h"
 #include "stacktree.h"
 #include "ctxmap.h"
 #include "registry.h"
 #include "identity.h"
-#include "../tools.h"
-#include "../backtrace.h"
-#include "../keys.h"
-#include "../vtab.h"
-#include "../bind.h"
-#include "../trace.h"
-#include "../tasktls.h"
 
 #include <string.h>
 
@@ -27,20 +24,19 @@
  * Lifetime
  * ------------------------------------------------------------------------ */
 
-/* Ends t's scope (bindings, values, deferred calls) with t as the task
- * that reads and writes see, whatever stack this runs on (tl__as_begin). */
+/* Ends t's scope (bindings, values, deferred calls): the values' layers
+ * hear of it (bind.c), and end it with t as the task that reads and
+ * writes see, whatever stack this runs on. */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
 {
-  struct tl__as saved = tl__as_begin(th, t);
-  tl__task_scope_end(th, t);
-  tl__as_end(th, saved);
+  TL__ANNOUNCE(th, TL__NEWS_SCOPE_END, .t = t);
 }
 
 /* An ended task leaves every index and its record goes, in one pass
  * under the registry lock; how says which count it adds to. */
 void tl__task_drop(struct tl__thread *th, struct tl__task *t, enum tl__gone how)
 {
-  tl__tools_gone(t);
+  TL__ANNOUNCE(th, TL__NEWS_GONE, .t = t);
   tl__map_del(t);
   if (tl__registry_lock() != 0)
     return;
@@ -58,11 +54,11 @@ void tl__task_drop(struct tl__thread *th, struct tl__task *t, enum tl__gone how)
  * the values it held. At most TL__KEEP_MAX are kept; the report counts the
  * rest from the statistics. */
 
-static int task_keep(struct tl__task *t)
+static int task_keep(struct tl__thread *th, struct tl__task *t)
 {
   if (!tl__opt.leaks)
     return 0;
-  tl__tools_gone(t);
+  TL__ANNOUNCE(th, TL__NEWS_GONE, .t = t);
   tl__map_del(t);
   if (tl__registry_lock() != 0)
     return 0;
@@ -76,17 +72,14 @@ static int task_keep(struct tl__task *t)
 /* A task whose ucontext_t is made again while its stack is still held
  * can never run: it is abandoned. Its values are destroyed here, on the
  * thread that made the new context, with the abandoned task current so
- * that destructors see its values. */
+ * that destructors see its values (the leak report keeps a copy of them:
+ * bind.c, at the news of it). */
 void tl__task_abandon(struct tl__thread *th, struct tl__task *t)
 {
   atomic_store_explicit(&t->state, TL__ABANDONED, memory_order_relaxed);
-  if (tl__opt.leaks && tl__task_ext(t) != NULL)
-    t->x->held = tl__vtab_copy(atomic_load_explicit(&t->vt, memory_order_relaxed));
-  TL__TRACE(tl__trace_event(th, TL__TEV_ABANDON, t->id, 0));
-  if (TL__UNLIKELY(tl__tasktls_on))
-    tl__tasktls_end(th, t);
+  TL__ANNOUNCE(th, TL__NEWS_ABANDONED, .t = t);
   tl__destroy_values(th, t);
-  if (!task_keep(t))
+  if (!task_keep(th, t))
     tl__task_drop(th, t, TL__GONE_ABANDONED);
 }
 
@@ -108,9 +101,7 @@ int tl__task_claim_release(struct tl__task *t)
 
 void tl__task_released(struct tl__thread *th, struct tl__task *t)
 {
-  TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
-  if (TL__UNLIKELY(tl__tasktls_on))
-    tl__tasktls_end(th, t);
+  TL__ANNOUNCE(th, TL__NEWS_RELEASED, .t = t);
   tl__destroy_values(th, t);
   tl__task_drop(th, t, TL__GONE_RELEASED);
 }
@@ -141,12 +132,10 @@ void tl__task_begin(struct tl__task *t, uint64_t id)
     return;                                /* its record ended: it runs untracked */
   tl__flag_set(t, TL__F_STARTED);
   struct tl__task *c = th->current;
-  TL__TRACE(tl__trace_event(th, TL__TEV_START, id, c != NULL ? c->id : 0));
+  /* When the switch predicted another task, the observers put right what
+   * they were told at the switch (tasktls.c, tools.c). */
+  TL__ANNOUNCE(th, TL__NEWS_STARTED, .t = t, .other = c, .id = id);
   if (TL__UNLIKELY(c != t)) {
-    if (TL__UNLIKELY(tl__tasktls_on))
-      tl__tasktls_enter(th, t);
-    if (TL__UNLIKELY(tl__fibers_on))
-      tl__fibers_fix(th, c, t);
     /* The switch predicted another task: it is not running after all. */
     if (c != NULL && atomic_load_explicit(&c->state, memory_order_relaxed) == TL__RUNNING)
       atomic_store_explicit(&c->state, (c->flags & TL__F_STARTED) ? TL__SUSPENDED : TL__NEW,
@@ -177,9 +166,7 @@ static void task_finished(struct tl__thread *th, struct tl__task *t)
  * finished tasks): it waits in th's ended list (see ended_release). */
 static void task_retire(struct tl__thread *th, struct tl__task *t)
 {
-  /* Only a registered stack or a fiber gives the tools anything to do. */
-  if (TL__UNLIKELY((t->flags & TL__F_VG) || t->x != NULL))
-    tl__tools_gone(t);
+  TL__ANNOUNCE(th, TL__NEWS_GONE, .t = t);
   if (TL__UNLIKELY(th->nended == TL__ENDED_MAX)) {
     tl__ended_flush(th);
     if (th->nended == TL__ENDED_MAX) {
@@ -210,10 +197,9 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   struct tl__task *n = link ? tl__predict(th, link) : NULL;
   if (n == NULL)
     n = &th->root;
-  if (TL__UNLIKELY(tl__tasktls_on))
-    tl__tasktls_finish(th, mine ? t : NULL, n);
-  if (TL__UNLIKELY(tl__fibers_on))
-    tl__fibers_end(th, n, link == NULL);
+  /* Before the record goes: the program's thread-local state and the
+   * tools follow the switch to n while the task's stack is still its own. */
+  TL__ANNOUNCE(th, TL__NEWS_FINISHING, .t = mine ? t : NULL, .other = n, .id = id, .exit = link == NULL);
   if (TL__LIKELY(mine))
     task_retire(th, t);
   atomic_store_explicit(&n->state, TL__RUNNING, memory_order_relaxed);
@@ -225,6 +211,6 @@ void tl__task_end(struct tl__task *t, uint64_t id, const ucontext_t *const *link
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   tl__view_drop();
   th->switches++;
-  TL__TRACE(tl__trace_event(th, mine ? TL__TEV_FINISH : TL__TEV_SWITCH, id, n->id));
+  TL__ANNOUNCE(th, TL__NEWS_FINISHED, .t = mine ? t : NULL, .other = n, .id = id);
 }
 

@@ -15,7 +15,7 @@
 #include "ctxmap.h"
 #include "registry.h"
 #include "identity.h"
-#include "../tools.h"
+#include "events.h"
 #include "../backtrace.h"
 #include "../keys.h"
 #include "../vtab.h"
@@ -148,9 +148,8 @@ static inline __attribute__((always_inline)) struct tl__task *remake_unstarted(s
 {
   if (t == NULL || !unstarted_takeable(t, cur, lo, hi, 0))
     return NULL;
-  TL__TRACE(tl__trace_event(th, TL__TEV_RELEASE, t->id, 0));
-  if (TL__UNLIKELY(t->flags & TL__F_VG))
-    tl__tools_gone(t);
+  TL__ANNOUNCE(th, TL__NEWS_RELEASED, .t = t);
+  TL__ANNOUNCE(th, TL__NEWS_GONE, .t = t);
   count_here(&th->released_here);
   renew(th, t, cur, entry);
   return t;
@@ -162,15 +161,16 @@ static inline __attribute__((always_inline)) struct tl__task *remake_unstarted(s
  * tl__uc_set_task): setcontext restores them, and a copy of the context
  * carries them along. The task takes ucp's entry in the map,
  * and the thread's hint for it: the switch that starts it usually comes
- * next, on this thread. */
+ * next, on this thread. Then its observers hear of it (valgrind is told
+ * of its stack, the trace records it). */
 static void commit(struct tl__thread *th, struct tl__task *t, ucontext_t *ucp, void (*entry)(void))
 {
   tl__uc_set_task(ucp, t, t->id, entry);
-  tl__tools_made(t);
   if (!(TL__LOAD(t->mapped) && t->ctx == ucp))
     tl__map_save(t, ucp);                  /* a record reused in place is there already */
   tl__flag_set(t, TL__F_MADE);
   tl__hint_put(th, ucp, t);
+  TL__ANNOUNCE(th, TL__NEWS_MADE, .t = t);
 }
 
 /* The general case of tl__task_make: everything but the loop that remake
@@ -241,7 +241,10 @@ static __attribute__((noinline)) struct tl__task *make_general(struct tl__thread
  * holds nothing that its release has to undo (no stack registered with
  * valgrind, no thread it ran on): then the new task needs only its id, its
  * function and its parent written into the record, since state, flags,
- * values, extension and thread are already a new task's. */
+ * values, extension and thread are already a new task's. Its release and
+ * the new task's making are news nobody acts on then (no trace: see
+ * tl__task_remake; no stack for the tools to forget; no values, no saved
+ * thread-local state), so none is announced, as the assembly does. */
 static inline int unstarted_bare(const struct tl__task *t, const struct tl__task *cur, uintptr_t lo, uintptr_t hi)
 {
   return unstarted_takeable(t, cur, lo, hi, TL__F_VG) && t->ran_on == 0;
@@ -265,9 +268,9 @@ struct tl__task *tl__task_remake(struct tl__thread *th, ucontext_t *ucp, void (*
   uintptr_t lo = (uintptr_t)ucp->uc_stack.ss_sp, hi = lo + ucp->uc_stack.ss_size;
   struct tl__task *t = remake(th, cur, ucp, lo, hi, entry);
   if (t != NULL) {
-    tl__tools_made(t);
     tl__flag_set(t, TL__F_MADE);
     tl__hint_put(th, ucp, t);
+    TL__ANNOUNCE(th, TL__NEWS_MADE, .t = t);
   } else {
     /* A never-started task released by a new one in its context: the
      * hint for ucp names it (commit put it there) and goes on naming the
@@ -328,6 +331,5 @@ struct tl__task *tl__task_make(ucontext_t *ucp, void (*entry)(void))
   if (TL__UNLIKELY(tl__opt.backtrace))
     tl__bt_capture_task(t);
   commit(th, t, ucp, entry);
-  TL__TRACE(tl__trace_make(th, t));
   return t;
 }

@@ -21,9 +21,7 @@
 #include "../thread.h"
 #include "stacktree.h"
 #include "ctxmap.h"
-#include "../vtab.h"
-#include "../scope.h"
-#include "../tasktls.h"
+#include "events.h"
 
 #include <errno.h>
 
@@ -269,20 +267,15 @@ void tl__registry_atfork(int phase)
  * a record's extension
  * ------------------------------------------------------------------------ */
 
+/* A record's extension goes: the layers that hung their parts on it
+ * (bindings, values kept for the report, deferred calls, thread-local
+ * state) free them at the news (bind.c); its name and backtrace are the
+ * record's own. */
 void tl__ext_destroy(struct tl__task_ext *x)
 {
+  TL__ANNOUNCE(NULL, TL__NEWS_FREED, .x = x);
   tl__free(x->name);
   tl__free(x->bt);
-  if (x->held != NULL)
-    tl__vtab_free(x->held);
-  tl__free(x->binds);
-  tl__free(x->shared);
-  tl__free(x->sets);
-  tl__tasktls_free(x->tls);
-  for (struct tl__defer *d = x->defers, *next; d != NULL; d = next) {
-    next = d->next;
-    tl__free(d);
-  }
   tl__free(x);
 }
 

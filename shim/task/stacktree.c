@@ -4,7 +4,7 @@
  * Each record in the tree also says whether a newer task of the same stack
  * is there (TL__TREE_SHADOWED), so that the common makecontext knows that
  * the record it reuses in place is still the newest of its stack with one
- * load, without the lock (task.c, remake).
+ * load, without the lock (make.c, remake).
  */
 #include "../internal.h"
 #include "stacktree.h"
