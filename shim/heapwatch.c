@@ -10,7 +10,9 @@
  * - free looks up the page its block starts in, in the stack-page filter
  *   (stacktree.h), and asks for the block's size and the stack-range tree
  *   only when a stack may start there;
- * - malloc and the others test whether blocks are followed.
+ * - malloc and the others test whether blocks are followed; while they
+ *   are not, the program's calls do not even come here (heapbind.c binds
+ *   them straight to the real functions).
  * munmap and mremap are system calls, which cost far more than the tree's
  * look-up: they always look.
  *
@@ -78,12 +80,22 @@ EXPORT void *calloc(size_t n, size_t size)
   return added(tl__heap_real.calloc_fn(n, size), n * size);
 }
 
-/* The part of free that is not the common case: a block the lookup's
- * arena gave (kept), one that may hold a task's stack, one followed. */
-TL__HEAP_FN static __attribute__((noinline)) void free_slow(void *p)
+/* The part of free that is not the common case: the first calls, before
+ * the real free is known; a block the lookup's arena gave (kept); one that
+ * may hold a task's stack; one followed. */
+TL__HEAP_FN static __attribute__((noinline)) void free_slow(void *p);
+
+/* Where free's common case goes: here, until the real free is known and
+ * when blocks are followed; else the real free itself, so that the common
+ * case is a byte's test and one jump. */
+static void (*free_next)(void *) = free_slow;
+
+TL__HEAP_FN static void free_slow(void *p)
 {
-  if (tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
+  if (p == NULL || tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
     return;
+  if (!tl__heap_tracking && __atomic_load_n(&free_next, __ATOMIC_RELAXED) == free_slow)
+    __atomic_store_n(&free_next, tl__heap_real.free_fn, __ATOMIC_RELAXED);
   uintptr_t a = (uintptr_t)p;
   if (tl__stack_page_hit(a)) {
     size_t size = tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
@@ -96,13 +108,11 @@ TL__HEAP_FN static __attribute__((noinline)) void free_slow(void *p)
 
 EXPORT void free(void *p)
 {
-  void (*real_free)(void *) = __atomic_load_n(&tl__heap_free_fast, __ATOMIC_ACQUIRE);
-  if (TL__LIKELY(real_free != NULL && !tl__stack_page_hit((uintptr_t)p))) {
-    real_free(p);
+  if (TL__LIKELY(!tl__stack_page_hit((uintptr_t)p))) {
+    __atomic_load_n(&free_next, __ATOMIC_RELAXED)(p);
     return;
   }
-  if (p != NULL)
-    free_slow(p);
+  free_slow(p);
 }
 
 EXPORT void *realloc(void *p, size_t size)
