@@ -23,7 +23,8 @@
  * Not seen: memory that glibc itself unmaps (a large block's free, inside
  * libc), a stack that starts more than a page into the block holding it
  * when that block is freed (the filter does not look so far; the task then
- * stays suspended, as before), and reallocarray.
+ * stays suspended, as before). glibc's reallocarray needs no wrapper: it
+ * calls realloc through libc's PLT, which reaches ours.
  */
 #include "internal.h"
 #include "heapreal.h"

@@ -120,6 +120,13 @@ START_TEST(reallocated)
 }
 END_TEST
 
+/* glibc's reallocarray calls realloc through its PLT, which reaches ours. */
+START_TEST(reallocated_array)
+{
+  released_once("reallocarray");
+}
+END_TEST
+
 START_TEST(remapped)
 {
   released_once("mremap");
@@ -322,6 +329,7 @@ int main(void)
     {"free", freed},
     {"munmap", unmapped},
     {"realloc", reallocated},
+    {"reallocarray", reallocated_array},
     {"mremap", remapped},
     {"thread", freed_by_another_thread},
     {"jumpfree", freed_after_siglongjmp},

@@ -10,6 +10,7 @@
  *   free      its stack, from malloc, is freed: released
  *   munmap    its stack, from mmap, is unmapped: released
  *   realloc   its stack's block is grown with realloc and moves: released
+ *   reallocarray  the same with reallocarray (glibc's calls realloc)
  *   mremap    its stack's mapping is moved with mremap: released
  *   thread    another thread frees its stack: released
  *   remake    its ucontext_t is made again on the same stack (a pool that
@@ -159,16 +160,17 @@ int main(int argc, char **argv)
   if (strcmp(mode, "return") == 0) {
     make(&co_ctx, malloc(STACK), STACK, returns);
     swapcontext(&main_ctx, &co_ctx);
-  } else if (strcmp(mode, "free") == 0 || strcmp(mode, "thread") == 0 || strcmp(mode, "realloc") == 0) {
+  } else if (strcmp(mode, "free") == 0 || strcmp(mode, "thread") == 0 || strcmp(mode, "realloc") == 0 ||
+             strcmp(mode, "reallocarray") == 0) {
     char *stack = malloc(STACK);
     make(&co_ctx, stack, STACK, leaves);
     swapcontext(&main_ctx, &co_ctx);
     if (strcmp(mode, "free") == 0) {
       free(stack);
-    } else if (strcmp(mode, "realloc") == 0) {
+    } else if (strcmp(mode, "realloc") == 0 || strcmp(mode, "reallocarray") == 0) {
       /* A block in the way, so that growing the stack's block moves it. */
       void *wall = malloc(64);
-      char *moved = realloc(stack, 16 * STACK);
+      char *moved = strcmp(mode, "realloc") == 0 ? realloc(stack, 16 * STACK) : reallocarray(stack, 16, STACK);
       printf("moved: %s\n", moved != stack ? "yes" : "no");
       free(moved);
       free(wall);
