@@ -21,10 +21,11 @@
  * mremap, which tell only once done whether the block moved.
  *
  * Not seen: memory that glibc itself unmaps (a large block's free, inside
- * libc), a stack that starts more than a page into the block holding it
- * when that block is freed (the filter does not look so far; the task then
- * stays suspended, as before). glibc's reallocarray needs no wrapper: it
- * calls realloc through libc's PLT, which reaches ours.
+ * libc), and, unless leak reports are on, a stack that starts more than a
+ * page into the block holding it when that block is freed (the filter does
+ * not look so far; the task then stays suspended, as before). glibc's
+ * reallocarray needs no wrapper: it calls realloc through libc's PLT,
+ * which reaches ours.
  */
 #include "internal.h"
 #include "heapreal.h"
@@ -98,9 +99,15 @@ TL__HEAP_FN static void free_slow(void *p)
   if (!tl__heap_tracking && __atomic_load_n(&free_next, __ATOMIC_RELAXED) == free_slow)
     __atomic_store_n(&free_next, tl__heap_real.free_fn, __ATOMIC_RELAXED);
   uintptr_t a = (uintptr_t)p;
-  if (tl__stack_page_hit(a)) {
+  int hit = tl__stack_page_hit(a);
+  /* While blocks are followed every free comes here anyway: the whole
+   * block is looked through, so that stacks further into it than the
+   * filter's page (a pool that carves many stacks from one block) are seen
+   * too. */
+  if (hit || tl__heap_tracking) {
     size_t size = tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
-    tl__release_range(a, a + size, TL__RELEASE_FREE);
+    if (hit || tl__stack_pages_hit(a, a + size))
+      tl__release_range(a, a + size, TL__RELEASE_FREE);
   }
   if (tl__heap_tracking)
     tl__heapblocks_del(p);
@@ -132,8 +139,10 @@ EXPORT void *realloc(void *p, size_t size)
   if (TL__LIKELY(!hit && !tl__heap_tracking))
     return tl__heap_real.realloc_fn(p, size);
   size_t old = p != NULL && tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
-  if (tl__heap_tracking && p != NULL)
+  if (tl__heap_tracking && p != NULL) {
+    hit = hit || tl__stack_pages_hit(a, a + old);       /* the whole block, as in free_slow */
     tl__heapblocks_del(p);
+  }
   void *n = tl__heap_real.realloc_fn(p, size);
   if (n == NULL && size != 0) {
     if (tl__heap_tracking && p != NULL)

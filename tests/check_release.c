@@ -120,6 +120,14 @@ START_TEST(reallocated)
 }
 END_TEST
 
+/* A stack carved from the middle of a pool's block: while leak reports
+ * are on, the freed block is looked through whole. */
+START_TEST(carved_from_a_block)
+{
+  released_once("carved");
+}
+END_TEST
+
 /* glibc's reallocarray calls realloc through its PLT, which reaches ours. */
 START_TEST(reallocated_array)
 {
@@ -330,6 +338,7 @@ int main(void)
     {"munmap", unmapped},
     {"realloc", reallocated},
     {"reallocarray", reallocated_array},
+    {"carved", carved_from_a_block},
     {"mremap", remapped},
     {"thread", freed_by_another_thread},
     {"jumpfree", freed_after_siglongjmp},

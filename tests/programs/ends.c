@@ -28,6 +28,9 @@
  *             the main stack, not in the coroutine, which is suspended
  *   jumpfree  the same, then main frees its stack, as OpenSSL's async jobs
  *             end: released
+ *   carved    its stack is the third of four carved from one malloc'd
+ *             block, as a pool may carve them; the block is freed:
+ *             released (seen while leak reports are on)
  */
 #include "prog.h"
 #include <pthread.h>
@@ -179,6 +182,11 @@ int main(int argc, char **argv)
       if (pthread_create(&th, NULL, freer, stack) != 0 || pthread_join(th, NULL) != 0)
         return 1;
     }
+  } else if (strcmp(mode, "carved") == 0) {
+    char *block = malloc(4 * STACK);
+    make(&co_ctx, block + 2 * STACK, STACK, leaves);
+    swapcontext(&main_ctx, &co_ctx);
+    free(block);
   } else if (strcmp(mode, "munmap") == 0 || strcmp(mode, "mremap") == 0) {
     char *stack = map(STACK);
     make(&co_ctx, stack, STACK, leaves);
