@@ -43,7 +43,7 @@ $(GDB_DIR)/check_gdb: tests/gdb/check_gdb.c tests/testutil.h | $(GDB_DIR)
 	  -DTL_GDB_DIR='"$(abspath $(GDB_DIR))"' -DTL_GDB_SCRIPT='"$(abspath $(GDB_SCRIPT))"' $< -o $@ $(CHECK_LIBS)
 
 check-gdb: $(LIB) $(GDB_BUILD_SCRIPT) $(GDB_DIR)/tasks $(GDB_DIR)/mn $(GDB_DIR)/libtlgdbplug.so \
-           $(GDB_DIR)/check_gdb $(BUILD)/tests/programs/leak_shared $(BUILD)/tests/programs/leak_demo \
+           $(GDB_DIR)/check_gdb $(BUILD)/tests/programs/leak_shared $(BUILD)/tests/programs/leak_demo $(BUILD)/tests/programs/leak_kinds \
            $(BUILD)/tests/libtlleakplug.so | gdb-deps
 	$(GDB_DIR)/check_gdb
 

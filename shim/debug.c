@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "thread.h"
 #include "task/registry.h"
+#include "reach.h"
 
 struct tl__debug {
   char magic[16];                          /* "tasklocal-debug", NUL-terminated */
@@ -20,6 +21,7 @@ struct tl__debug {
   const struct tl__debug_threads *threads;
   const struct tl__debug_keys *keys;
   const struct tl__debug_owners *owners;
+  const struct tl__debug_scan *scan;       /* since version 4 */
   const struct tl__ent *empty;             /* the table of a scope that never bound anything */
   const void *trampoline, *trampoline_end; /* where every task's stack begins: backtraces stop here */
 };
@@ -39,6 +41,7 @@ __attribute__((used)) const struct tl__debug tl__debug = {
   .threads = &tl__debug_threads,
   .keys = &tl__debug_keys,
   .owners = &tl__debug_owners,
+  .scan = &tl__debug_scan,
   .empty = &tl__empty_ent,
   .trampoline = (const void *)tl__trampoline,
   .trampoline_end = tl__trampoline_end,

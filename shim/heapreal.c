@@ -31,7 +31,6 @@
 
 struct tl__heap_real tl__heap_real;
 int tl__heap_tracking;
-void (*tl__heap_free_fast)(void *);
 struct tl__heap_own tl__heap_own;
 
 /* The arena for the lookup's own allocations: a few small blocks in
@@ -170,8 +169,6 @@ TL__HEAP_FN int tl__heap_lookup_slow(void)
     r.free_fn = NULL;
     tl__heap_real = r;
     __atomic_store_n(&tl__heap_real.free_fn, free_fn, __ATOMIC_RELEASE);
-    if (!tl__heap_tracking)
-      __atomic_store_n(&tl__heap_free_fast, free_fn, __ATOMIC_RELEASE);
     atomic_store_explicit(&lookup.state, 2, memory_order_release);
     return 0;
   }

@@ -27,9 +27,6 @@ struct tl__heap_real {
 };
 extern struct tl__heap_real tl__heap_real; /* complete once tl__heap_lookup has returned 0 */
 extern int tl__heap_tracking;              /* follow the heap's blocks (leak reports asked for) */
-/* The real free once it is known and blocks are not followed, else NULL:
- * free's common case tests one word. */
-extern void (*tl__heap_free_fast)(void *);
 /* Where the library's own blocks come from and go back to (heapreal.c
  * says which); complete once tl__heap_lookup has returned 0. */
 struct tl__heap_own {

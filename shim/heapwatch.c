@@ -10,7 +10,9 @@
  * - free looks up the page its block starts in, in the stack-page filter
  *   (stacktree.h), and asks for the block's size and the stack-range tree
  *   only when a stack may start there;
- * - malloc and the others test whether blocks are followed.
+ * - malloc and the others test whether blocks are followed; while they
+ *   are not, the program's calls do not even come here (heapbind.c binds
+ *   them straight to the real functions).
  * munmap and mremap are system calls, which cost far more than the tree's
  * look-up: they always look.
  *
@@ -19,9 +21,11 @@
  * mremap, which tell only once done whether the block moved.
  *
  * Not seen: memory that glibc itself unmaps (a large block's free, inside
- * libc), a stack that starts more than a page into the block holding it
- * when that block is freed (the filter does not look so far; the task then
- * stays suspended, as before), and reallocarray.
+ * libc), and, unless leak reports are on, a stack that starts more than a
+ * page into the block holding it when that block is freed (the filter does
+ * not look so far; the task then stays suspended, as before). glibc's
+ * reallocarray needs no wrapper: it calls realloc through libc's PLT,
+ * which reaches ours.
  */
 #include "internal.h"
 #include "heapreal.h"
@@ -78,16 +82,32 @@ EXPORT void *calloc(size_t n, size_t size)
   return added(tl__heap_real.calloc_fn(n, size), n * size);
 }
 
-/* The part of free that is not the common case: a block the lookup's
- * arena gave (kept), one that may hold a task's stack, one followed. */
-TL__HEAP_FN static __attribute__((noinline)) void free_slow(void *p)
+/* The part of free that is not the common case: the first calls, before
+ * the real free is known; a block the lookup's arena gave (kept); one that
+ * may hold a task's stack; one followed. */
+TL__HEAP_FN static __attribute__((noinline)) void free_slow(void *p);
+
+/* Where free's common case goes: here, until the real free is known and
+ * when blocks are followed; else the real free itself, so that the common
+ * case is a byte's test and one jump. */
+static void (*free_next)(void *) = free_slow;
+
+TL__HEAP_FN static void free_slow(void *p)
 {
-  if (tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
+  if (p == NULL || tl__heap_lookup() != 0 || tl__heap_boot_owns(p))
     return;
+  if (!tl__heap_tracking && __atomic_load_n(&free_next, __ATOMIC_RELAXED) == free_slow)
+    __atomic_store_n(&free_next, tl__heap_real.free_fn, __ATOMIC_RELAXED);
   uintptr_t a = (uintptr_t)p;
-  if (tl__stack_page_hit(a)) {
+  int hit = tl__stack_page_hit(a);
+  /* While blocks are followed every free comes here anyway: the whole
+   * block is looked through, so that stacks further into it than the
+   * filter's page (a pool that carves many stacks from one block) are seen
+   * too. */
+  if (hit || tl__heap_tracking) {
     size_t size = tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
-    tl__release_range(a, a + size, TL__RELEASE_FREE);
+    if (hit || tl__stack_pages_hit(a, a + size))
+      tl__release_range(a, a + size, TL__RELEASE_FREE);
   }
   if (tl__heap_tracking)
     tl__heapblocks_del(p);
@@ -96,13 +116,11 @@ TL__HEAP_FN static __attribute__((noinline)) void free_slow(void *p)
 
 EXPORT void free(void *p)
 {
-  void (*real_free)(void *) = __atomic_load_n(&tl__heap_free_fast, __ATOMIC_ACQUIRE);
-  if (TL__LIKELY(real_free != NULL && !tl__stack_page_hit((uintptr_t)p))) {
-    real_free(p);
+  if (TL__LIKELY(!tl__stack_page_hit((uintptr_t)p))) {
+    __atomic_load_n(&free_next, __ATOMIC_RELAXED)(p);
     return;
   }
-  if (p != NULL)
-    free_slow(p);
+  free_slow(p);
 }
 
 EXPORT void *realloc(void *p, size_t size)
@@ -121,8 +139,10 @@ EXPORT void *realloc(void *p, size_t size)
   if (TL__LIKELY(!hit && !tl__heap_tracking))
     return tl__heap_real.realloc_fn(p, size);
   size_t old = p != NULL && tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
-  if (tl__heap_tracking && p != NULL)
+  if (tl__heap_tracking && p != NULL) {
+    hit = hit || tl__stack_pages_hit(a, a + old);       /* the whole block, as in free_slow */
     tl__heapblocks_del(p);
+  }
   void *n = tl__heap_real.realloc_fn(p, size);
   if (n == NULL && size != 0) {
     if (tl__heap_tracking && p != NULL)

@@ -23,6 +23,7 @@
 #include "root.h"
 #include "writer.h"
 #include "heapblocks.h"
+#include "heapbind.h"
 #include "suppress.h"
 #include "reach.h"
 #include "ownstack.h"
@@ -119,6 +120,7 @@ void tl__init(void)
     /* After the real functions are known: a failing dlsym allocates (its
      * error message), and a preloaded allocator may use ucontext. */
     tl__alloc_setup();
+    tl__heap_bind_direct();
     tl__tools_setup();
     tl__reach_setup();
     tl__suppress_read();

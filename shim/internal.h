@@ -399,7 +399,7 @@ extern const char tl__trampoline_end[];     /* backtraces stop in [tl__trampolin
  * nothing is written at run time. Change TL__DEBUG_VERSION (and the
  * extension) when the meaning of any of this changes; a renamed field is
  * caught by the extension as a layout mismatch. */
-#define TL__DEBUG_VERSION 3
+#define TL__DEBUG_VERSION 4
 
 struct tl__debug_tasks {                   /* registry.c */
   struct tl__task *const *live;            /* the live list (through lnext) */
@@ -418,6 +418,13 @@ struct tl__debug_keys {                    /* keys.c */
   const uint32_t *nslots;                  /* slots ever used */
   const uint64_t *created;
   uint32_t chunk_bits, rec_size, rec_gen, rec_attr; /* rec_gen: uint32_t; rec_attr: tl_key_attr_t */
+};
+
+struct tl__debug_scan {                    /* reach.c: what the last leak scan concluded; since version 4 */
+  const uint64_t *scans;                   /* scans made so far (reports with leak reports on) */
+  const uint64_t *n;                       /* tasks in the last scan's table */
+  const void *const *seen;                 /* its table: n records of {uint64_t id; uint64_t kind},
+                                            * kind 0 parked, 1 leaked, 2 suppressed */
 };
 
 struct tl__debug_owners {                  /* scope.c: the owners of custom scopes */

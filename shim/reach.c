@@ -59,6 +59,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 /* TASKLOCAL_VERBOSE: where the word that keeps each parked task reachable
@@ -235,8 +236,52 @@ const char *tl__reach_undecided(void)
   return last_undecided;
 }
 
+/* What the last scan concluded, kept for debuggers until the next scan
+ * ends (debug.c publishes it): a table of each unfinished task's kind, by
+ * id, in pages of its own. The gdb extension shows it beside each task. */
+struct seen {
+  uint64_t id, kind;
+};
+
+static struct {
+  uint64_t scans;
+  uint64_t n;
+  struct seen *seen;
+  size_t bytes;
+} last;
+
+const struct tl__debug_scan tl__debug_scan = {&last.scans, &last.n, (const void *const *)&last.seen};
+
+static void keep_kinds(void)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < tl__scan.ntasks; i++)
+    n += !(tl__scan.tasks[i].flags & TL__F_ROOT) && tl__scan.tasks[i].state != TL__FINISHED;
+  size_t bytes = (n * sizeof(struct seen) + 4095) & ~(size_t)4095;
+  struct seen *seen = NULL;
+  if (bytes != 0) {
+    seen = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (seen == MAP_FAILED)
+      seen = NULL, n = 0, bytes = 0;       /* the debugger then shows no kinds */
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < tl__scan.ntasks && k < n; i++) {
+    const struct rtask *r = &tl__scan.tasks[i];
+    if (!(r->flags & TL__F_ROOT) && r->state != TL__FINISHED)
+      seen[k++] = (struct seen){r->id, r->kind};
+  }
+  if (last.seen != NULL)
+    tl__unmap(last.seen, last.bytes);
+  last.seen = seen;
+  last.bytes = bytes;
+  last.n = k;
+  last.scans++;
+}
+
 void tl__reach_end(void)
 {
+  if (tl__scan.active)
+    keep_kinds();
   last_undecided = tl__scan.undecided;
   tl__heapblocks_snapshot_free(&tl__scan.heap);
   for (int i = 0; i < tl__scan.nregions; i++)

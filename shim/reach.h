@@ -22,5 +22,6 @@ const char *tl__reach_undecided(void);     /* why no task could be called leaked
 void tl__reach_end(void);
 void tl__reach_exit_early(void);           /* at exit, before the roots' values go: the exit report's scan */
 void tl__reach_lsan_setup(void);           /* at load: under LeakSanitizer, its exit handler */
+extern const struct tl__debug_scan tl__debug_scan; /* the last scan's kinds, for the gdb extension */
 
 #endif /* TL_REACH_H */

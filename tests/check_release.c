@@ -19,6 +19,7 @@
 #define LIB TL_BUILD_DIR "/libtasklocal.so"
 #define LEAKPLUG TL_BUILD_DIR "/tests/libtlleakplug.so"
 #define ENDS TL_BUILD_DIR "/tests/programs/ends"
+#define HEAPBOUND TL_BUILD_DIR "/tests/programs/heapbound"
 #define DEADLINE_S 60
 
 struct run {
@@ -26,9 +27,10 @@ struct run {
   char *out, *err;
 };
 
-/* leaks: TASKLOCAL_LEAKS's value, NULL for 1; preload: what LD_PRELOAD
- * holds, NULL for the library and the plugin. */
-static void run_with(struct run *r, const char *mode, const char *leaks, const char *preload)
+/* prog's argument is mode (none when NULL); leaks: TASKLOCAL_LEAKS's
+ * value, NULL for 1; preload: what LD_PRELOAD holds, NULL for the library
+ * and the plugin. */
+static void run_prog(struct run *r, const char *prog, const char *mode, const char *leaks, const char *preload)
 {
   static const char *const drop[] = {"LD_PRELOAD=", "TASKLOCAL_", "ASAN_OPTIONS=", NULL};
   char leaks_var[32], preload_var[1024];
@@ -36,14 +38,19 @@ static void run_with(struct run *r, const char *mode, const char *leaks, const c
   snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s", preload != NULL ? preload : LIB " " LEAKPLUG);
   const char *vars[] = {TL_TEST_ASAN_ENV, preload_var, leaks_var, "TASKLOCAL_STATS=1"};
   char **env = tl_test_env(drop, vars, sizeof vars / sizeof vars[0]);
-  const char *argv[] = {ENDS, mode, NULL};
+  const char *argv[] = {prog, mode, NULL};
   struct tl_test_proc p;
   tl_test_exec(&p, (char *const *)argv, env, DEADLINE_S);
   free(env);
-  ck_assert_msg(!p.timed_out, "ends %s ran past %.0f s", mode, p.deadline_s);
+  ck_assert_msg(!p.timed_out, "%s %s ran past %.0f s", prog, mode != NULL ? mode : "", p.deadline_s);
   r->status = WIFEXITED(p.wstatus) ? WEXITSTATUS(p.wstatus) : 128 + WTERMSIG(p.wstatus);
   r->out = p.out.data;
   r->err = p.err.data;
+}
+
+static void run_with(struct run *r, const char *mode, const char *leaks, const char *preload)
+{
+  run_prog(r, ENDS, mode, leaks, preload);
 }
 
 static void run(struct run *r, const char *mode, const char *leaks)
@@ -60,6 +67,11 @@ static void run_free(struct run *r)
 static void has(const struct run *r, const char *want)
 {
   ck_assert_msg(strstr(r->err, want) != NULL, "no \"%s\" in:\n%s", want, r->err);
+}
+
+static void has_out(const struct run *r, const char *want)
+{
+  ck_assert_msg(strstr(r->out, want) != NULL, "no \"%s\" in:\n%s", want, r->out);
 }
 
 static void lacks(const struct run *r, const char *unwanted)
@@ -105,6 +117,21 @@ END_TEST
 START_TEST(reallocated)
 {
   released_once("realloc");
+}
+END_TEST
+
+/* A stack carved from the middle of a pool's block: while leak reports
+ * are on, the freed block is looked through whole. */
+START_TEST(carved_from_a_block)
+{
+  released_once("carved");
+}
+END_TEST
+
+/* glibc's reallocarray calls realloc through its PLT, which reaches ours. */
+START_TEST(reallocated_array)
+{
+  released_once("reallocarray");
 }
 END_TEST
 
@@ -257,6 +284,49 @@ START_TEST(freed_by_jemalloc)
 }
 END_TEST
 
+/* Without leak reports, the program's malloc, calloc and posix_memalign
+ * are the real ones, both its call slots (bound lazily, before it first
+ * calls them) and the function pointers it takes; free and realloc stay
+ * ours. With leak reports, every one is ours. (Under ASan the sanitizer's
+ * runtime comes first and holds them all.) */
+START_TEST(allocation_bound_direct)
+{
+  if (TL_TEST_UNDER_ASAN)
+    return;
+  struct run r;
+  run_prog(&r, HEAPBOUND, NULL, "0", LIB);
+  ck_assert_int_eq(r.status, 0);
+  has_out(&r, "malloc pointer=libc.so.6\n");
+  has_out(&r, "calloc call=libc.so.6\n");
+  has_out(&r, "posix_memalign call=libc.so.6\n");
+  has_out(&r, "free pointer=libtasklocal.so\n");
+  has_out(&r, "realloc call=unbound\n");
+  run_free(&r);
+  run_prog(&r, HEAPBOUND, NULL, "1", LIB);
+  ck_assert_int_eq(r.status, 0);
+  has_out(&r, "malloc pointer=libtasklocal.so\n");
+  has_out(&r, "calloc call=unbound\n");
+  has_out(&r, "posix_memalign call=unbound\n");
+  run_free(&r);
+}
+END_TEST
+
+/* With an allocator preloaded after the library, the program's malloc is
+ * that allocator's. */
+START_TEST(allocation_bound_to_jemalloc)
+{
+  if (TL_TEST_UNDER_ASAN || access(JEMALLOC, R_OK) != 0)
+    return;
+  struct run r;
+  run_prog(&r, HEAPBOUND, NULL, "0", LIB " " JEMALLOC);
+  ck_assert_int_eq(r.status, 0);
+  has_out(&r, "malloc pointer=libjemalloc.so.2\n");
+  has_out(&r, "calloc call=libjemalloc.so.2\n");
+  has_out(&r, "free pointer=libtasklocal.so\n");
+  run_free(&r);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("release");
@@ -267,6 +337,8 @@ int main(void)
     {"free", freed},
     {"munmap", unmapped},
     {"realloc", reallocated},
+    {"reallocarray", reallocated_array},
+    {"carved", carved_from_a_block},
     {"mremap", remapped},
     {"thread", freed_by_another_thread},
     {"jumpfree", freed_after_siglongjmp},
@@ -279,6 +351,8 @@ int main(void)
     {"no_leaks", released_without_leak_reports},
     {"jumpexit", exit_after_siglongjmp},
     {"jemalloc", freed_by_jemalloc},
+    {"bound", allocation_bound_direct},
+    {"bound_jemalloc", allocation_bound_to_jemalloc},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     TCase *tc = tcase_create(cases[i].name);

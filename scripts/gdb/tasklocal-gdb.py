@@ -28,12 +28,13 @@ import struct
 import gdb
 import gdb.unwinder
 
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 MAGIC = b"tasklocal-debug\0"
 
 NEW, RUNNING, SUSPENDED, FINISHED, ABANDONED, RELEASED = range(6)
 F_ROOT, F_STARTED, F_MADE = 0x1, 0x8, 0x10
 SCOPES = {0: "task", 1: "thread", 2: "custom"}
+KINDS = {0: "parked", 1: "leaked", 2: "suppressed"}   # enum tl__kind (shim/reach.h)
 
 # Offsets of glibc's x86_64 ucontext_t (sys/ucontext.h): uc_mcontext.gregs
 # starts at byte 40, and the REG_* indexes below are glibc's. swapcontext
@@ -234,6 +235,7 @@ class Library:
                                                    "rec_gen", "rec_attr")}
             self.owners = {n: int(owners[n]) for n in ("buckets", "nbuckets", "disc", "owner", "vt", "next")}
             self.trampoline = (int(anchor["trampoline"]), int(anchor["trampoline_end"]))
+            self._read_kinds(anchor["scan"].dereference())
         except gdb.MemoryError as e:
             raise gdb.GdbError("tasklocal: cannot read the library's registries: %s" % e)
         except (gdb.error, KeyError, AttributeError) as e:
@@ -241,6 +243,24 @@ class Library:
                 raise
             raise Mismatch("tasklocal: the library's debug information does not match this extension "
                            "(layout %d): %s" % (LAYOUT_VERSION, e))
+
+    def _read_kinds(self, scan):
+        """What the last leak scan concluded (shim/reach.c): task id -> kind.
+        The scan runs inside the process, for a report (the exit report, a
+        dump), never here: tasks made since have no kind."""
+        self.scans = self.read_u64(int(scan["scans"]))
+        self.kinds = {}
+        n = min(self.read_u64(int(scan["n"])), MAX_TASKS)
+        table = self.read_u64(int(scan["seen"]))
+        if self.scans == 0 or n == 0 or table == 0:
+            return
+        try:
+            data = bytes(self.read(table, 16 * n))
+        except gdb.MemoryError:
+            return
+        for i in range(n):
+            task_id, kind = struct.unpack_from("<QQ", data, 16 * i)
+            self.kinds[task_id] = KINDS.get(kind, "kind %d?" % kind)
 
     # ---- memory --------------------------------------------------------
 
@@ -469,6 +489,11 @@ class Library:
         return None
 
     def state_text(self, t):
+        text = self._state_text(t)
+        kind = self.kinds.get(t.id) if t.state != RUNNING and t.state != FINISHED else None
+        return text + ", " + kind if kind is not None else text
+
+    def _state_text(self, t):
         if t.state == RUNNING:
             th = self.running_on(t) or t.thread
             if th is not None:
@@ -815,6 +840,9 @@ is gone); a root task's is the thread whose own stack it is."""
                          lib.thread_text(t), nvalues, t.name if t.name is not None else "-", entry))
         gdb.write("tasklocal %s: %s, %s\n" % (lib.version, plural(len(lib.tasks), "task"),
                                                plural(len(lib.threads), "thread")))
+        if lib.scans:
+            gdb.write("leaked or parked: as the last leak scan in the process found them (scan %d); "
+                      "tasks made since have no kind\n" % lib.scans)
         head = (" ", "ID", "STATE", "THREAD", "LOCALS", "NAME", "ENTRY")
         widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
         for r in [head] + rows:
@@ -920,6 +948,10 @@ class TlStats(gdb.Command):
         gdb.write("tasklocal: stats: created=%d finished=%d abandoned=%d released=%d switches=%d untracked=%d "
                   "peak=%d keys=%d\n" % (made & (2**64 - 1), finished, abandoned, released, switches, untracked,
                                           c["peak"], keys))
+        if lib.scans:
+            kinds = list(lib.kinds.values())
+            gdb.write("tasklocal: last leak scan (scan %d): %d leaked, %d parked, %d suppressed\n"
+                      % (lib.scans, kinds.count("leaked"), kinds.count("parked"), kinds.count("suppressed")))
 
 
 TlPrefix()

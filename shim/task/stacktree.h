@@ -25,4 +25,22 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) static inline int
                               memory_order_relaxed) != 0;
 }
 
+/* Whether a stack may start anywhere in [a, b): the filter's entries of
+ * every page there (a block too big to look through is taken as a hit). */
+__attribute__((no_sanitize("address", "thread", "undefined"))) static inline int tl__stack_pages_hit(uintptr_t a,
+                                                                                                    uintptr_t b)
+{
+  if (b <= a)
+    return 0;
+  uintptr_t first = a >> TL__PAGE_SHIFT, last = (b - 1) >> TL__PAGE_SHIFT;
+  if (last - first >= TL__STACK_PAGES)
+    return 1;
+  for (uintptr_t p = first;; p++) {
+    if (atomic_load_explicit(&tl__stack_pages[p & (TL__STACK_PAGES - 1)], memory_order_relaxed) != 0)
+      return 1;
+    if (p == last)
+      return 0;
+  }
+}
+
 #endif /* TL_STACKTREE_H */

@@ -42,6 +42,7 @@
 #define SHARED TL_BUILD_DIR "/tests/programs/leak_shared"
 #define DEMO TL_BUILD_DIR "/tests/programs/leak_demo"
 #define LEAKPLUG TL_BUILD_DIR "/tests/libtlleakplug.so"
+#define LEAK_KINDS TL_BUILD_DIR "/tests/programs/leak_kinds"
 #define RUN_DIR TL_GDB_DIR "/run"
 
 #define DEADLINE_S 60
@@ -666,6 +667,28 @@ START_TEST(test_report_agrees)
 }
 END_TEST
 
+/* Leaked or parked, as the process's last leak scan (here the exit
+ * report's) found each task: tl tasks shows it beside the state, and tl
+ * stats counts them. */
+START_TEST(test_kinds)
+{
+  need_gdb();
+  static const char *const cmds[] = {
+    "set startup-with-shell off", "set environment LD_PRELOAD " LIB,
+    "set environment TASKLOCAL_LEAKS 1", "catch syscall exit_group", "run", "tl tasks", "tl stats", "kill", NULL,
+  };
+  const char *post[] = {"--args", LEAK_KINDS, "mixed", NULL};
+  struct gdb_run r = gdb_run(NULL, 0, cmds, post);
+  EXPECT(r.out, "^leaked or parked: as the last leak scan in the process found them \\(scan 1\\)");
+  EXPECT(r.out, "^ +2 suspended, leaked +1 +0 +- +leaked_dropped$");
+  EXPECT(r.out, "^ +5 suspended, leaked +1 +0 +- +leaked_cycle_a$");
+  EXPECT(r.out, "^ +7 suspended, parked +1 +0 +- +parked_in_queue$");
+  EXPECT(r.out, "^\\* +1 running on thread 1 +1 +0 +- +\\(thread 1's own stack\\)$");
+  EXPECT(r.out, "^tasklocal: last leak scan \\(scan 1\\): 8 leaked, 2 parked, 0 suppressed$");
+  gdb_free(&r);
+}
+END_TEST
+
 static Suite *gdb_suite(void)
 {
   Suite *s = suite_create("gdb");
@@ -684,6 +707,7 @@ static Suite *gdb_suite(void)
   tcase_add_test(tc, test_live_run);
   tcase_add_test(tc, test_shared_stack);
   tcase_add_test(tc, test_report_agrees);
+  tcase_add_test(tc, test_kinds);
   suite_add_tcase(s, tc);
   return s;
 }

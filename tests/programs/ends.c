@@ -10,6 +10,7 @@
  *   free      its stack, from malloc, is freed: released
  *   munmap    its stack, from mmap, is unmapped: released
  *   realloc   its stack's block is grown with realloc and moves: released
+ *   reallocarray  the same with reallocarray (glibc's calls realloc)
  *   mremap    its stack's mapping is moved with mremap: released
  *   thread    another thread frees its stack: released
  *   remake    its ucontext_t is made again on the same stack (a pool that
@@ -27,6 +28,9 @@
  *             the main stack, not in the coroutine, which is suspended
  *   jumpfree  the same, then main frees its stack, as OpenSSL's async jobs
  *             end: released
+ *   carved    its stack is the third of four carved from one malloc'd
+ *             block, as a pool may carve them; the block is freed:
+ *             released (seen while leak reports are on)
  */
 #include "prog.h"
 #include <pthread.h>
@@ -159,16 +163,17 @@ int main(int argc, char **argv)
   if (strcmp(mode, "return") == 0) {
     make(&co_ctx, malloc(STACK), STACK, returns);
     swapcontext(&main_ctx, &co_ctx);
-  } else if (strcmp(mode, "free") == 0 || strcmp(mode, "thread") == 0 || strcmp(mode, "realloc") == 0) {
+  } else if (strcmp(mode, "free") == 0 || strcmp(mode, "thread") == 0 || strcmp(mode, "realloc") == 0 ||
+             strcmp(mode, "reallocarray") == 0) {
     char *stack = malloc(STACK);
     make(&co_ctx, stack, STACK, leaves);
     swapcontext(&main_ctx, &co_ctx);
     if (strcmp(mode, "free") == 0) {
       free(stack);
-    } else if (strcmp(mode, "realloc") == 0) {
+    } else if (strcmp(mode, "realloc") == 0 || strcmp(mode, "reallocarray") == 0) {
       /* A block in the way, so that growing the stack's block moves it. */
       void *wall = malloc(64);
-      char *moved = realloc(stack, 16 * STACK);
+      char *moved = strcmp(mode, "realloc") == 0 ? realloc(stack, 16 * STACK) : reallocarray(stack, 16, STACK);
       printf("moved: %s\n", moved != stack ? "yes" : "no");
       free(moved);
       free(wall);
@@ -177,6 +182,11 @@ int main(int argc, char **argv)
       if (pthread_create(&th, NULL, freer, stack) != 0 || pthread_join(th, NULL) != 0)
         return 1;
     }
+  } else if (strcmp(mode, "carved") == 0) {
+    char *block = malloc(4 * STACK);
+    make(&co_ctx, block + 2 * STACK, STACK, leaves);
+    swapcontext(&main_ctx, &co_ctx);
+    free(block);
   } else if (strcmp(mode, "munmap") == 0 || strcmp(mode, "mremap") == 0) {
     char *stack = map(STACK);
     make(&co_ctx, stack, STACK, leaves);
