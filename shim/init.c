@@ -128,12 +128,14 @@ void tl__init(void)
     tl__bt_setup((const void *)tl__trampoline, tl__trampoline_end);
     tl__trace_setup();
     /* The task module's observers, before the first task (a thread's
-     * root): the trace first, so that it records an end before what the
+     * root), in the order each step is told to them: the values first (an
+     * abandoned task's are copied for the leak report before anything can
+     * run), then the trace, so that it records an end before what the
      * others' destructors do about it. */
+    tl__values_observe_tasks();
     tl__trace_observe_tasks();
     tl__tasktls_observe_tasks();
     tl__tools_observe_tasks();
-    tl__values_observe_tasks();
     tl__thread_hooks(&thread_hooks);
     tl__thread_setup();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

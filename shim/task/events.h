@@ -32,7 +32,7 @@ struct tl__event {
 /* th is the thread the event happens on (NULL for FREED, which needs none). */
 typedef void (*tl__observer)(struct tl__thread *th, const struct tl__event *ev);
 
-#define TL__OBSERVERS_MAX 4                /* a kind's observers: the trace, tasktls, the tools, the values */
+#define TL__OBSERVERS_MAX 4                /* a kind's observers: the values, the trace, tasktls, the tools */
 
 /* Written from tl__init only, before any task exists; read without a lock. */
 struct tl__observers {
