@@ -24,12 +24,21 @@
  * Lifetime
  * ------------------------------------------------------------------------ */
 
+/* Whether t's scope has anything to end: a task that never bound a
+ * value, opened a binding or deferred a call has no extension either. */
+static inline int holds_values(const struct tl__task *t)
+{
+  return t->x != NULL || atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty;
+}
+
 /* Ends t's scope (bindings, values, deferred calls): the values' layers
  * hear of it (bind.c), and end it with t as the task that reads and
- * writes see, whatever stack this runs on. */
+ * writes see, whatever stack this runs on. Nobody is told of an empty
+ * one. */
 void tl__destroy_values(struct tl__thread *th, struct tl__task *t)
 {
-  TL__ANNOUNCE(th, TL__NEWS_SCOPE_END, .t = t);
+  if (holds_values(t))
+    TL__ANNOUNCE(th, TL__NEWS_SCOPE_END, .t = t);
 }
 
 /* An ended task leaves every index and its record goes, in one pass
@@ -155,9 +164,7 @@ static void task_finished(struct tl__thread *th, struct tl__task *t)
   tl__view_drop();
   th->current = t;
   th->in_switch = 0;
-  /* A task that never bound a value, opened a binding or deferred a call
-   * (no extension) has nothing to end. */
-  if (t->x != NULL || atomic_load_explicit(&t->vt, memory_order_relaxed) != tl__vt_empty)
+  if (holds_values(t))                     /* tested here too: a task's end is a hot path */
     tl__destroy_values(th, t);
   atomic_store_explicit(&t->state, TL__FINISHED, memory_order_relaxed);
 }
