@@ -19,3 +19,9 @@ int tl__task_observe(enum tl__news what, tl__observer fn)
   tl__observers.fn[what][tl__observers.n[what]++] = fn;
   return 0;
 }
+
+void tl__announce_all(struct tl__thread *th, enum tl__news what, const struct tl__event *ev)
+{
+  for (uint32_t i = 0; i < tl__observers.n[what]; i++)
+    tl__observers.fn[what][i](th, ev);
+}

@@ -45,17 +45,22 @@ extern struct tl__observers tl__observers;
  * when what has no room left. */
 int tl__task_observe(enum tl__news what, tl__observer fn);
 
+void tl__announce_all(struct tl__thread *th, enum tl__news what, const struct tl__event *ev);
+
 /* The news what, with the event's fields as designated initializers
  * (.t = t, ...), to each of its observers in turn. A kind nobody observes
  * costs a load and a branch, as the flag it replaces did, and the event is
- * only built when someone listens. */
+ * only built when someone listens; one observer, the common case when any
+ * listens, is called straight, without a loop to keep. */
 #define TL__ANNOUNCE(th, what, ...)                                                                          \
   do {                                                                                                       \
     uint32_t n_ = tl__observers.n[what];                                                                     \
     if (TL__UNLIKELY(n_ != 0)) {                                                                             \
       const struct tl__event ev_ = {__VA_ARGS__};                                                            \
-      for (uint32_t i_ = 0; i_ < n_; i_++)                                                                   \
-        tl__observers.fn[what][i_]((th), &ev_);                                                              \
+      if (n_ == 1)                                                                                           \
+        tl__observers.fn[what][0]((th), &ev_);                                                               \
+      else                                                                                                   \
+        tl__announce_all((th), (what), &ev_);                                                                \
     }                                                                                                        \
   } while (0)
 
