@@ -62,6 +62,47 @@ static void end_all(void *arg)
     tl__task_released(e->th, e->t[i]);
 }
 
+/* Which tasks of the tree a release ends. */
+struct pick {
+  int (*fn)(const struct tl__task *t, const struct pick *p);
+  uintptr_t a;                             /* the memory given back starts here */
+  int how;                                 /* TL__RELEASE_* */
+};
+
+static int pick_held(const struct tl__task *t, const struct pick *p)
+{
+  return held_by(t, p->a, p->how);
+}
+
+/* Ends, batch by batch, the tasks whose stacks end in (a, b] that the pick
+ * takes and that can be claimed: claimed with the registry's lock held,
+ * ended without it (destructors may free memory in turn). */
+static uint64_t release_picked(struct tl__thread *th, uintptr_t a, uintptr_t b, const struct pick *p)
+{
+  uint64_t n = 0;
+  for (;;) {
+    struct tl__task *batch[BATCH], *t;
+    uint32_t k = 0;
+    /* A signal handler that interrupted this thread while it held the
+     * lock gives up: its free goes on, and the task stays as it was. */
+    if (tl__registry_lock() != 0)
+      return n;
+    for (t = tl__tree_first_in(a, b); t != NULL && k < BATCH; t = tl__tree_next_in(t, b)) {
+      a = t->hi - 1;                       /* where the next batch looks again: claimed ones are gone */
+      if (p->fn(t, p) && tl__task_claim_release(t))
+        batch[k++] = t;
+    }
+    tl__registry_unlock();
+    if (k != 0) {
+      struct ends e = {th, batch, k};
+      tl__run_on_own_stack(th->current, RELEASE_STACK_NEED, end_all, &e);
+    }
+    n += k;
+    if (t == NULL)
+      return n;
+  }
+}
+
 uint64_t tl__release_range(uintptr_t a, uintptr_t b, int how)
 {
   if (b <= a)
@@ -74,26 +115,8 @@ uint64_t tl__release_range(uintptr_t a, uintptr_t b, int how)
    * caller with _longjmp, and free their stacks from there) is believed
    * running until a read finds out, and a running task is not released. */
   tl__task_now();
-  uint64_t n = 0;
-  for (;;) {
-    struct tl__task *batch[BATCH];
-    uint32_t k = 0;
-    /* A signal handler that interrupted this thread while it held the
-     * lock gives up: its free goes on, and the task stays as it was. */
-    if (tl__registry_lock() != 0)
-      return n;
-    for (struct tl__task *t = tl__tree_first_in(a, b); t != NULL && k < BATCH; t = tl__tree_next_in(t, b))
-      if (held_by(t, a, how) && tl__task_claim_release(t))
-        batch[k++] = t;
-    tl__registry_unlock();
-    if (k != 0) {
-      struct ends e = {th, batch, k};
-      tl__run_on_own_stack(th->current, RELEASE_STACK_NEED, end_all, &e);
-    }
-    n += k;
-    if (k < BATCH)
-      return n;
-  }
+  const struct pick p = {pick_held, a, how};
+  return release_picked(th, a, b, &p);
 }
 
 /* ------------------------------------------------------------------------
@@ -179,6 +202,12 @@ static int in_static(const struct tl__task *t)
   return 0;
 }
 
+static int pick_displaced(const struct tl__task *t, const struct pick *p)
+{
+  (void)p;
+  return displaced(t) && !kept_by_stack(t) && !in_static(t);
+}
+
 uint64_t tl__release_displaced(void)
 {
   struct tl__thread *th = tl__self();
@@ -186,26 +215,6 @@ uint64_t tl__release_displaced(void)
     return 0;
   statics.n = 0;
   dl_iterate_phdr(gather_static, NULL);
-  uint64_t n = 0;
-  uintptr_t from = 0;
-  for (;;) {
-    struct tl__task *batch[BATCH];
-    uint32_t k = 0;
-    if (tl__registry_lock() != 0)
-      return n;
-    struct tl__task *t = tl__tree_first_in(from, UINTPTR_MAX);
-    for (; t != NULL && k < BATCH; t = tl__tree_next_in(t, UINTPTR_MAX)) {
-      from = t->hi - 1;
-      if (displaced(t) && !kept_by_stack(t) && !in_static(t) && tl__task_claim_release(t))
-        batch[k++] = t;
-    }
-    tl__registry_unlock();
-    if (k != 0) {
-      struct ends e = {th, batch, k};
-      tl__run_on_own_stack(th->current, RELEASE_STACK_NEED, end_all, &e);
-    }
-    n += k;
-    if (t == NULL)
-      return n;
-  }
+  const struct pick p = {pick_displaced, 0, 0};
+  return release_picked(th, 0, UINTPTR_MAX, &p);
 }
