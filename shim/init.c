@@ -24,6 +24,7 @@
 #include "writer.h"
 #include "heapblocks.h"
 #include "heapbind.h"
+#include "task/release.h"
 #include "suppress.h"
 #include "reach.h"
 #include "ownstack.h"
@@ -152,13 +153,16 @@ __attribute__((constructor)) static void tl__constructor(void)
 }
 
 /* Process exit: the trace is written first (the exit report may end the
- * process, with TASKLOCAL_LEAKS=error), then the exit report's scan runs
+ * process, with TASKLOCAL_LEAKS=error), then the tasks that a pool ended
+ * by giving their stacks to new ones are released (task/release.c), then
+ * the exit report's scan runs
  * (the roots' values still count as references), then the roots' values
  * are destroyed, then the exit report is written, then what the report
  * still needed is freed. */
 __attribute__((destructor)) static void tl__destructor(void)
 {
   tl__trace_exit();
+  tl__release_displaced();
   tl__reach_exit_early();
   tl__task_exit();
   tl__report_exit();

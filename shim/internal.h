@@ -295,6 +295,11 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
  * stack is (stacktree.c keeps it, with the registry's lock held). */
 #define TL__TREE_IN 0x1u
 #define TL__TREE_SHADOWED 0x2u
+/* A newer task was made on exactly its stack while it was suspended, and
+ * it has not run since (ran_on was cleared then; a switch into it sets it
+ * again): a pool gave its stack to the next task, or a stack-copying
+ * library shares one stack among its coroutines (task/release.c). */
+#define TL__TREE_DISPLACED 0x4u
 
 #define TL__F_ROOT 0x1u                    /* a thread's own stack */
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */

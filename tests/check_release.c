@@ -120,6 +120,21 @@ START_TEST(reallocated)
 }
 END_TEST
 
+/* A pool hands a stack to the next coroutine, in another ucontext_t,
+ * while the first is suspended for good, and keeps the stack: the first
+ * never ran again, and is released at exit instead of being reported. */
+START_TEST(handed_off)
+{
+  struct run r;
+  run(&r, "handoff", NULL);
+  ck_assert_msg(r.status == 0, "ends handoff: status %d\n%s", r.status, r.err);
+  counts(&r, 1, 0, 1);
+  has(&r, "when its stack was released");
+  has(&r, "tasklocal: leak summary: 0 tasks, 2 locals\n");
+  run_free(&r);
+}
+END_TEST
+
 /* A stack carved from the middle of a pool's block: while leak reports
  * are on, the freed block is looked through whole. */
 START_TEST(carved_from_a_block)
@@ -339,6 +354,7 @@ int main(void)
     {"realloc", reallocated},
     {"reallocarray", reallocated_array},
     {"carved", carved_from_a_block},
+    {"handoff", handed_off},
     {"mremap", remapped},
     {"thread", freed_by_another_thread},
     {"jumpfree", freed_after_siglongjmp},

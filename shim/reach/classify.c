@@ -50,8 +50,12 @@ static int copy_task(struct tl__task *t, void *arg)
   r->vt = state == TL__ABANDONED ? NULL : atomic_load_explicit(&t->vt, memory_order_acquire);
   int own_ctx = (state == TL__NEW || state == TL__SUSPENDED) && __atomic_load_n(&t->mapped, __ATOMIC_RELAXED);
   r->ctx = own_ctx ? (uintptr_t)t->ctx : 0;
+  /* A task displaced from its stack and not run since may have been ended
+   * by a pool that gave the stack to the next task (task/release.c
+   * releases it at exit): never called leaked in a dump. */
+  int displaced = state == TL__SUSPENDED && (TL__LOAD(t->in_tree) & TL__TREE_DISPLACED) && TL__LOAD(t->ran_on) == 0;
   r->cand = !(t->flags & TL__F_ROOT) && (state == TL__NEW || state == TL__SUSPENDED || state == TL__ABANDONED) &&
-            r->hi > r->lo;
+            r->hi > r->lo && !displaced;
   if (state == TL__ABANDONED && t->x != NULL)
     r->vt = t->x->held;
   if (tl__suppress_active() && t->x != NULL && t->x->bt != NULL) {

@@ -30,6 +30,8 @@
 #include "../ownstack.h"
 #include "identity.h"
 
+#include <link.h>
+
 #define BATCH 64
 
 /* The destructors of a released task run on the thread that frees its
@@ -60,6 +62,47 @@ static void end_all(void *arg)
     tl__task_released(e->th, e->t[i]);
 }
 
+/* Which tasks of the tree a release ends. */
+struct pick {
+  int (*fn)(const struct tl__task *t, const struct pick *p);
+  uintptr_t a;                             /* the memory given back starts here */
+  int how;                                 /* TL__RELEASE_* */
+};
+
+static int pick_held(const struct tl__task *t, const struct pick *p)
+{
+  return held_by(t, p->a, p->how);
+}
+
+/* Ends, batch by batch, the tasks whose stacks end in (a, b] that the pick
+ * takes and that can be claimed: claimed with the registry's lock held,
+ * ended without it (destructors may free memory in turn). */
+static uint64_t release_picked(struct tl__thread *th, uintptr_t a, uintptr_t b, const struct pick *p)
+{
+  uint64_t n = 0;
+  for (;;) {
+    struct tl__task *batch[BATCH], *t;
+    uint32_t k = 0;
+    /* A signal handler that interrupted this thread while it held the
+     * lock gives up: its free goes on, and the task stays as it was. */
+    if (tl__registry_lock() != 0)
+      return n;
+    for (t = tl__tree_first_in(a, b); t != NULL && k < BATCH; t = tl__tree_next_in(t, b)) {
+      a = t->hi - 1;                       /* where the next batch looks again: claimed ones are gone */
+      if (p->fn(t, p) && tl__task_claim_release(t))
+        batch[k++] = t;
+    }
+    tl__registry_unlock();
+    if (k != 0) {
+      struct ends e = {th, batch, k};
+      tl__run_on_own_stack(th->current, RELEASE_STACK_NEED, end_all, &e);
+    }
+    n += k;
+    if (t == NULL)
+      return n;
+  }
+}
+
 uint64_t tl__release_range(uintptr_t a, uintptr_t b, int how)
 {
   if (b <= a)
@@ -72,24 +115,106 @@ uint64_t tl__release_range(uintptr_t a, uintptr_t b, int how)
    * caller with _longjmp, and free their stacks from there) is believed
    * running until a read finds out, and a running task is not released. */
   tl__task_now();
-  uint64_t n = 0;
-  for (;;) {
-    struct tl__task *batch[BATCH];
-    uint32_t k = 0;
-    /* A signal handler that interrupted this thread while it held the
-     * lock gives up: its free goes on, and the task stays as it was. */
-    if (tl__registry_lock() != 0)
-      return n;
-    for (struct tl__task *t = tl__tree_first_in(a, b); t != NULL && k < BATCH; t = tl__tree_next_in(t, b))
-      if (held_by(t, a, how) && tl__task_claim_release(t))
-        batch[k++] = t;
-    tl__registry_unlock();
-    if (k != 0) {
-      struct ends e = {th, batch, k};
-      tl__run_on_own_stack(th->current, RELEASE_STACK_NEED, end_all, &e);
+  const struct pick p = {pick_held, a, how};
+  return release_picked(th, a, b, &p);
+}
+
+/* ------------------------------------------------------------------------
+ * Displaced tasks, at exit
+ *
+ * A pool may end a task by giving its stack to the next task, made in
+ * another ucontext_t, while the old one is still suspended: the old task
+ * can never run again (its frames are being overwritten). But a
+ * stack-copying library (cloudwu's coroutine, libco's shared stacks) does
+ * the same to coroutines that it will resume: it copies each one's frames
+ * out of the shared stack when it yields and back before resuming it. The
+ * two look alike when the new task is made, so nothing is released then
+ * (the stack tree marks the old task displaced: TL__TREE_DISPLACED, with
+ * ran_on cleared), and the difference shows later: a copied coroutine is
+ * resumed, which sets ran_on again, and a stack one of whose displaced
+ * tasks ran again is a copying one.
+ *
+ * At exit, before the report's scan, a suspended task that was displaced
+ * and has not run since is released, as its stack's giving back would
+ * release it, unless its stack is a copying one, lies in the static data
+ * of a loaded object, or lies inside another task's stack (coroutines
+ * carved from a coroutine's stack). A copying library's coroutine that was
+ * displaced and then never resumed is released too: the report may miss
+ * it, but it never names a task that a pool ended.
+ * ------------------------------------------------------------------------ */
+
+static int displaced(const struct tl__task *t)
+{
+  return (TL__LOAD(t->in_tree) & TL__TREE_DISPLACED) && TL__LOAD(t->ran_on) == 0 &&
+         atomic_load_explicit(&t->state, memory_order_relaxed) == TL__SUSPENDED;
+}
+
+/* Another task of the same stack ran after it was displaced (copying), or
+ * a task's stack holds t's (carved): looked for among the next tasks in
+ * tree order, a bounded walk as tl__tree_find's. */
+static int kept_by_stack(const struct tl__task *t)
+{
+  const struct tl__task *n = t;
+  for (int i = 0; i < 64; i++) {
+    n = tl__tree_ceil(n->hi, n->id - 1);
+    if (n == NULL)
+      return 0;
+    if (n->lo == t->lo && n->hi == t->hi) {
+      if ((TL__LOAD(n->in_tree) & TL__TREE_DISPLACED) && TL__LOAD(n->ran_on) != 0)
+        return 1;
+    } else if (n->lo <= t->lo) {
+      return 1;
     }
-    n += k;
-    if (k < BATCH)
-      return n;
   }
+  return 0;
+}
+
+/* The writable segments of the loaded objects, gathered before the lock
+ * is taken (dl_iterate_phdr takes the dynamic linker's). A stack in one of
+ * them is static data. */
+#define STATIC_MAX 256
+static struct {
+  uintptr_t lo[STATIC_MAX], hi[STATIC_MAX];
+  int n;
+} statics;
+
+static int gather_static(struct dl_phdr_info *info, size_t size, void *arg)
+{
+  (void)size;
+  (void)arg;
+  for (int i = 0; i < info->dlpi_phnum && statics.n < STATIC_MAX; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W)) {
+      statics.lo[statics.n] = info->dlpi_addr + ph->p_vaddr;
+      statics.hi[statics.n++] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+    }
+  }
+  return 0;
+}
+
+static int in_static(const struct tl__task *t)
+{
+  if (statics.n == STATIC_MAX)
+    return 1;                              /* not all known: taken as static, never released */
+  for (int i = 0; i < statics.n; i++)
+    if (t->lo >= statics.lo[i] && t->lo < statics.hi[i])
+      return 1;
+  return 0;
+}
+
+static int pick_displaced(const struct tl__task *t, const struct pick *p)
+{
+  (void)p;
+  return displaced(t) && !kept_by_stack(t) && !in_static(t);
+}
+
+uint64_t tl__release_displaced(void)
+{
+  struct tl__thread *th = tl__self();
+  if (th == NULL)
+    return 0;
+  statics.n = 0;
+  dl_iterate_phdr(gather_static, NULL);
+  const struct pick p = {pick_displaced, 0, 0};
+  return release_picked(th, 0, UINTPTR_MAX, &p);
 }

@@ -10,4 +10,8 @@ enum { TL__RELEASE_FREE, TL__RELEASE_UNMAP };
  * on this thread. Returns how many. */
 uint64_t tl__release_range(uintptr_t a, uintptr_t b, int how);
 
+/* At exit: the suspended tasks whose stacks a newer task took, and that
+ * never ran since, are released (release.c says which). Returns how many. */
+uint64_t tl__release_displaced(void);
+
 #endif /* TL_RELEASE_H */

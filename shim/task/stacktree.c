@@ -165,8 +165,15 @@ void tl__tree_add(struct tl__task *t)
   struct tl__task *prev = tl__tree_ceil(t->hi, UINT64_MAX);
   stacks.changing = 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  if (prev != NULL && prev->hi == t->hi)
-    TL__STORE(prev->in_tree, prev->in_tree | TL__TREE_SHADOWED);
+  if (prev != NULL && prev->hi == t->hi) {
+    uint8_t mark = TL__TREE_SHADOWED;
+    if (prev->lo == t->lo && atomic_load_explicit(&prev->state, memory_order_relaxed) == TL__SUSPENDED &&
+        (TL__LOAD(prev->flags) & (TL__F_STARTED | TL__F_ROOT)) == TL__F_STARTED) {
+      mark |= TL__TREE_DISPLACED;
+      TL__STORE(prev->ran_on, 0);
+    }
+    TL__STORE(prev->in_tree, prev->in_tree | mark);
+  }
   stacks.root = tree_insert(stacks.root, t);
   TL__STORE(t->in_tree, TL__TREE_IN);
   pages_count(t->lo, 1);
@@ -185,7 +192,7 @@ void tl__tree_del(struct tl__task *t)
     if (!(t->in_tree & TL__TREE_SHADOWED)) {
       struct tl__task *next = tl__tree_ceil(t->hi, UINT64_MAX);
       if (next != NULL && next->hi == t->hi)
-        TL__STORE(next->in_tree, TL__TREE_IN);
+        TL__STORE(next->in_tree, TL__TREE_IN | (next->in_tree & TL__TREE_DISPLACED));
     }
     TL__STORE(t->in_tree, 0);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

@@ -28,6 +28,10 @@
  *             the main stack, not in the coroutine, which is suspended
  *   jumpfree  the same, then main frees its stack, as OpenSSL's async jobs
  *             end: released
+ *   handoff   a pool's stack: the first coroutine switches away for good,
+ *             and the pool makes the next one, in another ucontext_t, on
+ *             the same stack, which it keeps until exit; the next one
+ *             returns: the first is released at exit, the next finished
  *   carved    its stack is the third of four carved from one malloc'd
  *             block, as a pool may carve them; the block is freed:
  *             released (seen while leak reports are on)
@@ -182,6 +186,13 @@ int main(int argc, char **argv)
       if (pthread_create(&th, NULL, freer, stack) != 0 || pthread_join(th, NULL) != 0)
         return 1;
     }
+  } else if (strcmp(mode, "handoff") == 0) {
+    static ucontext_t slots[2];
+    char *stack = malloc(STACK);
+    make(&slots[0], stack, STACK, leaves);
+    swapcontext(&main_ctx, &slots[0]);
+    make(&slots[1], stack, STACK, returns);
+    swapcontext(&main_ctx, &slots[1]);
   } else if (strcmp(mode, "carved") == 0) {
     char *block = malloc(4 * STACK);
     make(&co_ctx, block + 2 * STACK, STACK, leaves);
