@@ -23,9 +23,7 @@
  * Not seen: memory that glibc itself unmaps (a large block's free, inside
  * libc), and, unless leak reports are on, a stack that starts more than a
  * page into the block holding it when that block is freed (the filter does
- * not look so far; the task then stays suspended, as before). glibc's
- * reallocarray needs no wrapper: it calls realloc through libc's PLT,
- * which reaches ours.
+ * not look so far; the task then stays suspended, as before).
  */
 #include "internal.h"
 #include "heapreal.h"
@@ -123,7 +121,8 @@ EXPORT void free(void *p)
   free_slow(p);
 }
 
-EXPORT void *realloc(void *p, size_t size)
+/* realloc's work, for reallocarray too. */
+TL__HEAP_FN static void *resize(void *p, size_t size)
 {
   if (TL__UNLIKELY(tl__heap_lookup() != 0) || (p != NULL && tl__heap_boot_owns(p))) {
     /* From the arena, or a block of it: a new block, with the old contents. */
@@ -159,6 +158,24 @@ EXPORT void *realloc(void *p, size_t size)
       tl__release_range(a + size, a + old, TL__RELEASE_FREE);
   }
   return added(n, size);
+}
+
+EXPORT void *realloc(void *p, size_t size)
+{
+  return resize(p, size);
+}
+
+/* glibc's reallocarray calls realloc through libc's PLT, which reaches
+ * ours; an allocator that comes after us (jemalloc, a sanitizer's runtime)
+ * resizes inside itself, unseen. So it is ours too. */
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return resize(p, bytes);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t size)

@@ -139,11 +139,17 @@ END_TEST
  * are on, the freed block is looked through whole. */
 START_TEST(carved_from_a_block)
 {
+  /* A program built with ASan starts allocating before the environment
+   * can be read, so the heap's blocks are not followed there (as the
+   * leak kinds of check_leakkinds are not decided). */
+  if (TL_TEST_UNDER_ASAN)
+    return;
   released_once("carved");
 }
 END_TEST
 
-/* glibc's reallocarray calls realloc through its PLT, which reaches ours. */
+/* reallocarray: ours, since an allocator after us (a sanitizer's runtime)
+ * resizes inside itself. */
 START_TEST(reallocated_array)
 {
   released_once("reallocarray");
