@@ -308,8 +308,8 @@ END_TEST
 /* Without leak reports, the program's malloc, calloc and posix_memalign
  * are the real ones, both its call slots (bound lazily, before it first
  * calls them) and the function pointers it takes; free and realloc stay
- * ours. With leak reports, every one is ours. (Under ASan the sanitizer's
- * runtime comes first and holds them all.) */
+ * ours. With leak reports, every one is ours. (Under ASan the real
+ * functions behind ours are the sanitizer runtime's, not libc's.) */
 START_TEST(allocation_bound_direct)
 {
   if (TL_TEST_UNDER_ASAN)
