@@ -301,6 +301,13 @@ static inline void tl__flag_clear(struct tl__task *t, unsigned f)
  * library shares one stack among its coroutines (task/release.c). */
 #define TL__TREE_DISPLACED 0x4u
 
+/* t is suspended, displaced from its stack, and has not run since. */
+static inline int tl__displaced(const struct tl__task *t)
+{
+  return atomic_load_explicit(&t->state, memory_order_relaxed) == TL__SUSPENDED &&
+         (TL__LOAD(t->in_tree) & TL__TREE_DISPLACED) && TL__LOAD(t->ran_on) == 0;
+}
+
 #define TL__F_ROOT 0x1u                    /* a thread's own stack */
 #define TL__F_STARTED 0x8u                 /* its trampoline ran */
 #define TL__F_MADE 0x10u                   /* ctx is where it was made, not where a switch saved it */

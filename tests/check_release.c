@@ -20,6 +20,7 @@
 #define LEAKPLUG TL_BUILD_DIR "/tests/libtlleakplug.so"
 #define ENDS TL_BUILD_DIR "/tests/programs/ends"
 #define HEAPBOUND TL_BUILD_DIR "/tests/programs/heapbound"
+#define LEAK_SHARED TL_BUILD_DIR "/tests/programs/leak_shared"
 #define DEADLINE_S 60
 
 struct run {
@@ -131,6 +132,21 @@ START_TEST(handed_off)
   counts(&r, 1, 0, 1);
   has(&r, "when its stack was released");
   has(&r, "tasklocal: leak summary: 0 tasks, 2 locals\n");
+  run_free(&r);
+}
+END_TEST
+
+/* A stack-copying library's shared stack from malloc: the first coroutine
+ * was displaced and never ran again, but the second, displaced after it,
+ * did, which shows the stack is a copying one: all three stay suspended
+ * and are reported, none is released. */
+START_TEST(copying_stack_kept)
+{
+  struct run r;
+  run_prog(&r, LEAK_SHARED, "heap", NULL, NULL);
+  ck_assert_msg(r.status == 0, "leak_shared heap: status %d\n%s", r.status, r.err);
+  counts(&r, 0, 0, 0);
+  has(&r, "tasklocal: leak summary: 3 tasks, 0 locals\n");
   run_free(&r);
 }
 END_TEST
@@ -361,6 +377,7 @@ int main(void)
     {"reallocarray", reallocated_array},
     {"carved", carved_from_a_block},
     {"handoff", handed_off},
+    {"copying", copying_stack_kept},
     {"mremap", remapped},
     {"thread", freed_by_another_thread},
     {"jumpfree", freed_after_siglongjmp},

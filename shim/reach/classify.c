@@ -53,9 +53,8 @@ static int copy_task(struct tl__task *t, void *arg)
   /* A task displaced from its stack and not run since may have been ended
    * by a pool that gave the stack to the next task (task/release.c
    * releases it at exit): never called leaked in a dump. */
-  int displaced = state == TL__SUSPENDED && (TL__LOAD(t->in_tree) & TL__TREE_DISPLACED) && TL__LOAD(t->ran_on) == 0;
   r->cand = !(t->flags & TL__F_ROOT) && (state == TL__NEW || state == TL__SUSPENDED || state == TL__ABANDONED) &&
-            r->hi > r->lo && !displaced;
+            r->hi > r->lo && !tl__displaced(t);
   if (state == TL__ABANDONED && t->x != NULL)
     r->vt = t->x->held;
   if (tl__suppress_active() && t->x != NULL && t->x->bt != NULL) {

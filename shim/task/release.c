@@ -143,22 +143,16 @@ uint64_t tl__release_range(uintptr_t a, uintptr_t b, int how)
  * it, but it never names a task that a pool ended.
  * ------------------------------------------------------------------------ */
 
-static int displaced(const struct tl__task *t)
-{
-  return (TL__LOAD(t->in_tree) & TL__TREE_DISPLACED) && TL__LOAD(t->ran_on) == 0 &&
-         atomic_load_explicit(&t->state, memory_order_relaxed) == TL__SUSPENDED;
-}
-
 /* Another task of the same stack ran after it was displaced (copying), or
- * a task's stack holds t's (carved): looked for among the next tasks in
- * tree order, a bounded walk as tl__tree_find's. */
+ * a task's stack holds t's (carved): looked for among the tasks from the
+ * newest of t's top down in tree order, newer and older than t alike, a
+ * bounded walk as tl__tree_find's. */
 static int kept_by_stack(const struct tl__task *t)
 {
-  const struct tl__task *n = t;
-  for (int i = 0; i < 64; i++) {
-    n = tl__tree_ceil(n->hi, n->id - 1);
-    if (n == NULL)
-      return 0;
+  const struct tl__task *n = tl__tree_ceil(t->hi, UINT64_MAX);
+  for (int i = 0; n != NULL && i < 64; i++, n = tl__tree_ceil(n->hi, n->id - 1)) {
+    if (n == t)
+      continue;
     if (n->lo == t->lo && n->hi == t->hi) {
       if ((TL__LOAD(n->in_tree) & TL__TREE_DISPLACED) && TL__LOAD(n->ran_on) != 0)
         return 1;
@@ -205,7 +199,7 @@ static int in_static(const struct tl__task *t)
 static int pick_displaced(const struct tl__task *t, const struct pick *p)
 {
   (void)p;
-  return displaced(t) && !kept_by_stack(t) && !in_static(t);
+  return tl__displaced(t) && !kept_by_stack(t) && !in_static(t);
 }
 
 uint64_t tl__release_displaced(void)

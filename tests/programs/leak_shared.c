@@ -4,14 +4,21 @@
  * coroutine do). Both are suspended at exit: the report counts 2 tasks,
  * and their suspended backtraces are marked unreliable, since the shared
  * stack holds only one of them at a time.
+ *
+ * With the argument "heap", three coroutines share a stack from malloc, as
+ * cloudwu's coroutine keeps it; after each has yielded once, only the
+ * middle one is resumed. All three are still suspended at exit, and the
+ * first, which never ran again after the second took the stack, is one of
+ * them: the second's resumption shows the stack is a copying one.
  */
 #include "prog.h"
 #include <string.h>
 
 #define STACK (64 * 1024)
-#define N 2
+#define N 3
 
-static char shared[STACK] __attribute__((aligned(16)));
+static char shared_static[STACK] __attribute__((aligned(16)));
+static char *shared = shared_static;
 static ucontext_t main_ctx;
 
 static struct co {
@@ -67,11 +74,15 @@ static void resume(int i)
   running = -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+  int heap = argc > 1 && strcmp(argv[1], "heap") == 0;
+  int n = heap ? 3 : 2;
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (heap && (shared = malloc(STACK)) == NULL)
+    return 2;
   /* volatile: getcontext returns twice. */
-  for (volatile int i = 0; i < N; i++) {
+  for (volatile int i = 0; i < n; i++) {
     getcontext(&co[i].ctx);
     co[i].ctx.uc_stack.ss_sp = shared;
     co[i].ctx.uc_stack.ss_size = STACK;
@@ -79,7 +90,12 @@ int main(void)
     makecontext(&co[i].ctx, (void (*)(void))shared_worker, 1, i);
     resume(i);
   }
-  for (int i = 0; i < N; i++)
+  if (heap) {
+    resume(1);
+    puts("main: leaving all three suspended");
+    return 0;
+  }
+  for (int i = 0; i < n; i++)
     resume(i);
   puts("main: leaving both suspended");
   return 0;
