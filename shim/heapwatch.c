@@ -80,6 +80,13 @@ EXPORT void *calloc(size_t n, size_t size)
   return added(tl__heap_real.calloc_fn(n, size), n * size);
 }
 
+/* The usable size of a block of the real allocator's, 0 when it cannot
+ * tell. */
+TL__HEAP_FN static size_t block_size(void *p)
+{
+  return p != NULL && tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
+}
+
 /* The part of free that is not the common case: the first calls, before
  * the real free is known; a block the lookup's arena gave (kept); one that
  * may hold a task's stack; one followed. */
@@ -103,7 +110,7 @@ TL__HEAP_FN static void free_slow(void *p)
    * filter's page (a pool that carves many stacks from one block) are seen
    * too. */
   if (hit || tl__heap_tracking) {
-    size_t size = tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
+    size_t size = block_size(p);
     if (hit || tl__stack_pages_hit(a, a + size))
       tl__release_range(a, a + size, TL__RELEASE_FREE);
   }
@@ -137,7 +144,7 @@ TL__HEAP_FN static void *resize(void *p, size_t size)
   int hit = p != NULL && tl__stack_page_hit(a);
   if (TL__LIKELY(!hit && !tl__heap_tracking))
     return tl__heap_real.realloc_fn(p, size);
-  size_t old = p != NULL && tl__heap_real.usable_size_fn != NULL ? tl__heap_real.usable_size_fn(p) : 0;
+  size_t old = block_size(p);
   if (tl__heap_tracking && p != NULL) {
     hit = hit || tl__stack_pages_hit(a, a + old);       /* the whole block, as in free_slow */
     tl__heapblocks_del(p);
