@@ -150,7 +150,7 @@ uint64_t tl__release_range(uintptr_t a, uintptr_t b, int how)
 static int kept_by_stack(const struct tl__task *t)
 {
   const struct tl__task *n = tl__tree_ceil(t->hi, UINT64_MAX);
-  for (int i = 0; n != NULL && i < 64; i++, n = tl__tree_ceil(n->hi, n->id - 1)) {
+  for (int i = 0; n != NULL && i < 64; i++, n = tl__tree_next_in(n, UINTPTR_MAX)) {
     if (n == t)
       continue;
     if (n->lo == t->lo && n->hi == t->hi) {
