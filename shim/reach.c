@@ -51,6 +51,7 @@
 #include "task/registry.h"
 #include "heapblocks.h"
 #include "heapreal.h"
+#include "alloc.h"
 #include "ownstack.h"
 #include "suppress.h"
 #include "symbolize.h"
@@ -59,7 +60,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 /* TASKLOCAL_VERBOSE: where the word that keeps each parked task reachable
@@ -252,26 +252,27 @@ static struct {
 
 const struct tl__debug_scan tl__debug_scan = {&last.scans, &last.n, (const void *const *)&last.seen};
 
+/* The tasks whose kinds are kept: those the report may describe. */
+static int kind_kept(const struct rtask *r)
+{
+  return !(r->flags & TL__F_ROOT) && r->state != TL__FINISHED;
+}
+
 static void keep_kinds(void)
 {
   size_t n = 0;
   for (size_t i = 0; i < tl__scan.ntasks; i++)
-    n += !(tl__scan.tasks[i].flags & TL__F_ROOT) && tl__scan.tasks[i].state != TL__FINISHED;
+    n += kind_kept(&tl__scan.tasks[i]);
   size_t bytes = (n * sizeof(struct seen) + 4095) & ~(size_t)4095;
-  struct seen *seen = NULL;
-  if (bytes != 0) {
-    seen = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (seen == MAP_FAILED)
-      seen = NULL, n = 0, bytes = 0;       /* the debugger then shows no kinds */
-  }
+  struct seen *seen = bytes != 0 ? tl__scratch(bytes) : NULL;
+  if (seen == NULL)
+    n = bytes = 0;                         /* the debugger then shows no kinds */
   size_t k = 0;
-  for (size_t i = 0; i < tl__scan.ntasks && k < n; i++) {
-    const struct rtask *r = &tl__scan.tasks[i];
-    if (!(r->flags & TL__F_ROOT) && r->state != TL__FINISHED)
-      seen[k++] = (struct seen){r->id, r->kind};
-  }
+  for (size_t i = 0; i < tl__scan.ntasks && k < n; i++)
+    if (kind_kept(&tl__scan.tasks[i]))
+      seen[k++] = (struct seen){tl__scan.tasks[i].id, tl__scan.tasks[i].kind};
   if (last.seen != NULL)
-    tl__unmap(last.seen, last.bytes);
+    tl__scratch_free(last.seen, last.bytes);
   last.seen = seen;
   last.bytes = bytes;
   last.n = k;
