@@ -50,7 +50,6 @@
 #include "options.h"
 #include "task/registry.h"
 #include "heapblocks.h"
-#include "heapreal.h"
 #include "alloc.h"
 #include "ownstack.h"
 #include "suppress.h"
@@ -286,6 +285,6 @@ void tl__reach_end(void)
   last_undecided = tl__scan.undecided;
   tl__heapblocks_snapshot_free(&tl__scan.heap);
   for (int i = 0; i < tl__scan.nregions; i++)
-    tl__unmap(tl__scan.regions[i].p, tl__scan.regions[i].bytes);
+    tl__scratch_free(tl__scan.regions[i].p, tl__scan.regions[i].bytes);
   memset(&tl__scan, 0, sizeof tl__scan);
 }

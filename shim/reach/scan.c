@@ -7,10 +7,10 @@
 #include "../backtrace.h"
 #include "../thread.h"
 #include "../task/registry.h"
+#include "../alloc.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 struct tl__scan_state tl__scan;
@@ -24,8 +24,8 @@ void *tl__scan_scratch(size_t bytes)
   if (tl__scan.nregions == REGIONS || bytes == 0)
     return NULL;
   bytes = (bytes + 4095) & ~(size_t)4095;
-  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED)
+  void *p = tl__scratch(bytes);
+  if (p == NULL)
     return NULL;
   tl__scan.regions[tl__scan.nregions++] = (struct region){p, bytes};
   return p;
