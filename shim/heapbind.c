@@ -16,8 +16,8 @@
  * That is what the dynamic linker would have written had we not come first
  * for these names. A lazily bound slot that has not been used yet still
  * points into its object's own PLT: it is bound now when the dynamic
- * linker would bind it to ours. Slots in a read-only-after-relocation
- * segment (PT_GNU_RELRO) are made writable for the store and read-only
+ * linker would bind it to ours. An object's read-only-after-relocation
+ * part (PT_GNU_RELRO) is made writable once for its stores and read-only
  * again; each store is one aligned word, which a thread calling through the
  * slot at the same time reads either before or after.
  *
@@ -103,23 +103,30 @@ static int self_of(struct dl_phdr_info *info, size_t size, void *data)
   return 1;
 }
 
-/* Rewrites one slot, making its page writable for the store when it lies
- * in the object's read-only-after-relocation part. */
-static void rebind(uintptr_t *slot, uintptr_t to, const struct range *relro)
+/* An object's read-only-after-relocation part (PT_GNU_RELRO), made
+ * writable once for all its slots that are rewritten, and read-only again
+ * when the object is done. */
+struct relro {
+  uintptr_t lo, hi;                        /* page-aligned; lo == hi: none */
+  int open;
+};
+
+/* Rewrites one slot, opening the object's read-only part first when the
+ * slot lies in it. */
+static void rebind(uintptr_t *slot, uintptr_t to, struct relro *ro)
 {
-  long page = sysconf(_SC_PAGESIZE);
-  uintptr_t lo = (uintptr_t)slot & ~(uintptr_t)(page - 1);
-  int ro = relro->hi > relro->lo && (uintptr_t)slot >= relro->lo && (uintptr_t)slot < relro->hi;
-  if (ro && mprotect((void *)lo, (size_t)page, PROT_READ | PROT_WRITE) != 0)
-    return;
+  int in = (uintptr_t)slot >= ro->lo && (uintptr_t)slot < ro->hi;
+  if (in && !ro->open) {
+    if (mprotect((void *)ro->lo, ro->hi - ro->lo, PROT_READ | PROT_WRITE) != 0)
+      return;
+    ro->open = 1;
+  }
   __atomic_store_n(slot, to, __ATOMIC_RELAXED);
-  if (ro)
-    mprotect((void *)lo, (size_t)page, PROT_READ);
   bind.rebound++;
 }
 
 static void relocs(const struct dl_phdr_info *info, const ElfW(Rela) *r, size_t bytes, const ElfW(Sym) *symtab,
-                   const char *strtab, const struct range *own, int nown, const struct range *relro)
+                   const char *strtab, const struct range *own, int nown, struct relro *relro)
 {
   for (size_t i = 0; i < bytes / sizeof *r; i++) {
     unsigned type = (unsigned)ELF64_R_TYPE(r[i].r_info);
@@ -150,14 +157,20 @@ static int object(struct dl_phdr_info *info, size_t size, void *data)
   if (info->dlpi_addr == bind.self_base)
     return 0;
   const ElfW(Dyn) *dyn = NULL;
-  struct range relro = {0, 0}, own[RANGES];
+  struct range own[RANGES];
+  struct relro relro = {0, 0, 0};
   int nown = loads_of(info, own);
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type == PT_DYNAMIC)
       dyn = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
-    else if (ph->p_type == PT_GNU_RELRO)
-      relro = (struct range){info->dlpi_addr + ph->p_vaddr, info->dlpi_addr + ph->p_vaddr + ph->p_memsz};
+    else if (ph->p_type == PT_GNU_RELRO) {
+      /* The dynamic linker protects the pages the segment covers
+       * (elf/dl-reloc.c, _dl_protect_relro). */
+      relro.lo = (info->dlpi_addr + ph->p_vaddr) & ~(page - 1);
+      relro.hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz) & ~(page - 1);
+    }
   }
   if (dyn == NULL)
     return 0;
@@ -184,6 +197,8 @@ static int object(struct dl_phdr_info *info, size_t size, void *data)
     relocs(info, rela, relasz, symtab, strtab, own, nown, &relro);
   if (jmprel != NULL && pltrela)
     relocs(info, jmprel, pltsz, symtab, strtab, own, nown, &relro);
+  if (relro.open)
+    mprotect((void *)relro.lo, relro.hi - relro.lo, PROT_READ);
   return 0;
 }
 
